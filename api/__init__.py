@@ -1,0 +1,1 @@
+"""Tailor's REST API service (FastAPI)."""

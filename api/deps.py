@@ -1,0 +1,165 @@
+"""Dependencies: what a route needs, spelled in its signature."""
+
+from __future__ import annotations
+
+import hmac
+import logging
+from collections.abc import Iterator
+from typing import TYPE_CHECKING, Annotated, Any
+
+from celery import Celery
+from fastapi import Depends, Query, Request
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from sqlalchemy.orm import Session
+
+from tailor.config import Settings
+from tailor.db.models import Role
+from tailor.errors import Forbidden, Unauthorized
+from tailor.pagination import CURSOR_PATTERN, DEFAULT_LIMIT, MAX_LIMIT
+from tailor.registry.service import EndpointHook
+from tailor.security import CredentialCipher
+from tailor.storage import ObjectStore
+from tailor.tenancy import Principal, TeamAccess, team_for
+from tailor.tokens.service import authenticate
+
+if TYPE_CHECKING:
+    from kubernetes.client import ApiClient
+
+log = logging.getLogger(__name__)
+
+
+def get_settings_dep(request: Request) -> Settings:
+    """The app's settings (set once by `create_app`)."""
+    settings: Settings = request.app.state.settings
+    return settings
+
+
+def get_session(request: Request) -> Iterator[Session]:
+    """A session whose transaction the request owns: committed on success, else rolled back."""
+    session: Session = request.app.state.sessionmaker()
+    try:
+        yield session
+        session.commit()
+    except BaseException:
+        session.rollback()
+        raise
+    finally:
+        session.close()
+
+
+def get_store(request: Request) -> ObjectStore:
+    """The object store the app was built with."""
+    store: ObjectStore = request.app.state.store
+    return store
+
+
+def get_sender(request: Request) -> Celery:
+    """Sends Celery tasks by name to the workers."""
+    sender: Celery = request.app.state.sender
+    return sender
+
+
+def get_cipher(settings: Annotated[Settings, Depends(get_settings_dep)]) -> CredentialCipher:
+    """The credential cipher keyed from settings."""
+    return CredentialCipher(settings.encryption_key())
+
+
+SettingsDep = Annotated[Settings, Depends(get_settings_dep)]
+SessionDep = Annotated[Session, Depends(get_session)]
+StoreDep = Annotated[ObjectStore, Depends(get_store)]
+CipherDep = Annotated[CredentialCipher, Depends(get_cipher)]
+SenderDep = Annotated[Celery, Depends(get_sender)]
+
+_bearer = HTTPBearer(auto_error=False, description="A Tailor API token (tlr_...).")
+
+
+def current_principal(
+    session: SessionDep,
+    creds: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
+) -> Principal:
+    """The caller, from the bearer token; 401 without a valid one."""
+    if creds is None or creds.scheme.lower() != "bearer":
+        raise Unauthorized("send 'Authorization: Bearer <token>'")
+    return authenticate(session, creds.credentials)
+
+
+CurrentPrincipal = Annotated[Principal, Depends(current_principal)]
+
+OPERATOR = "operator"
+
+
+def internal_caller(
+    session: SessionDep,
+    settings: SettingsDep,
+    creds: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
+) -> str:
+    """Who may call /v1/internal: the operator's token, or a platform admin's; else 403.
+
+    The operator's token comes from settings (the chart's Secret), not from the database,
+    so the operator works before any admin exists. Compared in constant time.
+    """
+    if creds is None or creds.scheme.lower() != "bearer":
+        raise Unauthorized("send 'Authorization: Bearer <token>'")
+    expected = settings.operator_token.get_secret_value() if settings.operator_token else ""
+    if expected and hmac.compare_digest(creds.credentials.encode(), expected.encode()):
+        return OPERATOR
+    principal = authenticate(session, creds.credentials)
+    if not (principal.is_admin and "admin" in principal.scopes):
+        raise Forbidden("only the platform's operator token may report job status")
+    return principal.email
+
+
+InternalCaller = Annotated[str, Depends(internal_caller)]
+
+
+def get_kube(request: Request, settings: SettingsDep) -> ApiClient | None:
+    """The Kubernetes client in cluster mode (connected on first use), else None.
+
+    Tests put their own client (pointing at the emulator) in `app.state.kube`.
+    """
+    kube: ApiClient | None = getattr(request.app.state, "kube", None)
+    if kube is None and settings.executor == "kubernetes":
+        from tailor.finetunes.cluster import connect
+
+        try:
+            kube = request.app.state.kube = connect()
+        except Exception:
+            # Only calls that need the cluster fail (503, with the fix); the rest still work.
+            log.exception("no Kubernetes credentials: neither in-cluster nor KUBECONFIG")
+            return None
+    return kube
+
+
+# Typed Any: the `kubernetes` package (the k8s extra) is only imported in cluster mode.
+KubeDep = Annotated[Any, Depends(get_kube)]
+
+
+def _team_access(minimum: Role):  # type: ignore[no-untyped-def]
+    def dep(team: str, session: SessionDep, principal: CurrentPrincipal) -> TeamAccess:
+        return team_for(session, principal, team, minimum)
+
+    return dep
+
+
+TeamViewer = Annotated[TeamAccess, Depends(_team_access(Role.viewer))]
+TeamMember = Annotated[TeamAccess, Depends(_team_access(Role.member))]
+TeamAdmin = Annotated[TeamAccess, Depends(_team_access(Role.admin))]
+TeamOwner = Annotated[TeamAccess, Depends(_team_access(Role.owner))]
+
+Cursor = Annotated[
+    str | None, Query(pattern=CURSOR_PATTERN, description="next_cursor of the previous page")
+]
+Limit = Annotated[int, Query(ge=1, le=MAX_LIMIT, description="Items per page.")]
+DEFAULT_PAGE = DEFAULT_LIMIT
+
+
+def endpoint_hook(settings: SettingsDep, sender: SenderDep) -> EndpointHook | None:
+    """In cluster mode, what keeps a team's InferenceEndpoints in step with its endpoints."""
+    if settings.executor != "kubernetes":
+        return None
+    from tailor.registry.cluster import sync_after_commit
+
+    return sync_after_commit(sender)
+
+
+EndpointSync = Annotated[EndpointHook | None, Depends(endpoint_hook)]

@@ -1,0 +1,94 @@
+"""/v1/teams/{team}/endpoints: publish adapter versions for the team's IDEs."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, status
+
+from api.deps import EndpointSync, SessionDep, SettingsDep, TeamAdmin, TeamViewer
+from api.responses import READ, WRITE
+from tailor.registry import service
+from tailor.registry.gate import evaluation_gate
+from tailor.registry.schemas import EndpointCreate, EndpointOut, Promote
+from tailor.serve.ide import ide_settings
+
+router = APIRouter(prefix="/v1/teams/{team}/endpoints", tags=["endpoints"])
+
+
+@router.post("", response_model=EndpointOut, status_code=status.HTTP_201_CREATED, responses=WRITE)
+def publish(
+    body: EndpointCreate,
+    access: TeamAdmin,
+    session: SessionDep,
+    settings: SettingsDep,
+    sync: EndpointSync,
+) -> EndpointOut:
+    """Publish an adapter version (the team's publish gate applies).
+
+    On a cluster the endpoint's InferenceEndpoint is applied once this has committed.
+    """
+    ep = service.publish(session, access, body, gate=evaluation_gate, on_change=sync)
+    return service.endpoint_out(session, ep, settings.serve_url)
+
+
+@router.get("", response_model=list[EndpointOut], responses=READ)
+def list_endpoints(
+    access: TeamViewer, session: SessionDep, settings: SettingsDep
+) -> list[EndpointOut]:
+    """The team's endpoints."""
+    return [
+        service.endpoint_out(session, ep, settings.serve_url)
+        for ep in service.list_endpoints(session, access)
+    ]
+
+
+@router.get("/{name}", response_model=EndpointOut, responses=READ)
+def get_endpoint(
+    name: str, access: TeamViewer, session: SessionDep, settings: SettingsDep
+) -> EndpointOut:
+    """One endpoint."""
+    return service.endpoint_out(
+        session, service.get_endpoint(session, access, name), settings.serve_url
+    )
+
+
+@router.get("/{name}/ide", response_model=dict[str, Any], responses=READ)
+def get_ide_settings(
+    name: str, access: TeamViewer, session: SessionDep, settings: SettingsDep
+) -> dict[str, Any]:
+    """Settings to paste into llm-vscode, Continue or an OpenAI client (token left blank)."""
+    ep = service.get_endpoint(session, access, name)
+    return ide_settings(settings.serve_url, ep.name)
+
+
+@router.post("/{name}/promote", response_model=EndpointOut, responses=WRITE)
+def promote(
+    name: str,
+    body: Promote,
+    access: TeamAdmin,
+    session: SessionDep,
+    settings: SettingsDep,
+    sync: EndpointSync,
+) -> EndpointOut:
+    """Serve another version of the endpoint's adapter from the next request on.
+
+    On a cluster the endpoint's pods roll over to the new version without downtime.
+    """
+    ep = service.promote(session, access, name, body, gate=evaluation_gate, on_change=sync)
+    return service.endpoint_out(session, ep, settings.serve_url)
+
+
+@router.post("/{name}/rollback", response_model=EndpointOut, responses=WRITE)
+def rollback(
+    name: str, access: TeamAdmin, session: SessionDep, settings: SettingsDep, sync: EndpointSync
+) -> EndpointOut:
+    """Go back to the version served before the last promotion."""
+    ep = service.rollback(session, access, name, on_change=sync)
+    return service.endpoint_out(session, ep, settings.serve_url)
+
+
+@router.delete("/{name}", status_code=status.HTTP_204_NO_CONTENT, responses=WRITE)
+def unpublish(name: str, access: TeamAdmin, session: SessionDep, sync: EndpointSync) -> None:
+    """Stop serving an endpoint (on a cluster its InferenceEndpoint is deleted)."""
+    service.unpublish(session, access, name, on_change=sync)

@@ -1,0 +1,48 @@
+"""Liveness, readiness and Prometheus metrics."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Request, Response
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from pydantic import BaseModel
+from sqlalchemy import text
+
+from tailor.db.session import READ_ONLY
+
+router = APIRouter(tags=["health"])
+
+
+class Health(BaseModel):
+    """Health status."""
+
+    status: str
+
+
+@router.get("/healthz", response_model=Health)
+def healthz() -> Health:
+    """The process is alive."""
+    return Health(status="ok")
+
+
+@router.get("/readyz", response_model=Health, responses={503: {"model": Health}})
+def readyz(request: Request, response: Response) -> Health:
+    """The database answers; until then the API should not get traffic."""
+    try:
+        with request.app.state.engine.connect() as conn:
+            conn.execution_options(**{READ_ONLY: True}).execute(text("SELECT 1"))
+    except Exception:
+        response.status_code = 503
+        return Health(status="database unavailable")
+    return Health(status="ready")
+
+
+@router.get(
+    "/metrics",
+    response_class=Response,
+    responses={200: {"content": {"text/plain": {"schema": {"type": "string"}}}}},
+)
+def metrics(request: Request) -> Response:
+    """Prometheus metrics of this API process."""
+    return Response(
+        generate_latest(request.app.state.metrics.registry), media_type=CONTENT_TYPE_LATEST
+    )

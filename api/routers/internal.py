@@ -1,0 +1,31 @@
+"""/v1/internal: what the platform's own components report (the operator's status sink)."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter
+from sqlalchemy import select
+
+from api.deps import InternalCaller, SenderDep, SessionDep, StoreDep
+from api.responses import errors
+from tailor.db.models import Job
+from tailor.errors import NotFound
+from tailor.jobs.cluster import PhaseReport, apply_phase
+from tailor.jobs.schemas import JobOut
+
+router = APIRouter(prefix="/v1/internal", tags=["internal"])
+
+
+@router.post("/jobs/{job_id}/status", response_model=JobOut, responses=errors(403, 404))
+def report_status(
+    job_id: str,
+    body: PhaseReport,
+    _caller: InternalCaller,
+    session: SessionDep,
+    store: StoreDep,
+    sender: SenderDep,
+) -> JobOut:
+    """The operator reports a workload's phase (its token, or a platform admin's)."""
+    job = session.scalar(select(Job).where(Job.uid == job_id))
+    if job is None:
+        raise NotFound(f"job {job_id} not found")
+    return JobOut.of(apply_phase(session, store, job, body, sender))

@@ -1,0 +1,75 @@
+"""/v1/teams: create, list, read, change and delete teams."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, status
+
+from api.deps import (
+    DEFAULT_PAGE,
+    CurrentPrincipal,
+    Cursor,
+    Limit,
+    SessionDep,
+    TeamAdmin,
+    TeamOwner,
+    TeamViewer,
+)
+from api.responses import READ, WRITE, errors
+from tailor.evaluate.spec import GatePolicy
+from tailor.pagination import Page
+from tailor.teams import service
+from tailor.teams.schemas import TeamCreate, TeamOut, TeamUpdate
+
+router = APIRouter(prefix="/v1/teams", tags=["teams"])
+
+
+@router.post(
+    "", response_model=TeamOut, status_code=status.HTTP_201_CREATED, responses=errors(403, 409)
+)
+def create_team(body: TeamCreate, session: SessionDep, principal: CurrentPrincipal) -> TeamOut:
+    """Create a team; the caller becomes its owner."""
+    return TeamOut.model_validate(service.create_team(session, principal, body))
+
+
+@router.get("", response_model=Page[TeamOut], responses=errors())
+def list_teams(
+    session: SessionDep,
+    principal: CurrentPrincipal,
+    cursor: Cursor = None,
+    limit: Limit = DEFAULT_PAGE,
+) -> Page[TeamOut]:
+    """Teams the caller belongs to (all teams for platform admins)."""
+    rows, nxt = service.list_teams(session, principal, cursor, limit)
+    return Page(items=[TeamOut.model_validate(t) for t in rows], next_cursor=nxt)
+
+
+@router.get("/{team}", response_model=TeamOut, responses=READ)
+def get_team(access: TeamViewer) -> TeamOut:
+    """One team."""
+    return TeamOut.model_validate(access.team)
+
+
+@router.patch("/{team}", response_model=TeamOut, responses=WRITE)
+def update_team(body: TeamUpdate, access: TeamAdmin, session: SessionDep) -> TeamOut:
+    """Rename a team; platform admins also set its GPU quota."""
+    return TeamOut.model_validate(service.update_team(session, access, body))
+
+
+@router.delete("/{team}", status_code=status.HTTP_204_NO_CONTENT, responses=WRITE)
+def delete_team(access: TeamOwner, session: SessionDep) -> None:
+    """Delete a team and everything registered in it."""
+    service.delete_team(session, access)
+
+
+@router.put("/{team}/publish-policy", response_model=GatePolicy, responses=WRITE)
+def set_publish_policy(body: GatePolicy, access: TeamAdmin, session: SessionDep) -> GatePolicy:
+    """Set what an adapter version's evaluation must show before it can be published."""
+    service.set_publish_policy(session, access, body.model_dump())
+    return body
+
+
+@router.get("/{team}/publish-policy", response_model=GatePolicy | None, responses=READ)
+def get_publish_policy(access: TeamViewer) -> GatePolicy | None:
+    """The team's publish gate, or null when none is set."""
+    policy = access.team.publish_policy
+    return GatePolicy.model_validate(policy) if policy else None

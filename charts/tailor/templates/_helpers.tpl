@@ -1,0 +1,184 @@
+{{/*
+Names and labels: every template takes them from here.
+*/}}
+
+{{/* The chart name, overridable. */}}
+{{- define "tailor.name" -}}
+{{- default .Chart.Name .Values.nameOverride | trunc 63 | trimSuffix "-" }}
+{{- end }}
+
+{{/* `<release>-<chart>` (or the release alone when it contains the chart name), 40 chars so suffixes fit. */}}
+{{- define "tailor.fullname" -}}
+{{- if .Values.fullnameOverride }}
+{{- .Values.fullnameOverride | trunc 40 | trimSuffix "-" }}
+{{- else }}
+{{- $name := default .Chart.Name .Values.nameOverride }}
+{{- if contains $name .Release.Name }}
+{{- .Release.Name | trunc 40 | trimSuffix "-" }}
+{{- else }}
+{{- printf "%s-%s" .Release.Name $name | trunc 40 | trimSuffix "-" }}
+{{- end }}
+{{- end }}
+{{- end }}
+
+{{/* Name of a component's objects: `<fullname>-<component>`. Call with (dict "root" $ "component" "api"). */}}
+{{- define "tailor.componentName" -}}
+{{- printf "%s-%s" (include "tailor.fullname" .root) .component | trunc 63 | trimSuffix "-" }}
+{{- end }}
+
+{{- define "tailor.chart" -}}
+{{- printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" | trunc 63 | trimSuffix "-" }}
+{{- end }}
+
+{{/* Selector labels of a component. Call with (dict "root" $ "component" "api"). */}}
+{{- define "tailor.selectorLabels" -}}
+app.kubernetes.io/name: {{ include "tailor.name" .root }}
+app.kubernetes.io/instance: {{ .root.Release.Name }}
+app.kubernetes.io/component: {{ .component }}
+{{- end }}
+
+{{/* All labels of a component's objects. Call with (dict "root" $ "component" "api"). */}}
+{{- define "tailor.labels" -}}
+helm.sh/chart: {{ include "tailor.chart" .root }}
+{{ include "tailor.selectorLabels" . }}
+app.kubernetes.io/part-of: tailor
+app.kubernetes.io/version: {{ .root.Chart.AppVersion | quote }}
+app.kubernetes.io/managed-by: {{ .root.Release.Service }}
+{{- end }}
+
+{{/* A Tailor image: registry + repository + tag. Call with (dict "root" $ "repository" "..."). */}}
+{{- define "tailor.image" -}}
+{{- $registry := .root.Values.global.imageRegistry }}
+{{- $tag := default .root.Chart.AppVersion .root.Values.image.tag }}
+{{- if $registry }}{{ printf "%s/%s:%s" $registry .repository $tag }}{{ else }}{{ printf "%s:%s" .repository $tag }}{{ end }}
+{{- end }}
+
+{{/* A third-party image given whole (`repo:tag`), behind the global registry. */}}
+{{- define "tailor.externalImage" -}}
+{{- if .root.Values.global.imageRegistry }}{{ printf "%s/%s" .root.Values.global.imageRegistry .image }}{{ else }}{{ .image }}{{ end }}
+{{- end }}
+
+{{- define "tailor.imagePullSecrets" -}}
+{{- with .Values.global.imagePullSecrets }}
+imagePullSecrets:
+{{- toYaml . | nindent 2 }}
+{{- end }}
+{{- end }}
+
+{{/* Secret names. */}}
+{{- define "tailor.s3SecretName" -}}
+{{- default (include "tailor.componentName" (dict "root" . "component" "s3")) .Values.objectStore.existingSecret }}
+{{- end }}
+
+{{- define "tailor.appSecretName" -}}
+{{- default (include "tailor.componentName" (dict "root" . "component" "app")) .Values.secrets.existingSecret }}
+{{- end }}
+
+{{- define "tailor.databaseSecretName" -}}
+{{- if .Values.database.existingSecret }}{{ .Values.database.existingSecret }}{{ else }}{{ include "tailor.componentName" (dict "root" . "component" "database") }}{{ end }}
+{{- end }}
+
+{{/* Service names of the in-release dependencies and the API. */}}
+{{- define "tailor.apiUrl" -}}
+{{- printf "http://%s.%s.svc:%v" (include "tailor.componentName" (dict "root" . "component" "api")) .Release.Namespace .Values.api.service.port }}
+{{- end }}
+
+{{- define "tailor.brokerUrl" -}}
+{{- if .Values.redis.enabled }}
+{{- printf "redis://%s:6379/0" (include "tailor.componentName" (dict "root" . "component" "redis")) }}
+{{- else }}
+{{- required "redis.url is required when redis.enabled is false" .Values.redis.url }}
+{{- end }}
+{{- end }}
+
+{{- define "tailor.resultBackend" -}}
+{{- if .Values.redis.enabled }}
+{{- printf "redis://%s:6379/1" (include "tailor.componentName" (dict "root" . "component" "redis")) }}
+{{- else }}
+{{- .Values.redis.url }}
+{{- end }}
+{{- end }}
+
+{{/* The environment every Tailor process reads its Settings from (TAILOR_*). */}}
+{{- define "tailor.env" -}}
+- name: TAILOR_DATABASE_URL
+  valueFrom:
+    secretKeyRef:
+      name: {{ include "tailor.databaseSecretName" . }}
+      key: database-url
+- name: TAILOR_BROKER_URL
+  value: {{ include "tailor.brokerUrl" . | quote }}
+- name: TAILOR_RESULT_BACKEND
+  value: {{ include "tailor.resultBackend" . | quote }}
+- name: TAILOR_OBJECT_STORE_URL
+  value: {{ .Values.objectStore.url | quote }}
+- name: TAILOR_S3_REGION
+  value: {{ .Values.objectStore.region | quote }}
+{{- with .Values.objectStore.endpointUrl }}
+- name: TAILOR_S3_ENDPOINT_URL
+  value: {{ . | quote }}
+{{- end }}
+- name: TAILOR_SECRET_KEY
+  valueFrom:
+    secretKeyRef:
+      name: {{ include "tailor.appSecretName" . }}
+      key: secret-key
+- name: TAILOR_EXECUTOR
+  value: kubernetes
+- name: TAILOR_KUBERNETES_NAMESPACE_PREFIX
+  value: {{ .Values.operator.namespacePrefix | quote }}
+- name: TAILOR_HOME
+  value: /tmp/tailor
+- name: HOME
+  value: /tmp
+{{- end }}
+
+{{- define "tailor.s3EnvFrom" -}}
+- secretRef:
+    name: {{ include "tailor.s3SecretName" . }}
+{{- end }}
+
+{{/* Security contexts (values: podSecurityContext, containerSecurityContext). */}}
+{{- define "tailor.podSecurityContext" -}}
+securityContext:
+  {{- toYaml .Values.podSecurityContext | nindent 2 }}
+{{- end }}
+
+{{- define "tailor.containerSecurityContext" -}}
+securityContext:
+  {{- toYaml .Values.containerSecurityContext | nindent 2 }}
+{{- end }}
+
+{{/* The operator's config file (tailor_operator.config.OperatorConfig) as JSON. */}}
+{{- define "tailor.operatorConfig" -}}
+{{- $images := dict
+  "trainer" (include "tailor.image" (dict "root" . "repository" .Values.workloads.trainer.repository))
+  "inference" (include "tailor.image" (dict "root" . "repository" .Values.workloads.inference.repository))
+  "vllm" (include "tailor.externalImage" (dict "root" . "image" .Values.workloads.vllmImage))
+  "s3Sync" (include "tailor.externalImage" (dict "root" . "image" .Values.workloads.s3SyncImage))
+  "pullPolicy" .Values.image.pullPolicy }}
+{{- $store := dict
+  "url" .Values.objectStore.url
+  "endpointUrl" (.Values.objectStore.endpointUrl | default nil)
+  "region" .Values.objectStore.region
+  "secretName" "tailor-object-store"
+  "sourceSecretName" (include "tailor.s3SecretName" .)
+  "sourceSecretNamespace" .Release.Namespace }}
+{{- $kueue := dict
+  "enabled" .Values.kueue.enabled
+  "cohort" .Values.kueue.cohort
+  "localQueueName" .Values.kueue.localQueueName
+  "clusterQueuePrefix" .Values.kueue.clusterQueuePrefix }}
+{{- $config := dict
+  "namespacePrefix" .Values.operator.namespacePrefix
+  "platformNamespace" .Release.Namespace
+  "defaultGpuType" .Values.gpu.defaultType
+  "gpuTypes" .Values.gpu.types
+  "images" $images
+  "objectStore" $store
+  "kueue" $kueue
+  "masterPort" .Values.operator.masterPort
+  "servingPort" 8000
+  "apiUrl" (include "tailor.apiUrl" .) }}
+{{- toPrettyJson $config }}
+{{- end }}

@@ -1,0 +1,167 @@
+"""FineTuneJob reconciliation: the side effects behind the handlers in main.py.
+
+Create the ConfigMap, Service and Job; mirror the Job's status onto the FineTuneJob and
+into the status sink; suspend and resume; clean everything up on delete.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping, MutableMapping
+from typing import Any
+
+import kopf
+import urllib3
+from kubernetes.client.exceptions import ApiException
+from pydantic import ValidationError
+
+from tailor_operator import naming, status, training
+from tailor_operator.cluster import as_kopf_error
+from tailor_operator.pods import UnknownGpuType
+from tailor_operator.resources import API_VERSION, FineTuneJobSpec
+from tailor_operator.runtime import Runtime, describe_invalid, report
+
+log = logging.getLogger(__name__)
+
+KIND = "FineTuneJob"
+_API_ERRORS = (ApiException, urllib3.exceptions.HTTPError)
+
+
+def _job_id(spec: Mapping[str, Any], name: str) -> str:
+    return str(spec.get("jobId") or name)
+
+
+def _set_status(rt: Runtime, name: str, namespace: str, new: dict[str, Any]) -> None:
+    try:
+        rt.cluster.patch(API_VERSION, KIND, namespace, name, {"status": new}, "status")
+    except _API_ERRORS as exc:
+        raise as_kopf_error(exc, f"updating {KIND} {namespace}/{name} status") from exc
+
+
+def _fail(
+    rt: Runtime,
+    name: str,
+    namespace: str,
+    spec: Mapping[str, Any],
+    patch: MutableMapping[str, Any],
+    message: str,
+) -> kopf.PermanentError:
+    # Written through kopf's own patch, together with its record of the failed handler:
+    # a separate status write would race it and make kopf run the handler again.
+    failed = status.failed_status("InvalidSpec", message, status.now())
+    if report(rt, KIND, namespace, name, _job_id(spec, name), failed):
+        failed["reportedPhase"] = failed["phase"]
+    patch.setdefault("status", {}).update(failed)
+    return kopf.PermanentError(f"{KIND} {namespace}/{name} cannot run: {message}")
+
+
+def start(
+    rt: Runtime,
+    name: str,
+    namespace: str,
+    uid: str,
+    spec: Mapping[str, Any],
+    current: Mapping[str, Any],
+    patch: MutableMapping[str, Any],
+) -> None:
+    """Create what the job needs (idempotent) and name the Job in the status patch.
+
+    An unusable spec fails the FineTuneJob at once (status, sink, PermanentError).
+    The phase itself comes from the Job's events (sync_from_job): one writer, one report.
+    """
+    if current.get("phase") in status.TERMINAL:
+        return  # resumed after the end: nothing left to run
+    try:
+        ft = training.FineTune(name, namespace, uid, FineTuneJobSpec.model_validate(dict(spec)))
+        manifests = training.build_training(ft, rt.config)
+    except ValidationError as exc:
+        raise _fail(rt, name, namespace, spec, patch, describe_invalid(exc)) from exc
+    except UnknownGpuType as exc:
+        raise _fail(rt, name, namespace, spec, patch, str(exc)) from exc
+    rt.cluster.ensure_all(manifests, immutable={"Job"})  # a Job's template cannot change
+    if not current.get("jobName"):
+        patch.setdefault("status", {})["jobName"] = training.job_name(name)
+
+
+def _owner(body: Mapping[str, Any], kind: str) -> str | None:
+    for ref in body.get("metadata", {}).get("ownerReferences") or []:
+        if ref.get("kind") == kind and ref.get("apiVersion") == API_VERSION:
+            return str(ref["name"])
+    return None
+
+
+def sync_from_job(rt: Runtime, job: Mapping[str, Any]) -> None:
+    """Mirror a Job's status onto its FineTuneJob and into the sink (when it changed)."""
+    name = _owner(job, KIND)
+    namespace = job.get("metadata", {}).get("namespace")
+    if not name or not namespace:
+        return
+    try:
+        owner = rt.cluster.get(API_VERSION, KIND, namespace, name)
+    except _API_ERRORS as exc:
+        raise as_kopf_error(exc, f"reading {KIND} {namespace}/{name}") from exc
+    if owner is None or owner.get("metadata", {}).get("deletionTimestamp"):
+        return  # being cancelled: the delete handler reports that
+    spec, previous = owner.get("spec") or {}, owner.get("status") or {}
+    if previous.get("phase") in status.TERMINAL:
+        return
+    labels = job.get("metadata", {}).get("labels") or {}
+    observed = status.observe_job(
+        dict(job),
+        user_suspended=bool(spec.get("suspend")),
+        queued_by_kueue=naming.QUEUE_LABEL in labels,
+    )
+    new = status.finetune_status(observed, previous, job["metadata"]["name"], status.now())
+    unreported = previous.get("reportedPhase") != new["phase"]
+    if not status.changed(previous, new) and not unreported:
+        return
+    new["reportedPhase"] = previous.get("reportedPhase")
+    if unreported and report(rt, KIND, namespace, name, _job_id(spec, name), new):
+        new["reportedPhase"] = new["phase"]
+    _set_status(rt, name, namespace, new)
+
+
+def resend(
+    rt: Runtime, name: str, namespace: str, spec: Mapping[str, Any], current: Mapping[str, Any]
+) -> None:
+    """Re-send a phase the sink has not acknowledged yet (kopf re-lists periodically)."""
+    phase = current.get("phase")
+    if not phase or current.get("reportedPhase") == phase:
+        return
+    if report(rt, KIND, namespace, name, _job_id(spec, name), dict(current)):
+        _set_status(rt, name, namespace, {"reportedPhase": phase})
+
+
+def set_suspended(rt: Runtime, name: str, namespace: str, suspend: bool) -> None:
+    """Suspend or resume the Job (Kueue re-gates a resumed Job until it is admitted)."""
+    job = training.job_name(name)
+    try:
+        rt.cluster.patch("batch/v1", "Job", namespace, job, {"spec": {"suspend": suspend}})
+    except _API_ERRORS as exc:
+        raise as_kopf_error(exc, f"{'suspending' if suspend else 'resuming'} Job {job}") from exc
+
+
+def cancel(
+    rt: Runtime,
+    name: str,
+    namespace: str,
+    spec: Mapping[str, Any],
+    current: Mapping[str, Any],
+    retry: int,
+) -> None:
+    """Delete the Job, Service and ConfigMap (gone already is fine); report the cancel."""
+    children = [
+        ("batch/v1", "Job", training.job_name(name)),
+        ("v1", "Service", training.service_name(name)),
+        ("v1", "ConfigMap", training.configmap_name(name)),
+    ]
+    for api_version, kind, child in children:
+        try:
+            rt.cluster.delete(api_version, kind, namespace, child)
+        except _API_ERRORS as exc:
+            raise as_kopf_error(exc, f"deleting {kind} {namespace}/{child}") from exc
+    if current.get("phase") in status.TERMINAL:
+        return
+    cancelled = {"phase": "Cancelled", "reason": "Cancelled", "conditions": []}
+    if not report(rt, KIND, namespace, name, _job_id(spec, name), cancelled) and retry < 3:
+        raise kopf.TemporaryError("could not report the cancellation yet", delay=5)

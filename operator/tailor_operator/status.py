@@ -1,0 +1,188 @@
+"""What the workloads' status means for Tailor's resources (pure decisions, no cluster).
+
+A batch/v1 Job's status becomes a FineTuneJob phase, reason and conditions; a
+Deployment's status becomes an InferenceEndpoint phase.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from tailor_operator.training import SPEC_ERROR_EXIT_CODE
+
+TERMINAL = {"Succeeded", "Failed", "Cancelled"}
+
+
+def now() -> str:
+    """The current time as Kubernetes writes it (RFC 3339, seconds, UTC)."""
+    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+_Value = tuple[bool, str, str | None]  # condition status, reason, message
+
+
+@dataclass(frozen=True)
+class Observed:
+    """A phase with its reason, message and the condition values behind it."""
+
+    phase: str
+    reason: str
+    message: str | None = None
+    conditions: dict[str, _Value] = field(default_factory=dict)
+    start_time: str | None = None
+    completion_time: str | None = None
+
+
+def _true_conditions(obj: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    conditions = (obj.get("status") or {}).get("conditions") or []
+    return {c["type"]: c for c in conditions if c.get("status") == "True"}
+
+
+def failure_reason(condition: dict[str, Any]) -> str:
+    """A reason a person can act on for a Job's Failed condition."""
+    reason = condition.get("reason") or "Failed"
+    message = condition.get("message") or ""
+    if reason == "PodFailurePolicy" and re.search(rf"exit code {SPEC_ERROR_EXIT_CODE}\b", message):
+        return "InvalidSpec"
+    return {"BackoffLimitExceeded": "RetriesExhausted"}.get(reason, reason)
+
+
+def observe_job(job: dict[str, Any], user_suspended: bool, queued_by_kueue: bool) -> Observed:
+    """The FineTuneJob phase a Job's status stands for."""
+    status = job.get("status") or {}
+    true = _true_conditions(job)
+    times = {"start_time": status.get("startTime"), "completion_time": status.get("completionTime")}
+    if "Complete" in true:
+        return _finetune("Succeeded", "Completed", "Training finished.", **times)
+    if "Failed" in true:
+        cond = true["Failed"]
+        return _finetune("Failed", failure_reason(cond), cond.get("message"), **times)
+    suspended = bool((job.get("spec") or {}).get("suspend")) or "Suspended" in true
+    if suspended and user_suspended:
+        return _finetune("Suspended", "SuspendedByUser", "Suspended on request.", **times)
+    if suspended:
+        why = "Waiting for the team's GPU quota (Kueue)." if queued_by_kueue else None
+        return _finetune("Queued", "WaitingForQuota" if queued_by_kueue else "Pending", why)
+    if status.get("active") or status.get("ready"):
+        return _finetune("Running", "Running", f"{status.get('active', 0)} pod(s) active.", **times)
+    return _finetune("Queued", "Admitted", "Admitted; pods are starting.", **times)
+
+
+def _finetune(
+    phase: str,
+    reason: str,
+    message: str | None,
+    start_time: str | None = None,
+    completion_time: str | None = None,
+) -> Observed:
+    admitted = phase not in ("Queued", "Suspended") or reason == "Admitted"
+
+    def condition(active: bool, otherwise: str, text: str | None = None) -> _Value:
+        return (active, reason if active else otherwise, text if active else None)
+
+    values = {
+        "Admitted": (admitted, "Admitted" if admitted else reason, None),
+        "Suspended": condition(phase == "Suspended", "NotSuspended"),
+        "Running": condition(phase == "Running", "NotRunning"),
+        "Succeeded": condition(phase == "Succeeded", "NotSucceeded"),
+        "Failed": condition(phase == "Failed", "NotFailed", message),
+    }
+    return Observed(phase, reason, message, values, start_time, completion_time)
+
+
+def merge_conditions(
+    previous: list[dict[str, Any]], observed: dict[str, _Value], at: str
+) -> list[dict[str, Any]]:
+    """Kubernetes conditions, keeping lastTransitionTime where the status did not change."""
+    before = {c.get("type"): c for c in previous or []}
+    result = []
+    for type_, (value, reason, message) in observed.items():
+        status = "True" if value else "False"
+        old = before.get(type_)
+        since = old["lastTransitionTime"] if old and old.get("status") == status else at
+        condition = {"type": type_, "status": status, "reason": reason, "lastTransitionTime": since}
+        if message:
+            condition["message"] = message
+        result.append(condition)
+    return result
+
+
+def finetune_status(
+    observed: Observed, previous: dict[str, Any], job_name: str, at: str
+) -> dict[str, Any]:
+    """The FineTuneJob status for an observation (previous status keeps transition times)."""
+    status: dict[str, Any] = {
+        "phase": observed.phase,
+        "reason": observed.reason,
+        "message": observed.message,
+        "jobName": job_name,
+        "conditions": merge_conditions(previous.get("conditions") or [], observed.conditions, at),
+    }
+    if observed.start_time:
+        status["startTime"] = observed.start_time
+    if observed.completion_time:
+        status["completionTime"] = observed.completion_time
+    return status
+
+
+def changed(previous: dict[str, Any], new: dict[str, Any]) -> bool:
+    """Whether a status differs in anything but the bookkeeping fields."""
+    keys = set(new) - {"reportedPhase"}
+    return any(previous.get(k) != new.get(k) for k in keys)
+
+
+def failed_status(reason: str, message: str, at: str) -> dict[str, Any]:
+    """A FineTuneJob that never got a Job (invalid spec, unknown GPU type)."""
+    observed = _finetune("Failed", reason, message)
+    return {
+        "phase": "Failed",
+        "reason": reason,
+        "message": message,
+        "conditions": merge_conditions([], observed.conditions, at),
+    }
+
+
+def observe_deployment(deployment: dict[str, Any], wanted: int) -> Observed:
+    """The InferenceEndpoint phase a Deployment's status stands for."""
+    status = deployment.get("status") or {}
+    conditions = status.get("conditions") or []
+    stalled = [
+        c for c in conditions
+        if c.get("type") == "Progressing" and c.get("reason") == "ProgressDeadlineExceeded"
+    ]  # fmt: skip
+    ready = int(status.get("readyReplicas") or 0)
+    updated = int(status.get("updatedReplicas") or 0)
+    generation = (deployment.get("metadata") or {}).get("generation")
+    observed = status.get("observedGeneration")
+    if stalled:
+        return Observed("Failed", "ProgressDeadlineExceeded", stalled[0].get("message"))
+    if generation is not None and (observed is None or observed < generation):
+        return Observed("Progressing", "Rollout", "The new pod template is being rolled out.")
+    if wanted == 0:
+        return Observed("Ready", "ScaledToZero", "No replicas requested.")
+    if ready >= wanted and updated >= wanted:
+        return Observed("Ready", "ModelLoaded", f"{ready}/{wanted} replicas ready.")
+    return Observed("Progressing", "Rollout", f"{ready}/{wanted} replicas ready.")
+
+
+def endpoint_status(
+    observed: Observed, previous: dict[str, Any], deployment: dict[str, Any], at: str
+) -> dict[str, Any]:
+    """The InferenceEndpoint status for a Deployment observation."""
+    status = deployment.get("status") or {}
+    ready = observed.phase == "Ready"
+    values = {
+        "Ready": (ready, observed.reason, observed.message),
+        "Progressing": (observed.phase == "Progressing", observed.reason, None),
+    }
+    return {
+        "phase": observed.phase,
+        "reason": observed.reason,
+        "message": observed.message,
+        "replicas": int((deployment.get("spec") or {}).get("replicas") or 0),
+        "readyReplicas": int(status.get("readyReplicas") or 0),
+        "conditions": merge_conditions(previous.get("conditions") or [], values, at),
+    }

@@ -1,0 +1,87 @@
+"""Team reconciliation: namespace, quota, isolation, Kueue queues, object-store Secret."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from typing import Any
+
+import kopf
+import urllib3
+from kubernetes.client.exceptions import ApiException
+from pydantic import ValidationError
+
+from tailor_operator import tenancy
+from tailor_operator.cluster import as_kopf_error
+from tailor_operator.resources import TEAM_SLUG, TeamSpec
+from tailor_operator.runtime import Runtime, describe_invalid
+
+KIND = "Team"
+_API_ERRORS = (ApiException, urllib3.exceptions.HTTPError)
+
+
+def _tenant(name: str, uid: str, spec: Mapping[str, Any]) -> tenancy.Tenant:
+    if not re.match(TEAM_SLUG, name):
+        raise kopf.PermanentError(
+            f"Team name {name!r} must be a slug of at most 51 characters ({TEAM_SLUG})"
+        )
+    try:
+        return tenancy.Tenant(name, uid, TeamSpec.model_validate(dict(spec)))
+    except ValidationError as exc:
+        raise kopf.PermanentError(f"Team {name}: {describe_invalid(exc)}") from exc
+
+
+def _credentials(rt: Runtime) -> dict[str, str] | None:
+    """The platform's object-store Secret data (the Team's namespace gets a copy)."""
+    store = rt.config.objectStore
+    namespace, name = store.sourceSecretNamespace, store.sourceSecretName
+    try:
+        secret = rt.cluster.get("v1", "Secret", namespace, name)
+    except _API_ERRORS as exc:
+        raise as_kopf_error(exc, f"reading Secret {namespace}/{name}") from exc
+    return dict(secret.get("data") or {}) if secret else None
+
+
+def apply(rt: Runtime, name: str, uid: str, spec: Mapping[str, Any]) -> dict[str, Any]:
+    """Create or update the team's objects; the status patch."""
+    tenant = _tenant(name, uid, spec)
+    try:
+        manifests = tenancy.build_tenancy(tenant, rt.config)
+    except ValueError as exc:
+        raise kopf.PermanentError(f"Team {name}: {exc}") from exc
+    rt.cluster.ensure_all(manifests, immutable=set())
+    result: dict[str, Any] = {
+        "namespace": tenancy.namespace_name(rt.config, name),
+        "localQueue": rt.config.kueue.localQueueName if rt.config.kueue.enabled else None,
+        "clusterQueue": tenancy.cluster_queue_name(rt.config, name)
+        if rt.config.kueue.enabled
+        else None,
+    }
+    data = _credentials(rt)
+    if data is None:
+        # Jobs cannot read the object store without it; retry until the admin adds it.
+        raise kopf.TemporaryError(
+            f"Team {name}: object-store Secret not found "
+            f"({rt.config.objectStore.sourceSecretNamespace}/"
+            f"{rt.config.objectStore.sourceSecretName}); set s3 credentials in the chart",
+            delay=60,
+        )
+    rt.cluster.ensure_all(
+        [tenancy.build_object_store_secret(tenant, rt.config, data)], immutable=set()
+    )
+    return {**result, "phase": "Ready", "reason": "Provisioned", "message": None}
+
+
+def delete(rt: Runtime, name: str) -> None:
+    """Remove the team's ClusterQueue and namespace (with everything in it)."""
+    targets = [
+        ("kueue.x-k8s.io/v1beta1", "ClusterQueue", tenancy.cluster_queue_name(rt.config, name)),
+        ("v1", "Namespace", tenancy.namespace_name(rt.config, name)),
+    ]
+    for api_version, kind, target in targets:
+        if kind == "ClusterQueue" and not rt.config.kueue.enabled:
+            continue
+        try:
+            rt.cluster.delete(api_version, kind, None, target)
+        except _API_ERRORS as exc:
+            raise as_kopf_error(exc, f"deleting {kind} {target}") from exc

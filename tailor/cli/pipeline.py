@@ -1,0 +1,217 @@
+"""`tailor dataset | finetune | job | adapter | endpoint`: the pipeline from a terminal."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import typer
+import yaml
+
+from tailor.cli.adapters import adapter_compose, adapter_export, adapter_import, adapter_transfer
+from tailor.cli.client import Client
+from tailor.cli.follow import follow_job
+from tailor.cli.output import Output, OutputOpt, console, show
+
+dataset_app = typer.Typer(help="Harvest repositories into datasets.", no_args_is_help=True)
+finetune_app = typer.Typer(help="Fine-tune adapters on datasets.", no_args_is_help=True)
+job_app = typer.Typer(help="Follow and cancel jobs.", no_args_is_help=True)
+adapter_app = typer.Typer(help="The adapter registry.", no_args_is_help=True)
+endpoint_app = typer.Typer(help="Publish adapters to the team's endpoint.", no_args_is_help=True)
+
+DATASET_COLS = ("id", "state", "progress", "repositories", "created_at")
+JOB_COLS = ("id", "kind", "state", "progress", "message", "error")
+ENDPOINT_COLS = ("name", "adapter", "version", "previous_version", "url")
+FollowOpt = typer.Option(True, "--follow/--no-follow", help="Wait and show progress.")
+
+
+def _finish(job: dict[str, Any]) -> None:
+    if job["state"] != "succeeded":
+        console.print(f"[red]{job['state']}[/red] {job.get('error') or ''}")
+        raise typer.Exit(1)
+
+
+def dataset_create(
+    team: str,
+    repo: list[str] = typer.Option([], help="Only these (repeatable)."),
+    follow: bool = FollowOpt,
+    output: Output = OutputOpt,
+) -> None:
+    """Harvest the team's repositories into a new dataset."""
+    api = Client()
+    body = {"repositories": repo or None}
+    ds = api.post(f"/v1/teams/{team}/datasets", body)
+    if follow:
+        _finish(follow_job(api, team, ds["job_id"]))
+        ds = api.get(f"/v1/teams/{team}/datasets/{ds['id']}")
+    show(ds, output, DATASET_COLS)
+
+
+def dataset_list(team: str, output: Output = OutputOpt) -> None:
+    """The team's datasets."""
+    show(Client().list_all(f"/v1/teams/{team}/datasets"), output, DATASET_COLS)
+
+
+def dataset_show(team: str, dataset_id: str, output: Output = OutputOpt) -> None:
+    """One dataset with its statistics."""
+    ds = Client().get(f"/v1/teams/{team}/datasets/{dataset_id}")
+    if output == Output.json:
+        show(ds, output)
+        return
+    show(ds, output, DATASET_COLS)
+    console.print_json(data=ds["stats"])
+
+
+def _read_spec(path: Path) -> dict[str, Any]:
+    text = path.read_text()
+    data = json.loads(text) if path.suffix == ".json" else yaml.safe_load(text)
+    if not isinstance(data, dict):
+        raise typer.BadParameter(f"{path} must hold a mapping of TrainSpec fields")
+    return data
+
+
+def finetune_start(
+    team: str,
+    spec: Path = typer.Argument(..., exists=True, dir_okay=False),
+    follow: bool = FollowOpt,
+    output: Output = OutputOpt,
+) -> None:
+    """Start a fine-tune from a TrainSpec file (YAML or JSON)."""
+    api = Client()
+    job = api.post(f"/v1/teams/{team}/finetunes", {"team": team, **_read_spec(spec)})
+    if follow:
+        job = follow_job(api, team, job["id"])
+        _finish(job)
+    show(job, output, JOB_COLS)
+
+
+def job_list(
+    team: str,
+    kind: str | None = typer.Option(None, help="harvest, finetune, evaluation, ..."),
+    output: Output = OutputOpt,
+) -> None:
+    """The team's jobs, oldest first."""
+    path = f"/v1/teams/{team}/jobs" + (f"?kind={kind}" if kind else "")
+    show(Client().list_all(path), output, JOB_COLS)
+
+
+def job_show(team: str, job_id: str, output: Output = OutputOpt) -> None:
+    """A job's state."""
+    show(Client().get(f"/v1/teams/{team}/jobs/{job_id}"), output, JOB_COLS)
+
+
+def job_follow(team: str, job_id: str, output: Output = OutputOpt) -> None:
+    """Wait for a job, printing its log."""
+    show(follow_job(Client(), team, job_id), output, JOB_COLS)
+
+
+def job_cancel(team: str, job_id: str, output: Output = OutputOpt) -> None:
+    """Cancel a job."""
+    show(Client().post(f"/v1/teams/{team}/jobs/{job_id}/cancel"), output, JOB_COLS)
+
+
+def job_metrics(team: str, job_id: str) -> None:
+    """A job's metric series as JSON."""
+    typer.echo(json.dumps(Client().get(f"/v1/teams/{team}/jobs/{job_id}/metrics"), indent=2))
+
+
+def adapter_list(team: str, output: Output = OutputOpt) -> None:
+    """The team's adapters."""
+    show(
+        Client().list_all(f"/v1/teams/{team}/adapters"),
+        output,
+        ("name", "base_model", "latest_version", "created_at"),
+    )
+
+
+def adapter_versions(team: str, name: str, output: Output = OutputOpt) -> None:
+    """Versions of an adapter with lineage."""
+    show(
+        Client().get(f"/v1/teams/{team}/adapters/{name}/versions"),
+        output,
+        ("version", "base_model", "dataset_id", "parents", "size_bytes", "in_use_by"),
+    )
+
+
+def endpoint_publish(
+    team: str,
+    adapter: str,
+    name: str = typer.Option(None),
+    version: int = typer.Option(None),
+    override_gate: bool = False,
+    output: Output = OutputOpt,
+) -> None:
+    """Publish an adapter version at the team's endpoint."""
+    body = {
+        "name": name or adapter,
+        "adapter": adapter,
+        "version": version,
+        "override_gate": override_gate,
+    }
+    show(Client().post(f"/v1/teams/{team}/endpoints", body), output, ENDPOINT_COLS)
+
+
+def endpoint_ide(team: str, name: str) -> None:
+    """Settings to paste into llm-vscode, Continue or an OpenAI client (as JSON)."""
+    typer.echo(json.dumps(Client().get(f"/v1/teams/{team}/endpoints/{name}/ide"), indent=2))
+
+
+def endpoint_list(team: str, output: Output = OutputOpt) -> None:
+    """The team's endpoints."""
+    show(Client().get(f"/v1/teams/{team}/endpoints"), output, ENDPOINT_COLS)
+
+
+def endpoint_promote(team: str, name: str, version: int, output: Output = OutputOpt) -> None:
+    """Serve another version of the endpoint's adapter."""
+    body = {"version": version}
+    show(Client().post(f"/v1/teams/{team}/endpoints/{name}/promote", body), output, ENDPOINT_COLS)
+
+
+def endpoint_rollback(team: str, name: str, output: Output = OutputOpt) -> None:
+    """Go back to the previously served version."""
+    show(Client().post(f"/v1/teams/{team}/endpoints/{name}/rollback"), output, ENDPOINT_COLS)
+
+
+COMMANDS: dict[typer.Typer, dict[str, Callable[..., None]]] = {
+    dataset_app: {"create": dataset_create, "list": dataset_list, "show": dataset_show},
+    finetune_app: {"start": finetune_start},
+    job_app: {
+        "list": job_list,
+        "show": job_show,
+        "follow": job_follow,
+        "cancel": job_cancel,
+        "metrics": job_metrics,
+    },
+    adapter_app: {
+        "list": adapter_list,
+        "versions": adapter_versions,
+        "compose": adapter_compose,
+        "export": adapter_export,
+        "transfer": adapter_transfer,
+        "import": adapter_import,
+    },
+    endpoint_app: {
+        "publish": endpoint_publish,
+        "list": endpoint_list,
+        "ide": endpoint_ide,
+        "promote": endpoint_promote,
+        "rollback": endpoint_rollback,
+    },
+}
+NAMES = {
+    dataset_app: "dataset",
+    finetune_app: "finetune",
+    job_app: "job",
+    adapter_app: "adapter",
+    endpoint_app: "endpoint",
+}
+
+
+def register(app: typer.Typer, api_errors: Callable[[Any], Any]) -> None:
+    """Attach the pipeline command groups to the root app."""
+    for group, commands in COMMANDS.items():
+        for name, fn in commands.items():
+            group.command(name)(api_errors(fn))
+        app.add_typer(group, name=NAMES[group])

@@ -1,0 +1,90 @@
+"""`tailor up`, `tailor db`, `tailor login`: run the embedded platform and point the CLI at it."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import typer
+
+from tailor.cli.client import Client, save_config
+from tailor.cli.output import console
+from tailor.config import get_settings
+from tailor.db import migrate
+
+db_app = typer.Typer(help="Database schema (Alembic migrations).", no_args_is_help=True)
+
+
+@db_app.command("upgrade")
+def db_upgrade(revision: str = typer.Argument("head")) -> None:
+    """Apply migrations up to REVISION."""
+    settings = get_settings()
+    settings.ensure_workspace()
+    migrate.upgrade(settings.database_url, revision)
+    console.print(f"schema at {revision}")
+
+
+@db_app.command("downgrade")
+def db_downgrade(revision: str = typer.Argument("base")) -> None:
+    """Revert migrations down to REVISION."""
+    migrate.downgrade(get_settings().database_url, revision)
+    console.print(f"schema at {revision}")
+
+
+def up(
+    host: str = typer.Option("127.0.0.1", help="Interface to listen on."),
+    port: int = typer.Option(8000, help="Port to listen on."),
+    workers: int = typer.Option(1, help="Celery worker processes (0 = none)."),
+    serve_port: int = typer.Option(
+        8001, help="Port of the inference gateway (0 = do not serve models)."
+    ),
+) -> None:
+    """Run Tailor on this machine: migrate, start the worker and the gateway, serve the API."""
+    import uvicorn
+
+    from tailor.embedded import run_embedded
+
+    settings = get_settings()
+    gateway = (host, serve_port) if serve_port else None
+    with run_embedded(settings, workers=workers, gateway=gateway):
+        console.print(f"Tailor API on http://{host}:{port}  (workspace {settings.workspace})")
+        if gateway:
+            console.print(f"inference gateway on http://{host}:{serve_port}/v1")
+        # By name: the shared library never imports the API package (import-linter checks).
+        uvicorn.run("api.main:create_app", factory=True, host=host, port=port, log_level="info")
+
+
+def serve(
+    host: str = typer.Option("127.0.0.1", help="Interface to listen on."),
+    port: int = typer.Option(8001, help="Port to listen on."),
+) -> None:
+    """Run the inference gateway: the base model and every team's published adapters."""
+    import uvicorn
+
+    settings = get_settings()
+    console.print(f"Tailor gateway on http://{host}:{port}  (base {settings.serve_base_model})")
+    uvicorn.run(
+        "tailor.gateway:create_gateway",
+        factory=True,
+        host=host,
+        port=port,
+        log_level="info",
+        timeout_graceful_shutdown=30,
+    )
+
+
+def login(
+    token: str = typer.Option(..., prompt=True, hide_input=True, help="An API token."),
+    url: str = typer.Option("http://127.0.0.1:8000", envvar="TAILOR_URL", help="API URL."),
+) -> None:
+    """Check a token against the server and save both for later commands."""
+    Client(url, token).get("/v1/teams")
+    console.print(f"logged in; saved to {save_config(url, token)}")
+
+
+def register(app: typer.Typer, api_errors: Callable[[Any], Any]) -> None:
+    """Attach these commands to the root app."""
+    app.add_typer(db_app, name="db")
+    app.command("up")(up)
+    app.command("serve")(serve)
+    app.command("login")(api_errors(login))

@@ -1,0 +1,48 @@
+"""`tailor train run` (the training entrypoint every executor runs) and `tailor base`."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import typer
+
+train_app = typer.Typer(
+    help="Run training (the entrypoint of every executor).", no_args_is_help=True
+)
+base_app = typer.Typer(help="Base models.", no_args_is_help=True)
+
+
+@train_app.command("run")
+def run(
+    spec_path: Path = typer.Argument(..., exists=True, dir_okay=False, help="TrainSpec JSON/YAML."),
+    job_id: str = typer.Option(..., help="The job this run reports for (checkpoints key)."),
+    work_dir: Path | None = typer.Option(None, help="Local scratch directory."),
+    stop_file: Path | None = typer.Option(None, help="Stop at the next step once this exists."),
+) -> None:
+    """Train from a TrainSpec, printing JSON-line events on stdout.
+
+    Exit status: 0 done, 1 failed, 3 the spec can never work, 4 stopped on request.
+    """
+    from tailor.train.entrypoint import run_command  # deferred: loads torch
+
+    raise typer.Exit(run_command(spec_path, job_id, work_dir, stop_file))
+
+
+@base_app.command("build-tiny")
+def build_tiny(
+    out: Path = typer.Argument(Path(".tailor/models/tiny-starcoder")),
+    steps: int = typer.Option(300, help="Pre-training steps on stdlib code."),
+    seed: int = typer.Option(0),
+) -> None:
+    """Build a tiny StarCoder-architecture model and FIM tokenizer offline."""
+    from tailor.train.tiny import build_tiny_base
+
+    typer.echo(build_tiny_base(out, steps=steps, seed=seed))
+
+
+def register(app: typer.Typer, api_errors: Callable[[Any], Any]) -> None:
+    """Attach `tailor train` and `tailor base` to the root app."""
+    app.add_typer(train_app, name="train")
+    app.add_typer(base_app, name="base")

@@ -1,0 +1,123 @@
+"""The worker side of a harvest: from a job id to shards in the store and stats in the DB."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session, sessionmaker
+
+from tailor.config import Settings
+from tailor.datasets.service import previous_dataset_uids
+from tailor.db.models import Dataset, Job, Repository, Team
+from tailor.harvest.pipeline import HarvestCancelled, HarvestError, run_harvest
+from tailor.harvest.spec import HarvestSpec, RepoSource
+from tailor.jobs import service as jobs
+from tailor.jobs.recorder import JobRecorder
+from tailor.repositories.service import read_credential
+from tailor.security import CredentialCipher
+from tailor.storage import ObjectStore
+
+log = logging.getLogger("tailor.harvest")
+
+
+def _sources(session: Session, dataset: Dataset, cipher: CredentialCipher) -> list[RepoSource]:
+    repos = session.scalars(
+        select(Repository).where(
+            Repository.team_id == dataset.team_id, Repository.name.in_(dataset.repositories)
+        )
+    ).all()
+    return [
+        RepoSource(
+            name=r.name,
+            url=r.url,
+            branch=r.branch,
+            include=r.include,
+            exclude=r.exclude,
+            credential=read_credential(r, cipher),
+            credential_kind=None if r.credential_kind == "none" else r.credential_kind,  # type: ignore[arg-type]
+            last_commit=r.last_harvested_commit,
+        )
+        for r in repos
+    ]
+
+
+def run_harvest_job(
+    sessions: sessionmaker[Session], store: ObjectStore, settings: Settings, job_uid: str
+) -> None:
+    """Run (or, after a crash, re-run) the harvest of `job_uid` to a final state."""
+    with sessions.begin() as session:
+        job = session.scalars(select(Job).where(Job.uid == job_uid)).one()
+        if not jobs.begin_attempt(session, job):
+            return
+        dataset = session.scalars(select(Dataset).where(Dataset.job_id == job.id)).one()
+        team = session.get_one(Team, dataset.team_id)
+        spec = HarvestSpec.model_validate(job.spec)
+        sources = _sources(session, dataset, CredentialCipher(settings.encryption_key()))
+        previous = list(previous_dataset_uids(session, dataset))
+        job_id, dataset_id, team_slug = job.id, dataset.id, team.slug
+        dataset_uid = dataset.uid
+    recorder = JobRecorder(sessions, job_id)
+    try:
+        result = run_harvest(
+            spec,
+            sources,
+            store,
+            team=team_slug,
+            dataset_id=dataset_uid,
+            cache_dir=settings.workspace / "git-cache" / team_slug,
+            previous_datasets=previous,
+            parallelism=settings.harvest_parallelism,
+            timeout_s=settings.harvest_timeout_s,
+            max_repo_bytes=settings.harvest_max_repo_mb << 20,
+            progress=recorder.progress,
+            cancelled=recorder.cancelled,
+            allow_http=settings.git_allow_http,
+        )
+    except HarvestCancelled:
+        store.delete_prefix(f"teams/{team_slug}/datasets/{dataset_uid}/")
+        _finish(sessions, job_id, lambda s, j: jobs.mark_cancelled(s, j))
+        return
+    except HarvestError as exc:
+        reason = str(exc)
+        _finish(sessions, job_id, lambda s, j: jobs.fail(s, j, reason))
+        return
+    manifest: dict[str, Any] = result.manifest
+    with sessions.begin() as session:
+        dataset = session.get_one(Dataset, dataset_id)
+        dataset.stats = manifest.get("stats", {})
+        _remember_commits(session, dataset, manifest.get("repositories", []))
+        job = session.get_one(Job, job_id)
+        failed = [r for r in manifest.get("repositories", []) if r.get("status") == "failed"]
+        for repo in failed:
+            jobs.log(
+                session,
+                job,
+                f"repository {repo['name']} failed: {repo.get('reason')}",
+                level="warning",
+            )
+        jobs.succeed(
+            session,
+            job,
+            {
+                "dataset_id": dataset_uid,
+                "stats": dataset.stats,
+                "repositories": manifest.get("repositories", []),
+            },
+        )
+
+
+def _finish(sessions: sessionmaker[Session], job_id: int, action: Any) -> None:
+    with sessions.begin() as session:
+        action(session, session.get_one(Job, job_id))
+
+
+def _remember_commits(session: Session, dataset: Dataset, outcomes: list[dict[str, Any]]) -> None:
+    commits = {o["name"]: o.get("commit") for o in outcomes if o.get("status") == "ok"}
+    for repo in session.scalars(
+        select(Repository).where(
+            Repository.team_id == dataset.team_id, Repository.name.in_(list(commits))
+        )
+    ):
+        repo.last_harvested_commit = commits[repo.name] or repo.last_harvested_commit

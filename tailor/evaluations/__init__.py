@@ -1,0 +1,1 @@
+"""Evaluations: jobs that score an adapter version against its base model."""

@@ -1,0 +1,53 @@
+"""The worker side of an evaluation: score, store the report on the job and the version."""
+
+from __future__ import annotations
+
+import json
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session, sessionmaker
+
+from tailor.db.models import AdapterVersion, Job
+from tailor.evaluate.spec import EvalSpec
+from tailor.jobs import service as jobs
+from tailor.jobs.recorder import JobRecorder
+from tailor.storage import ObjectStore
+
+
+def run_evaluation_job(sessions: sessionmaker[Session], store: ObjectStore, job_uid: str) -> None:
+    """Run the evaluation `job_uid` to a final state."""
+    from tailor.evaluate.entrypoint import evaluate
+    from tailor.evaluate.fim_tasks import DatasetError
+    from tailor.evaluate.runner import EvaluationError
+    from tailor.evaluate.sandbox import SandboxUnavailable
+
+    with sessions.begin() as session:
+        job = session.scalars(select(Job).where(Job.uid == job_uid)).one()
+        if not jobs.begin_attempt(session, job):
+            return
+        job_id, payload = job.id, dict(job.spec)
+    recorder = JobRecorder(sessions, job_id)
+    try:
+        report = evaluate(
+            EvalSpec.model_validate(payload["eval"]), store, progress=recorder.progress
+        )
+    except (EvaluationError, DatasetError, SandboxUnavailable) as exc:
+        with sessions.begin() as session:
+            jobs.fail(session, session.get_one(Job, job_id), str(exc))
+        return
+    result = report.model_dump(mode="json")
+    with sessions.begin() as session:
+        version = session.get(AdapterVersion, payload.get("adapter_version_id"))
+        if version is not None:
+            version.evaluation = result
+            _annotate_manifest(store, version.prefix, result)
+        jobs.succeed(session, session.get_one(Job, job_id), result)
+
+
+def _annotate_manifest(store: ObjectStore, prefix: str, report: dict[str, object]) -> None:
+    # tailor.json travels with the adapter: keep its evaluation in step with the registry.
+    key = prefix + "tailor.json"
+    if store.exists(key):
+        manifest = json.loads(store.get_bytes(key))
+        manifest["evaluation"] = report
+        store.put_bytes(key, json.dumps(manifest, indent=2).encode())

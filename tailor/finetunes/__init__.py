@@ -1,0 +1,1 @@
+"""Fine-tunes: jobs that turn a dataset into a new adapter version."""

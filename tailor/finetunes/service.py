@@ -1,0 +1,55 @@
+"""Starting fine-tunes from the API; the caller's transaction commits."""
+
+from __future__ import annotations
+
+from celery import Celery
+from sqlalchemy.orm import Session
+
+from tailor.datasets.service import get_dataset
+from tailor.db.models import Job, JobState
+from tailor.errors import InvalidInput
+from tailor.jobs import service as jobs
+from tailor.jobs.schemas import JobOut
+from tailor.queue import send_after_commit
+from tailor.registry.service import next_version
+from tailor.tenancy import TeamAccess
+from tailor.train.spec import TrainSpec
+
+FINETUNE_TASK = "tailor.finetune"
+
+
+def start_finetune(
+    session: Session, access: TeamAccess, spec: TrainSpec, sender: Celery, executor: str = "local"
+) -> JobOut:
+    """Queue a fine-tune of the team's dataset; the adapter gets the next version number."""
+    if spec.team != access.team.slug:
+        raise InvalidInput(
+            f"spec.team is '{spec.team}' but the URL names team '{access.team.slug}'", field="team"
+        )
+    dataset = get_dataset(session, access, spec.dataset_id)
+    if session.get_one(Job, dataset.job_id).state != JobState.succeeded:
+        raise InvalidInput(
+            f"dataset {spec.dataset_id} is not ready: wait for its harvest to succeed",
+            field="dataset_id",
+        )
+    version = next_version(session, access.team_id, spec.adapter_name)
+    pending = (
+        session.query(Job)
+        .filter(
+            Job.team_id == access.team_id,
+            Job.kind == "finetune",
+            Job.state.in_([JobState.queued, JobState.running]),
+        )
+        .all()
+    )
+    taken = {
+        j.spec.get("adapter_version")
+        for j in pending
+        if j.spec.get("adapter_name") == spec.adapter_name
+    }
+    while str(version) in taken:
+        version += 1
+    spec = spec.model_copy(update={"adapter_version": str(version)})
+    job = jobs.create_job(session, access, "finetune", spec.model_dump(mode="json"), executor)
+    send_after_commit(session, sender, FINETUNE_TASK, job.uid)
+    return JobOut.of(job)

@@ -1,0 +1,1 @@
+"""Harvest: a team's repositories into a clean, deduplicated, secret-free training set."""

@@ -1,0 +1,216 @@
+"""Secret and PII redaction: Tailor's detectors, then detect-secrets' plugins on suspect lines.
+
+detect-secrets' regexes are too slow to run over whole files (seconds per MB), so each plugin,
+like each of Tailor's detectors, sees only the lines its triggers flag (`suspects.py`). Values
+are replaced by stable placeholders (`<API_KEY>`, `<PASSWORD>`, ...) and counted by kind.
+"""
+
+from __future__ import annotations
+
+import re
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from functools import lru_cache
+from typing import Any
+
+from tailor.harvest.secret_patterns import (
+    ANCHORS,
+    API_KEY,
+    CONFIG_LANGUAGES,
+    DETECTORS,
+    PASSWORD,
+    PRIVATE_KEY,
+    TOKEN,
+    Detector,
+    names_a_field,
+)
+from tailor.harvest.suspects import Suspects, TokenPrefixes
+
+
+@dataclass
+class Redaction:
+    """Redacted text, what was found by kind, and how many characters were secret."""
+
+    text: str
+    counts: Counter[str] = field(default_factory=Counter)
+    secret_chars: int = 0
+
+
+# detect-secrets plugin class -> (triggers, token prefix or None, placeholder); triggers as in
+# `secret_patterns`. Plugins not listed are covered by Tailor's own detectors, which validate
+# more (IP addresses, Telegram, entropy strings).
+_PLUGINS: dict[str, tuple[tuple[str, ...], str | None, str]] = {
+    "AWSKeyDetector": (("token:ds_aws", "aws"), "A3T|AKIA|ASIA|ABIA|ACCA", API_KEY),
+    "ArtifactoryDetector": (("token:ds_artifactory",), r"AKC|AP[\dA-F]", API_KEY),
+    "AzureStorageKeyDetector": (("accountkey",), None, API_KEY),
+    "BasicAuthDetector": (("://",), None, PASSWORD),
+    "CloudantDetector": (("cloudant",), None, PASSWORD),
+    "DiscordBotTokenDetector": (("token:ds_discord",), r"[MNO][\w-]{23,25}\.", TOKEN),
+    "GitHubTokenDetector": (("token:ds_github",), r"gh[pousr]_", TOKEN),
+    "GitLabTokenDetector": (("token:ds_gitlab",), r"gl[a-z]{2,6}-|GR1348941", TOKEN),
+    "IbmCloudIamDetector": (("ibm",), None, API_KEY),
+    "IbmCosHmacDetector": (("secret",), None, API_KEY),
+    "JwtTokenDetector": (("token:ds_jwt",), r"eyJ", TOKEN),
+    "KeywordDetector": (("key", "pass", "pwd", "secret", "contrase"), None, PASSWORD),
+    "MailchimpDetector": (("-us",), None, API_KEY),
+    "NpmDetector": (("authtoken",), None, TOKEN),
+    "OpenAIDetector": (("token:ds_openai",), r"sk-", API_KEY),
+    "PrivateKeyDetector": (("private key", "putty"), None, PRIVATE_KEY),
+    "PypiTokenDetector": (("token:ds_pypi",), r"pypi-", TOKEN),
+    "SendGridDetector": (("token:ds_sendgrid",), r"SG\.", API_KEY),
+    "SlackDetector": (("token:ds_slack",), r"xox|hooks\.slack", TOKEN),
+    "SoftlayerDetector": (("softlayer", "sl_", "sl-"), None, API_KEY),
+    "SquareOAuthDetector": (("token:ds_square",), r"sq0csp", TOKEN),
+    "StripeDetector": (("token:ds_stripe",), r"[rs]k_live_", API_KEY),
+    "TwilioKeyDetector": (("token:ds_twilio",), r"(?:AC|SK)[a-z0-9]{32}", API_KEY),
+}
+
+
+# A flagged line must also match this (case-insensitively) before the plugin sees it: the
+# keyword plugin's triggers (`key`, `pass`) flag far more lines than its keywords name.
+_GATES: dict[str, re.Pattern[str]] = {
+    "KeywordDetector": re.compile(
+        r"(?:api|auth|service|account|db|database|priv|private|client)_?key"
+        r"|(?:db|database|key)_?pass|passw|pwd|secret|contrase",
+        re.IGNORECASE,
+    ),
+}
+
+
+@dataclass(frozen=True)
+class _Plugin:
+    kind: str
+    placeholder: str
+    triggers: tuple[str, ...]
+    plugin: Any
+    gate: re.Pattern[str] | None
+
+
+@lru_cache(maxsize=1)
+def _plugins() -> tuple[_Plugin, ...]:
+    """The detect-secrets plugins Tailor runs, with their triggers."""
+    from detect_secrets.core.plugins.util import get_mapping_from_secret_type_to_class
+
+    found: list[_Plugin] = []
+    mapping: dict[Any, Any] = get_mapping_from_secret_type_to_class()
+    for secret_type, cls in mapping.items():
+        if cls.__name__ not in _PLUGINS:
+            continue
+        triggers, _, placeholder = _PLUGINS[cls.__name__]
+        kind = "ds_" + re.sub(r"[^a-z0-9]+", "_", secret_type.lower()).strip("_")
+        found.append(_Plugin(kind, placeholder, triggers, cls(), _GATES.get(cls.__name__)))
+    return tuple(found)
+
+
+@lru_cache(maxsize=1)
+def _token_prefixes() -> TokenPrefixes:
+    prefixes = {d.kind: d.prefix for d in DETECTORS if d.prefix is not None}
+    for triggers, prefix, _ in _PLUGINS.values():
+        if prefix is not None:
+            prefixes[triggers[0].removeprefix("token:")] = prefix
+    return TokenPrefixes(prefixes)
+
+
+@lru_cache(maxsize=1)
+def _byte_anchors() -> dict[str, re.Pattern[bytes]]:
+    return {name: re.compile(rx.pattern.encode()) for name, rx in ANCHORS.items()}
+
+
+def _substitute(detector: Detector, text: str, red: Redaction) -> str:
+    group = detector.group
+
+    def replace(m: re.Match[str]) -> str:
+        value = m.group(group)
+        if value is None or (detector.accept is not None and not detector.accept(value)):
+            return m.group(0)
+        red.counts[detector.kind] += 1
+        red.secret_chars += len(value)
+        whole = m.group(0)
+        start, end = m.start(group) - m.start(), m.end(group) - m.start()
+        return whole[:start] + detector.placeholder + whole[end:]
+
+    return detector.regex.sub(replace, text)
+
+
+def _is_noise(value: str, line: str) -> bool:
+    from detect_secrets.filters import heuristic
+
+    return bool(
+        len(value) < 4
+        or value.startswith("<")
+        or names_a_field(value)
+        or heuristic.is_sequential_string(value)
+        or heuristic.is_potential_uuid(value)
+        or heuristic.is_templated_secret(value)
+        or heuristic.is_prefixed_with_dollar_sign(value)
+        or heuristic.is_not_alphanumeric_string(value)
+        or heuristic.is_indirect_reference(line)
+    )
+
+
+def _run_plugin(p: _Plugin, line: str, path: str, row: int, red: Redaction) -> str:
+    if p.gate is not None and (("'" not in line and '"' not in line) or not p.gate.search(line)):
+        return line
+    for s in p.plugin.analyze_line(filename=path or "file", line=line, line_number=row + 1):
+        value = s.secret_value
+        if not value or value not in line or _is_noise(value, line):
+            continue
+        n = line.count(value)
+        line = line.replace(value, p.placeholder)
+        red.counts[p.kind] += n
+        red.secret_chars += n * len(value)
+    return line
+
+
+@lru_cache(maxsize=2)
+def _detectors(config: bool) -> tuple[tuple[Detector, ...], ...]:
+    """(multi-line, line-triggered, whole-text single-line) detectors, each in listed order."""
+    active = [d for d in DETECTORS if config or not d.config_only]
+    multi = tuple(d for d in active if d.regex.flags & re.DOTALL)
+    rest = [d for d in active if not d.regex.flags & re.DOTALL]
+    return multi, tuple(d for d in rest if d.triggers), tuple(d for d in rest if not d.triggers)
+
+
+def _on_lines(red: Redaction, rows_fns: list[tuple[list[int], Callable[[str, int], str]]]) -> None:
+    """Apply each `fn(line, row)` to its rows, splitting and joining the text once."""
+    if not any(rows for rows, _ in rows_fns):
+        return
+    lines = red.text.split("\n")
+    for rows, fn in rows_fns:
+        for row in rows:
+            lines[row] = fn(lines[row], row)
+    red.text = "\n".join(lines)
+
+
+def redact(text: str, *, path: str = "", language: str = "") -> Redaction:
+    """Replace secrets and PII in `text` with placeholders; count them by kind."""
+    red = Redaction(text)
+    config = language in CONFIG_LANGUAGES or path.rsplit("/", 1)[-1].startswith(".env")
+    multi_line, triggered, whole = _detectors(config)
+    # Key blocks span lines: replace them first, so line numbers found afterwards stay right
+    # (every later replacement stays within its line: placeholders hold no newline).
+    for detector in multi_line:
+        red.text = _substitute(detector, red.text, red)
+    suspects = Suspects(red.text, _token_prefixes(), _byte_anchors())
+    # Specific shapes first, so a value is counted under its most precise kind; the generic
+    # whole-text ones (quoted high-entropy strings) after them.
+    work: list[tuple[list[int], Callable[[str, int], str]]] = []
+    for detector in triggered:
+
+        def by_detector(line: str, _row: int, d: Detector = detector) -> str:
+            return _substitute(d, line, red)
+
+        work.append((suspects.lines(detector.triggers), by_detector))
+    _on_lines(red, work)
+    for detector in whole:
+        red.text = _substitute(detector, red.text, red)
+    work = []
+    for plugin in _plugins():
+
+        def by_plugin(line: str, row: int, p: _Plugin = plugin) -> str:
+            return _run_plugin(p, line, path, row, red)
+
+        work.append((suspects.lines(plugin.triggers), by_plugin))
+    _on_lines(red, work)
+    return red

@@ -1,0 +1,1 @@
+"""Jobs: the observable state of pipeline work (harvest, fine-tune, evaluation)."""

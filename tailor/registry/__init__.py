@@ -1,0 +1,1 @@
+"""The adapter registry: named adapters, immutable versions, and endpoints that serve them."""

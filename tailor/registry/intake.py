@@ -1,0 +1,100 @@
+"""Request-time checks of an uploaded adapter, before anything is stored.
+
+The API process has no torch or PEFT, so it checks what needs neither: archive safety,
+pickles, truncated or malformed safetensors, the config's kind. The import job then runs
+`tailor.adapters.validate` (PEFT's own config checks, shapes against the base) before the
+version is registered.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path, PurePath
+
+from tailor.adapters.archive import check_no_links, extract_archive, is_archive
+from tailor.adapters.errors import InvalidAdapterError, UnsafeFileError
+from tailor.adapters.headers import read_header, sniff_pickle
+from tailor.adapters.spec import CONFIG_FILE, WEIGHTS_FILE
+
+# The file kinds torch.save and pickle write; they run code when loaded.
+PICKLE_SUFFIXES = (".bin", ".pt", ".pth", ".pkl", ".pickle", ".ckpt")
+UPLOAD_FILES = (CONFIG_FILE, WEIGHTS_FILE)
+
+
+def upload_root(saved: list[Path], work_dir: Path) -> Path:
+    """The directory holding the upload: an unpacked archive, or the files as sent."""
+    if len(saved) == 1 and is_archive(saved[0]):
+        return extract_archive(saved[0], work_dir / "unpacked")
+    if any(is_archive(p) for p in saved):
+        raise InvalidAdapterError(
+            "upload either one .tar/.zip archive or the adapter files themselves, not both"
+        )
+    return saved[0].parent
+
+
+def safe_file_name(name: str | None) -> str:
+    """The base name of an uploaded file; refuse names that are empty or hidden."""
+    base = PurePath((name or "").replace("\\", "/")).name
+    if not base or base.startswith("."):
+        raise InvalidAdapterError(f"uploaded file name {name!r} is not usable; name the file")
+    return base
+
+
+def refuse_pickles(root: Path) -> None:
+    """Refuse any pickle in the upload, by its name or by its first bytes."""
+    check_no_links(root)
+    for path in sorted(p for p in root.rglob("*") if p.is_file()):
+        rel = path.relative_to(root)
+        with path.open("rb") as fh:
+            unsafe = sniff_pickle(fh.read(8))
+        if path.suffix.lower() in PICKLE_SUFFIXES or unsafe:
+            what = unsafe or f"a pickle-format file ({path.suffix})"
+            raise UnsafeFileError(
+                f"{rel} is {what}; pickles can run code when loaded and are refused. Save the "
+                "adapter with safetensors (`model.save_pretrained(dir, safe_serialization=True)`) "
+                f"and upload {WEIGHTS_FILE} with {CONFIG_FILE}."
+            )
+
+
+def check_config(root: Path) -> dict[str, object]:
+    """`adapter_config.json`: present, a JSON object, and a LoRA config."""
+    path = root / CONFIG_FILE
+    if not path.is_file():
+        raise InvalidAdapterError(
+            f"the upload has no {CONFIG_FILE}; a PEFT adapter is {CONFIG_FILE} plus "
+            f"{WEIGHTS_FILE} (written by `model.save_pretrained(dir)`)"
+        )
+    try:
+        config = json.loads(path.read_text())
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise InvalidAdapterError(f"{CONFIG_FILE} is not valid JSON: {exc}") from exc
+    if not isinstance(config, dict):
+        raise InvalidAdapterError(f"{CONFIG_FILE} must be a JSON object")
+    if str(config.get("peft_type", "")).upper() != "LORA":
+        raise InvalidAdapterError(
+            f"{CONFIG_FILE} has peft_type {config.get('peft_type')!r}; only LoRA adapters "
+            "(peft_type 'LORA') can be imported"
+        )
+    return config
+
+
+def check_weights(root: Path) -> int:
+    """`adapter_model.safetensors`: complete, well formed, holding LoRA tensors; their count."""
+    path = root / WEIGHTS_FILE
+    if not path.is_file():
+        raise InvalidAdapterError(f"the upload has no {WEIGHTS_FILE}; upload it too")
+    tensors = read_header(path)  # refuses pickles, truncation and malformed headers
+    if not any(".lora_" in name for name in tensors):
+        raise InvalidAdapterError(f"{WEIGHTS_FILE} holds no LoRA tensors (…lora_A / …lora_B)")
+    return len(tensors)
+
+
+def check_upload(saved: list[Path], work_dir: Path) -> Path:
+    """Every check that needs no base model; the directory holding the two adapter files."""
+    if not saved:
+        raise InvalidAdapterError(f"upload a .tar/.zip, or {CONFIG_FILE} and {WEIGHTS_FILE}")
+    root = upload_root(saved, work_dir)
+    refuse_pickles(root)
+    check_config(root)
+    check_weights(root)
+    return root

@@ -1,0 +1,325 @@
+"""Registering versions and publishing them; the caller's transaction commits."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from sqlalchemy import func, select, update
+from sqlalchemy.orm import Session
+
+from tailor import audit
+from tailor.db.models import Adapter, AdapterVersion, Endpoint
+from tailor.errors import Conflict, InvalidInput, NotFound
+from tailor.pagination import paginate
+from tailor.registry.schemas import AdapterOut, EndpointCreate, EndpointOut, Promote, VersionOut
+from tailor.tenancy import TeamAccess, owned, team_select
+
+# (team's publish policy, version's evaluation) -> reasons it fails; empty = passes.
+GateCheck = Callable[[dict[str, Any], dict[str, Any]], list[str]]
+# Told (session, team id, endpoint name) after an endpoint changed; cluster mode passes
+# tailor.registry.cluster.sync_after_commit, which applies the InferenceEndpoint.
+EndpointHook = Callable[[Session, int, str], None]
+
+
+def version_prefix(team: str, name: str, version: int) -> str:
+    """Where a version's files live in the object store."""
+    return f"teams/{team}/adapters/{name}/{version}/"
+
+
+def next_version(session: Session, team_id: int, name: str) -> int:
+    """The number the next version of adapter `name` will get."""
+    latest = session.scalar(
+        select(func.max(AdapterVersion.version))
+        .join(Adapter, Adapter.id == AdapterVersion.adapter_id)
+        .where(Adapter.team_id == team_id, Adapter.name == name)
+    )
+    return (latest or 0) + 1
+
+
+def register_version(
+    session: Session,
+    *,
+    team_id: int,
+    team_slug: str,
+    name: str,
+    version: int,
+    manifest: dict[str, Any],
+    job_id: int | None = None,
+) -> AdapterVersion:
+    """Record a version whose files are already in the store (from `tailor.json`)."""
+    adapter = session.scalar(
+        select(Adapter).where(Adapter.team_id == team_id, Adapter.name == name)
+    )
+    if adapter is None:
+        adapter = Adapter(team_id=team_id, name=name, base_model=manifest["base_model"])
+        session.add(adapter)
+        session.flush()
+    elif adapter.base_model != manifest["base_model"]:
+        raise InvalidInput(
+            f"adapter '{name}' is on base {adapter.base_model!r}; a version on "
+            f"{manifest['base_model']!r} needs another adapter name"
+        )
+    row = AdapterVersion(
+        adapter_id=adapter.id,
+        team_id=team_id,
+        version=version,
+        base_model=manifest["base_model"],
+        base_revision=manifest.get("base_revision"),
+        dataset_uid=manifest.get("dataset_id"),
+        job_id=job_id,
+        origin=manifest.get("origin", "trained"),
+        spec=manifest.get("spec", {}),
+        metrics=manifest.get("metrics", {}),
+        evaluation=manifest.get("evaluation", {}),
+        parents=list(manifest.get("parents", [])),
+        size_bytes=manifest.get("size_bytes") or 0,
+        checksum=manifest.get("checksum") or "",
+        prefix=version_prefix(team_slug, name, version),
+    )
+    session.add(row)
+    session.flush()
+    return row
+
+
+def list_adapters(
+    session: Session, access: TeamAccess, cursor: str | None, limit: int
+) -> tuple[list[AdapterOut], str | None]:
+    """The team's adapters."""
+    rows, nxt = paginate(session, team_select(Adapter, access), Adapter.id, cursor, limit)
+    latest = dict(
+        session.execute(
+            select(AdapterVersion.adapter_id, func.max(AdapterVersion.version))
+            .where(AdapterVersion.adapter_id.in_([a.id for a in rows]))
+            .group_by(AdapterVersion.adapter_id)
+        ).all()
+    )
+    return [
+        AdapterOut(
+            name=a.name,
+            base_model=a.base_model,
+            description=a.description,
+            latest_version=latest.get(a.id),
+            created_at=a.created_at,
+        )
+        for a in rows
+    ], nxt
+
+
+def get_adapter(session: Session, access: TeamAccess, name: str) -> Adapter:
+    """One adapter of the team, or 404."""
+    return owned(session, Adapter, access, "adapter", name=name)
+
+
+def get_version(
+    session: Session, access: TeamAccess, name: str, version: int | None = None
+) -> tuple[Adapter, AdapterVersion]:
+    """A version (default the latest) of one of the team's adapters, or 404."""
+    adapter = get_adapter(session, access, name)
+    stmt = select(AdapterVersion).where(AdapterVersion.adapter_id == adapter.id)
+    stmt = (
+        stmt.where(AdapterVersion.version == version)
+        if version
+        else stmt.order_by(AdapterVersion.version.desc()).limit(1)
+    )
+    row = session.scalar(stmt)
+    if row is None:
+        raise NotFound(f"adapter '{name}' has no version {version or '(none yet)'}")
+    return adapter, row
+
+
+def list_versions(session: Session, access: TeamAccess, name: str) -> list[VersionOut]:
+    """Every version of an adapter, oldest first, with what serves each."""
+    adapter = get_adapter(session, access, name)
+    rows = session.scalars(
+        select(AdapterVersion)
+        .where(AdapterVersion.adapter_id == adapter.id)
+        .order_by(AdapterVersion.version)
+    ).all()
+    return [VersionOut.of(adapter, v, users_of(session, v)) for v in rows]
+
+
+def users_of(session: Session, version: AdapterVersion) -> list[str]:
+    """Names of the endpoints that serve `version` now."""
+    return list(session.scalars(select(Endpoint.name).where(Endpoint.version_id == version.id)))
+
+
+def delete_version(
+    session: Session,
+    access: TeamAccess,
+    name: str,
+    version: int,
+    delete_files: Callable[[str], Any],
+) -> None:
+    """Delete a version that no endpoint serves, with its files."""
+    _adapter, row = get_version(session, access, name, version)
+    serving = users_of(session, row)
+    if serving:
+        raise Conflict(
+            f"{name}@{version} serves endpoint(s) {', '.join(serving)}: promote "
+            "another version or delete the endpoint first"
+        )
+    session.execute(
+        update(Endpoint)
+        .where(Endpoint.previous_version_id == row.id)
+        .values(previous_version_id=None)
+    )
+    delete_files(row.prefix)
+    session.delete(row)
+    audit.record(
+        session,
+        access.principal,
+        "adapter.version.delete",
+        team_id=access.team_id,
+        resource=f"teams/{access.team.slug}/adapters/{name}/{version}",
+    )
+
+
+def _check_gate(
+    access: TeamAccess, version: AdapterVersion, override: bool, gate: GateCheck | None
+) -> None:
+    if gate is None or not access.team.publish_policy:
+        return
+    reasons = gate(access.team.publish_policy, version.evaluation)
+    if reasons and not override:
+        raise Conflict(
+            "the team's publish gate refuses this version: "
+            + "; ".join(reasons)
+            + " (set override_gate to publish anyway; it is audited)",
+            reasons=reasons,
+        )
+
+
+def publish(
+    session: Session,
+    access: TeamAccess,
+    body: EndpointCreate,
+    gate: GateCheck | None = None,
+    on_change: EndpointHook | None = None,
+) -> Endpoint:
+    """Create an endpoint serving a version (default the latest) of an adapter."""
+    _adapter, version = get_version(session, access, body.adapter, body.version)
+    if session.scalar(team_select(Endpoint, access).where(Endpoint.name == body.name)):
+        raise Conflict(f"endpoint '{body.name}' exists: promote a version onto it instead")
+    _check_gate(access, version, body.override_gate, gate)
+    ep = Endpoint(
+        team_id=access.team_id,
+        name=body.name,
+        version_id=version.id,
+        backend=body.backend,
+        replicas=body.replicas,
+        gate_overridden=body.override_gate,
+    )
+    session.add(ep)
+    session.flush()
+    audit.record(
+        session,
+        access.principal,
+        "endpoint.publish",
+        team_id=access.team_id,
+        resource=f"teams/{access.team.slug}/endpoints/{ep.name}",
+        detail={
+            "adapter": body.adapter,
+            "version": version.version,
+            "override_gate": body.override_gate,
+        },
+    )
+    if on_change is not None:
+        on_change(session, access.team_id, ep.name)
+    return ep
+
+
+def get_endpoint(session: Session, access: TeamAccess, name: str) -> Endpoint:
+    """One endpoint of the team, or 404."""
+    return owned(session, Endpoint, access, "endpoint", name=name)
+
+
+def promote(
+    session: Session,
+    access: TeamAccess,
+    name: str,
+    body: Promote,
+    gate: GateCheck | None = None,
+    on_change: EndpointHook | None = None,
+) -> Endpoint:
+    """Point an endpoint at another version of the same adapter (one call, audited)."""
+    ep = get_endpoint(session, access, name)
+    current = session.get_one(AdapterVersion, ep.version_id)
+    adapter = session.get_one(Adapter, current.adapter_id)
+    _, target = get_version(session, access, adapter.name, body.version)
+    _check_gate(access, target, body.override_gate, gate)
+    ep.previous_version_id, ep.version_id = current.id, target.id
+    ep.gate_overridden = body.override_gate
+    audit.record(
+        session,
+        access.principal,
+        "endpoint.promote",
+        team_id=access.team_id,
+        resource=f"teams/{access.team.slug}/endpoints/{name}",
+        detail={"from": current.version, "to": target.version, "override_gate": body.override_gate},
+    )
+    if on_change is not None:
+        on_change(session, access.team_id, name)
+    return ep
+
+
+def rollback(
+    session: Session, access: TeamAccess, name: str, on_change: EndpointHook | None = None
+) -> Endpoint:
+    """Swap an endpoint back to the version it served before the last promotion."""
+    ep = get_endpoint(session, access, name)
+    if ep.previous_version_id is None:
+        raise Conflict(f"endpoint '{name}' has no previous version to roll back to")
+    ep.version_id, ep.previous_version_id = ep.previous_version_id, ep.version_id
+    audit.record(
+        session,
+        access.principal,
+        "endpoint.rollback",
+        team_id=access.team_id,
+        resource=f"teams/{access.team.slug}/endpoints/{name}",
+    )
+    if on_change is not None:
+        on_change(session, access.team_id, name)
+    return ep
+
+
+def unpublish(
+    session: Session, access: TeamAccess, name: str, on_change: EndpointHook | None = None
+) -> None:
+    """Delete an endpoint (its versions stay in the registry)."""
+    session.delete(get_endpoint(session, access, name))
+    audit.record(
+        session,
+        access.principal,
+        "endpoint.delete",
+        team_id=access.team_id,
+        resource=f"teams/{access.team.slug}/endpoints/{name}",
+    )
+    if on_change is not None:
+        on_change(session, access.team_id, name)
+
+
+def endpoint_out(session: Session, ep: Endpoint, url: str) -> EndpointOut:
+    """Response shape of an endpoint."""
+    version = session.get_one(AdapterVersion, ep.version_id)
+    adapter = session.get_one(Adapter, version.adapter_id)
+    previous = (
+        session.get_one(AdapterVersion, ep.previous_version_id).version
+        if ep.previous_version_id
+        else None
+    )
+    return EndpointOut.of(ep, adapter.name, version.version, previous, url)
+
+
+def list_endpoints(session: Session, access: TeamAccess) -> Sequence[Endpoint]:
+    """The team's endpoints."""
+    return session.scalars(team_select(Endpoint, access).order_by(Endpoint.id)).all()
+
+
+def resolve_served(session: Session, team_id: int, model: str) -> AdapterVersion | None:
+    """The version a team's endpoint named `model` serves now (serving's routing table)."""
+    return session.scalar(
+        select(AdapterVersion)
+        .join(Endpoint, Endpoint.version_id == AdapterVersion.id)
+        .where(Endpoint.team_id == team_id, Endpoint.name == model)
+    )

@@ -1,0 +1,1 @@
+"""A team's registered git repositories and their write-only credentials."""

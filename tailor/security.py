@@ -1,0 +1,48 @@
+"""Secrets at rest: API token hashing and credential encryption."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import secrets
+
+from cryptography.fernet import Fernet, InvalidToken
+
+TOKEN_PREFIX = "tlr_"
+VISIBLE_PREFIX_LEN = 12
+
+
+def new_api_token() -> str:
+    """A fresh bearer token; only its hash is ever stored."""
+    return TOKEN_PREFIX + secrets.token_urlsafe(32)
+
+
+def hash_token(token: str) -> str:
+    """SHA-256 of a token: tokens carry 256 bits of entropy, so no slow hash is needed."""
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+def visible_prefix(token: str) -> str:
+    """The part of a token safe to show in lists, so a person can tell tokens apart."""
+    return token[:VISIBLE_PREFIX_LEN]
+
+
+class CredentialCipher:
+    """Encrypts repository credentials with a key kept outside the database."""
+
+    def __init__(self, key_material: str) -> None:
+        digest = hashlib.sha256(("tailor-credentials:" + key_material).encode()).digest()
+        self._fernet = Fernet(base64.urlsafe_b64encode(digest))
+
+    def encrypt(self, plaintext: str) -> bytes:
+        """Ciphertext for `plaintext`."""
+        return self._fernet.encrypt(plaintext.encode())
+
+    def decrypt(self, ciphertext: bytes) -> str:
+        """Plaintext, or ValueError when the key changed or the data is corrupt."""
+        try:
+            return self._fernet.decrypt(ciphertext).decode()
+        except InvalidToken as exc:
+            raise ValueError(
+                "credential cannot be decrypted with the configured secret key"
+            ) from exc

@@ -1,0 +1,1 @@
+"""Serving: one base model, many team adapters, OpenAI- and TGI-compatible protocols."""

@@ -1,0 +1,201 @@
+"""Team and membership operations; the caller's transaction commits them."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from tailor import audit
+from tailor.db.models import Membership, Role, Team, User
+from tailor.errors import Conflict, Forbidden, NotFound
+from tailor.pagination import paginate
+from tailor.teams.schemas import MemberCreate, MemberOut, MemberUpdate, TeamCreate, TeamUpdate
+from tailor.tenancy import Principal, TeamAccess
+
+
+def create_team(session: Session, principal: Principal, body: TeamCreate) -> Team:
+    """Create a team owned by the caller."""
+    principal.require_scope("write")
+    if principal.token_team_id is not None:
+        raise Forbidden("a team-bound token cannot create teams")
+    if session.scalar(select(Team).where(Team.slug == body.slug)):
+        raise Conflict(f"team slug '{body.slug}' is taken: choose another")
+    team = Team(slug=body.slug, name=body.name)
+    session.add(team)
+    session.flush()
+    session.add(Membership(team_id=team.id, user_id=principal.user_id, role=Role.owner))
+    audit.record(session, principal, "team.create", team_id=team.id, resource=f"teams/{team.slug}")
+    return team
+
+
+def list_teams(
+    session: Session, principal: Principal, cursor: str | None, limit: int
+) -> tuple[Sequence[Team], str | None]:
+    """Teams the caller can see (all of them for a platform admin)."""
+    stmt = select(Team)
+    if principal.token_team_id is not None:
+        stmt = stmt.where(Team.id == principal.token_team_id)
+    if not (principal.is_admin and "admin" in principal.scopes):
+        mine = select(Membership.team_id).where(Membership.user_id == principal.user_id)
+        stmt = stmt.where(Team.id.in_(mine))
+    return paginate(session, stmt, Team.id, cursor, limit)
+
+
+def update_team(session: Session, access: TeamAccess, body: TeamUpdate) -> Team:
+    """Rename a team or (platform admins only) change its GPU quota."""
+    team = access.team
+    if body.gpu_quota is not None:
+        if not (access.principal.is_admin and "admin" in access.principal.scopes):
+            raise Forbidden("only a platform admin can change a team's GPU quota")
+        team.gpu_quota = body.gpu_quota
+    if body.name is not None:
+        team.name = body.name
+    audit.record(
+        session,
+        access.principal,
+        "team.update",
+        team_id=team.id,
+        resource=f"teams/{team.slug}",
+        detail=body.model_dump(exclude_none=True),
+    )
+    return team
+
+
+def delete_team(session: Session, access: TeamAccess) -> None:
+    """Delete a team and everything it owns."""
+    audit.record(
+        session, access.principal, "team.delete", team_id=None, resource=f"teams/{access.team.slug}"
+    )
+    session.delete(access.team)
+
+
+def _member_out(m: Membership, u: User) -> MemberOut:
+    return MemberOut(user_id=u.id, email=u.email, name=u.name, role=m.role, created_at=m.created_at)
+
+
+def list_members(
+    session: Session, access: TeamAccess, cursor: str | None, limit: int
+) -> tuple[list[MemberOut], str | None]:
+    """Members of the team, oldest first."""
+    stmt = select(Membership).where(Membership.team_id == access.team_id)
+    rows, nxt = paginate(session, stmt, Membership.id, cursor, limit)
+    users = {
+        u.id: u for u in session.scalars(select(User).where(User.id.in_([m.user_id for m in rows])))
+    }
+    return [_member_out(m, users[m.user_id]) for m in rows], nxt
+
+
+def add_member(session: Session, access: TeamAccess, body: MemberCreate) -> MemberOut:
+    """Add a person by e-mail with a role no stronger than the caller's."""
+    _check_can_grant(access, body.role)
+    email = body.email.lower()
+    user = session.scalar(select(User).where(User.email == email))
+    if user is None:
+        user = User(email=email, name=body.name)
+        session.add(user)
+        session.flush()
+    elif _membership(session, access, user.id, missing_ok=True):
+        raise Conflict(f"{email} is already a member of team '{access.team.slug}'")
+    member = Membership(team_id=access.team_id, user_id=user.id, role=body.role)
+    session.add(member)
+    session.flush()
+    audit.record(
+        session,
+        access.principal,
+        "member.add",
+        team_id=access.team_id,
+        resource=f"teams/{access.team.slug}/members/{user.id}",
+        detail={"email": email, "role": body.role.value},
+    )
+    return _member_out(member, user)
+
+
+def get_member(session: Session, access: TeamAccess, user_id: int) -> MemberOut:
+    """One member of the team."""
+    member = _membership(session, access, user_id)
+    assert member is not None
+    return _member_out(member, session.get_one(User, user_id))
+
+
+def update_member(
+    session: Session, access: TeamAccess, user_id: int, body: MemberUpdate
+) -> MemberOut:
+    """Change a member's role, keeping at least one owner."""
+    member = _membership(session, access, user_id)
+    assert member is not None
+    _check_can_grant(access, body.role)
+    _check_can_grant(access, member.role)
+    if member.role == Role.owner and body.role != Role.owner:
+        _keep_an_owner(session, access)
+    member.role = body.role
+    audit.record(
+        session,
+        access.principal,
+        "member.update",
+        team_id=access.team_id,
+        resource=f"teams/{access.team.slug}/members/{user_id}",
+        detail={"role": body.role.value},
+    )
+    return _member_out(member, session.get_one(User, user_id))
+
+
+def remove_member(session: Session, access: TeamAccess, user_id: int) -> None:
+    """Remove a member, keeping at least one owner."""
+    member = _membership(session, access, user_id)
+    assert member is not None
+    _check_can_grant(access, member.role)
+    if member.role == Role.owner:
+        _keep_an_owner(session, access)
+    session.delete(member)
+    audit.record(
+        session,
+        access.principal,
+        "member.remove",
+        team_id=access.team_id,
+        resource=f"teams/{access.team.slug}/members/{user_id}",
+    )
+
+
+def _membership(
+    session: Session, access: TeamAccess, user_id: int, missing_ok: bool = False
+) -> Membership | None:
+    member = session.scalar(
+        select(Membership).where(
+            Membership.team_id == access.team_id, Membership.user_id == user_id
+        )
+    )
+    if member is None and not missing_ok:
+        raise NotFound(f"user {user_id} is not a member of team '{access.team.slug}'")
+    return member
+
+
+def _check_can_grant(access: TeamAccess, role: Role) -> None:
+    if role.rank > access.role.rank:
+        raise Forbidden(f"a {access.role.value} cannot grant or change the '{role.value}' role")
+
+
+def _keep_an_owner(session: Session, access: TeamAccess) -> None:
+    owners = session.scalar(
+        select(func.count())
+        .select_from(Membership)
+        .where(Membership.team_id == access.team_id, Membership.role == Role.owner)
+    )
+    if (owners or 0) <= 1:
+        raise Conflict("a team needs at least one owner: make someone else owner first")
+
+
+def set_publish_policy(session: Session, access: TeamAccess, policy: dict[str, Any]) -> Team:
+    """Replace the team's publish gate (an empty policy publishes without checks)."""
+    access.team.publish_policy = policy
+    audit.record(
+        session,
+        access.principal,
+        "team.publish_policy",
+        team_id=access.team_id,
+        resource=f"teams/{access.team.slug}",
+        detail=policy,
+    )
+    return access.team

@@ -1,0 +1,1 @@
+"""API tokens: bearer credentials, stored as hashes only."""

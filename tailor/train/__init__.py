@@ -1,0 +1,1 @@
+"""Training: FIM fine-tuning (LoRA, QLoRA, full FSDP) from a dataset to a stored adapter."""

@@ -1,0 +1,381 @@
+"""Recipe: full fine-tuning sharded with FSDP2 through accelerate, one process per device.
+
+`run_rank` is what each rank runs: setup → train → save → clean up. In a cluster the
+operator starts torchrun around `tailor train run`, so every rank lands in `run_rank`;
+`launch` does the same on this machine (`torchrun --nproc-per-node N -m tailor.train ...`)
+and relays rank 0's JSON-line events to the caller's hooks.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import IO, Any
+
+import torch
+
+import tailor
+from tailor.finetunes.events import EXIT_SPEC_ERROR, parse
+from tailor.storage import ObjectStore
+from tailor.train import data, loop, models
+from tailor.train.artifacts import store_artifact
+from tailor.train.entrypoint import EXIT_CANCELLED
+from tailor.train.errors import SpecError, TrainError, TrainingCancelled
+from tailor.train.fim import tokenizer_fim_ids
+from tailor.train.loop import Hooks, Metrics
+from tailor.train.packing import PackingStats
+from tailor.train.spec import TrainResult, TrainSpec
+
+# --- setup -----------------------------------------------------------------------------
+
+
+def fsdp_plugin_kwargs(spec: TrainSpec, block_classes: list[str]) -> dict[str, Any]:
+    """accelerate's FSDP plugin (version 2) configuration, from the spec."""
+    return {
+        "fsdp_version": 2,
+        # FSDP2 expresses full_shard / shard_grad_op as resharding after the forward pass.
+        "reshard_after_forward": spec.fsdp.sharding_strategy == "full_shard",
+        "auto_wrap_policy": "transformer_based_wrap",
+        "transformer_cls_names_to_wrap": block_classes,
+        "cpu_offload": spec.fsdp.cpu_offload,
+        "activation_checkpointing": spec.fsdp.activation_checkpointing
+        or spec.gradient_checkpointing,
+        "state_dict_type": "SHARDED_STATE_DICT",
+        "cpu_ram_efficient_loading": False,
+    }
+
+
+def mixed_precision(precision: str) -> str:
+    """accelerate's mixed-precision name for a spec precision."""
+    return {"bf16": "bf16", "fp16": "fp16"}.get(precision, "no")
+
+
+def make_accelerator(spec: TrainSpec, block_classes: list[str], precision: str) -> Any:
+    """An Accelerator that shards with FSDP2, on GPUs (nccl) or CPUs (gloo)."""
+    from accelerate import Accelerator
+    from accelerate.utils import DistributedType, FullyShardedDataParallelPlugin
+
+    plugin = FullyShardedDataParallelPlugin(**fsdp_plugin_kwargs(spec, block_classes))
+    accelerator = Accelerator(
+        fsdp_plugin=plugin,
+        mixed_precision=mixed_precision(precision),
+        cpu=not torch.cuda.is_available(),  # accelerate detects gloo multi-process only so
+    )
+    if accelerator.distributed_type == DistributedType.MULTI_CPU:
+        # accelerate enables its FSDP plugin only for GPU-like devices; FSDP2 itself runs on
+        # CPU over gloo, so declare the state FSDP and let prepare() apply fully_shard.
+        accelerator.state.distributed_type = DistributedType.FSDP
+        accelerator.state.fsdp_plugin = plugin
+    return accelerator
+
+
+def block_classes(model: Any) -> list[str]:
+    """The transformer block classes to shard one by one (the model's own no-split list)."""
+    names = list(getattr(model, "_no_split_modules", None) or [])
+    if not names:
+        raise TrainError(f"{type(model).__name__} names no transformer block class to shard")
+    return names
+
+
+# --- one rank --------------------------------------------------------------------------
+
+
+def run_rank(spec: TrainSpec, store: ObjectStore, hooks: Hooks) -> TrainResult:
+    """Everything one rank does; rank 0 reports and stores the model."""
+    started = time.perf_counter()
+    precision = models.detect_precision(spec.precision)
+    rank = int(os.environ.get("RANK", "0"))
+    source = models.fetch_base(spec.base_model, hooks.work_dir / f"cache-rank{rank}")
+    config = models.load_config(source, spec.base_revision)
+    models.check_fit(config, spec)
+    attention = models.detect_attention(spec.attention)
+    torch.manual_seed(spec.seed)
+    # fp32 master weights; accelerate's mixed precision casts the compute.
+    model = models.load_causal_lm(
+        source, spec.base_revision, dtype=torch.float32, attention=attention
+    )
+    tied = tied_names(model)
+    tokenizer = models.load_tokenizer(source, spec.base_revision)
+    acc = make_accelerator(spec, block_classes(model), precision)
+    if not acc.is_main_process:
+        hooks = Hooks(hooks.job_id, hooks.work_dir, should_stop=hooks.should_stop)
+    if spec.checkpoint_interval:
+        hooks.on_log("checkpoints are not written for method 'full' yet; a crash restarts it")
+    scratch = hooks.work_dir / f"shards-rank{acc.process_index}"
+    try:
+        manifest = data.read_manifest(store, spec.team, spec.dataset_id)
+        fim_ids = tokenizer_fim_ids(tokenizer, spec.fim_tokens) if spec.fim_rate > 0 else None
+        pipeline = data.token_pipeline(tokenizer, fim_ids, spec.fim_rate, spec.spm_rate)
+        holdout = data.holdout_rows(
+            store, manifest, pipeline, spec.seq_len, spec.eval_batches * spec.micro_batch, scratch
+        )
+        tokens = (
+            None if spec.max_steps else data.count_train_tokens(store, manifest, pipeline, scratch)
+        )
+        # Each optimizer step consumes grad_accum micro-batches on every rank.
+        steps = loop.total_steps(spec, None if tokens is None else tokens // acc.num_processes)
+        trainable, total = loop.count_params(model)
+        optimizer = loop.make_optimizer(model, spec)
+        model, optimizer = acc.prepare(model, optimizer)
+        check_sharded(model, acc.num_processes)
+        scheduler = loop.make_scheduler(optimizer, spec, steps)
+
+        def evaluate() -> float | None:
+            return loop.evaluate(model, holdout, spec.micro_batch, acc.device, acc.autocast)
+
+        eval_before = evaluate()
+        hooks.on_log(
+            f"full FSDP2 (parameters sharded) on {acc.num_processes} processes "
+            f"({acc.device.type}), {precision}, attention {attention}; "
+            f"eval loss before training: {eval_before}"
+        )
+        stats = PackingStats()
+        rows = data.training_stream(
+            store, manifest, pipeline, spec.seq_len, spec.seed, scratch, stats
+        )
+        groups = loop.micro_batches(rows, spec.micro_batch)
+        meter = loop.Throughput()
+        history: list[Metrics] = []
+        model.train()
+        for step in range(1, steps + 1):
+            if any_rank_stops(acc, hooks):
+                hooks.on_log(f"stopped on request after step {step - 1}; nothing was stored")
+                raise TrainingCancelled(f"stopped on request after step {step - 1}")
+            batches = rank_batches(groups, spec.grad_accum, acc.num_processes, acc.process_index)
+            lr = scheduler.get_last_lr()[0]
+            meter.start()
+            loss = fsdp_step(acc, model, optimizer, scheduler, batches, spec.max_grad_norm)
+            tokens_per_s = meter.stop(sum(len(r) for b in batches for r in b)) * acc.num_processes
+            metrics: Metrics = {
+                "step": step,
+                "loss": loss,
+                "lr": lr,
+                "tokens_per_s": tokens_per_s,
+                "peak_memory_bytes": loop.peak_memory_bytes(acc.device),
+                "trainable_params": trainable,
+            }
+            if step == steps or (spec.eval_interval and step % spec.eval_interval == 0):
+                metrics["eval_loss"] = evaluate()
+            history.append(metrics)
+            hooks.on_metrics(metrics)
+            hooks.on_progress(step / steps, f"step {step} of {steps}, loss {loss:.4f}")
+        result = TrainResult(
+            adapter_prefix=spec.adapter_prefix(),
+            method="full",
+            attention=attention,
+            precision=precision,
+            device=acc.device.type,
+            steps=steps,
+            final_loss=float(history[-1]["loss"] or 0.0),
+            eval_loss_before=eval_before,
+            eval_loss_after=history[-1].get("eval_loss"),
+            trainable_params=trainable,
+            total_params=total,
+            tokens_seen=meter.tokens * acc.num_processes,
+            tokens_per_s=meter.mean * acc.num_processes,
+            peak_memory_bytes=loop.peak_memory_bytes(acc.device),
+            padding_fraction=stats.padding_fraction,
+            duration_s=time.perf_counter() - started,
+            metrics=history,
+        )
+        saved = SavedModel(config, tokenizer, tied)
+        save_model(acc, model, saved, store, spec, result, hooks, manifest.stats)
+        return result
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
+
+
+def check_sharded(model: Any, world: int) -> None:
+    """Fail unless prepare() really sharded every parameter across the ranks (FSDP2)."""
+    from torch.distributed.tensor import DTensor
+
+    plain = [n for n, p in model.named_parameters() if not isinstance(p, DTensor)]
+    if world > 1 and plain:
+        raise TrainError(f"FSDP did not shard {len(plain)} parameters (first: {plain[0]})")
+
+
+def tied_names(model: Any) -> set[str]:
+    """Parameter names that share storage with an earlier one (tied embeddings)."""
+    seen: set[int] = set()
+    tied = set()
+    for name, param in model.named_parameters(remove_duplicate=False):
+        if id(param) in seen:
+            tied.add(name)
+        seen.add(id(param))
+    return tied
+
+
+def rank_batches(
+    groups: Iterator[list[list[int]]], grad_accum: int, world: int, rank: int
+) -> list[list[list[int]]]:
+    """This rank's share of one step: every world-th micro-batch, starting at its rank."""
+    mine = []
+    for i in range(grad_accum * world):
+        group = next(groups)
+        if i % world == rank:
+            mine.append(group)
+    return mine
+
+
+def fsdp_step(
+    acc: Any,
+    model: Any,
+    optimizer: Any,
+    scheduler: Any,
+    batches: list[list[list[int]]],
+    max_norm: float,
+) -> float:
+    """One optimizer step over this rank's micro-batches; returns the loss averaged over ranks."""
+    total = torch.zeros((), device=acc.device)
+    for rows in batches:
+        ids = loop.to_batch(rows, acc.device)
+        with acc.autocast():
+            loss = model(input_ids=ids, labels=ids).loss / len(batches)
+        acc.backward(loss)
+        total += loss.detach().float()
+    acc.clip_grad_norm_(model.parameters(), max_norm)
+    optimizer.step()
+    scheduler.step()
+    optimizer.zero_grad(set_to_none=True)
+    return float(acc.reduce(total, reduction="mean"))
+
+
+def any_rank_stops(acc: Any, hooks: Hooks) -> bool:
+    """Whether any rank was asked to stop (all ranks must leave the loop together)."""
+    flag = torch.tensor([1.0 if hooks.should_stop() else 0.0], device=acc.device)
+    return bool(acc.reduce(flag, reduction="sum").item() > 0)
+
+
+class SavedModel:
+    """What rank 0 writes next to the weights so the result loads with from_pretrained."""
+
+    def __init__(self, config: Any, tokenizer: Any, tied: set[str]) -> None:
+        self.config, self.tokenizer, self.tied = config, tokenizer, tied
+
+
+def save_model(
+    acc: Any,
+    model: Any,
+    saved: SavedModel,
+    store: ObjectStore,
+    spec: TrainSpec,
+    result: TrainResult,
+    hooks: Hooks,
+    dataset_stats: dict[str, Any],
+) -> None:
+    """Gather the full weights onto rank 0 and store them as a transformers checkpoint."""
+    from safetensors.torch import save_file
+    from torch.distributed.checkpoint.state_dict import StateDictOptions, get_model_state_dict
+
+    # A collective: every rank takes part; only rank 0 receives the full tensors.
+    options = StateDictOptions(full_state_dict=True, cpu_offload=True)
+    state = get_model_state_dict(model, options=options)
+    if acc.is_main_process:
+        local = hooks.work_dir / "model"
+        shutil.rmtree(local, ignore_errors=True)
+        local.mkdir(parents=True)
+        # Tied weights are stored once; from_pretrained ties them again.
+        weights = {
+            k: v.contiguous()
+            for k, v in state.items()
+            if k not in saved.tied and isinstance(v, torch.Tensor)
+        }
+        save_file(weights, local / "model.safetensors", metadata={"format": "pt"})
+        saved.config.save_pretrained(local)
+        saved.tokenizer.save_pretrained(local)
+        store_artifact(store, spec, result, hooks.job_id, dataset_stats, local)
+        shutil.rmtree(local, ignore_errors=True)
+        hooks.on_log(f"model stored at {spec.adapter_prefix()}")
+    acc.wait_for_everyone()
+
+
+# --- launching on this machine ---------------------------------------------------------
+
+
+def torchrun_command(spec_file: Path, nproc: int, args: list[str]) -> list[str]:
+    """torchrun running the training entrypoint on nproc local processes."""
+    return [
+        sys.executable, "-m", "torch.distributed.run", "--standalone",
+        f"--nproc-per-node={nproc}", "-m", "tailor.train", str(spec_file), *args,
+    ]  # fmt: skip
+
+
+def launch(spec: TrainSpec, store: ObjectStore, hooks: Hooks) -> TrainResult:
+    """Run the recipe under torchrun on this machine and relay rank 0's events."""
+    work = hooks.work_dir
+    spec_file, stop_file, log_path = work / "spec.json", work / "STOP", work / "torchrun.log"
+    spec_file.write_text(spec.model_dump_json())
+    stop_file.unlink(missing_ok=True)
+    args = ["--job-id", hooks.job_id, "--work-dir", str(work), "--stop-file", str(stop_file)]
+    env = dict(os.environ, TAILOR_OBJECT_STORE_URL=store.url)
+    package_root = str(Path(tailor.__file__).resolve().parent.parent)
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [package_root, env.get("PYTHONPATH")]))
+    with open(log_path, "w") as log:
+        proc = subprocess.Popen(
+            torchrun_command(spec_file, spec.num_processes, args),
+            stdout=subprocess.PIPE, stderr=log, env=env, text=True,
+        )  # fmt: skip
+        done = threading.Event()
+        watcher = threading.Thread(target=_forward_stop, args=(hooks, stop_file, done))
+        watcher.start()
+        try:
+            final, history = relay_events(proc.stdout, hooks)
+            code = proc.wait()
+        finally:
+            done.set()
+            watcher.join()
+            if proc.poll() is None:
+                proc.kill()
+    return outcome(final, history, code, log_path)
+
+
+def _forward_stop(hooks: Hooks, stop_file: Path, done: threading.Event) -> None:
+    while not done.wait(0.2):
+        if hooks.should_stop():
+            stop_file.touch()
+            return
+
+
+def relay_events(
+    stdout: IO[str] | None, hooks: Hooks
+) -> tuple[dict[str, Any] | None, list[Metrics]]:
+    """Forward rank 0's events while torchrun runs; the final event and the metrics seen."""
+    final: dict[str, Any] | None = None
+    history: list[Metrics] = []
+    for line in stdout or ():
+        event = parse(line)
+        if event is None:
+            continue
+        kind = event.pop("event")
+        if kind == "metrics":
+            history.append(event)
+            hooks.on_metrics(event)
+        elif kind == "log":
+            hooks.on_log(str(event.get("message", "")))
+        elif kind == "progress":
+            hooks.on_progress(float(event.get("fraction", 0.0)), str(event.get("message", "")))
+        elif kind in ("result", "error"):
+            final = {"event": kind, **event}
+    return final, history
+
+
+def outcome(
+    final: dict[str, Any] | None, history: list[Metrics], code: int, log_path: Path
+) -> TrainResult:
+    """The launch's result, or its failure as the exception the in-process recipes raise."""
+    if code == 0 and final is not None and final["event"] == "result":
+        final.pop("event")
+        return TrainResult.model_validate({**final, "metrics": history})
+    if code == EXIT_CANCELLED:
+        raise TrainingCancelled("stopped on request")
+    if final is not None and final["event"] == "error":
+        message = str(final.get("message", "training failed"))
+        raise SpecError(message) if code == EXIT_SPEC_ERROR else TrainError(message)
+    tail = log_path.read_text(errors="replace").strip().splitlines()[-15:]
+    raise TrainError(f"torchrun exited with status {code}:\n" + "\n".join(tail))

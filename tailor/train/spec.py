@@ -1,0 +1,223 @@
+"""TrainSpec: what a fine-tune is, as data (API body, CLI file, CR spec, entrypoint argument).
+
+Only pydantic and the standard library here: the API imports this module and its image
+carries no torch.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from tailor.adapters.spec import ADAPTER_NAME_PATTERN
+
+SLUG = r"^[a-z0-9][a-z0-9-]{0,62}$"
+
+# LoRA target modules per architecture (`config.model_type`). Attention and MLP projections:
+# adapting both matters for code style more than attention alone.
+_LORA_TARGETS: dict[str, tuple[str, ...]] = {
+    "gpt_bigcode": ("c_attn", "c_proj", "c_fc"),
+    "starcoder2": ("q_proj", "k_proj", "v_proj", "o_proj", "c_fc", "c_proj"),
+    "llama": ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"),
+    "mistral": ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"),
+    "qwen2": ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"),
+}
+
+
+def default_lora_targets(model_type: str) -> list[str] | None:
+    """LoRA target modules for an architecture, or None when Tailor has no default for it."""
+    targets = _LORA_TARGETS.get(model_type)
+    return list(targets) if targets is not None else None
+
+
+def known_architectures() -> list[str]:
+    """Architectures (`config.model_type`) with LoRA defaults."""
+    return sorted(_LORA_TARGETS)
+
+
+class FimTokenNames(BaseModel):
+    """The four FIM special tokens of a tokenizer, by their text."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    prefix: str = Field(description="Token that opens the prefix, e.g. `<fim_prefix>`.")
+    suffix: str = Field(description="Token that opens the suffix, e.g. `<fim_suffix>`.")
+    middle: str = Field(description="Token after which the model writes the middle.")
+    pad: str | None = Field(None, description="FIM padding token, if the tokenizer has one.")
+
+
+class FsdpOptions(BaseModel):
+    """How full fine-tuning shards the model across processes (FSDP2 through accelerate)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    sharding_strategy: Literal["full_shard", "shard_grad_op"] = Field(
+        "full_shard",
+        description=(
+            "full_shard shards parameters, gradients and optimizer state and frees gathered "
+            "parameters after the forward pass (least memory); shard_grad_op keeps them "
+            "gathered until the backward pass (less communication)."
+        ),
+    )
+    cpu_offload: bool = Field(
+        False, description="Keep sharded parameters and optimizer state in CPU memory."
+    )
+    activation_checkpointing: bool = Field(
+        False, description="Recompute each transformer block's activations in the backward pass."
+    )
+
+
+class TrainSpec(BaseModel):
+    """A fine-tune of a base code model on one dataset of a team, producing one adapter."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    base_model: str = Field(
+        description="Base model: a hub id (`bigcode/starcoderbase-1b`), a local directory, "
+        "or an `s3://bucket/prefix` holding a transformers checkpoint.",
+        min_length=1,
+    )
+    base_revision: str | None = Field(
+        None, description="Hub revision (branch, tag or commit) of the base model."
+    )
+    team: str = Field(
+        description="Slug of the team that owns the dataset and adapter.", pattern=SLUG
+    )
+    dataset_id: str = Field(
+        description="Dataset id under `teams/<team>/datasets/`.", pattern=r"^[A-Za-z0-9._-]{1,128}$"
+    )
+    adapter_name: str = Field(
+        description="Name of the adapter to produce (the registry's adapter name).",
+        pattern=ADAPTER_NAME_PATTERN,
+    )
+    adapter_version: str = Field(
+        "1",
+        description="Version the adapter is stored under (a positive integer the registry "
+        "assigns; the API sets it).",
+        pattern=r"^[1-9][0-9]{0,8}$",
+    )
+    method: Literal["lora", "qlora", "full"] = Field(
+        "qlora",
+        description="lora: low-rank adapters on a bf16/fp32 base; qlora: adapters on a 4-bit "
+        "NF4 base (bitsandbytes); full: every weight trained, sharded with FSDP.",
+    )
+    lora_r: int = Field(16, ge=1, le=1024, description="LoRA rank.")
+    lora_alpha: int = Field(32, ge=1, description="LoRA scaling numerator (scale = alpha / r).")
+    lora_dropout: float = Field(0.05, ge=0.0, lt=1.0, description="Dropout on the LoRA input.")
+    lora_target_modules: list[str] | None = Field(
+        None,
+        description="Module names to adapt; None uses the architecture's default "
+        "(gpt_bigcode, starcoder2, llama, mistral, qwen2).",
+    )
+    seq_len: int = Field(1024, ge=16, le=131072, description="Tokens per packed training sequence.")
+    fim_rate: float = Field(
+        0.5, ge=0.0, le=1.0, description="Share of documents turned into fill-in-the-middle."
+    )
+    spm_rate: float = Field(
+        0.5, ge=0.0, le=1.0, description="Share of FIM documents in SPM order (the rest PSM)."
+    )
+    fim_tokens: FimTokenNames | None = Field(
+        None,
+        description="FIM token texts; None detects StarCoder's or CodeLlama's in the tokenizer.",
+    )
+    learning_rate: float = Field(2e-4, gt=0.0, le=1.0, description="Peak learning rate.")
+    lr_schedule: Literal["cosine", "linear", "constant"] = Field(
+        "cosine", description="Decay after warmup."
+    )
+    warmup_steps: int = Field(0, ge=0, description="Optimizer steps of linear warmup.")
+    weight_decay: float = Field(0.0, ge=0.0, description="AdamW weight decay.")
+    max_grad_norm: float = Field(1.0, gt=0.0, description="Gradient clipping norm.")
+    epochs: float = Field(
+        1.0, gt=0.0, le=1000.0, description="Passes over the dataset (when max_steps is unset)."
+    )
+    max_steps: int | None = Field(
+        None, ge=1, description="Optimizer steps to run; overrides epochs when set."
+    )
+    micro_batch: int = Field(1, ge=1, description="Sequences per forward pass (per process).")
+    grad_accum: int = Field(
+        8, ge=1, description="Micro-batches accumulated into one optimizer step."
+    )
+    gradient_checkpointing: bool = Field(
+        False, description="Recompute activations in the backward pass to save memory."
+    )
+    precision: Literal["auto", "fp32", "bf16", "fp16"] = Field(
+        "auto", description="Compute precision; auto is bf16 on a bf16-capable GPU, else fp32."
+    )
+    seed: int = Field(0, ge=0, description="Seed for initialisation, FIM choices and shuffling.")
+    eval_interval: int = Field(
+        0, ge=0, description="Optimizer steps between held-out evaluations; 0 = start and end only."
+    )
+    eval_batches: int = Field(
+        8, ge=1, description="Held-out micro-batches per evaluation (bounded cost)."
+    )
+    checkpoint_interval: int = Field(
+        0, ge=0, description="Optimizer steps between checkpoints to the object store; 0 = none."
+    )
+    allow_qlora_fallback: bool = Field(
+        False,
+        description="If QLoRA cannot run (no bitsandbytes-capable device), train plain LoRA "
+        "instead and record it; otherwise the job fails.",
+    )
+    num_processes: int = Field(
+        1, ge=1, le=1024, description="Processes (GPUs) for full fine-tuning with FSDP."
+    )
+    fsdp: FsdpOptions = Field(
+        default_factory=FsdpOptions, description="FSDP options for full fine-tuning."
+    )
+    attention: Literal["auto", "sdpa", "eager", "flash_attention_2"] = Field(
+        "auto",
+        description="Attention kernel; auto picks flash_attention_2 when installed on a GPU "
+        "with compute capability 8.0+, else sdpa.",
+    )
+
+    @model_validator(mode="after")
+    def _check_combinations(self) -> TrainSpec:
+        if self.num_processes > 1 and self.method != "full":
+            raise ValueError(
+                f"num_processes={self.num_processes} needs method 'full' "
+                f"({self.method} trains in one process)"
+            )
+        if self.lora_target_modules is not None and not self.lora_target_modules:
+            raise ValueError("lora_target_modules is empty: leave it unset for the default")
+        return self
+
+    def checkpoint_prefix(self, job_id: str) -> str:
+        """Where this job's checkpoints live in the object store."""
+        return f"teams/{self.team}/finetunes/{job_id}/checkpoints/"
+
+    def adapter_prefix(self) -> str:
+        """Where the finished adapter is stored."""
+        return f"teams/{self.team}/adapters/{self.adapter_name}/{self.adapter_version}/"
+
+    def dataset_prefix(self) -> str:
+        """Where the dataset's manifest and shards live."""
+        return f"teams/{self.team}/datasets/{self.dataset_id}/"
+
+
+class TrainResult(BaseModel):
+    """What a finished fine-tune produced and how it went (stored in `tailor.json` too)."""
+
+    adapter_prefix: str = Field(description="Object-store prefix of the stored adapter.")
+    method: Literal["lora", "qlora", "full"] = Field(description="Method actually used.")
+    fallback_reason: str | None = Field(
+        None, description="Why QLoRA fell back to LoRA, when it did."
+    )
+    attention: str = Field(description="Attention implementation used.")
+    precision: str = Field(description="Compute precision used.")
+    device: str = Field(description="Device type trained on (cpu, cuda).")
+    steps: int = Field(description="Optimizer steps run.")
+    resumed_from_step: int | None = Field(None, description="Checkpoint step resumed from.")
+    final_loss: float = Field(description="Training loss of the last step.")
+    eval_loss_before: float | None = Field(None, description="Held-out loss of the base model.")
+    eval_loss_after: float | None = Field(None, description="Held-out loss after training.")
+    trainable_params: int = Field(description="Parameters that received gradients.")
+    total_params: int = Field(description="All parameters of the trained model.")
+    tokens_seen: int = Field(description="Training tokens processed.")
+    tokens_per_s: float = Field(description="Mean training throughput.")
+    peak_memory_bytes: int = Field(description="Peak accelerator (or process) memory.")
+    padding_fraction: float = Field(description="Share of training positions that were padding.")
+    duration_s: float = Field(description="Wall time of the run.")
+    metrics: list[dict[str, float | int | None]] = Field(
+        default_factory=list, description="Per-step metrics (the job's time series)."
+    )

@@ -1,0 +1,68 @@
+"""API fixtures: the real app on the test's database and store, and an HTTP client."""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+from collections.abc import Iterator
+
+import pytest
+import redis
+from fastapi import FastAPI
+from fastapi.testclient import TestClient
+from sqlalchemy import Connection
+from sqlalchemy.orm import Session, sessionmaker
+
+from api.main import create_app
+from tailor.config import Settings
+from tailor.queue import make_sender
+from tailor.storage import FileStore
+from tests.conftest import Tenant, create_tenant
+
+
+@pytest.fixture
+def app(
+    settings: Settings, connection: Connection, sessions: sessionmaker[Session], store: FileStore
+) -> FastAPI:
+    """The API, its sessions joined to the test's rolled-back transaction."""
+    application = create_app(settings, engine=connection.engine, store=store)
+    application.state.sessionmaker = sessions
+    return application
+
+
+@pytest.fixture
+def client(app: FastAPI) -> Iterator[TestClient]:
+    """An HTTP client for the API (errors become responses, as in production)."""
+    with TestClient(app, raise_server_exceptions=False) as c:
+        yield c
+
+
+@pytest.fixture
+def tenant(session: Session) -> Tenant:
+    """A team with an owner and a viewer."""
+    return create_tenant(session)
+
+
+@pytest.fixture
+def other_tenant(session: Session) -> Tenant:
+    """A second, unrelated team."""
+    return create_tenant(session)
+
+
+@pytest.fixture
+def broker(app: FastAPI) -> Iterator[redis.Redis]:
+    """The app sends tasks to a private Redis database; the test reads the queue there."""
+    db = 1 + os.getpid() % 14
+    client = redis.Redis(host="127.0.0.1", port=6379, db=db)
+    client.flushdb()
+    url = f"redis://127.0.0.1:6379/{db}"
+    app.state.sender = make_sender(Settings(broker_url=url, result_backend=url))
+    yield client
+    client.flushdb()
+
+
+def queued_tasks(broker: redis.Redis) -> list[tuple[str, list[object]]]:
+    """(task name, args) of every message waiting in the default queue."""
+    messages = [json.loads(raw) for raw in broker.lrange("celery", 0, -1)]
+    return [(m["headers"]["task"], json.loads(base64.b64decode(m["body"]))[0]) for m in messages]

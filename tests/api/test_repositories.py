@@ -1,0 +1,120 @@
+"""Repositories through the API."""
+
+from __future__ import annotations
+
+import pytest
+from fastapi.testclient import TestClient
+
+from tests.conftest import Tenant
+
+
+def register(client: TestClient, tenant: Tenant, **body: object) -> dict[str, object]:
+    resp = client.post(
+        f"/v1/teams/{tenant.slug}/repositories",
+        json={"name": "api", "url": "https://git.example.com/api.git", **body},
+        headers=tenant.auth(),
+    )
+    assert resp.status_code == 201, resp.text
+    return resp.json()
+
+
+def test_a_registered_repository_is_listed(client: TestClient, tenant: Tenant) -> None:
+    register(client, tenant, branch="develop", include=["src/**"])
+    items = client.get(f"/v1/teams/{tenant.slug}/repositories", headers=tenant.auth()).json()
+    assert [(r["name"], r["branch"], r["include"]) for r in items["items"]] == [
+        ("api", "develop", ["src/**"])
+    ]
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "file:///etc/passwd",
+        "ext::sh -c touch% /tmp/pwned",
+        "/srv/git/repo.git",
+        "../repo",
+        "https://user:hunter2@git.example.com/r.git",
+        "ftp://git.example.com/r.git",
+        "https://169.254.169.254/latest",
+        "~/repo",
+    ],
+)
+def test_unsafe_urls_are_refused(url: str, client: TestClient, tenant: Tenant) -> None:
+    resp = client.post(
+        f"/v1/teams/{tenant.slug}/repositories",
+        json={"name": "x", "url": url},
+        headers=tenant.auth(),
+    )
+    assert resp.status_code == 422
+    assert "hunter2" not in resp.text
+    listed = client.get(f"/v1/teams/{tenant.slug}/repositories", headers=tenant.auth()).json()
+    assert listed["items"] == []
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "https://git.example.com/org/repo.git",
+        "ssh://git@git.example.com/org/repo.git",
+        "git@github.com:org/repo.git",
+    ],
+)
+def test_remote_git_urls_are_accepted(url: str, client: TestClient, tenant: Tenant) -> None:
+    key = "-----BEGIN OPENSSH PRIVATE KEY-----\nabc\n-----END OPENSSH PRIVATE KEY-----"
+    kind = {} if url.startswith("https") else {"credential_kind": "ssh_key", "credential": key}
+    assert register(client, tenant, url=url, **kind)["url"] == url
+
+
+def test_a_duplicate_name_is_a_conflict_and_keeps_the_first(
+    client: TestClient, tenant: Tenant
+) -> None:
+    register(client, tenant)
+    resp = client.post(
+        f"/v1/teams/{tenant.slug}/repositories",
+        json={"name": "api", "url": "https://elsewhere.example.com/x.git"},
+        headers=tenant.auth(),
+    )
+    assert resp.status_code == 409
+    kept = client.get(f"/v1/teams/{tenant.slug}/repositories/api", headers=tenant.auth()).json()
+    assert kept["url"] == "https://git.example.com/api.git"
+
+
+def test_rotating_a_credential_keeps_it_write_only(client: TestClient, tenant: Tenant) -> None:
+    register(client, tenant)
+    resp = client.patch(
+        f"/v1/teams/{tenant.slug}/repositories/api",
+        json={"credential_kind": "token", "credential": "glpat-rotated-value"},
+        headers=tenant.auth(),
+    )
+    assert resp.status_code == 200
+    assert resp.json()["has_credential"] is True
+    assert "glpat-rotated-value" not in resp.text
+
+
+def test_a_token_credential_on_an_ssh_url_is_refused(client: TestClient, tenant: Tenant) -> None:
+    resp = client.post(
+        f"/v1/teams/{tenant.slug}/repositories",
+        json={
+            "name": "x",
+            "url": "git@github.com:o/r.git",
+            "credential_kind": "token",
+            "credential": "abc",
+        },
+        headers=tenant.auth(),
+    )
+    assert resp.status_code == 422
+    assert "ssh_key" in resp.json()["detail"]
+
+
+def test_deleting_a_repository_forgets_it(client: TestClient, tenant: Tenant) -> None:
+    register(client, tenant)
+    assert (
+        client.delete(
+            f"/v1/teams/{tenant.slug}/repositories/api", headers=tenant.auth()
+        ).status_code
+        == 204
+    )
+    assert (
+        client.get(f"/v1/teams/{tenant.slug}/repositories/api", headers=tenant.auth()).status_code
+        == 404
+    )

@@ -1,0 +1,72 @@
+"""Teams through the API."""
+
+from __future__ import annotations
+
+from fastapi.testclient import TestClient
+
+from tests.conftest import Tenant
+
+
+def test_creating_a_team_makes_the_caller_its_owner(client: TestClient, tenant: Tenant) -> None:
+    resp = client.post(
+        "/v1/teams", json={"slug": "payments", "name": "Payments"}, headers=tenant.auth()
+    )
+    assert resp.status_code == 201
+    members = client.get("/v1/teams/payments/members", headers=tenant.auth()).json()["items"]
+    assert [(m["email"], m["role"]) for m in members] == [(tenant.owner.email, "owner")]
+
+
+def test_a_taken_slug_is_a_conflict(client: TestClient, tenant: Tenant) -> None:
+    resp = client.post("/v1/teams", json={"slug": tenant.slug, "name": "x"}, headers=tenant.auth())
+    assert resp.status_code == 409
+    assert resp.headers["content-type"] == "application/problem+json"
+    assert resp.json()["type"] == "https://tailor.dev/problems/conflict"
+
+
+def test_an_invalid_slug_is_explained(client: TestClient, tenant: Tenant) -> None:
+    resp = client.post("/v1/teams", json={"slug": "Bad Slug!", "name": "x"}, headers=tenant.auth())
+    assert resp.status_code == 422
+    assert resp.json()["detail"].startswith("slug:")
+
+
+def test_listing_teams_shows_only_the_callers(
+    client: TestClient, tenant: Tenant, other_tenant: Tenant
+) -> None:
+    slugs = [t["slug"] for t in client.get("/v1/teams", headers=tenant.auth()).json()["items"]]
+    assert slugs == [tenant.slug]
+
+
+def test_lists_paginate_with_a_cursor(client: TestClient, tenant: Tenant) -> None:
+    for i in range(5):
+        client.post("/v1/teams", json={"slug": f"page-{i}", "name": "p"}, headers=tenant.auth())
+    first = client.get("/v1/teams?limit=4", headers=tenant.auth()).json()
+    second = client.get(
+        f"/v1/teams?limit=4&cursor={first['next_cursor']}", headers=tenant.auth()
+    ).json()
+    seen = [t["slug"] for t in first["items"] + second["items"]]
+    assert len(seen) == 6 and len(set(seen)) == 6 and second["next_cursor"] is None
+
+
+def test_a_garbled_cursor_is_a_clear_error(client: TestClient, tenant: Tenant) -> None:
+    resp = client.get("/v1/teams?cursor=%%%", headers=tenant.auth())
+    assert resp.status_code == 422
+    assert "cursor" in resp.json()["detail"]
+
+
+def test_only_platform_admins_change_gpu_quota(client: TestClient, tenant: Tenant) -> None:
+    resp = client.patch(f"/v1/teams/{tenant.slug}", json={"gpu_quota": 8}, headers=tenant.auth())
+    assert resp.status_code == 403
+
+
+def test_the_last_owner_cannot_leave(client: TestClient, tenant: Tenant) -> None:
+    resp = client.delete(
+        f"/v1/teams/{tenant.slug}/members/{tenant.owner.id}", headers=tenant.auth()
+    )
+    assert resp.status_code == 409
+    assert "at least one owner" in resp.json()["detail"]
+
+
+def test_requests_without_a_token_are_unauthorized(client: TestClient) -> None:
+    resp = client.get("/v1/teams")
+    assert resp.status_code == 401
+    assert resp.headers["www-authenticate"] == "Bearer"

@@ -1,0 +1,221 @@
+"""`helm lint` and `helm template` with the real helm; everything rendered validates."""
+
+from __future__ import annotations
+
+import tarfile
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+from tailor_operator.config import OperatorConfig
+from tailor_operator.crds import generate_crds
+from tailor_operator.resources import TeamSpec
+
+from tailor.config import Settings
+from tests.charts.conftest import CHART, PRODUCTION, Helm, by_kind, pod_specs, render
+from tests.charts.validation import validate_manifest
+
+
+@pytest.mark.parametrize("values", [[], [PRODUCTION]], ids=["defaults", "production"])
+def test_helm_lint_passes_strictly(helm: Helm, values: list[Path]) -> None:
+    args = ["lint", "--strict", str(CHART), "--namespace", "tailor"]
+    for path in values:
+        args += ["--values", str(path)]
+
+    result = helm(*args)
+
+    assert "0 chart(s) failed" in result.stdout
+
+
+@pytest.mark.parametrize("fixture", ["default_manifests", "production_manifests"])
+def test_every_rendered_manifest_validates_against_kubernetes_1_31(
+    fixture: str, request: pytest.FixtureRequest
+) -> None:
+    manifests: list[dict[str, Any]] = request.getfixturevalue(fixture)
+
+    for manifest in manifests:
+        validate_manifest(manifest)
+
+
+def test_the_chart_crds_are_the_generated_ones(default_manifests: list[dict[str, Any]]) -> None:
+    rendered = {
+        c["metadata"]["name"]: c for c in by_kind(default_manifests, "CustomResourceDefinition")
+    }
+
+    for crd in generate_crds():
+        chart_crd = rendered[crd["metadata"]["name"]]
+        assert chart_crd["spec"] == crd["spec"]
+        assert chart_crd["metadata"]["annotations"] == {"helm.sh/resource-policy": "keep"}
+
+
+def test_crds_can_be_left_to_the_admin(helm: Helm, tmp_path: Path) -> None:
+    values = tmp_path / "values.yaml"
+    values.write_text("crds:\n  install: false\n")
+
+    assert by_kind(render(helm, values), "CustomResourceDefinition") == []
+
+
+def test_an_unknown_value_is_rejected_by_the_schema(helm: Helm) -> None:
+    result = helm("template", "t", str(CHART), "--set", "api.replicaz=3", check=False)
+
+    assert result.returncode != 0
+    assert "replicaz" in result.stderr
+
+
+def test_every_pod_is_non_root_read_only_and_without_capabilities(
+    production_manifests: list[dict[str, Any]], default_manifests: list[dict[str, Any]]
+) -> None:
+    for name, spec in pod_specs(default_manifests + production_manifests):
+        assert spec["securityContext"]["runAsNonRoot"] is True, name
+        assert spec["securityContext"]["seccompProfile"] == {"type": "RuntimeDefault"}, name
+        for container in spec["containers"]:
+            context = container["securityContext"]
+            assert context["readOnlyRootFilesystem"] is True, name
+            assert context["allowPrivilegeEscalation"] is False, name
+            assert context["capabilities"] == {"drop": ["ALL"]}, name
+            assert "requests" in container["resources"], name
+
+
+def test_every_object_carries_the_helper_labels(
+    default_manifests: list[dict[str, Any]],
+) -> None:
+    for manifest in default_manifests:
+        labels = manifest["metadata"]["labels"]
+        assert labels["app.kubernetes.io/part-of"] == "tailor", manifest["metadata"]["name"]
+        assert labels["app.kubernetes.io/instance"] == "t", manifest["metadata"]["name"]
+
+
+def test_helm_test_checks_the_api_readiness(default_manifests: list[dict[str, Any]]) -> None:
+    [pod] = by_kind(default_manifests, "Pod")
+
+    assert pod["metadata"]["annotations"]["helm.sh/hook"] == "test"
+    assert pod["spec"]["containers"][0]["args"] == ["http://t-tailor-api.tailor.svc:80/readyz"]
+
+
+def test_the_operator_config_is_one_the_operator_reads(
+    production_manifests: list[dict[str, Any]],
+) -> None:
+    [configmap] = by_kind(production_manifests, "ConfigMap")
+
+    config = OperatorConfig.model_validate_json(configmap["data"]["operator.json"])
+
+    assert set(config.gpuTypes) == {"nvidia-a100-80gb", "nvidia-h100-80gb"}
+    assert config.objectStore.sourceSecretName == "tailor-s3-credentials"
+    assert config.images.trainer.startswith("registry.corp.example.com/mirror/")
+    assert config.apiUrl == "http://t-tailor-api.tailor.svc:80"
+
+
+def test_production_teams_become_team_resources_after_install(
+    production_manifests: list[dict[str, Any]],
+) -> None:
+    teams = by_kind(production_manifests, "Team")
+
+    assert [t["metadata"]["name"] for t in teams] == ["search", "payments", "platform-infra"]
+    for team in teams:
+        TeamSpec.model_validate(team["spec"])
+        assert "post-install" in team["metadata"]["annotations"]["helm.sh/hook"]
+
+
+def test_each_gpu_pool_gets_a_kueue_flavor_and_the_shared_pool_lends(
+    production_manifests: list[dict[str, Any]],
+) -> None:
+    flavors = {f["metadata"]["name"]: f for f in by_kind(production_manifests, "ResourceFlavor")}
+    [pool] = by_kind(production_manifests, "ClusterQueue")
+
+    assert set(flavors) == {"a100-80gb", "h100-80gb"}
+    assert flavors["a100-80gb"]["spec"]["nodeLabels"] == {
+        "nvidia.com/gpu.product": "NVIDIA-A100-SXM4-80GB"
+    }
+    assert pool["spec"]["cohort"] == "tailor"
+    gpu = pool["spec"]["resourceGroups"][0]["flavors"][0]["resources"][2]
+    assert gpu == {"name": "nvidia.com/gpu", "nominalQuota": 16}
+
+
+def test_external_services_replace_the_in_release_ones(
+    production_manifests: list[dict[str, Any]],
+) -> None:
+    names = {m["metadata"]["name"] for m in production_manifests}
+    [api] = [
+        d
+        for d in by_kind(production_manifests, "Deployment")
+        if d["metadata"]["name"] == "t-tailor-api"
+    ]
+
+    assert not {"t-tailor-postgresql", "t-tailor-redis"} & names
+    env = {e["name"]: e for e in api["spec"]["template"]["spec"]["containers"][0]["env"]}
+    assert env["TAILOR_BROKER_URL"]["value"] == "redis://tailor-redis.databases.svc:6379/0"
+    assert env["TAILOR_DATABASE_URL"]["valueFrom"]["secretKeyRef"]["name"] == "tailor-database"
+
+
+def test_an_external_database_needs_its_url(helm: Helm, tmp_path: Path) -> None:
+    values = tmp_path / "values.yaml"
+    values.write_text(yaml.safe_dump({"postgresql": {"enabled": False}}))
+
+    result = helm("template", "t", str(CHART), "--values", str(values), check=False)
+
+    assert result.returncode != 0
+    assert "database.url" in result.stderr
+
+
+def test_the_operator_has_no_wildcards_and_the_api_only_custom_resources(
+    default_manifests: list[dict[str, Any]],
+) -> None:
+    roles = {r["metadata"]["name"]: r for r in by_kind(default_manifests, "ClusterRole")}
+
+    for role in roles.values():
+        for rule in role["rules"]:
+            assert "*" not in rule["verbs"] + rule["resources"] + rule["apiGroups"]
+    for component in ("api", "worker"):
+        groups = {g for rule in roles[f"t-tailor-{component}"]["rules"] for g in rule["apiGroups"]}
+        assert groups == {"tailor.dev"}
+    secret_rules = [r for r in roles["t-tailor-operator"]["rules"] if "secrets" in r["resources"]]
+    assert all(set(r["verbs"]) <= {"create"} or r.get("resourceNames") for r in secret_rules)
+
+
+def test_the_packaged_chart_leaves_out_the_test_values(helm: Helm, tmp_path: Path) -> None:
+    helm("package", str(CHART), "--destination", str(tmp_path))
+    [archive] = tmp_path.glob("tailor-*.tgz")
+
+    with tarfile.open(archive) as packaged:
+        names = packaged.getnames()
+    assert "tailor/values.schema.json" in names
+    assert "tailor/files/crds/finetunejobs.tailor.dev.yaml" in names
+    assert not [n for n in names if n.startswith("tailor/ci/")]
+
+
+def _operator_token_ref(manifests: list[dict[str, Any]], deployment: str) -> dict[str, Any]:
+    deployments = by_kind(manifests, "Deployment")
+    [workload] = [d for d in deployments if d["metadata"]["name"] == deployment]
+    env = {e["name"]: e for e in workload["spec"]["template"]["spec"]["containers"][0]["env"]}
+    ref: dict[str, Any] = env["TAILOR_OPERATOR_TOKEN"]["valueFrom"]["secretKeyRef"]
+    return ref
+
+
+def test_the_api_and_the_operator_share_one_operator_token(
+    default_manifests: list[dict[str, Any]],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    api = _operator_token_ref(default_manifests, "t-tailor-api")
+    operator = _operator_token_ref(default_manifests, "t-tailor-operator")
+
+    assert api == operator
+    secrets = by_kind(default_manifests, "Secret")
+    [secret] = [s for s in secrets if s["metadata"]["name"] == api["name"]]
+    assert secret["data"][api["key"]]  # generated once, kept across upgrades
+    # The variable the chart sets is the one the API's settings read.
+    monkeypatch.setenv("TAILOR_OPERATOR_TOKEN", "from-the-secret")
+    token = Settings(workspace=tmp_path).operator_token
+    assert token is not None and token.get_secret_value() == "from-the-secret"
+
+
+def test_an_existing_secret_gives_both_the_operator_token(helm: Helm, tmp_path: Path) -> None:
+    values = tmp_path / "values.yaml"
+    values.write_text(yaml.safe_dump({"secrets": {"existingSecret": "platform-secrets"}}))
+
+    manifests = render(helm, values)
+
+    for deployment in ("t-tailor-api", "t-tailor-operator"):
+        ref = _operator_token_ref(manifests, deployment)
+        assert ref == {"name": "platform-secrets", "key": "operator-token"}

@@ -1,0 +1,211 @@
+"""Shared fixtures: real PostgreSQL and SQLite, per-test rollback, factories, API clients."""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+from sqlalchemy import Connection, Engine, text
+from sqlalchemy.orm import Session, sessionmaker
+
+from tailor.config import Settings, get_settings
+from tailor.db import migrate
+from tailor.db.models import Membership, Role, Team, User
+from tailor.db.session import make_engine
+from tailor.security import CredentialCipher
+from tailor.storage import FileStore
+from tailor.tokens.service import issue_token
+
+POSTGRES_URL = os.environ.get(
+    "TAILOR_TEST_POSTGRES", "postgresql+psycopg://postgres@127.0.0.1:5432/test"
+)
+
+
+def _postgres_engine() -> Iterator[Engine]:
+    # A schema of its own per run: parallel runs and leftovers never collide.
+    schema = f"t_{uuid.uuid4().hex[:10]}"
+    admin = make_engine(POSTGRES_URL)
+    with admin.begin() as conn:
+        conn.execute(text(f'CREATE SCHEMA "{schema}"'))
+    engine = make_engine(POSTGRES_URL, connect_args={"options": f"-csearch_path={schema}"})
+    try:
+        with engine.begin() as conn:
+            _upgrade_on(conn)
+        yield engine
+    finally:
+        engine.dispose()
+        with admin.begin() as conn:
+            conn.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
+        admin.dispose()
+
+
+def _upgrade_on(conn: Connection) -> None:
+    from alembic import command
+
+    cfg = migrate.alembic_config(str(conn.engine.url))
+    cfg.attributes["connection"] = conn
+    command.upgrade(cfg, "head")
+
+
+@pytest.fixture(scope="session", params=["sqlite", "postgresql"])
+def db_engine(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Engine]:
+    """A migrated database, once per backend per test session."""
+    if request.param == "postgresql":
+        yield from _postgres_engine()
+        return
+    path = tmp_path_factory.mktemp("sqlite") / "tailor.db"
+    url = f"sqlite:///{path}"
+    migrate.upgrade(url)
+    engine = make_engine(url)
+    yield engine
+    engine.dispose()
+
+
+@pytest.fixture
+def connection(db_engine: Engine) -> Iterator[Connection]:
+    """A connection inside a transaction that is rolled back after the test."""
+    conn = db_engine.connect()
+    trans = conn.begin()
+    yield conn
+    trans.rollback()
+    conn.close()
+
+
+@pytest.fixture
+def sessions(connection: Connection) -> sessionmaker[Session]:
+    """Sessions whose commits become savepoints of the test's transaction."""
+    return sessionmaker(
+        bind=connection, join_transaction_mode="create_savepoint", expire_on_commit=False
+    )
+
+
+@pytest.fixture
+def session(sessions: sessionmaker[Session]) -> Iterator[Session]:
+    """One session for arranging and checking data."""
+    with sessions() as s:
+        yield s
+
+
+@pytest.fixture
+def settings(tmp_path: Path) -> Iterator[Settings]:
+    """Embedded settings in a private workspace."""
+    s = Settings(workspace=tmp_path / "ws", git_allow_http=True)
+    s.ensure_workspace()
+    yield s
+    get_settings.cache_clear()
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> FileStore:
+    """A file object store."""
+    return FileStore(tmp_path / "objects")
+
+
+@pytest.fixture
+def cipher(settings: Settings) -> CredentialCipher:
+    """The credential cipher for `settings`."""
+    return CredentialCipher(settings.encryption_key())
+
+
+# --- factories -------------------------------------------------------------------------------
+
+
+def create_user(session: Session, email: str | None = None, *, admin: bool = False) -> User:
+    """A user with a unique e-mail."""
+    user = User(email=email or f"u-{uuid.uuid4().hex[:8]}@example.com", name="Test", is_admin=admin)
+    session.add(user)
+    session.flush()
+    return user
+
+
+def create_team(session: Session, owner: User, slug: str | None = None) -> Team:
+    """A team owned by `owner`."""
+    team = Team(slug=slug or f"team-{uuid.uuid4().hex[:8]}", name="Test team")
+    session.add(team)
+    session.flush()
+    session.add(Membership(team_id=team.id, user_id=owner.id, role=Role.owner))
+    session.flush()
+    return team
+
+
+def add_member(session: Session, team: Team, user: User, role: Role) -> None:
+    """Give `user` a role in `team`."""
+    session.add(Membership(team_id=team.id, user_id=user.id, role=role))
+    session.flush()
+
+
+def create_token(
+    session: Session,
+    user: User,
+    *,
+    team: Team | None = None,
+    scopes: tuple[str, ...] = ("read", "write"),
+) -> str:
+    """A plaintext bearer token for `user`."""
+    _row, plaintext = issue_token(
+        session,
+        user,
+        name="test",
+        scopes=list(scopes),
+        team_id=team.id if team else None,
+        expires_at=None,
+    )
+    return plaintext
+
+
+@dataclass
+class Tenant:
+    """A team with an owner, a viewer and their tokens."""
+
+    team: Team
+    owner: User
+    owner_token: str
+    viewer: User
+    viewer_token: str
+
+    @property
+    def slug(self) -> str:
+        return self.team.slug
+
+    def auth(self, role: str = "owner") -> dict[str, str]:
+        token = self.owner_token if role == "owner" else self.viewer_token
+        return {"Authorization": f"Bearer {token}"}
+
+
+def create_tenant(session: Session) -> Tenant:
+    """A team with an owner and a viewer, committed."""
+    owner, viewer = create_user(session), create_user(session)
+    team = create_team(session, owner)
+    add_member(session, team, viewer, Role.viewer)
+    tenant = Tenant(
+        team, owner, create_token(session, owner), viewer, create_token(session, viewer)
+    )
+    session.commit()
+    return tenant
+
+
+def create_version(
+    session: Session,
+    team: Team,
+    name: str = "completion",
+    version: int = 1,
+    evaluation: dict[str, object] | None = None,
+) -> None:
+    """A registered adapter version (files are the test's business)."""
+    from tailor.registry.service import register_version
+
+    register_version(
+        session,
+        team_id=team.id,
+        team_slug=team.slug,
+        name=name,
+        version=version,
+        manifest={"base_model": "tiny-base", "evaluation": evaluation or {}},
+    )
+    session.commit()

@@ -1,0 +1,35 @@
+"""Settings need no configuration on a fresh machine."""
+
+from __future__ import annotations
+
+import stat
+from pathlib import Path
+
+import pytest
+
+from tailor.config import Settings
+
+
+def test_embedded_defaults_live_in_the_workspace(tmp_path: Path) -> None:
+    s = Settings(workspace=tmp_path)
+    assert s.database_url == f"sqlite:///{tmp_path / 'tailor.db'}"
+    assert s.broker_url.startswith("sqla+sqlite:///") and s.object_store_url.startswith("file://")
+
+
+def test_the_secret_key_is_generated_once_and_private(tmp_path: Path) -> None:
+    s = Settings(workspace=tmp_path)
+    first, second = s.encryption_key(), Settings(workspace=tmp_path).encryption_key()
+    assert first == second and len(first) >= 32
+    assert stat.S_IMODE((tmp_path / "secret.key").stat().st_mode) == 0o600
+
+
+def test_environment_variables_override_defaults(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("TAILOR_DATABASE_URL", "postgresql+psycopg://db/tailor")
+    monkeypatch.setenv("TAILOR_OBJECT_STORE_URL", "s3://bucket/prefix")
+    s = Settings(workspace=tmp_path)
+    assert (s.database_url, s.object_store_url) == (
+        "postgresql+psycopg://db/tailor",
+        "s3://bucket/prefix",
+    )

@@ -1,0 +1,78 @@
+"""The object store behaves the same on a directory and on S3 (moto's HTTP server)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import boto3
+import pytest
+from moto.server import ThreadedMotoServer
+
+from tailor.storage import FileStore, ObjectStore, S3Store, StoreError
+
+
+@pytest.fixture(scope="module")
+def s3_endpoint() -> Iterator[str]:
+    """A real S3 API on localhost."""
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0)
+    server.start()
+    host, port = server.get_host_and_port()
+    yield f"http://{host}:{port}"
+    server.stop()
+
+
+@pytest.fixture(params=["file", "s3"])
+def any_store(request: pytest.FixtureRequest, tmp_path: Path) -> ObjectStore:
+    """Each store implementation, empty."""
+    if request.param == "file":
+        return FileStore(tmp_path / "objects")
+    endpoint = request.getfixturevalue("s3_endpoint")
+    client = boto3.client(
+        "s3",
+        endpoint_url=endpoint,
+        region_name="us-east-1",
+        aws_access_key_id="test",
+        aws_secret_access_key="test",
+    )
+    bucket = f"b-{tmp_path.name[-20:].lower().replace('_', '-')}"
+    client.create_bucket(Bucket=bucket)
+    return S3Store(bucket, "tailor", client)
+
+
+def test_objects_round_trip(any_store: ObjectStore) -> None:
+    any_store.put_bytes("teams/a/datasets/d1/manifest.json", b"{}")
+    assert any_store.get_bytes("teams/a/datasets/d1/manifest.json") == b"{}"
+    assert any_store.exists("teams/a/datasets/d1/manifest.json")
+
+
+def test_listing_is_by_prefix(any_store: ObjectStore) -> None:
+    for key in ("teams/a/x/1", "teams/a/x/2", "teams/ab/x/3"):
+        any_store.put_bytes(key, b".")
+    assert any_store.list("teams/a/") == ["teams/a/x/1", "teams/a/x/2"]
+
+
+def test_deleting_a_prefix_removes_only_it(any_store: ObjectStore) -> None:
+    any_store.put_bytes("teams/a/x/1", b".")
+    any_store.put_bytes("teams/b/x/1", b".")
+    assert any_store.delete_prefix("teams/a/") == 1
+    assert any_store.list("teams/") == ["teams/b/x/1"]
+
+
+def test_files_upload_and_download(any_store: ObjectStore, tmp_path: Path) -> None:
+    src = tmp_path / "w.bin"
+    src.write_bytes(b"weights")
+    any_store.upload_file(src, "teams/a/adapters/n/1/adapter_model.safetensors")
+    any_store.download_file("teams/a/adapters/n/1/adapter_model.safetensors", tmp_path / "o.bin")
+    assert (tmp_path / "o.bin").read_bytes() == b"weights"
+
+
+@pytest.mark.parametrize("key", ["../etc/passwd", "/abs", "teams/a/../../x", "teams//a"])
+def test_keys_cannot_escape(any_store: ObjectStore, key: str) -> None:
+    with pytest.raises(StoreError):
+        any_store.put_bytes(key, b".")
+
+
+def test_a_missing_object_is_a_clear_error(any_store: ObjectStore) -> None:
+    with pytest.raises(StoreError, match="no object"):
+        any_store.get_bytes("teams/a/missing")

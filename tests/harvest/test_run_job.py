@@ -1,0 +1,134 @@
+"""The worker's side: a queued harvest job runs to a final state, with stats and commits."""
+
+from __future__ import annotations
+
+import json
+
+from celery import Celery
+from sqlalchemy import select
+from sqlalchemy.orm import Session, sessionmaker
+
+from tailor.config import Settings
+from tailor.datasets.run import run_harvest_job
+from tailor.datasets.service import start_harvest
+from tailor.db.models import Dataset, Job, JobEvent, JobState, Repository, Role
+from tailor.harvest.spec import HarvestSpec
+from tailor.repositories.schemas import RepositoryCreate
+from tailor.repositories.service import create_repository
+from tailor.security import CredentialCipher
+from tailor.storage import FileStore
+from tailor.tenancy import Principal, TeamAccess
+from tests.conftest import Tenant, create_tenant
+from tests.harvest.conftest import TOKEN, TeamRepos
+
+SENDER = Celery("test-sender", broker="memory://")
+
+
+def register(
+    session: Session, access: TeamAccess, repos: TeamRepos, cipher: CredentialCipher, token: str
+) -> None:
+    for name in ("billing", "payments"):
+        body = RepositoryCreate(
+            name=name,
+            url=repos.server.url(name),
+            credential_kind="token",
+            credential=token if name == "billing" else TOKEN,  # type: ignore[arg-type]
+        )
+        create_repository(session, access, body, cipher, allow_http=True)
+
+
+def owner_access(tenant: Tenant) -> TeamAccess:
+    principal = Principal(user_id=tenant.owner.id, email=tenant.owner.email)
+    return TeamAccess(team=tenant.team, role=Role.owner, principal=principal)
+
+
+def queue_harvest(
+    sessions: sessionmaker[Session], repos: TeamRepos, cipher: CredentialCipher, token: str
+) -> tuple[str, str, str]:
+    """(team slug, job uid, dataset uid) of a committed, queued harvest."""
+    with sessions() as session:
+        tenant = create_tenant(session)
+        access = owner_access(tenant)
+        register(session, access, repos, cipher, token)
+        out = start_harvest(session, access, HarvestSpec(), SENDER)
+        session.commit()
+        return tenant.slug, out.job_id, out.id
+
+
+def test_a_queued_harvest_ends_succeeded_with_stats(
+    sessions: sessionmaker[Session],
+    settings: Settings,
+    store: FileStore,
+    cipher: CredentialCipher,
+    team_repos: TeamRepos,
+) -> None:
+    slug, job_uid, dataset_uid = queue_harvest(sessions, team_repos, cipher, TOKEN)
+    run_harvest_job(sessions, store, settings, job_uid)
+    with sessions() as session:
+        job = session.scalars(select(Job).where(Job.uid == job_uid)).one()
+        dataset = session.scalars(select(Dataset).where(Dataset.uid == dataset_uid)).one()
+        repos = session.scalars(select(Repository).where(Repository.team_id == job.team_id)).all()
+        assert (job.state, job.progress) == (JobState.succeeded, 1.0)
+        assert dataset.stats["files_kept"] == 6
+        assert {r.name: r.last_harvested_commit for r in repos} == team_repos.heads
+    manifest = json.loads(store.get_bytes(f"teams/{slug}/datasets/{dataset_uid}/manifest.json"))
+    assert manifest["stats"] == dataset.stats
+
+
+def test_a_repository_with_a_wrong_token_is_logged_and_not_remembered(
+    sessions: sessionmaker[Session],
+    settings: Settings,
+    store: FileStore,
+    cipher: CredentialCipher,
+    team_repos: TeamRepos,
+) -> None:
+    bad = "revoked-token-0a1b2c3d"
+    _slug, job_uid, _ds = queue_harvest(sessions, team_repos, cipher, bad)
+    run_harvest_job(sessions, store, settings, job_uid)
+    with sessions() as session:
+        job = session.scalars(select(Job).where(Job.uid == job_uid)).one()
+        events = session.scalars(select(JobEvent.message).where(JobEvent.job_id == job.id)).all()
+        billing = session.scalars(
+            select(Repository).where(
+                Repository.team_id == job.team_id, Repository.name == "billing"
+            )
+        ).one()
+        assert job.state == JobState.succeeded
+        assert any("repository billing failed: authentication failed" in e for e in events)
+        assert not any(bad in e for e in events)
+        assert billing.last_harvested_commit is None
+
+
+def test_a_harvest_whose_repositories_all_fail_is_failed_with_the_reasons(
+    sessions: sessionmaker[Session],
+    settings: Settings,
+    store: FileStore,
+    cipher: CredentialCipher,
+    team_repos: TeamRepos,
+) -> None:
+    _slug, job_uid, _ds = queue_harvest(sessions, team_repos, cipher, TOKEN)
+    team_repos.server.stop()  # the git host goes away before the worker starts
+    run_harvest_job(sessions, store, settings, job_uid)
+    with sessions() as session:
+        job = session.scalars(select(Job).where(Job.uid == job_uid)).one()
+        assert job.state == JobState.failed
+        assert job.error is not None and "billing: host unreachable" in job.error
+    assert store.list("teams/") == []
+
+
+def test_a_cancelled_harvest_ends_cancelled_and_empty(
+    sessions: sessionmaker[Session],
+    settings: Settings,
+    store: FileStore,
+    cipher: CredentialCipher,
+    team_repos: TeamRepos,
+) -> None:
+    _slug, job_uid, _ds = queue_harvest(sessions, team_repos, cipher, TOKEN)
+    with sessions.begin() as session:
+        job = session.scalars(select(Job).where(Job.uid == job_uid)).one()
+        job.state, job.cancel_requested = JobState.running, True
+    run_harvest_job(sessions, store, settings, job_uid)
+    with sessions() as session:
+        job = session.scalars(select(Job).where(Job.uid == job_uid)).one()
+        assert job.state == JobState.cancelled
+    assert store.list("teams/") == []

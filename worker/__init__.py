@@ -1,0 +1,1 @@
+"""Tailor's Celery worker: thin tasks that call the pipelines in `tailor/`."""
