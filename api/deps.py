@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hmac
+import json
 import logging
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Annotated, Any
@@ -14,7 +15,7 @@ from sqlalchemy.orm import Session
 
 from tailor.config import Settings
 from tailor.db.models import Role
-from tailor.errors import Forbidden, Unauthorized
+from tailor.errors import Forbidden, InvalidInput, Unauthorized
 from tailor.pagination import CURSOR_PATTERN, DEFAULT_LIMIT, MAX_LIMIT
 from tailor.registry.service import EndpointHook
 from tailor.security import CredentialCipher
@@ -163,3 +164,34 @@ def endpoint_hook(settings: SettingsDep, sender: SenderDep) -> EndpointHook | No
 
 
 EndpointSync = Annotated[EndpointHook | None, Depends(endpoint_hook)]
+
+
+def _has_nul(value: Any) -> bool:
+    if isinstance(value, str):
+        return "\x00" in value
+    if isinstance(value, dict):
+        return any(_has_nul(k) or _has_nul(v) for k, v in value.items())
+    if isinstance(value, list):
+        return any(_has_nul(v) for v in value)
+    return False
+
+
+async def reject_nul_characters(request: Request) -> None:
+    """Refuse NUL characters in JSON bodies and query strings on every route.
+
+    PostgreSQL cannot store them in text, SQLite can: refusing them here gives both
+    databases the same answer, before anything is written.
+    """
+    if "%00" in request.url.query or _has_nul(dict(request.path_params)):
+        raise InvalidInput("text must not contain NUL characters")
+    content_type = request.headers.get("content-type", "")
+    if content_type.startswith("application/x-www-form-urlencoded"):
+        if b"%00" in await request.body():
+            raise InvalidInput("text must not contain NUL characters")
+    elif content_type.startswith("application/json"):
+        try:
+            body = json.loads(await request.body() or b"null")
+        except ValueError:
+            return  # FastAPI's own validation explains malformed JSON
+        if _has_nul(body):
+            raise InvalidInput("text must not contain NUL characters")

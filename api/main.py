@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from fastapi import FastAPI
+from fastapi import Depends, FastAPI
 from sqlalchemy import Engine
 
 from api import console, metrics, problems
+from api.deps import reject_nul_characters
 from api.routers import (
     adapters,
     datasets,
@@ -40,6 +41,7 @@ def create_app(
         version=__version__,
         description="Register repositories, build datasets, fine-tune, evaluate and publish "
         "per-team code assistants. Errors are RFC 9457 problem+json.",
+        dependencies=[Depends(reject_nul_characters)],
     )
     app.state.settings = settings
     app.state.engine = engine or engine_for(settings.database_url)

@@ -9,6 +9,7 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel
+from sqlalchemy.exc import DataError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from tailor.errors import PROBLEM_BASE, TailorError
@@ -77,6 +78,19 @@ def install(app: FastAPI) -> None:
     async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
         slug = {404: "not-found", 405: "method-not-allowed"}.get(exc.status_code, "http-error")
         return problem(exc.status_code, slug, str(exc.detail), str(exc.detail), request)
+
+    @app.exception_handler(DataError)
+    async def _unstorable(request: Request, exc: DataError) -> JSONResponse:
+        # The database refused a value validation let through (a NUL character in text, a
+        # number past a column's range): the request's fault, and nothing was stored.
+        return problem(
+            422,
+            "invalid-input",
+            "Invalid input",
+            "a value cannot be stored: text must not contain NUL characters and numbers "
+            "must fit their field",
+            request,
+        )
 
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, exc: Exception) -> JSONResponse:

@@ -18,7 +18,7 @@ from api.console.web import (
     saved,
     team_router,
 )
-from api.deps import SessionDep, SettingsDep
+from api.deps import EndpointSync, SessionDep, SettingsDep
 from tailor.errors import TailorError
 from tailor.pagination import MAX_LIMIT
 from tailor.registry import service as registry
@@ -73,7 +73,12 @@ def adapter_list(
 
 @router.post("/endpoints")
 def publish(
-    request: Request, form: Form, access: Admin, session: SessionDep, settings: SettingsDep
+    request: Request,
+    form: Form,
+    access: Admin,
+    session: SessionDep,
+    settings: SettingsDep,
+    sync: EndpointSync,
 ) -> Response:
     """Publish an adapter version under a model name (the team's publish gate applies)."""
     values = {k: form_text(form, k) for k in ("name", "adapter", "version", "backend")}
@@ -85,7 +90,9 @@ def publish(
         "override_gate": form.get("override_gate") == "on",
     }
     try:
-        ep = registry.publish(session, access, parse(EndpointCreate, data), gate=evaluation_gate)
+        ep = registry.publish(
+            session, access, parse(EndpointCreate, data), gate=evaluation_gate, on_change=sync
+        )
     except (FormErrors, TailorError) as exc:
         session.rollback()
         errors = exc.errors if isinstance(exc, FormErrors) else service_errors(exc)
@@ -115,7 +122,9 @@ def endpoint_detail(
 
 
 @router.post("/endpoints/{name}/delete")
-def unpublish(name: str, form: Form, access: Admin, session: SessionDep) -> Response:
+def unpublish(
+    name: str, form: Form, access: Admin, session: SessionDep, sync: EndpointSync
+) -> Response:
     """Stop serving an endpoint (its versions stay in the registry)."""
-    registry.unpublish(session, access, name)
+    registry.unpublish(session, access, name, on_change=sync)
     return saved(session, f"{_base(access)}/adapters", "unpublished")

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import os
 import signal
 import subprocess
@@ -15,6 +14,7 @@ from celery import Celery
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
+from tailor.adapters.spec import AdapterManifest
 from tailor.config import Settings
 from tailor.db.models import Job, Team
 from tailor.evaluations.service import auto_evaluation, queue_evaluation
@@ -158,14 +158,14 @@ def register_trained(
     spec = TrainSpec.model_validate(job.spec)
     version = int(spec.adapter_version)
     prefix = version_prefix(team_slug, spec.adapter_name, version)
-    manifest = registry_manifest(json.loads(store.get_bytes(prefix + "tailor.json")), spec)
+    stored = AdapterManifest.model_validate_json(store.get_bytes(prefix + "tailor.json"))
     row = register_version(
         session,
         team_id=job.team_id,
         team_slug=team_slug,
         name=spec.adapter_name,
         version=version,
-        manifest=manifest,
+        manifest=stored.model_dump(mode="json"),
         job_id=job.id,
     )
     jobs.succeed(session, job, {**result, "adapter": spec.adapter_name, "version": version})
@@ -174,26 +174,6 @@ def register_trained(
         # the full 164 problems through POST /evaluations.
         request = auto_evaluation(settings or Settings(), spec.adapter_name, version)
         queue_evaluation(session, session.get_one(Team, job.team_id), row, sender, request)
-
-
-def registry_manifest(stored: dict[str, Any], spec: TrainSpec) -> dict[str, Any]:
-    """The registry's fields from a stored `tailor.json` (which nests base model and dataset).
-
-    Per-step metrics stay in the job's time series; the version keeps the run's summary.
-    """
-    base = stored.get("base_model")
-    base = base if isinstance(base, dict) else {"id": base}
-    dataset = stored.get("dataset")
-    result = stored.get("result") or {}
-    summary_keys = ("final_loss", "eval_loss_before", "eval_loss_after", "steps", "tokens_seen")
-    return {
-        **stored,
-        "base_model": base.get("id") or spec.base_model,
-        "base_revision": base.get("revision", spec.base_revision),
-        "dataset_id": dataset.get("id") if isinstance(dataset, dict) else spec.dataset_id,
-        "spec": stored.get("spec") or spec.model_dump(mode="json"),
-        "metrics": {k: result[k] for k in summary_keys if result.get(k) is not None},
-    }
 
 
 def _failure_reason(outcome: dict[str, Any], code: int, work_dir: Path) -> str:

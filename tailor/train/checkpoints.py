@@ -69,3 +69,20 @@ def prune_checkpoints(store: ObjectStore, prefix: str, keep: int) -> None:
             steps.add(int(match.group(1)))
     for step in sorted(steps):
         store.delete_prefix(step_prefix(prefix, step))
+
+
+# --- checkpoints written by several processes (sharded full fine-tuning) ---------------
+
+
+def upload_files(store: ObjectStore, prefix: str, step: int, files: dict[str, Path]) -> None:
+    """Upload one part of a checkpoint (one rank's shards) without committing it."""
+    folder = step_prefix(prefix, step)
+    for name, path in files.items():
+        store.upload_file(path, folder + name)
+
+
+def commit_checkpoint(store: ObjectStore, prefix: str, step: int, state: dict[str, Any]) -> str:
+    """Commit a checkpoint whose files every writer has uploaded: its state goes last."""
+    folder = step_prefix(prefix, step)
+    store.put_bytes(folder + STATE, json.dumps({**state, "step": step}).encode())
+    return folder

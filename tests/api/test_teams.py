@@ -70,3 +70,16 @@ def test_requests_without_a_token_are_unauthorized(client: TestClient) -> None:
     resp = client.get("/v1/teams")
     assert resp.status_code == 401
     assert resp.headers["www-authenticate"] == "Bearer"
+
+
+def test_a_nul_character_is_refused_and_nothing_is_stored(
+    client: TestClient, tenant: Tenant
+) -> None:
+    resp = client.post(
+        "/v1/teams", json={"slug": "nul-team", "name": "bad\x00name"}, headers=tenant.auth()
+    )
+    assert (resp.status_code, resp.json()["type"]) == (
+        422,
+        "https://tailor.dev/problems/invalid-input",
+    )
+    assert client.get("/v1/teams/nul-team", headers=tenant.auth()).status_code == 404
