@@ -40,7 +40,8 @@ def create_app(
         title="Tailor API",
         version=__version__,
         description="Register repositories, build datasets, fine-tune, evaluate and publish "
-        "per-team code assistants. Errors are RFC 9457 problem+json.",
+        "per-team code assistants. Errors are RFC 9457 problem+json. Text must not contain "
+        "NUL characters (refused with 422).",
         dependencies=[Depends(reject_nul_characters)],
     )
     app.state.settings = settings

@@ -74,12 +74,9 @@ def finetune(api: Client, base_model: str, dataset_id: str, steps: int) -> dict[
         "method": "lora",
         "lora_r": 16,
         "lora_alpha": 32,
-        # lm_head too: the tiny demo base is barely past unigram statistics, and attention
-        # and MLP adapters alone hardly move its output in a few dozen CPU steps.
-        "lora_target_modules": ["c_attn", "c_proj", "c_fc", "lm_head"],
         "seq_len": 256,
         "max_steps": steps,
-        "learning_rate": 1e-2,
+        "learning_rate": 3e-3,
         "micro_batch": 8,
         "grad_accum": 1,
         "eval_interval": max(1, steps // 4),

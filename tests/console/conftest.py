@@ -101,7 +101,7 @@ def console(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Console]:
         redis.Redis.from_url(broker).flushdb()  # the tasks nobody ran
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def browser() -> Iterator[Browser]:
     """Debian's chromium, headless, driven by Playwright."""
     with sync_playwright() as pw:

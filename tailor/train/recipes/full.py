@@ -1,9 +1,18 @@
 """Recipe: full fine-tuning sharded with FSDP2 through accelerate, one process per device.
 
-`run_rank` is what each rank runs: setup → train → save → clean up. In a cluster the
-operator starts torchrun around `tailor train run`, so every rank lands in `run_rank`;
+`run_rank` is what each rank runs: setup → resume → train → save → clean up. In a cluster
+the operator starts torchrun around `tailor train run`, so every rank lands in `run_rank`;
 `launch` does the same on this machine (`torchrun --nproc-per-node N -m tailor.train ...`)
 and relays rank 0's JSON-line events to the caller's hooks.
+
+Checkpoints are sharded with torch.distributed.checkpoint (DCP): every `checkpoint_interval`
+steps each rank writes its own shards of the model and optimizer to a local staging folder
+and uploads them to `<checkpoint prefix>step-N/`; once every rank has uploaded, rank 0
+commits the checkpoint by writing its `state.json` (step, data position, history), so a
+kill mid-upload leaves a folder that resume ignores. On start every rank downloads the newest
+committed checkpoint and loads it. DCP reshards on load, so a checkpoint resumes on another
+number of processes too (same weights, optimizer, schedule and data position; the global
+batch then follows the new world size, so the loss curve is the same only on the same one).
 """
 
 from __future__ import annotations
@@ -15,6 +24,7 @@ import sys
 import threading
 import time
 from collections.abc import Iterator
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
 
@@ -23,13 +33,14 @@ import torch
 import tailor
 from tailor.finetunes.events import EXIT_SPEC_ERROR, parse
 from tailor.storage import ObjectStore
-from tailor.train import data, loop, models
+from tailor.train import checkpoints, data, loop, models
 from tailor.train.artifacts import store_artifact
 from tailor.train.entrypoint import EXIT_CANCELLED
 from tailor.train.errors import SpecError, TrainError, TrainingCancelled
 from tailor.train.fim import tokenizer_fim_ids
 from tailor.train.loop import Hooks, Metrics
 from tailor.train.packing import PackingStats
+from tailor.train.recipes.lora import restore_rng, rng_state
 from tailor.train.spec import TrainResult, TrainSpec
 
 # --- setup -----------------------------------------------------------------------------
@@ -86,6 +97,18 @@ def block_classes(model: Any) -> list[str]:
 # --- one rank --------------------------------------------------------------------------
 
 
+@dataclass
+class RunState:
+    """What a checkpoint carries besides the sharded weights: progress and history so far."""
+
+    step: int = 0
+    # Micro-batches of the training stream consumed by all ranks together: where to go on.
+    consumed: int = 0
+    history: list[Metrics] = field(default_factory=list)
+    eval_before: float | None = None
+    resumed_from: int | None = None
+
+
 def run_rank(spec: TrainSpec, store: ObjectStore, hooks: Hooks) -> TrainResult:
     """Everything one rank does; rank 0 reports and stores the model."""
     started = time.perf_counter()
@@ -105,8 +128,6 @@ def run_rank(spec: TrainSpec, store: ObjectStore, hooks: Hooks) -> TrainResult:
     acc = make_accelerator(spec, block_classes(model), precision)
     if not acc.is_main_process:
         hooks = Hooks(hooks.job_id, hooks.work_dir, should_stop=hooks.should_stop)
-    if spec.checkpoint_interval:
-        hooks.on_log("checkpoints are not written for method 'full' yet; a crash restarts it")
     scratch = hooks.work_dir / f"shards-rank{acc.process_index}"
     try:
         manifest = data.read_manifest(store, spec.team, spec.dataset_id)
@@ -125,27 +146,32 @@ def run_rank(spec: TrainSpec, store: ObjectStore, hooks: Hooks) -> TrainResult:
         model, optimizer = acc.prepare(model, optimizer)
         check_sharded(model, acc.num_processes)
         scheduler = loop.make_scheduler(optimizer, spec, steps)
+        prefix = spec.checkpoint_prefix(hooks.job_id)
+        trained = Trained(acc, model, optimizer, scheduler)
+        state = resume(trained, store, prefix, hooks)
 
         def evaluate() -> float | None:
             return loop.evaluate(model, holdout, spec.micro_batch, acc.device, acc.autocast)
 
-        eval_before = evaluate()
+        if state.resumed_from is None:
+            state.eval_before = evaluate()
         hooks.on_log(
             f"full FSDP2 (parameters sharded) on {acc.num_processes} processes "
             f"({acc.device.type}), {precision}, attention {attention}; "
-            f"eval loss before training: {eval_before}"
+            f"eval loss before training: {state.eval_before}"
         )
         stats = PackingStats()
         rows = data.training_stream(
             store, manifest, pipeline, spec.seq_len, spec.seed, scratch, stats
         )
         groups = loop.micro_batches(rows, spec.micro_batch)
+        for _ in range(state.consumed):  # replay the data a resumed run consumed
+            next(groups)
         meter = loop.Throughput()
-        history: list[Metrics] = []
         model.train()
-        for step in range(1, steps + 1):
+        for step in range(state.step + 1, steps + 1):
             if any_rank_stops(acc, hooks):
-                hooks.on_log(f"stopped on request after step {step - 1}; nothing was stored")
+                hooks.on_log(f"stopped on request after step {step - 1}; checkpoints are kept")
                 raise TrainingCancelled(f"stopped on request after step {step - 1}")
             batches = rank_batches(groups, spec.grad_accum, acc.num_processes, acc.process_index)
             lr = scheduler.get_last_lr()[0]
@@ -162,9 +188,13 @@ def run_rank(spec: TrainSpec, store: ObjectStore, hooks: Hooks) -> TrainResult:
             }
             if step == steps or (spec.eval_interval and step % spec.eval_interval == 0):
                 metrics["eval_loss"] = evaluate()
-            history.append(metrics)
+            state.history.append(metrics)
+            state.step, state.consumed = step, state.consumed + len(batches) * acc.num_processes
             hooks.on_metrics(metrics)
             hooks.on_progress(step / steps, f"step {step} of {steps}, loss {loss:.4f}")
+            if spec.checkpoint_interval and step % spec.checkpoint_interval == 0 and step < steps:
+                save_checkpoint(trained, store, prefix, state, hooks)
+        history = state.history
         result = TrainResult(
             adapter_prefix=spec.adapter_prefix(),
             method="full",
@@ -172,8 +202,9 @@ def run_rank(spec: TrainSpec, store: ObjectStore, hooks: Hooks) -> TrainResult:
             precision=precision,
             device=acc.device.type,
             steps=steps,
+            resumed_from_step=state.resumed_from,
             final_loss=float(history[-1]["loss"] or 0.0),
-            eval_loss_before=eval_before,
+            eval_loss_before=state.eval_before,
             eval_loss_after=history[-1].get("eval_loss"),
             trainable_params=trainable,
             total_params=total,
@@ -186,6 +217,8 @@ def run_rank(spec: TrainSpec, store: ObjectStore, hooks: Hooks) -> TrainResult:
         )
         saved = SavedModel(config, tokenizer, tied)
         save_model(acc, model, saved, store, spec, result, hooks, manifest.stats)
+        if acc.is_main_process:
+            store.delete_prefix(prefix)  # the model is stored: checkpoints have served
         return result
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
@@ -250,6 +283,105 @@ def any_rank_stops(acc: Any, hooks: Hooks) -> bool:
     """Whether any rank was asked to stop (all ranks must leave the loop together)."""
     flag = torch.tensor([1.0 if hooks.should_stop() else 0.0], device=acc.device)
     return bool(acc.reduce(flag, reduction="sum").item() > 0)
+
+
+# --- checkpoints (sharded, DCP) -------------------------------------------------------
+
+
+@dataclass
+class Trained:
+    """What a sharded checkpoint saves and restores on every rank."""
+
+    acc: Any
+    model: Any
+    optimizer: Any  # accelerate's wrapper; DCP works on the torch optimizer inside it
+    scheduler: Any
+
+
+def save_checkpoint(
+    t: Trained, store: ObjectStore, prefix: str, state: RunState, hooks: Hooks
+) -> None:
+    """Every rank stages and uploads its shards; rank 0 commits `<prefix>step-N/` last.
+
+    Each rank uploads only the files it wrote, so this works when ranks sit on different
+    nodes with their own local disks.
+    """
+    import torch.distributed.checkpoint as dcp
+    from torch.distributed.checkpoint.state_dict import get_state_dict
+
+    rank = t.acc.process_index
+    local = hooks.work_dir / f"checkpoint-{state.step}-rank{rank}"
+    shutil.rmtree(local, ignore_errors=True)
+    model_state, optim_state = get_state_dict(t.model, t.optimizer.optimizer)
+    dcp.save({"model": model_state, "optim": optim_state}, checkpoint_id=local)
+    torch.save(rng_state(), local / f"rng-rank{rank}.pt")  # every rank draws its own dropout
+    if t.acc.is_main_process:
+        torch.save(t.scheduler.state_dict(), local / "scheduler.pt")
+        # A run killed while uploading this very step may have left files of another layout.
+        store.delete_prefix(checkpoints.step_prefix(prefix, state.step))
+    t.acc.wait_for_everyone()
+    checkpoints.upload_files(store, prefix, state.step, {p.name: p for p in local.iterdir()})
+    t.acc.wait_for_everyone()  # every shard is in the store before the commit
+    if t.acc.is_main_process:
+        run_state = {
+            "consumed": state.consumed,
+            "world_size": t.acc.num_processes,
+            "history": state.history,
+            "eval_before": state.eval_before,
+        }
+        checkpoints.commit_checkpoint(store, prefix, state.step, run_state)
+        checkpoints.prune_checkpoints(store, prefix, keep=state.step)
+        hooks.on_log(f"checkpoint at step {state.step}")
+    shutil.rmtree(local, ignore_errors=True)
+
+
+def resume(t: Trained, store: ObjectStore, prefix: str, hooks: Hooks) -> RunState:
+    """Load the job's newest committed checkpoint on every rank, if there is one."""
+    import torch.distributed.checkpoint as dcp
+    from torch.distributed.checkpoint.state_dict import get_state_dict, set_state_dict
+
+    step = agreed_latest_step(store, prefix)
+    if step is None:
+        return RunState()
+    rank = t.acc.process_index
+    local = hooks.work_dir / f"resume-{step}-rank{rank}"
+    shutil.rmtree(local, ignore_errors=True)
+    # Every rank takes the whole checkpoint: DCP reads the shards it needs, even resharded.
+    saved = checkpoints.load_checkpoint(store, prefix, step, local)
+    model_state, optim_state = get_state_dict(t.model, t.optimizer.optimizer)
+    target: dict[str, Any] = {"model": model_state, "optim": optim_state}
+    dcp.load(target, checkpoint_id=local)
+    set_state_dict(
+        t.model,
+        t.optimizer.optimizer,
+        model_state_dict=target["model"],
+        optim_state_dict=target["optim"],
+    )
+    t.scheduler.load_state_dict(torch.load(local / "scheduler.pt", weights_only=True))
+    rng = local / f"rng-rank{rank}.pt"
+    if rng.exists():  # absent when this rank did not exist in the run that wrote it
+        restore_rng(torch.load(rng, weights_only=True))
+    shutil.rmtree(local, ignore_errors=True)
+    written_by = int(saved.get("world_size", t.acc.num_processes))
+    note = "" if written_by == t.acc.num_processes else f" (written by {written_by} processes)"
+    hooks.on_log(f"resumed from checkpoint at step {step}{note}")
+    return RunState(
+        step=step,
+        consumed=int(saved["consumed"]),
+        history=list(saved["history"]),
+        eval_before=saved.get("eval_before"),
+        resumed_from=step,
+    )
+
+
+def agreed_latest_step(store: ObjectStore, prefix: str) -> int | None:
+    """Rank 0's view of the newest checkpoint, shared so every rank loads the same one."""
+    import torch.distributed as dist
+
+    found = [checkpoints.latest_step(store, prefix)]
+    if dist.is_available() and dist.is_initialized():
+        dist.broadcast_object_list(found, src=0)
+    return found[0]
 
 
 class SavedModel:
@@ -357,7 +489,11 @@ def relay_events(
             history.append(event)
             hooks.on_metrics(event)
         elif kind == "log":
-            hooks.on_log(str(event.get("message", "")))
+            message = str(event.get("message", ""))
+            hooks.on_log(message)
+            if message.startswith("stopped on request"):
+                # torchrun reports 1, not rank 0's 4, once it has stopped the other ranks.
+                final = {"event": "cancelled", "message": message}
         elif kind == "progress":
             hooks.on_progress(float(event.get("fraction", 0.0)), str(event.get("message", "")))
         elif kind in ("result", "error"):
@@ -372,7 +508,7 @@ def outcome(
     if code == 0 and final is not None and final["event"] == "result":
         final.pop("event")
         return TrainResult.model_validate({**final, "metrics": history})
-    if code == EXIT_CANCELLED:
+    if code == EXIT_CANCELLED or (final is not None and final["event"] == "cancelled"):
         raise TrainingCancelled("stopped on request")
     if final is not None and final["event"] == "error":
         message = str(final.get("message", "training failed"))
