@@ -18,7 +18,7 @@ import numpy as np
 _WORD_TABLE = bytes(1 if (c >= 128 or chr(c).isalnum() or c == ord("_")) else 0 for c in range(256))
 _BASE = 0x01000193  # FNV prime: odd, so invertible modulo 2^32
 _BASE_INV = pow(_BASE, -1, 1 << 32)
-_CHUNK = 1024  # shingles per block: a block of 256 x 1024 uint32 stays in L2
+_CHUNK = 4096  # shingles per block: 256 x 4096 uint32 (4 MiB) measured fastest here
 _U32 = np.uint32
 _U64 = np.uint64
 

@@ -37,7 +37,7 @@ from tailor.harvest.previous import (
     incremental_or_full,
     load_previous,
 )
-from tailor.harvest.process import Batch, Document, process_files
+from tailor.harvest.process import Batch, Document, process_files, start_workers_early
 from tailor.harvest.shards import (
     SCHEMA,
     Row,
@@ -164,6 +164,7 @@ def _harvest(
     previous = load_previous(store, team, previous_ids, spec.dedup)
     tally.seconds["previous"] += time.perf_counter() - t0
     sources = [incremental_or_full(s, previous) for s in sources]
+    start_workers_early(parallelism)
     repos = _fetch(sources, cache_dir, spec, limits, parallelism, reporter, tally)
     files = [c for r in repos if r.walk is not None for c in r.walk.files]
     batches = _process(files, spec, parallelism, reporter, tally)

@@ -14,6 +14,7 @@ from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from itertools import repeat
+from multiprocessing.context import BaseContext
 
 import numpy as np
 
@@ -134,6 +135,37 @@ def _batches(files: list[Candidate]) -> list[list[Candidate]]:
     return [files[i : i + BATCH_FILES] for i in range(0, len(files), BATCH_FILES)]
 
 
+def _pool_context() -> BaseContext:
+    """forkserver where there is one, else spawn; never a plain fork.
+
+    Not fork: the caller runs threads (fetches, a Celery worker's own), and a forked child
+    would inherit their locks in whatever state they were. A forkserver is a single-threaded
+    process that imports the harvest code (and the main module, as spawn's children would)
+    and builds the detectors once; workers fork from it in milliseconds, where spawn's each
+    spend about a CPU-second importing the same modules and building the same detectors.
+    """
+    if "forkserver" not in multiprocessing.get_all_start_methods():
+        return multiprocessing.get_context("spawn")
+    ctx = multiprocessing.get_context("forkserver")
+    # Takes effect when the server starts (the first pool of this process).
+    ctx.set_forkserver_preload(["__main__", __name__, "tailor.harvest.warm"])
+    return ctx
+
+
+def start_workers_early(parallelism: int) -> None:
+    """Start the pool's forkserver now, so that its imports overlap the fetch.
+
+    A no-op where the harvest will run in-process or the server already runs; one idle
+    server per process at most, reused by every later harvest.
+    """
+    if parallelism <= 1 or multiprocessing.current_process().daemon:
+        return
+    if _pool_context().get_start_method() == "forkserver":
+        from multiprocessing import forkserver
+
+        forkserver.ensure_running()
+
+
 def process_files(
     files: list[Candidate],
     spec: HarvestSpec,
@@ -157,10 +189,7 @@ def process_files(
             results.append(process_batch(chunk, spec))
             on_batch(chunk, results[-1])
         return results
-    # spawn, not fork: the caller runs threads (fetches, a Celery worker's own), and a forked
-    # child would inherit their locks in whatever state they were.
-    ctx = multiprocessing.get_context("spawn")
-    pool = ProcessPoolExecutor(max_workers=parallelism, mp_context=ctx)
+    pool = ProcessPoolExecutor(max_workers=parallelism, mp_context=_pool_context())
     try:
         results = []
         for chunk, batch in zip(

@@ -25,7 +25,7 @@ from tailor.harvest.secret_patterns import (
     Detector,
     names_a_field,
 )
-from tailor.harvest.suspects import Suspects, TokenPrefixes
+from tailor.harvest.suspects import Suspects, TokenPrefixes, TriggerScanner
 
 
 @dataclass
@@ -117,6 +117,39 @@ def _byte_anchors() -> dict[str, re.Pattern[bytes]]:
     return {name: re.compile(rx.pattern.encode()) for name, rx in ANCHORS.items()}
 
 
+@lru_cache(maxsize=2)
+def _scanner(config: bool) -> TriggerScanner | None:
+    """One pass for every trigger of the active detectors and plugins (hyperscan installed)."""
+    if not TriggerScanner.available():
+        return None
+    # Tailor's detectors see the lines their own regex may match; a plugin with a gate the
+    # lines its gate may match (a gate match holds one of the plugin's triggers); the other
+    # plugins, their triggers' lines.
+    _, triggered, whole = _detectors(config)
+    regexes = {_rx_trigger(d): d.regex for d in (*triggered, *whole)}
+    regexes.update({_gate_trigger(p): p.gate for p in _plugins() if p.gate is not None})
+    words = [t for p in _plugins() if p.gate is None for t in p.triggers]
+    return TriggerScanner(words, _token_prefixes(), {}, regexes)
+
+
+def _gate_trigger(plugin: _Plugin) -> str:
+    return "gate:" + plugin.kind
+
+
+# The scanner's trigger for the lines where a detector's regex may match, by detector.
+_RX_TRIGGERS = {id(d): f"rx:{i}" for i, d in enumerate(DETECTORS)}
+
+
+def _rx_trigger(detector: Detector) -> str:
+    return _RX_TRIGGERS[id(detector)]
+
+
+def warm_up() -> None:
+    """Build every detector, plugin and scanner now rather than on the first file."""
+    for config in (False, True):
+        redact("warm = 'up'", path=".env" if config else "warm.py")
+
+
 def _substitute(detector: Detector, text: str, red: Redaction) -> str:
     group = detector.group
 
@@ -185,32 +218,58 @@ def _on_lines(red: Redaction, rows_fns: list[tuple[list[int], Callable[[str, int
 
 def redact(text: str, *, path: str = "", language: str = "") -> Redaction:
     """Replace secrets and PII in `text` with placeholders; count them by kind."""
+    return redact_with(
+        text, path=path, language=language, scanner=_scanner(_is_config(path, language))
+    )
+
+
+def _is_config(path: str, language: str) -> bool:
+    """Whether bare `KEY=value` lines hold literal values (config files, `.env` files)."""
+    return language in CONFIG_LANGUAGES or path.rsplit("/", 1)[-1].startswith(".env")
+
+
+def redact_with(
+    text: str, *, path: str, language: str, scanner: TriggerScanner | None
+) -> Redaction:
+    """`redact`, finding suspect lines with `scanner`, or trigger by trigger when None.
+
+    A scanner built for other detectors (config or not) is not used: it lacks triggers.
+    """
     red = Redaction(text)
-    config = language in CONFIG_LANGUAGES or path.rsplit("/", 1)[-1].startswith(".env")
-    multi_line, triggered, whole = _detectors(config)
+    multi_line, triggered, whole = _detectors(_is_config(path, language))
+    if scanner is not None and not scanner.knows(
+        [_rx_trigger(d) for d in (*triggered, *whole)]
+        + [_gate_trigger(p) for p in _plugins() if p.gate is not None]
+    ):
+        scanner = None
     # Key blocks span lines: replace them first, so line numbers found afterwards stay right
     # (every later replacement stays within its line: placeholders hold no newline).
     for detector in multi_line:
         red.text = _substitute(detector, red.text, red)
-    suspects = Suspects(red.text, _token_prefixes(), _byte_anchors())
+    suspects = Suspects(red.text, _token_prefixes(), _byte_anchors(), scanner)
     # Specific shapes first, so a value is counted under its most precise kind; the generic
-    # whole-text ones (quoted high-entropy strings) after them.
+    # whole-text ones (quoted high-entropy strings) after them. With a scanner, each detector
+    # sees only the lines its regex may match, the whole-text ones included.
     work: list[tuple[list[int], Callable[[str, int], str]]] = []
-    for detector in triggered:
+    for detector in (*triggered, *whole) if scanner is not None else triggered:
 
         def by_detector(line: str, _row: int, d: Detector = detector) -> str:
             return _substitute(d, line, red)
 
-        work.append((suspects.lines(detector.triggers), by_detector))
-    _on_lines(red, work)
-    for detector in whole:
-        red.text = _substitute(detector, red.text, red)
-    work = []
+        rows = suspects.lines((_rx_trigger(detector),) if scanner else detector.triggers)
+        work.append((rows, by_detector))
+    if scanner is None:
+        _on_lines(red, work)
+        work = []
+        for detector in whole:
+            red.text = _substitute(detector, red.text, red)
     for plugin in _plugins():
 
         def by_plugin(line: str, row: int, p: _Plugin = plugin) -> str:
             return _run_plugin(p, line, path, row, red)
 
-        work.append((suspects.lines(plugin.triggers), by_plugin))
+        gated = scanner is not None and plugin.gate is not None
+        rows = suspects.lines((_gate_trigger(plugin),) if gated else plugin.triggers)
+        work.append((rows, by_plugin))
     _on_lines(red, work)
     return red
