@@ -177,21 +177,25 @@ def _has_nul(value: Any) -> bool:
 
 
 async def reject_nul_characters(request: Request) -> None:
-    """Refuse NUL characters in JSON bodies and query strings on every route.
+    """Refuse NUL characters in JSON bodies, forms and query strings on every route.
 
     PostgreSQL cannot store them in text, SQLite can: refusing them here gives both
     databases the same answer, before anything is written.
     """
-    if "%00" in request.url.query or _has_nul(dict(request.path_params)):
+    if await _carries_nul(request):
         raise InvalidInput("text must not contain NUL characters")
+
+
+async def _carries_nul(request: Request) -> bool:
+    if "%00" in request.url.query or _has_nul(dict(request.path_params)):
+        return True
     content_type = request.headers.get("content-type", "")
     if content_type.startswith("application/x-www-form-urlencoded"):
-        if b"%00" in await request.body():
-            raise InvalidInput("text must not contain NUL characters")
-    elif content_type.startswith("application/json"):
-        try:
-            body = json.loads(await request.body() or b"null")
-        except ValueError:
-            return  # FastAPI's own validation explains malformed JSON
-        if _has_nul(body):
-            raise InvalidInput("text must not contain NUL characters")
+        return b"%00" in await request.body()
+    if not content_type.startswith("application/json"):
+        return False
+    try:
+        body = json.loads(await request.body() or b"null")
+    except ValueError:
+        return False  # FastAPI's own validation explains malformed JSON
+    return _has_nul(body)

@@ -26,11 +26,8 @@ def save_checkpoint(
     store: ObjectStore, prefix: str, step: int, files: dict[str, Path], state: dict[str, Any]
 ) -> str:
     """Upload files, then commit the checkpoint by writing its state; returns its folder."""
-    folder = step_prefix(prefix, step)
-    for name, path in files.items():
-        store.upload_file(path, folder + name)
-    store.put_bytes(folder + STATE, json.dumps({**state, "step": step}).encode())
-    return folder
+    upload_files(store, prefix, step, files)
+    return commit_checkpoint(store, prefix, step, state)
 
 
 def completed_steps(store: ObjectStore, prefix: str) -> list[int]:
