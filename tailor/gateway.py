@@ -74,4 +74,5 @@ def create_gateway(settings: Settings | None = None) -> FastAPI:
         authenticate=routing.authenticate,
         resolve_model=routing.resolve,
         list_models=routing.models,
+        stream_interval_s=settings.serve_stream_interval_ms / 1000,
     )

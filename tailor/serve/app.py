@@ -11,6 +11,7 @@ import asyncio
 import contextlib
 import json
 import time
+from collections import deque
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
@@ -31,6 +32,7 @@ from tailor.serve.generation import (
     GenerationRequest,
     Ticket,
 )
+from tailor.serve.handoff import ChunkInbox
 from tailor.serve.limits import RateLimiter, retry_after_header
 from tailor.serve.lora_cache import AdapterNotFoundError
 from tailor.serve.metrics import ServingMetrics
@@ -81,6 +83,7 @@ class _Serving:
     limits_for: Callable[[str], EndpointLimits]
     metrics: ServingMetrics
     base_name: str
+    stream_interval_s: float
     limiter: RateLimiter = field(default_factory=RateLimiter)
     in_flight: int = 0
 
@@ -114,12 +117,15 @@ def create_serving_app(
     metrics: ServingMetrics | None = None,
     base_name: str = "base",
     drain_timeout_s: float = 30.0,
+    stream_interval_s: float = 0.02,
 ) -> FastAPI:
     """The FastAPI app serving one backend to many teams.
 
     `authenticate(token)` gives the team slug or None; `resolve_model(team, model)` gives the
     backend's adapter key for one of that team's models, or None (404). `<base>` and
-    `base_name` always mean the base model.
+    `base_name` always mean the base model. A stream's chunks between its first and last
+    go out at most once per `stream_interval_s` (merged), so that streaming costs the
+    decoding thread little; 0 sends every chunk as it comes.
     """
     fixed = limits or EndpointLimits.model_validate({})
     state = _Serving(
@@ -130,6 +136,7 @@ def create_serving_app(
         limits_for=fixed if callable(fixed) else (lambda team: fixed),
         metrics=metrics or ServingMetrics(),
         base_name=base_name,
+        stream_interval_s=stream_interval_s,
     )
     backend.add_listener(state.metrics.adapter_event)
 
@@ -241,23 +248,24 @@ def _check_max_tokens(call: _Call, asked: int, param: str) -> None:
 class _Stream:
     """A submitted request whose chunks arrive on the event loop."""
 
-    def __init__(self, state: _Serving, call: _Call, req: GenerationRequest) -> None:
+    def __init__(
+        self, state: _Serving, call: _Call, req: GenerationRequest, *, streaming: bool
+    ) -> None:
         self.state, self.call, self.req = state, call, req
-        self.queue: asyncio.Queue[GenerationChunk | Exception] = asyncio.Queue()
+        interval = state.stream_interval_s if streaming else None
+        self.inbox = ChunkInbox(asyncio.get_running_loop(), call.deadline, interval=interval)
+        self.ready: deque[GenerationChunk | Exception] = deque()
         self.open = req.n
         self.prompt_tokens = 0
         self.completion_tokens = 0
         self.status = "200"
-        loop = asyncio.get_running_loop()
-
-        def sink(item: GenerationChunk | Exception) -> None:
-            loop.call_soon_threadsafe(self.queue.put_nowait, item)
-
         try:
-            self.ticket = state.backend.submit(req, sink)
+            self.ticket = state.backend.submit(req, self.inbox.put)
         except PromptTooLongError as exc:
+            self.inbox.close()
             raise ServeError(400, "context_length_exceeded", str(exc), param="prompt") from exc
         except FimError as exc:
+            self.inbox.close()
             raise ServeError(400, "fim_unsupported", str(exc), param="suffix") from exc
         state.in_flight += 1
         state.metrics.in_flight.inc()
@@ -266,17 +274,18 @@ class _Stream:
         """The next chunk, None once every choice has finished; errors become ServeErrors."""
         if not self.open:
             return None
-        remaining = self.call.deadline - time.perf_counter()
-        try:
-            item = await asyncio.wait_for(self.queue.get(), max(remaining, 0.001))
-        except TimeoutError:
-            self.ticket.cancel()
-            raise ServeError(
-                504,
-                "request_timeout",
-                f"the request ran past this endpoint's {self.call.limits.request_timeout_s}s "
-                "limit; ask for fewer tokens",
-            ) from None
+        if not self.ready:
+            try:
+                self.ready.extend(await self.inbox.take())
+            except TimeoutError:
+                self.ticket.cancel()
+                raise ServeError(
+                    504,
+                    "request_timeout",
+                    f"the request ran past this endpoint's {self.call.limits.request_timeout_s}s "
+                    "limit; ask for fewer tokens",
+                ) from None
+        item = self.ready.popleft()
         if isinstance(item, AdapterNotFoundError):
             raise model_not_found(self.call.model)
         if isinstance(item, Exception):
@@ -288,6 +297,11 @@ class _Stream:
             self.prompt_tokens = item.prompt_tokens
             self.completion_tokens += item.completion_tokens
         return item
+
+    def has_ready(self) -> bool:
+        """True when `next` would answer without waiting."""
+        self.ready.extend(self.inbox.drain())
+        return bool(self.ready) or not self.open
 
     async def collect(self) -> list[Generation]:
         """Every choice whole (the non-streaming answer)."""
@@ -312,6 +326,7 @@ class _Stream:
 
     def close(self, error: ServeError | None = None) -> None:
         """Cancel what is still running and record the request's metrics."""
+        self.inbox.close()
         if self.open:
             self.ticket.cancel()
         if error is not None:
@@ -347,12 +362,24 @@ async def _first(stream: _Stream) -> GenerationChunk | None:
         raise
 
 
-def _sse_response(body: AsyncIterator[bytes]) -> StreamingResponse:
+def _sse_response(stream: _Stream, body: AsyncIterator[bytes]) -> StreamingResponse:
     return StreamingResponse(
-        body,
+        _coalesced(stream, body),
         media_type="text/event-stream",
         headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
     )
+
+
+async def _coalesced(stream: _Stream, events: AsyncIterator[bytes]) -> AsyncIterator[bytes]:
+    """One write for the events of every chunk already here (a lagging loop catches up at once)."""
+    parts: list[bytes] = []
+    async for event in events:
+        parts.append(event)
+        if not stream.has_ready():
+            yield b"".join(parts)
+            parts.clear()
+    if parts:
+        yield b"".join(parts)
 
 
 async def _chunks(stream: _Stream, first: GenerationChunk | None) -> AsyncIterator[GenerationChunk]:
@@ -405,7 +432,7 @@ def _add_openai_routes(app: FastAPI, state: _Serving) -> None:
             logprobs=body.logprobs,
             ignore_eos=body.ignore_eos,
         )
-        stream = _Stream(state, call, req)
+        stream = _Stream(state, call, req, streaming=body.stream)
         rid, logprobs = p.new_id("cmpl"), body.logprobs is not None
         if not body.stream:
             return p.completion_body(rid, body.model, await _answer(stream), logprobs)
@@ -427,7 +454,7 @@ def _add_openai_routes(app: FastAPI, state: _Serving) -> None:
                 )
             yield p.sse("[DONE]")
 
-        return _sse_response(_guard_stream(events()))
+        return _sse_response(stream, _guard_stream(events()))
 
     @app.post("/v1/chat/completions", response_model=None)
     async def chat(
@@ -451,7 +478,7 @@ def _add_openai_routes(app: FastAPI, state: _Serving) -> None:
             seed=body.seed,
             stop_at_block_end=False,
         )
-        stream = _Stream(state, call, req)
+        stream = _Stream(state, call, req, streaming=body.stream)
         rid = p.new_id("chatcmpl")
         if not body.stream:
             return p.chat_body(rid, body.model, await _answer(stream))
@@ -480,7 +507,7 @@ def _add_openai_routes(app: FastAPI, state: _Serving) -> None:
                 )
             yield p.sse("[DONE]")
 
-        return _sse_response(_guard_stream(events()))
+        return _sse_response(stream, _guard_stream(events()))
 
 
 async def _guard_stream(events: AsyncIterator[bytes]) -> AsyncIterator[bytes]:
@@ -523,7 +550,8 @@ def _tgi_request(
 def _add_tgi_routes(app: FastAPI, state: _Serving) -> None:
     async def start(body: p.TgiRequest, team: str, model: str | None, route: str) -> _Stream:
         call, key = await _begin(state, team, model or body.parameters.adapter_id, route)
-        return _Stream(state, call, _tgi_request(state, body, key, call))
+        req = _tgi_request(state, body, key, call)
+        return _Stream(state, call, req, streaming=route == "generate_stream")
 
     async def generate(body: p.TgiRequest, team: str, model: str | None) -> dict[str, Any]:
         stream = await start(body, team, model, "generate")
@@ -552,7 +580,7 @@ def _add_tgi_routes(app: FastAPI, state: _Serving) -> None:
             except ServeError as err:
                 yield f"data:{json.dumps(tgi_error_body(err))}\n\n".encode()
 
-        return _sse_response(events())
+        return _sse_response(stream, events())
 
     async def compat(body: p.TgiRequest, team: str, model: str | None) -> Any:
         if body.stream:

@@ -5,8 +5,9 @@
 
 Both print one JSON object per line on stdout (the protocol of `tailor.finetunes.events`):
 `{"event": "metrics", ...}` per optimizer step, `{"event": "progress", "fraction", "message"}`,
-`{"event": "log", "message"}`, and last `{"event": "result", ...}` or
-`{"event": "error", "message", "kind"}`. Under torchrun only rank 0 speaks.
+`{"event": "log", "message"}`, and last `{"event": "result", ...}`,
+`{"event": "error", "message", "kind"}` or `{"event": "cancelled", "message"}`. Under
+torchrun only rank 0 speaks.
 
 Exit status: 0 done; 1 failed (a retry may help: out of memory, a lost node); 3 the spec can
 never work (bad spec file, unknown model, missing or empty dataset: do not retry);
@@ -170,6 +171,7 @@ def run_command(
         )
     except TrainingCancelled as exc:
         _say("log", message=f"{exc}; no adapter was stored, checkpoints are kept")
+        _say("cancelled", message=str(exc))
         return EXIT_CANCELLED
     except TrainError as exc:
         _say("error", message=str(exc), kind=type(exc).__name__)

@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import httpx
 import openai
 import pytest
+from fastapi import FastAPI
 
 from tailor.serve.engine import TailorEngine
 from tailor.serve.generation import GenerationRequest
 
-from .conftest import FIM_PREFIX, FIM_SUFFIX, LiveServer, Registry
+from .conftest import FIM_PREFIX, FIM_SUFFIX, LiveServer, Registry, start_server
 
 FIM_TOKENS = ("<fim_prefix>", "<fim_suffix>", "<fim_middle>", "<fim_pad>", "<|endoftext|>")
 
@@ -53,6 +56,24 @@ def test_streamed_completion_adds_up_to_the_whole_one(acme_client: openai.OpenAI
     assert "".join(c.choices[0].text for c in chunks) == whole.choices[0].text
     assert chunks[-1].choices[0].finish_reason in ("stop", "length")
     assert all(c.object == "text_completion" for c in chunks)
+
+
+def test_a_long_stream_interval_sends_the_first_chunk_then_the_rest_merged(
+    serve_app: Callable[..., FastAPI],
+) -> None:
+    from openai import OpenAI
+
+    live = start_server(serve_app(stream_interval_s=60.0))
+    try:
+        client = OpenAI(base_url=f"{live.url}/v1", api_key="tok-acme", max_retries=0)
+        args = {"model": "py", "prompt": "import os\n", "max_tokens": 24, "seed": 2}
+        args |= {"temperature": 0.9, "extra_body": {"ignore_eos": True}}
+        chunks = list(client.completions.create(stream=True, **args))
+        whole = client.completions.create(**args)
+    finally:
+        live.stop()
+    assert len(chunks) == 2  # every chunk between the first and the last waits for the end
+    assert "".join(c.choices[0].text for c in chunks) == whole.choices[0].text
 
 
 def test_stream_ends_with_done_in_openai_format(server: LiveServer) -> None:

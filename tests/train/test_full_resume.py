@@ -110,6 +110,7 @@ def test_a_stop_reported_by_rank_0_is_a_cancellation_although_torchrun_exits_1(
     out = io.StringIO()
     emit("metrics", out, step=1, loss=6.5)
     emit("log", out, message="stopped on request after step 1; checkpoints are kept")
+    emit("cancelled", out, message="stopped on request after step 1")
     logs: list[str] = []
     hooks = Hooks("job", tmp_path, on_log=logs.append)
 

@@ -489,14 +489,12 @@ def relay_events(
             history.append(event)
             hooks.on_metrics(event)
         elif kind == "log":
-            message = str(event.get("message", ""))
-            hooks.on_log(message)
-            if message.startswith("stopped on request"):
-                # torchrun reports 1, not rank 0's 4, once it has stopped the other ranks.
-                final = {"event": "cancelled", "message": message}
+            hooks.on_log(str(event.get("message", "")))
         elif kind == "progress":
             hooks.on_progress(float(event.get("fraction", 0.0)), str(event.get("message", "")))
-        elif kind in ("result", "error"):
+        elif kind in ("result", "error", "cancelled"):
+            # A cancel counts as one though torchrun exits 1 (not rank 0's 4) after it
+            # has stopped the other ranks.
             final = {"event": kind, **event}
     return final, history
 
