@@ -10,6 +10,8 @@ from sqlalchemy.orm import Session
 
 from tailor.db.base import utcnow
 from tailor.db.models import ApiToken
+from tailor.security import hash_token
+from tailor.tokens.service import LAST_USED_PRECISION, authenticate
 from tests.conftest import Tenant
 
 
@@ -79,3 +81,23 @@ def test_the_admin_scope_cannot_be_granted(client: TestClient, tenant: Tenant) -
         headers=tenant.auth(),
     )
     assert resp.status_code == 422
+
+
+def test_a_token_used_again_within_a_minute_is_not_written_again(
+    tenant: Tenant, session: Session
+) -> None:
+    authenticate(session, tenant.owner_token)
+    session.commit()
+    authenticate(session, tenant.owner_token)
+    assert not session.dirty  # an inference request is a read-only transaction
+
+
+def test_a_token_used_after_a_while_records_when(tenant: Tenant, session: Session) -> None:
+    row = session.scalars(
+        select(ApiToken).where(ApiToken.token_hash == hash_token(tenant.owner_token))
+    ).one()
+    before = utcnow() - LAST_USED_PRECISION - timedelta(seconds=1)
+    row.last_used_at = before
+    session.commit()
+    authenticate(session, tenant.owner_token)
+    assert row.last_used_at is not None and row.last_used_at > before
