@@ -10,6 +10,7 @@ Run: `.venv/bin/python bench/serve.py [--requests 30] [--clients 20]`.
 from __future__ import annotations
 
 import argparse
+import asyncio
 import gc
 import json
 import multiprocessing as mp
@@ -22,6 +23,7 @@ import tempfile
 import threading
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -70,20 +72,39 @@ def make_adapters(base: Path, store: FileStore, n: int) -> list[str]:
     return keys
 
 
-def serve(app: Any) -> tuple[uvicorn.Server, str]:
+@dataclass
+class Live:
+    """A uvicorn server in a thread of this process, and its event loop."""
+
+    server: uvicorn.Server
+    url: str
+    loop: asyncio.AbstractEventLoop
+
+    def loop_cpu(self) -> float:
+        """CPU seconds the event loop's thread has used so far (the GIL time it can take)."""
+
+        async def now() -> float:
+            return time.thread_time()
+
+        return asyncio.run_coroutine_threadsafe(now(), self.loop).result()
+
+
+def serve(app: Any) -> Live:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="error"))
-    threading.Thread(target=server.run, daemon=True).start()
+    config = uvicorn.Config(app, host="127.0.0.1", port=port, log_level="error")
+    server = uvicorn.Server(config)
+    loop = (config.get_loop_factory() or asyncio.new_event_loop)()  # uvloop, as uvicorn picks
+    threading.Thread(target=loop.run_until_complete, args=(server.serve(),), daemon=True).start()
     while not server.started:
         time.sleep(0.02)
-    return server, f"http://127.0.0.1:{port}"
+    return Live(server, f"http://127.0.0.1:{port}", loop)
 
 
 def serve_engine(
     engine: TailorEngine, models: dict[str, str], stream_interval_s: float = 0.02
-) -> tuple[uvicorn.Server, str]:
+) -> Live:
     """The serving app over `engine` on a live server (bench token, no effective limits)."""
     app = create_serving_app(
         engine,
@@ -97,18 +118,18 @@ def serve_engine(
 
 def start_stack(
     base: Path, store: FileStore, models: dict[str, str], lora: str
-) -> tuple[TailorEngine, uvicorn.Server, Callable[[], Any]]:
+) -> tuple[TailorEngine, Live, Callable[[], Any]]:
     """An engine with the given LoRA backend behind a live server, and a client factory."""
     from openai import OpenAI
 
     engine = TailorEngine(str(base), store, lora_backend=lora)  # type: ignore[arg-type]
-    server, url = serve_engine(engine, models)
+    live = serve_engine(engine, models)
     engine.wait_ready(120)
 
     def new_client() -> Any:
-        return OpenAI(base_url=f"{url}/v1", api_key="bench-token", max_retries=0)
+        return OpenAI(base_url=f"{live.url}/v1", api_key="bench-token", max_retries=0)
 
-    return engine, server, new_client
+    return engine, live, new_client
 
 
 def pct(values: list[float], q: float) -> float:
@@ -235,9 +256,14 @@ PATHS = ("direct", "http", "http_lean", "http_every_chunk", "http_non_streaming"
 
 
 def latencies(
-    engine: TailorEngine, key: str, remote: RemoteClient, every: RemoteClient, n: int
-) -> dict[str, list[tuple[float, float, float]]]:
-    """n rounds of every path: (latency, time to first token, engine time) per request.
+    engine: TailorEngine,
+    key: str,
+    remote: RemoteClient,
+    every: RemoteClient,
+    loops: list[Live],
+    n: int,
+) -> dict[str, list[tuple[float, float, float, float]]]:
+    """n rounds of every path: (latency, first token, engine time, loop CPU) per request.
 
     Interleaved, so the machine's drifting load hits every path alike and each HTTP request
     can be paired with the direct one of its round.
@@ -250,11 +276,13 @@ def latencies(
         "http_every_chunk": lambda: every.time("a0"),
         "http_non_streaming": lambda: remote.time("a0", "whole"),
     }
-    paths: dict[str, list[tuple[float, float, float]]] = {name: [] for name in PATHS}
+    paths: dict[str, list[tuple[float, float, float, float]]] = {name: [] for name in PATHS}
     for _ in range(n):
         for name in PATHS:
+            cpu = sum(live.loop_cpu() for live in loops)
             latency, ttft = asks[name]()
-            paths[name].append((latency, ttft, clock.last))
+            cpu = sum(live.loop_cpu() for live in loops) - cpu
+            paths[name].append((latency, ttft, clock.last, cpu))
     return paths
 
 
@@ -287,6 +315,7 @@ def http_figures(path: list[Any], direct: list[Any]) -> dict[str, Any]:
         "outside_engine_p50_ms": statistics.median(t[0] - t[2] for t in path) * 1e3,
         "engine_slowdown_p50_ms": overhead_ms(path, direct, which=2),
         "engine_slowdown_iqr_ms": iqr(paired_ms(path, direct, which=2)),
+        "event_loop_cpu_ms_per_request": statistics.mean(t[3] for t in path) * 1e3,
     }
 
 
@@ -372,28 +401,28 @@ def main() -> None:
     keys = make_adapters(base, store, args.clients)
     models = {f"a{i}": k for i, k in enumerate(keys)}
     rss_start = rss_mb()
-    engine, server, new_client = start_stack(base, store, models, "batched")
+    engine, live, new_client = start_stack(base, store, models, "batched")
     remote = RemoteClient(str(new_client().base_url))
-    every_server, every_url = serve_engine(engine, models, stream_interval_s=0.0)
-    every = RemoteClient(f"{every_url}/v1")
+    every_live = serve_engine(engine, models, stream_interval_s=0.0)
+    every = RemoteClient(f"{every_live.url}/v1")
     for _ in range(3):  # warm-up: adapter a0 loaded, code paths hot
         remote.time("a0")
         every.time("a0")
     rss_one = rss_mb()
-    paths = latencies(engine, keys[0], remote, every, args.requests)
+    paths = latencies(engine, keys[0], remote, every, [live, every_live], args.requests)
     remote.close()
     every.close()
-    every_server.should_exit = True
+    every_live.server.should_exit = True
     direct = paths["direct"]
     stacked = compare_throughput(new_client, args)
     stacked_mb = engine.adapters.stacked.nbytes / 2**20 if engine.adapters.stacked else 0.0
     rss_many = rss_mb()
-    server.should_exit = True
+    live.server.should_exit = True
     engine.close()
-    engine, server, new_client = start_stack(base, store, models, "peft")
+    engine, live, new_client = start_stack(base, store, models, "peft")
     new_client().completions.create(model="a0", prompt=PREFIX, max_tokens=4)  # load a0
     peft = compare_throughput(new_client, args)
-    server.should_exit = True
+    live.server.should_exit = True
     engine.close()
 
     adapter_mb = (store.root / keys[0] / "adapter_model.safetensors").stat().st_size / 2**20
@@ -420,7 +449,10 @@ def main() -> None:
             "between the first and last sent at most every 20 ms (the default); `http_lean`: "
             "the same read as raw SSE lines with httpx (llm-ls, which llm-vscode uses, is a "
             "Rust client); `http_every_chunk`: OpenAI SDK, every chunk sent as it comes (the "
-            "serving app before this change); `http_non_streaming`: OpenAI SDK, stream=false",
+            "serving app before this change); `http_non_streaming`: OpenAI SDK, stream=false; "
+            "event_loop_cpu = CPU time of the servers' event-loop threads per request (what the "
+            "loop can take of the GIL the engine's thread decodes with; robust to the machine's "
+            "noise where the engine's wall time is not)",
             "clients": args.clients,
             "requests_per_client": args.per_client,
             "throughput_rounds": args.rounds,
@@ -486,7 +518,8 @@ def print_table(r: dict[str, Any]) -> None:
                 "",
                 f"outside engine {f[name]['outside_engine_p50_ms']:.2f}; engine "
                 f"{f[name]['engine_slowdown_p50_ms']:+.1f} [{_span(f[name], 'engine')}]; "
-                f"total {f[name]['overhead_p50_ms']:+.1f} [{_span(f[name], 'overhead')}]",
+                f"total {f[name]['overhead_p50_ms']:+.1f} [{_span(f[name], 'overhead')}]; "
+                f"loop CPU {f[name]['event_loop_cpu_ms_per_request']:.1f}",
             )
             for name, label in (
                 ("http", "SDK, stream (goal <= 5)"),
