@@ -262,10 +262,8 @@ class _Stream:
         try:
             self.ticket = state.backend.submit(req, self.inbox.put)
         except PromptTooLongError as exc:
-            self.inbox.close()
             raise ServeError(400, "context_length_exceeded", str(exc), param="prompt") from exc
         except FimError as exc:
-            self.inbox.close()
             raise ServeError(400, "fim_unsupported", str(exc), param="suffix") from exc
         state.in_flight += 1
         state.metrics.in_flight.inc()
