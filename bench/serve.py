@@ -35,16 +35,27 @@ import uvicorn
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from sqlalchemy import Engine, select, text  # noqa: E402
+
+from tailor.db import migrate  # noqa: E402
+from tailor.db.models import AdapterVersion, Endpoint, Membership, Role, Team, User  # noqa: E402
+from tailor.db.session import make_engine, session_factory  # noqa: E402
+from tailor.gateway import Routing  # noqa: E402
+from tailor.registry.service import register_version  # noqa: E402
 from tailor.serve.app import create_serving_app  # noqa: E402
+from tailor.serve.callers import Caller, Lookup, lookup_from  # noqa: E402
 from tailor.serve.engine import TailorEngine  # noqa: E402
 from tailor.serve.generation import GenerationRequest  # noqa: E402
 from tailor.serve.spec import EndpointLimits  # noqa: E402
 from tailor.storage import FileStore  # noqa: E402
+from tailor.tokens.service import authenticate, issue_token  # noqa: E402
 from tailor.train.tiny import tiny_base_cached  # noqa: E402
 
+POSTGRES = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
 PREFIX = "def parse_args(argv):\n    parser = argparse.ArgumentParser()\n    "
 SUFFIX = "\n    return parser.parse_args(argv)\n"
 TOKENS = 64
+BENCH_TOKEN = "bench-token"
 FIXED = {"ignore_eos": True, "stop_at_block_end": False}  # exactly 64 tokens every time
 
 
@@ -103,13 +114,15 @@ def serve(app: Any) -> Live:
 
 
 def serve_engine(
-    engine: TailorEngine, models: dict[str, str], stream_interval_s: float = 0.02
+    engine: TailorEngine,
+    models: dict[str, str],
+    stream_interval_s: float = 0.02,
+    lookup: Lookup | None = None,
 ) -> Live:
     """The serving app over `engine` on a live server (bench token, no effective limits)."""
     app = create_serving_app(
         engine,
-        authenticate={"bench-token": "bench"}.get,
-        resolve_model=lambda team, model: models.get(model),
+        lookup=lookup or lookup_from({BENCH_TOKEN: "bench"}.get, lambda t, m: models.get(m)),
         limits=EndpointLimits(requests_per_minute=100_000, max_tokens=512, request_timeout_s=600),
         stream_interval_s=stream_interval_s,
     )
@@ -127,9 +140,94 @@ def start_stack(
     engine.wait_ready(120)
 
     def new_client() -> Any:
-        return OpenAI(base_url=f"{live.url}/v1", api_key="bench-token", max_retries=0)
+        return OpenAI(base_url=f"{live.url}/v1", api_key=BENCH_TOKEN, max_retries=0)
 
     return engine, live, new_client
+
+
+@dataclass
+class BenchDatabase:
+    """A fresh PostgreSQL schema with team `bench`, an IDE token and an endpoint per model."""
+
+    engine: Engine
+    token: str
+    drop: Callable[[], None]
+
+
+def bench_database(url: str, models: dict[str, str]) -> BenchDatabase:
+    """Migrate a new schema and publish every model, as `tailor up` would have."""
+    schema = f"bench_{os.getpid()}_{int(time.time())}"
+    admin = make_engine(url)
+    with admin.begin() as conn:
+        conn.execute(text(f'CREATE SCHEMA "{schema}"'))
+    scoped = f"{url}{'&' if '?' in url else '?'}options=-csearch_path%3D{schema}"
+    migrate.upgrade(scoped)
+    engine = make_engine(scoped)
+    with session_factory(engine).begin() as session:
+        user = User(email="bench@example.com", name="Bench")
+        team = Team(slug="bench", name="Bench")
+        session.add_all([user, team])
+        session.flush()
+        session.add(Membership(team_id=team.id, user_id=user.id, role=Role.owner))
+        _, token = issue_token(
+            session, user, name="ide", scopes=["inference"], team_id=team.id, expires_at=None
+        )
+        for name in models:
+            version = register_version(
+                session,
+                team_id=team.id,
+                team_slug="bench",
+                name=name,
+                version=1,
+                manifest={"base_model": "tiny"},
+            )
+            session.add(Endpoint(team_id=team.id, name=name, version_id=version.id))
+
+    def drop() -> None:
+        engine.dispose()
+        with admin.begin() as conn:
+            conn.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
+        admin.dispose()
+
+    return BenchDatabase(engine, token, drop)
+
+
+def two_transaction_lookup(engine: Engine) -> Lookup:
+    """The gateway's lookup before this change: the token service, then the model, each in
+    its own ORM session (the baseline for `Routing.lookup`'s one query)."""
+    sessions = session_factory(engine)
+
+    def lookup(token: str, model: str | None) -> Caller | None:
+        with sessions.begin() as session:
+            principal = authenticate(session, token)
+            if principal.token_team_id is None or "inference" not in principal.scopes:
+                return None
+            slug = session.get_one(Team, principal.token_team_id).slug
+        if model is None:
+            return Caller(slug)
+        with sessions() as session:
+            team_id = session.scalar(select(Team.id).where(Team.slug == slug))
+            version = session.scalar(
+                select(AdapterVersion)
+                .join(Endpoint, Endpoint.version_id == AdapterVersion.id)
+                .where(Endpoint.team_id == team_id, Endpoint.name == model)
+            )
+            return (
+                Caller(slug, version.prefix.rstrip("/")) if version else Caller(slug, known=False)
+            )
+
+    return lookup
+
+
+def lookup_ms(lookup: Lookup, token: str, n: int = 300) -> float:
+    """Median wall time of one lookup of model `a0`, in ms."""
+    times = []
+    for _ in range(n):
+        start = time.perf_counter()
+        caller = lookup(token, "a0")
+        times.append(time.perf_counter() - start)
+        assert caller is not None and caller.known
+    return statistics.median(times) * 1e3
 
 
 def pct(values: list[float], q: float) -> float:
@@ -197,13 +295,13 @@ def one_lean(client: Any, body: dict[str, Any]) -> Timing:
     return time.perf_counter() - start, (first or start) - start
 
 
-def _client_process(url: str, conn: Any) -> None:
+def _client_process(url: str, token: str, conn: Any) -> None:
     """A client in its own process, as an IDE is: runs `(model, mode)` asks, answers timings."""
     import httpx
     from openai import OpenAI
 
-    sdk = OpenAI(base_url=url, api_key="bench-token", max_retries=0)
-    lean = httpx.Client(base_url=url, headers={"Authorization": "Bearer bench-token"})
+    sdk = OpenAI(base_url=url, api_key=token, max_retries=0)
+    lean = httpx.Client(base_url=url, headers={"Authorization": f"Bearer {token}"})
     while (ask := conn.recv()) is not None:
         model, mode = ask
         if mode == "lean":
@@ -216,10 +314,10 @@ def _client_process(url: str, conn: Any) -> None:
 class RemoteClient:
     """Clients in a child process (so their parsing does not share the server's GIL)."""
 
-    def __init__(self, url: str) -> None:
+    def __init__(self, url: str, token: str = BENCH_TOKEN) -> None:
         ctx = mp.get_context("spawn")
         self.conn, child = ctx.Pipe()
-        self.proc = ctx.Process(target=_client_process, args=(url, child), daemon=True)
+        self.proc = ctx.Process(target=_client_process, args=(url, token, child), daemon=True)
         self.proc.start()
 
     def time(self, model: str, mode: str = "stream") -> Timing:
@@ -252,7 +350,7 @@ class EngineClock:
         engine.submit = timed  # type: ignore[method-assign]
 
 
-PATHS = ("direct", "http", "http_lean", "http_every_chunk", "http_non_streaming")
+PATHS = ("direct", "http", "http_gateway", "http_lean", "http_every_chunk", "http_non_streaming")
 
 
 def latencies(
@@ -260,6 +358,7 @@ def latencies(
     key: str,
     remote: RemoteClient,
     every: RemoteClient,
+    gateway: RemoteClient,
     loops: list[Live],
     n: int,
 ) -> dict[str, list[tuple[float, float, float, float]]]:
@@ -272,6 +371,7 @@ def latencies(
     asks: dict[str, Callable[[], Timing]] = {
         "direct": lambda: one_direct(engine, key),
         "http": lambda: remote.time("a0"),
+        "http_gateway": lambda: gateway.time("a0"),
         "http_lean": lambda: remote.time("a0", "lean"),
         "http_every_chunk": lambda: every.time("a0"),
         "http_non_streaming": lambda: remote.time("a0", "whole"),
@@ -394,6 +494,7 @@ def main() -> None:
     parser.add_argument("--clients", type=int, default=20, help="concurrent clients = adapters")
     parser.add_argument("--per-client", type=int, default=3, help="requests per client")
     parser.add_argument("--rounds", type=int, default=3, help="alternating throughput rounds")
+    parser.add_argument("--database-url", default=POSTGRES, help="PostgreSQL for the gateway")
     args = parser.parse_args()
     base = tiny_base_cached(Path(os.environ.get("TAILOR_TEST_CACHE", "/tmp/tailor-test-cache")))
     work = Path(tempfile.mkdtemp(prefix="bench-serve-"))
@@ -405,14 +506,24 @@ def main() -> None:
     remote = RemoteClient(str(new_client().base_url))
     every_live = serve_engine(engine, models, stream_interval_s=0.0)
     every = RemoteClient(f"{every_live.url}/v1")
+    db = bench_database(args.database_url, models)
+    gateway_live = serve_engine(engine, models, lookup=Routing(db.engine.begin).lookup)
+    gateway = RemoteClient(f"{gateway_live.url}/v1", db.token)
     for _ in range(3):  # warm-up: adapter a0 loaded, code paths hot
-        remote.time("a0")
-        every.time("a0")
+        for client in (remote, every, gateway):
+            client.time("a0")
     rss_one = rss_mb()
-    paths = latencies(engine, keys[0], remote, every, [live, every_live], args.requests)
-    remote.close()
-    every.close()
+    loops = [live, every_live, gateway_live]
+    paths = latencies(engine, keys[0], remote, every, gateway, loops, args.requests)
+    for client in (remote, every, gateway):
+        client.close()
     every_live.server.should_exit = True
+    gateway_live.server.should_exit = True
+    routing = {
+        "one_query_ms": lookup_ms(Routing(db.engine.begin).lookup, db.token),
+        "two_transactions_before_ms": lookup_ms(two_transaction_lookup(db.engine), db.token),
+    }
+    db.drop()
     direct = paths["direct"]
     stacked = compare_throughput(new_client, args)
     stacked_mb = engine.adapters.stacked.nbytes / 2**20 if engine.adapters.stacked else 0.0
@@ -446,7 +557,9 @@ def main() -> None:
             "outside_engine = client latency minus the engine's own time (submit to last "
             "chunk) for the same request; engine_slowdown = median over rounds of the "
             "engine's own time under HTTP minus direct. `http`: OpenAI SDK, streamed, chunks "
-            "between the first and last sent at most every 20 ms (the default); `http_lean`: "
+            "between the first and last sent at most every 20 ms (the default), token and model "
+            "looked up in a dictionary; `http_gateway`: the same through the gateway's lookup "
+            "on PostgreSQL (the deployed stack: one query per request); `http_lean`: "
             "the same read as raw SSE lines with httpx (llm-ls, which llm-vscode uses, is a "
             "Rust client); `http_every_chunk`: OpenAI SDK, every chunk sent as it comes (the "
             "serving app before this change); `http_non_streaming`: OpenAI SDK, stream=false; "
@@ -460,6 +573,7 @@ def main() -> None:
         },
         "baseline": {
             "engine_direct": summarize(direct),
+            "gateway_lookup_two_transactions_ms": routing["two_transactions_before_ms"],
             "throughput_1_adapter_tok_s": stacked["throughput_1_adapter_tok_s"],
             "tok_per_server_cpu_s_1_adapter": stacked["tok_per_server_cpu_s_1_adapter"],
             "rss_mb_1_adapter": rss_one,
@@ -468,6 +582,7 @@ def main() -> None:
         },
         "figures": {
             **{name: http_figures(paths[name], direct) for name in PATHS[1:]},
+            "gateway_lookup_one_query_ms": routing["one_query_ms"],
             "throughput_20_adapters_tok_s": stacked["throughput_20_adapters_tok_s"],
             "throughput_ratio_20_vs_1": stacked["throughput_ratio_20_vs_1"],
             "tok_per_server_cpu_s_20_adapters": stacked["tok_per_server_cpu_s_20_adapters"],
@@ -481,8 +596,9 @@ def main() -> None:
         },
         "goals": {
             "http_overhead_p50_ms_max": 5.0,
-            "http_overhead_figure": "outside_engine_p50_ms of `http_lean` (the HTTP stack) and "
-            "of `http` (the same plus the OpenAI Python SDK's own work)",
+            "http_overhead_figure": "outside_engine_p50_ms of `http_lean` (the HTTP stack), of "
+            "`http` (the same plus the OpenAI Python SDK's own work) and of `http_gateway` (the "
+            "same plus the token and model lookup in PostgreSQL)",
             "throughput_ratio_min": 0.8,
         },
         "vllm": "not measured: no GPU was available to this task (vLLM needs one)",
@@ -523,12 +639,18 @@ def print_table(r: dict[str, Any]) -> None:
             )
             for name, label in (
                 ("http", "SDK, stream (goal <= 5)"),
+                ("http_gateway", "SDK, stream, PostgreSQL lookup"),
                 ("http_lean", "lean SSE client"),
                 ("http_every_chunk", "SDK, every chunk (before)"),
                 ("http_non_streaming", "SDK, non-streaming"),
             )
         ),
         ("time to first token overhead p50 (ms)", "", f"{h['ttft_overhead_p50_ms']:.2f}"),
+        (
+            "gateway lookup per request (ms): 2 txns | 1 query",
+            f"{r['baseline']['gateway_lookup_two_transactions_ms']:.2f}",
+            f"{f['gateway_lookup_one_query_ms']:.2f}",
+        ),
         (
             "throughput tok/s: 1 adapter | 20 adapters",
             f"{r['baseline']['throughput_1_adapter_tok_s']:.0f}",

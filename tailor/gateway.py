@@ -2,59 +2,87 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from contextlib import AbstractContextManager
 from typing import TYPE_CHECKING
 
-from sqlalchemy import select
-from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy import Connection, and_, bindparam, select, update
 
 from tailor.config import Settings, get_settings
-from tailor.db.models import Endpoint, Team
-from tailor.db.session import engine_for, session_factory
+from tailor.db.base import utcnow
+from tailor.db.models import AdapterVersion, ApiToken, Endpoint, Team
+from tailor.db.session import engine_for
 from tailor.errors import TailorError
-from tailor.registry.service import resolve_served
+from tailor.security import hash_token
+from tailor.serve.callers import Caller
 from tailor.storage import get_store
-from tailor.tokens.service import authenticate as authenticate_token
+from tailor.tokens.service import check_usable, last_use_is_stale
 
 if TYPE_CHECKING:
     from fastapi import FastAPI
+
+# A transaction on a connection: `engine.begin` (a savepoint of the test's own in tests).
+Transaction = Callable[[], AbstractContextManager[Connection]]
+
+# Built once: the gateway runs it for every completion, and building a statement costs
+# more than a local round trip.
+_CALLER = (
+    select(
+        ApiToken.id,
+        ApiToken.scopes,
+        ApiToken.revoked_at,
+        ApiToken.expires_at,
+        ApiToken.last_used_at,
+        Team.slug,
+        AdapterVersion.prefix,
+    )
+    .join(Team, Team.id == ApiToken.team_id)
+    .outerjoin(Endpoint, and_(Endpoint.team_id == Team.id, Endpoint.name == bindparam("model")))
+    .outerjoin(AdapterVersion, AdapterVersion.id == Endpoint.version_id)
+    .where(ApiToken.token_hash == bindparam("token_hash"))
+)
+_MODELS = (
+    select(Endpoint.name).join(Team).where(Team.slug == bindparam("team")).order_by(Endpoint.name)
+)
 
 
 class Routing:
     """Who may call, and which adapter a team's model name means — read fresh per request."""
 
-    def __init__(self, sessions: sessionmaker[Session]) -> None:
-        self.sessions = sessions
+    def __init__(self, transaction: Transaction) -> None:
+        self.transaction = transaction
 
-    def authenticate(self, token: str) -> str | None:
-        """The team of a team-bound token with the `inference` scope, else None (401)."""
-        with self.sessions.begin() as session:
+    def lookup(self, token: str, model: str | None) -> Caller | None:
+        """The team of a team-bound `inference` token (else None: 401) and the store prefix of
+        the version its endpoint `model` serves.
+
+        One query in one transaction, since every IDE completion asks; nothing is cached, so a
+        revocation or a promotion holds from the very next request.
+        """
+        now = utcnow()
+        with self.transaction() as conn:
+            params = {"token_hash": hash_token(token), "model": model}
+            row = conn.execute(_CALLER, params).first()
+            if row is None or "inference" not in row.scopes:
+                return None
             try:
-                principal = authenticate_token(session, token)
+                check_usable(row.revoked_at, row.expires_at, now)
             except TailorError:
                 return None
-            if principal.token_team_id is None or "inference" not in principal.scopes:
-                return None
-            return session.get_one(Team, principal.token_team_id).slug
-
-    def resolve(self, team: str, model: str) -> str | None:
-        """The store prefix of the version the team's endpoint `model` serves (promotion is
-        visible on the very next request: nothing is cached)."""
-        with self.sessions() as session:
-            team_id = session.scalar(select(Team.id).where(Team.slug == team))
-            version = resolve_served(session, team_id, model) if team_id else None
-            return version.prefix.rstrip("/") if version else None
+            if last_use_is_stale(row.last_used_at, now):
+                conn.execute(update(ApiToken).where(ApiToken.id == row.id), {"last_used_at": now})
+        if model is None:
+            return Caller(row.slug)
+        return (
+            Caller(row.slug, row.prefix.rstrip("/"))
+            if row.prefix
+            else Caller(row.slug, known=False)
+        )
 
     def models(self, team: str) -> list[str]:
         """The model names (endpoints) the team can call."""
-        with self.sessions() as session:
-            return list(
-                session.scalars(
-                    select(Endpoint.name)
-                    .join(Team)
-                    .where(Team.slug == team)
-                    .order_by(Endpoint.name)
-                )
-            )
+        with self.transaction() as conn:
+            return list(conn.scalars(_MODELS, {"team": team}))
 
 
 def create_gateway(settings: Settings | None = None) -> FastAPI:
@@ -63,7 +91,7 @@ def create_gateway(settings: Settings | None = None) -> FastAPI:
     from tailor.serve.engine import TailorEngine
 
     settings = settings or get_settings()
-    routing = Routing(session_factory(engine_for(settings.database_url)))
+    routing = Routing(engine_for(settings.database_url).begin)
     engine = TailorEngine(
         settings.serve_base_model,
         get_store(settings),
@@ -71,8 +99,7 @@ def create_gateway(settings: Settings | None = None) -> FastAPI:
     )
     return create_serving_app(
         engine,
-        authenticate=routing.authenticate,
-        resolve_model=routing.resolve,
+        lookup=routing.lookup,
         list_models=routing.models,
         stream_interval_s=settings.serve_stream_interval_ms / 1000,
     )

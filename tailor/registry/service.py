@@ -314,12 +314,3 @@ def endpoint_out(session: Session, ep: Endpoint, url: str) -> EndpointOut:
 def list_endpoints(session: Session, access: TeamAccess) -> Sequence[Endpoint]:
     """The team's endpoints."""
     return session.scalars(team_select(Endpoint, access).order_by(Endpoint.id)).all()
-
-
-def resolve_served(session: Session, team_id: int, model: str) -> AdapterVersion | None:
-    """The version a team's endpoint named `model` serves now (serving's routing table)."""
-    return session.scalar(
-        select(AdapterVersion)
-        .join(Endpoint, Endpoint.version_id == AdapterVersion.id)
-        .where(Endpoint.team_id == team_id, Endpoint.name == model)
-    )

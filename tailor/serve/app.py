@@ -1,8 +1,8 @@
 """The serving app: OpenAI- and TGI-compatible endpoints over a backend, per-team tokens.
 
 Who a token belongs to and which adapter a model name means are the caller's business
-(`authenticate`, `resolve_model`: the DB in `tailor up`, a dict in tests); this module
-knows HTTP, limits and metrics, and nothing of the database.
+(a `Lookup`: the DB in `tailor up`, dictionaries in tests); this module knows HTTP, limits
+and metrics, and nothing of the database.
 """
 
 from __future__ import annotations
@@ -23,6 +23,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.concurrency import run_in_threadpool
 
 from tailor.serve import protocol as p
+from tailor.serve.callers import BASE_MODEL, Caller, Lookup
 from tailor.serve.errors import ServeError, model_not_found, openai_error_body, tgi_error_body
 from tailor.serve.fim import FimError, split_fim_text
 from tailor.serve.generation import (
@@ -39,8 +40,6 @@ from tailor.serve.metrics import ServingMetrics
 from tailor.serve.prompting import Prompter, PromptTooLongError
 from tailor.serve.spec import EndpointLimits
 
-BASE_MODEL = "<base>"
-
 
 class ServingBackend(Protocol):
     """What the app needs of a backend (TailorEngine, VLLMBackend)."""
@@ -53,8 +52,6 @@ class ServingBackend(Protocol):
     def add_listener(self, listener: Callable[[str, str], None]) -> None: ...
 
 
-Authenticate = Callable[[str], str | None]
-ResolveModel = Callable[[str, str], str | None]
 ListModels = Callable[[str], list[str]]
 
 
@@ -77,8 +74,7 @@ class _Call:
 @dataclass
 class _Serving:
     backend: ServingBackend
-    authenticate: Authenticate
-    resolve_model: ResolveModel
+    lookup: Lookup
     list_models: ListModels
     limits_for: Callable[[str], EndpointLimits]
     metrics: ServingMetrics
@@ -110,8 +106,7 @@ def _validation_error(exc: RequestValidationError) -> ServeError:
 def create_serving_app(
     backend: ServingBackend,
     *,
-    authenticate: Authenticate,
-    resolve_model: ResolveModel,
+    lookup: Lookup,
     list_models: ListModels | None = None,
     limits: EndpointLimits | Callable[[str], EndpointLimits] | None = None,
     metrics: ServingMetrics | None = None,
@@ -121,17 +116,16 @@ def create_serving_app(
 ) -> FastAPI:
     """The FastAPI app serving one backend to many teams.
 
-    `authenticate(token)` gives the team slug or None; `resolve_model(team, model)` gives the
-    backend's adapter key for one of that team's models, or None (404). `<base>` and
-    `base_name` always mean the base model. A stream's chunks between its first and last
-    go out at most once per `stream_interval_s` (merged), so that streaming costs the
-    decoding thread little; 0 sends every chunk as it comes.
+    `lookup(token, model)` gives the caller's team and the backend's adapter key for one of
+    that team's models, once per request. `<base>` and `base_name` always mean the base
+    model. A stream's chunks between its first and last go out at most once per
+    `stream_interval_s` (merged), so that streaming costs the decoding thread little; 0 sends
+    every chunk as it comes.
     """
     fixed = limits or EndpointLimits.model_validate({})
     state = _Serving(
         backend=backend,
-        authenticate=authenticate,
-        resolve_model=resolve_model,
+        lookup=lookup,
         list_models=list_models or (lambda team: []),
         limits_for=fixed if callable(fixed) else (lambda team: fixed),
         metrics=metrics or ServingMetrics(),
@@ -188,26 +182,36 @@ def _add_probes(app: FastAPI, state: _Serving) -> None:
 # -- the request pipeline shared by every protocol ----------------------------------------------
 
 
-async def _team(request: Request) -> str:
-    state: _Serving = request.app.state.serving
-    header = request.headers.get("authorization", "")
-    scheme, _, token = header.partition(" ")
-    team = None
-    if scheme.lower() == "bearer" and token.strip():
-        team = await run_in_threadpool(state.authenticate, token.strip())
-    if team is None:
-        raise ServeError(
-            401,
-            "invalid_api_key",
-            "missing or invalid bearer token: send `Authorization: Bearer <team token>`",
-        )
-    return team
+_UNAUTHORIZED = ServeError(
+    401,
+    "invalid_api_key",
+    "missing or invalid bearer token: send `Authorization: Bearer <team token>`",
+)
+
+
+async def _token(request: Request) -> str:
+    """The request's bearer token (checked by the lookup, with the model, in one call)."""
+    scheme, _, token = request.headers.get("authorization", "").partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        raise _UNAUTHORIZED
+    return token.strip()
+
+
+async def _caller(state: _Serving, token: str, model: str | None) -> Caller:
+    caller = await run_in_threadpool(state.lookup, token, model)
+    if caller is None:
+        raise _UNAUTHORIZED
+    return caller
 
 
 async def _begin(
-    state: _Serving, team: str, model: str | None, route: str
+    state: _Serving, token: str, model: str | None, route: str
 ) -> tuple[_Call, str | None]:
-    """Check limits and resolve the model; returns the call and the backend adapter key."""
+    """Authenticate, check limits and resolve the model; the call and the backend adapter key."""
+    name = model or BASE_MODEL
+    named = None if name in (BASE_MODEL, state.base_name) else name
+    caller = await _caller(state, token, named)
+    team = caller.team
     if not state.backend.is_ready():
         raise ServeError(
             503,
@@ -225,14 +229,9 @@ async def _begin(
             f"retry in {wait:.1f}s",
             headers={"Retry-After": retry_after_header(wait)},
         )
-    name = model or BASE_MODEL
-    call = _Call(team, name, route, limits)
-    if name in (BASE_MODEL, state.base_name):
-        return call, None
-    key = await run_in_threadpool(state.resolve_model, team, name)
-    if key is None:
+    if not caller.known:
         raise model_not_found(name)
-    return call, None if key == BASE_MODEL else key
+    return _Call(team, name, route, limits), caller.adapter
 
 
 def _check_max_tokens(call: _Call, asked: int, param: str) -> None:
@@ -400,7 +399,8 @@ async def _chunks(stream: _Stream, first: GenerationChunk | None) -> AsyncIterat
 
 def _add_openai_routes(app: FastAPI, state: _Serving) -> None:
     @app.get("/v1/models")
-    async def models(team: str = Depends(_team)) -> dict[str, Any]:
+    async def models(token: str = Depends(_token)) -> dict[str, Any]:
+        team = (await _caller(state, token, None)).team
         names = await run_in_threadpool(state.list_models, team)
         data = [{"id": n, "object": "model", "created": 0, "owned_by": team} for n in names]
         data.append({"id": BASE_MODEL, "object": "model", "created": 0, "owned_by": "tailor"})
@@ -408,9 +408,9 @@ def _add_openai_routes(app: FastAPI, state: _Serving) -> None:
 
     @app.post("/v1/completions", response_model=None)
     async def completions(
-        body: p.CompletionRequest, team: str = Depends(_team)
+        body: p.CompletionRequest, token: str = Depends(_token)
     ) -> dict[str, Any] | StreamingResponse:
-        call, key = await _begin(state, team, body.model, "completions")
+        call, key = await _begin(state, token, body.model, "completions")
         max_tokens = body.max_tokens or 16
         _check_max_tokens(call, max_tokens, "max_tokens")
         if body.echo:
@@ -456,9 +456,9 @@ def _add_openai_routes(app: FastAPI, state: _Serving) -> None:
 
     @app.post("/v1/chat/completions", response_model=None)
     async def chat(
-        body: p.ChatCompletionRequest, team: str = Depends(_team)
+        body: p.ChatCompletionRequest, token: str = Depends(_token)
     ) -> dict[str, Any] | StreamingResponse:
-        call, key = await _begin(state, team, body.model, "chat")
+        call, key = await _begin(state, token, body.model, "chat")
         max_tokens = body.max_completion_tokens or body.max_tokens or 256
         _check_max_tokens(call, max_tokens, "max_tokens")
         assert state.backend.prompter is not None
@@ -546,21 +546,21 @@ def _tgi_request(
 
 
 def _add_tgi_routes(app: FastAPI, state: _Serving) -> None:
-    async def start(body: p.TgiRequest, team: str, model: str | None, route: str) -> _Stream:
-        call, key = await _begin(state, team, model or body.parameters.adapter_id, route)
+    async def start(body: p.TgiRequest, token: str, model: str | None, route: str) -> _Stream:
+        call, key = await _begin(state, token, model or body.parameters.adapter_id, route)
         req = _tgi_request(state, body, key, call)
         return _Stream(state, call, req, streaming=route == "generate_stream")
 
-    async def generate(body: p.TgiRequest, team: str, model: str | None) -> dict[str, Any]:
-        stream = await start(body, team, model, "generate")
+    async def generate(body: p.TgiRequest, token: str, model: str | None) -> dict[str, Any]:
+        stream = await start(body, token, model, "generate")
         gen = (await _answer(stream))[0]
         prefix = body.inputs if body.parameters.return_full_text else ""
         return p.tgi_body(gen, prefix, body.parameters.seed, body.parameters.details)
 
     async def generate_stream(
-        body: p.TgiRequest, team: str, model: str | None
+        body: p.TgiRequest, token: str, model: str | None
     ) -> StreamingResponse:
-        stream = await start(body, team, model, "generate_stream")
+        stream = await start(body, token, model, "generate_stream")
         first = await _first(stream)
         prefix = body.inputs if body.parameters.return_full_text else ""
 
@@ -580,10 +580,10 @@ def _add_tgi_routes(app: FastAPI, state: _Serving) -> None:
 
         return _sse_response(stream, events())
 
-    async def compat(body: p.TgiRequest, team: str, model: str | None) -> Any:
+    async def compat(body: p.TgiRequest, token: str, model: str | None) -> Any:
         if body.stream:
-            return await generate_stream(body, team, model)
-        return [await generate(body, team, model)]
+            return await generate_stream(body, token, model)
+        return [await generate(body, token, model)]
 
     for prefix, with_model in (("", False), ("/tgi/{model}", True)):
         _route(app, f"{prefix}/generate", generate, with_model)
@@ -594,13 +594,13 @@ def _add_tgi_routes(app: FastAPI, state: _Serving) -> None:
 def _route(app: FastAPI, path: str, handler: Callable[..., Any], with_model: bool) -> None:
     if with_model:
 
-        async def named(model: str, body: p.TgiRequest, team: str = Depends(_team)) -> Any:
-            return await handler(body, team, model)
+        async def named(model: str, body: p.TgiRequest, token: str = Depends(_token)) -> Any:
+            return await handler(body, token, model)
 
         app.add_api_route(path, named, methods=["POST"], response_model=None)
     else:
 
-        async def unnamed(body: p.TgiRequest, team: str = Depends(_team)) -> Any:
-            return await handler(body, team, None)
+        async def unnamed(body: p.TgiRequest, token: str = Depends(_token)) -> Any:
+            return await handler(body, token, None)
 
         app.add_api_route(path, unnamed, methods=["POST"], response_model=None)

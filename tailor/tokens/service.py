@@ -71,17 +71,29 @@ def create_admin_token(session: Session, email: str, name: str = "bootstrap") ->
 LAST_USED_PRECISION = timedelta(minutes=1)
 
 
+def check_usable(revoked_at: datetime | None, expires_at: datetime | None, now: datetime) -> None:
+    """401 for a revoked or expired token."""
+    if revoked_at is not None:
+        raise Unauthorized("invalid or revoked token")
+    if expires_at is not None and expires_at <= now:
+        raise Unauthorized("token expired: create a new one")
+
+
+def last_use_is_stale(last_used_at: datetime | None, now: datetime) -> bool:
+    """Whether a use now is worth recording (`last_used_at` is kept to the minute)."""
+    return last_used_at is None or now - last_used_at >= LAST_USED_PRECISION
+
+
 def authenticate(session: Session, plaintext: str) -> Principal:
     """The principal a bearer token stands for; 401 for unknown, expired or revoked tokens."""
     row = session.scalar(select(ApiToken).where(ApiToken.token_hash == hash_token(plaintext)))
     now = utcnow()
-    if row is None or row.revoked_at is not None:
+    if row is None:
         raise Unauthorized("invalid or revoked token")
-    if row.expires_at is not None and row.expires_at <= now:
-        raise Unauthorized("token expired: create a new one")
-    user = session.get_one(User, row.user_id)
-    if row.last_used_at is None or now - row.last_used_at >= LAST_USED_PRECISION:
+    check_usable(row.revoked_at, row.expires_at, now)
+    if last_use_is_stale(row.last_used_at, now):
         row.last_used_at = now
+    user = session.get_one(User, row.user_id)
     return Principal(
         user_id=user.id,
         email=user.email,

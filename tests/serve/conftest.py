@@ -22,6 +22,7 @@ import uvicorn
 from fastapi import FastAPI
 
 from tailor.serve.app import create_serving_app
+from tailor.serve.callers import lookup_from
 from tailor.serve.engine import TailorEngine
 from tailor.storage import FileStore
 from tailor.train.tiny import tiny_base_cached
@@ -158,8 +159,7 @@ def serve_app(engine: TailorEngine, registry: Registry) -> Callable[..., FastAPI
 
     def build(**overrides: Any) -> FastAPI:
         kwargs: dict[str, Any] = {
-            "authenticate": TOKENS.get,
-            "resolve_model": registry.resolve,
+            "lookup": lookup_from(TOKENS.get, registry.resolve),
             "list_models": registry.list,
         }
         kwargs.update(overrides)

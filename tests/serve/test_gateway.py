@@ -3,21 +3,25 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 import openai
 import pytest
-from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy import Connection, select
+from sqlalchemy.orm import Session
 
-from tailor.db.models import Role
+from tailor.db.models import ApiToken, Role
 from tailor.gateway import Routing
 from tailor.registry import service as registry
 from tailor.registry.schemas import EndpointCreate, Promote
+from tailor.security import hash_token
 from tailor.serve.app import create_serving_app
+from tailor.serve.callers import Caller
 from tailor.serve.engine import TailorEngine
 from tailor.serve.generation import GenerationRequest
 from tailor.tenancy import TeamAccess, team_for
-from tailor.tokens.service import authenticate
+from tailor.tokens.service import authenticate, revoke_team_token
 from tests.conftest import Tenant, create_tenant, create_token, create_version
 
 from .conftest import AdapterFactory, LiveServer, start_server
@@ -53,13 +57,23 @@ def published(session: Session, adapters: AdapterFactory) -> Published:
 
 
 @pytest.fixture
-def gateway(sessions: sessionmaker[Session], engine: TailorEngine) -> Iterator[LiveServer]:
-    routing = Routing(sessions)
+def routing(connection: Connection) -> Routing:
+    """Routing whose transactions are savepoints of the test's own (rolled back after it)."""
+
+    @contextmanager
+    def savepoint() -> Iterator[Connection]:
+        with connection.begin_nested():
+            yield connection
+
+    return Routing(savepoint)
+
+
+@pytest.fixture
+def gateway(routing: Routing, engine: TailorEngine) -> Iterator[LiveServer]:
     live = start_server(
         create_serving_app(
             engine,
-            authenticate=routing.authenticate,
-            resolve_model=routing.resolve,
+            lookup=routing.lookup,
             list_models=routing.models,
         )
     )
@@ -73,6 +87,12 @@ def complete(server: LiveServer, token: str, model: str = "completion") -> str:
         model=model, prompt=PROMPT, max_tokens=8, temperature=0, extra_body=GREEDY
     )
     return out.choices[0].text
+
+
+def token_row(session: Session, plaintext: str) -> ApiToken:
+    """The stored row of a token, as the database has it now."""
+    stmt = select(ApiToken).where(ApiToken.token_hash == hash_token(plaintext))
+    return session.execute(stmt.execution_options(populate_existing=True)).scalar_one()
 
 
 def direct(engine: TailorEngine, key: str) -> str:
@@ -115,3 +135,34 @@ def test_a_token_without_the_inference_scope_is_refused(
 ) -> None:
     with pytest.raises(openai.AuthenticationError):
         complete(gateway, published.tenant.owner_token)
+
+
+def test_a_revoked_token_is_refused_on_the_next_request(
+    gateway: LiveServer, published: Published, session: Session
+) -> None:
+    complete(gateway, published.ide_token)
+    revoke_team_token(session, published.access, token_row(session, published.ide_token).id)
+    session.commit()
+    with pytest.raises(openai.AuthenticationError):
+        complete(gateway, published.ide_token)
+
+
+def test_lookup_names_the_adapter_the_endpoint_serves(
+    routing: Routing, published: Published
+) -> None:
+    caller = routing.lookup(published.ide_token, "completion")
+    assert caller == Caller(published.tenant.slug, published.keys[0])
+
+
+def test_lookup_of_a_model_the_team_has_not_published_is_unknown(
+    routing: Routing, published: Published
+) -> None:
+    caller = routing.lookup(published.ide_token, "nonexistent")
+    assert caller == Caller(published.tenant.slug, known=False)
+
+
+def test_lookup_records_the_tokens_use(
+    routing: Routing, published: Published, session: Session
+) -> None:
+    routing.lookup(published.ide_token, None)
+    assert token_row(session, published.ide_token).last_used_at is not None

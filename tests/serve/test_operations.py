@@ -125,10 +125,9 @@ def test_ready_only_after_the_base_model_is_loaded(tiny_base: Path, tmp_path: Pa
 
     eng = TailorEngine(str(tiny_base), FileStore(tmp_path), loader=slow_loader)
     from tailor.serve.app import create_serving_app
+    from tailor.serve.callers import lookup_from
 
-    live = start_server(
-        create_serving_app(eng, authenticate=TOKENS.get, resolve_model=lambda t, m: None)
-    )
+    live = start_server(create_serving_app(eng, lookup=lookup_from(TOKENS.get, lambda t, m: None)))
     try:
         loading = httpx.get(f"{live.url}/readyz").status_code
         healthy = httpx.get(f"{live.url}/healthz").status_code

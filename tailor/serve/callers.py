@@ -1,0 +1,44 @@
+"""Who is calling and what the model they name is: the one lookup every request makes."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+BASE_MODEL = "<base>"
+
+
+@dataclass(frozen=True)
+class Caller:
+    """The team a token belongs to, and the backend adapter of the model it asked for."""
+
+    team: str
+    adapter: str | None = None  # the backend's adapter key; None is the base model
+    known: bool = True  # False: the team has no model by that name (404)
+
+
+# (token, model name or None for the base) -> the caller, or None for a token that may not
+# call (401). One call per request, so that a database-backed lookup is one transaction.
+Lookup = Callable[[str, str | None], Caller | None]
+
+
+def lookup_from(
+    authenticate: Callable[[str], str | None], resolve_model: Callable[[str, str], str | None]
+) -> Lookup:
+    """A lookup made of a token check and a model resolver (dictionaries in tests and benches).
+
+    `resolve_model(team, model)` answers the adapter key, `<base>` for the base model, or None.
+    """
+
+    def lookup(token: str, model: str | None) -> Caller | None:
+        team = authenticate(token)
+        if team is None:
+            return None
+        if model is None:
+            return Caller(team)
+        key = resolve_model(team, model)
+        if key is None:
+            return Caller(team, known=False)
+        return Caller(team, None if key == BASE_MODEL else key)
+
+    return lookup
