@@ -88,7 +88,7 @@ def run_harvest_job(
         dataset = session.get_one(Dataset, dataset_id)
         dataset.stats = manifest.get("stats", {})
         _remember_commits(session, dataset, manifest.get("repositories", []))
-        job = session.get_one(Job, job_id)
+        job = jobs.lock_job(session, job_id)
         failed = [r for r in manifest.get("repositories", []) if r.get("status") == "failed"]
         for repo in failed:
             jobs.log(
@@ -110,7 +110,7 @@ def run_harvest_job(
 
 def _finish(sessions: sessionmaker[Session], job_id: int, action: Any) -> None:
     with sessions.begin() as session:
-        action(session, session.get_one(Job, job_id))
+        action(session, jobs.lock_job(session, job_id))
 
 
 def _remember_commits(session: Session, dataset: Dataset, outcomes: list[dict[str, Any]]) -> None:

@@ -33,7 +33,7 @@ def run_evaluation_job(sessions: sessionmaker[Session], store: ObjectStore, job_
         )
     except (EvaluationError, DatasetError, SandboxUnavailable) as exc:
         with sessions.begin() as session:
-            jobs.fail(session, session.get_one(Job, job_id), str(exc))
+            jobs.fail(session, jobs.lock_job(session, job_id), str(exc))
         return
     result = report.model_dump(mode="json")
     with sessions.begin() as session:
@@ -41,7 +41,7 @@ def run_evaluation_job(sessions: sessionmaker[Session], store: ObjectStore, job_
         if version is not None:
             version.evaluation = result
             _annotate_manifest(store, version.prefix, result)
-        jobs.succeed(session, session.get_one(Job, job_id), result)
+        jobs.succeed(session, jobs.lock_job(session, job_id), result)
 
 
 def _annotate_manifest(store: ObjectStore, prefix: str, report: dict[str, object]) -> None:

@@ -98,8 +98,8 @@ def run_finetune_job(
     recorder = JobRecorder(sessions, job_id)
     outcome, code = _launch(spec_path, job_uid, spec, recorder, settings, work_dir)
     with sessions.begin() as session:
-        job = session.get_one(Job, job_id)
-        if session.get_one(Job, job_id).cancel_requested:
+        job = jobs.lock_job(session, job_id)
+        if job.cancel_requested:
             # The entrypoint keeps checkpoints when it stops (a preempted pod resumes from
             # them); a cancel is final, so they go.
             store.delete_prefix(spec.checkpoint_prefix(job_uid))

@@ -101,6 +101,16 @@ def add_metrics(session: Session, job: Job, step: int, values: dict[str, float])
     )
 
 
+def lock_job(session: Session, job_id: int) -> Job:
+    """The job as stored now, its row locked until the transaction ends.
+
+    A worker finishing a job and a person cancelling it both read the job, then write: the
+    lock puts one after the other, so a cancel either reaches the worker's last check or finds
+    the job already finished, never both missing each other.
+    """
+    return session.get_one(Job, job_id, with_for_update=True, populate_existing=True)
+
+
 def succeed(session: Session, job: Job, result: dict[str, Any]) -> None:
     """Finish successfully with a result."""
     _finish(session, job, JobState.succeeded, result=result)
@@ -147,6 +157,7 @@ def request_cancel(session: Session, access: TeamAccess, job: Job) -> Job:
     (Kueue holds it), so `tailor.finetunes.cluster.cancel_job` deletes it and the
     operator's `Cancelled` report (or the resource's absence) finishes the job.
     """
+    job = lock_job(session, job.id)
     if job.executor == "kubernetes" and not job.state.final:
         if not job.cancel_requested:
             job.cancel_requested = True

@@ -112,7 +112,7 @@ def run_operation(
                 _finish(sessions, started, outcome)
     except Exception as exc:
         with sessions.begin() as session:
-            jobs.fail(session, session.get_one(Job, started.job_id), _reason(exc))
+            jobs.fail(session, jobs.lock_job(session, started.job_id), _reason(exc))
         if not isinstance(exc, EXPECTED):
             raise  # a bug: the job says so, and the worker's log has the traceback
 
@@ -125,7 +125,7 @@ def _reason(exc: Exception) -> str:
 
 def _finish(sessions: sessionmaker[Session], started: Started, result: dict[str, Any]) -> None:
     with sessions.begin() as session:
-        job = session.get_one(Job, started.job_id)
+        job = jobs.lock_job(session, started.job_id)
         if job.cancel_requested:
             jobs.mark_cancelled(session, job)
         else:
@@ -177,7 +177,7 @@ def _store_and_register(
     prefix = adapter_prefix(started.team, new.name, version)
     try:
         with sessions.begin() as session:
-            job = session.get_one(Job, started.job_id)
+            job = jobs.lock_job(session, started.job_id)
             if job.cancel_requested:
                 store.delete_prefix(prefix)
                 jobs.mark_cancelled(session, job)

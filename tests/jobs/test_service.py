@@ -1,10 +1,20 @@
-"""Job progress: the message follows every update, the event log only each new phase."""
+"""Jobs: progress in the event log by phase; a cancel and a worker's finish never cross."""
 
 from __future__ import annotations
 
-from sqlalchemy.orm import Session
+import threading
+import time
+from collections.abc import Iterator
 
+import pytest
+from sqlalchemy import Engine, delete, select
+from sqlalchemy.orm import Session, sessionmaker
+
+from tailor.db.models import Job, JobState, Role, Team, User
+from tailor.db.session import session_factory
 from tailor.jobs import service as jobs
+from tailor.tenancy import team_for
+from tailor.tokens.service import authenticate
 from tests.conftest import create_tenant
 
 
@@ -20,3 +30,44 @@ def test_counting_within_a_phase_does_not_flood_the_event_log(session: Session) 
         "evaluating on held-out code",
     ]
     assert job.message == "evaluating on held-out code"
+
+
+@pytest.fixture
+def committed(db_engine: Engine) -> Iterator[sessionmaker[Session]]:
+    """Sessions on connections of their own, committing for real (the test is about two
+    transactions meeting); the teams and users they made are deleted afterwards."""
+    sessions = session_factory(db_engine)
+    with sessions() as s:
+        teams, users = set(s.scalars(select(Team.id))), set(s.scalars(select(User.id)))
+    yield sessions
+    with sessions.begin() as s:
+        s.execute(delete(Team).where(Team.id.not_in(teams)))
+        s.execute(delete(User).where(User.id.not_in(users)))
+
+
+def test_a_cancel_during_the_workers_last_transaction_finds_the_job_finished(
+    committed: sessionmaker[Session],
+) -> None:
+    with committed() as s:
+        tenant = create_tenant(s)
+        job_id = jobs.create_system_job(s, tenant.team.id, "finetune", {}).id
+        jobs.begin_attempt(s, s.get_one(Job, job_id))
+        s.commit()
+    locked = threading.Event()
+
+    def finish() -> None:  # the worker registering the adapter it trained
+        with committed.begin() as s:
+            job = jobs.lock_job(s, job_id)
+            locked.set()
+            time.sleep(0.3)  # the cancel arrives meanwhile
+            jobs.succeed(s, job, {"adapter": "completion"})
+
+    worker = threading.Thread(target=finish)
+    worker.start()
+    assert locked.wait(10)
+    with committed.begin() as s:
+        access = team_for(s, authenticate(s, tenant.owner_token), tenant.slug, Role.member)
+        job = jobs.request_cancel(s, access, s.get_one(Job, job_id))
+        seen = (job.state, job.cancel_requested)
+    worker.join()
+    assert seen == (JobState.succeeded, False)
