@@ -8,6 +8,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
 from tailor.db.models import AdapterVersion, Job
+from tailor.evaluate.runner import Progress
 from tailor.evaluate.spec import EvalSpec
 from tailor.jobs import service as jobs
 from tailor.jobs.recorder import JobRecorder
@@ -29,19 +30,42 @@ def run_evaluation_job(sessions: sessionmaker[Session], store: ObjectStore, job_
     recorder = JobRecorder(sessions, job_id)
     try:
         report = evaluate(
-            EvalSpec.model_validate(payload["eval"]), store, progress=recorder.progress
+            EvalSpec.model_validate(payload["eval"]), store, progress=_stopping(recorder)
         )
+    except EvaluationCancelled:
+        with sessions.begin() as session:
+            jobs.mark_cancelled(session, jobs.lock_job(session, job_id))
+        return
     except (EvaluationError, DatasetError, SandboxUnavailable) as exc:
         with sessions.begin() as session:
             jobs.fail(session, jobs.lock_job(session, job_id), str(exc))
         return
     result = report.model_dump(mode="json")
     with sessions.begin() as session:
+        job = jobs.lock_job(session, job_id)
+        if job.cancel_requested:  # asked after the last progress report: the scores go
+            jobs.mark_cancelled(session, job)
+            return
         version = session.get(AdapterVersion, payload.get("adapter_version_id"))
         if version is not None:
             version.evaluation = result
             _annotate_manifest(store, version.prefix, result)
-        jobs.succeed(session, jobs.lock_job(session, job_id), result)
+        jobs.succeed(session, job, result)
+
+
+class EvaluationCancelled(Exception):
+    """Someone cancelled the evaluation while it ran (not an error)."""
+
+
+def _stopping(recorder: JobRecorder) -> Progress:
+    """The recorder's progress callback, which stops the evaluation once it is cancelled."""
+
+    def progress(fraction: float, message: str) -> None:
+        if recorder.cancelled():
+            raise EvaluationCancelled
+        recorder.progress(fraction, message)
+
+    return progress
 
 
 def _annotate_manifest(store: ObjectStore, prefix: str, report: dict[str, object]) -> None:
