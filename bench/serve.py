@@ -507,7 +507,7 @@ def main() -> None:
     every_live = serve_engine(engine, models, stream_interval_s=0.0)
     every = RemoteClient(f"{every_live.url}/v1")
     db = bench_database(args.database_url, models)
-    gateway_live = serve_engine(engine, models, lookup=Routing(db.engine.begin).lookup)
+    gateway_live = serve_engine(engine, models, lookup=Routing.on(db.engine).lookup)
     gateway = RemoteClient(f"{gateway_live.url}/v1", db.token)
     for _ in range(3):  # warm-up: adapter a0 loaded, code paths hot
         for client in (remote, every, gateway):
@@ -520,7 +520,7 @@ def main() -> None:
     every_live.server.should_exit = True
     gateway_live.server.should_exit = True
     routing = {
-        "one_query_ms": lookup_ms(Routing(db.engine.begin).lookup, db.token),
+        "one_query_ms": lookup_ms(Routing.on(db.engine).lookup, db.token),
         "two_transactions_before_ms": lookup_ms(two_transaction_lookup(db.engine), db.token),
     }
     db.drop()

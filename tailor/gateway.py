@@ -6,12 +6,12 @@ from collections.abc import Callable
 from contextlib import AbstractContextManager
 from typing import TYPE_CHECKING
 
-from sqlalchemy import Connection, and_, bindparam, select, update
+from sqlalchemy import Connection, Engine, and_, bindparam, select, update
 
 from tailor.config import Settings, get_settings
 from tailor.db.base import utcnow
 from tailor.db.models import AdapterVersion, ApiToken, Endpoint, Team
-from tailor.db.session import engine_for
+from tailor.db.session import READ_ONLY, engine_for
 from tailor.errors import TailorError
 from tailor.security import hash_token
 from tailor.serve.callers import Caller
@@ -47,29 +47,39 @@ _MODELS = (
 
 
 class Routing:
-    """Who may call, and which adapter a team's model name means — read fresh per request."""
+    """Who may call, and which adapter a team's model name means — read fresh per request.
 
-    def __init__(self, transaction: Transaction) -> None:
-        self.transaction = transaction
+    Reads and writes come in separate transactions: on SQLite a read-only one takes no write
+    lock, so completions neither wait for the API's and workers' writes nor hold them up.
+    """
+
+    def __init__(self, read: Transaction, write: Transaction) -> None:
+        self.read, self.write = read, write
+
+    @classmethod
+    def on(cls, engine: Engine) -> Routing:
+        """Routing over `engine`'s connections."""
+        return cls(engine.execution_options(**{READ_ONLY: True}).begin, engine.begin)
 
     def lookup(self, token: str, model: str | None) -> Caller | None:
         """The team of a team-bound `inference` token (else None: 401) and the store prefix of
         the version its endpoint `model` serves.
 
-        One query in one transaction, since every IDE completion asks; nothing is cached, so a
-        revocation or a promotion holds from the very next request.
+        One query, since every IDE completion asks; nothing is cached, so a revocation or a
+        promotion holds from the very next request.
         """
         now = utcnow()
-        with self.transaction() as conn:
+        with self.read() as conn:
             params = {"token_hash": hash_token(token), "model": model}
             row = conn.execute(_CALLER, params).first()
-            if row is None or "inference" not in row.scopes:
-                return None
-            try:
-                check_usable(row.revoked_at, row.expires_at, now)
-            except TailorError:
-                return None
-            if last_use_is_stale(row.last_used_at, now):
+        if row is None or "inference" not in row.scopes:
+            return None
+        try:
+            check_usable(row.revoked_at, row.expires_at, now)
+        except TailorError:
+            return None
+        if last_use_is_stale(row.last_used_at, now):  # about once a minute per token
+            with self.write() as conn:
                 conn.execute(update(ApiToken).where(ApiToken.id == row.id), {"last_used_at": now})
         if model is None:
             return Caller(row.slug)
@@ -81,7 +91,7 @@ class Routing:
 
     def models(self, team: str) -> list[str]:
         """The model names (endpoints) the team can call."""
-        with self.transaction() as conn:
+        with self.read() as conn:
             return list(conn.scalars(_MODELS, {"team": team}))
 
 
@@ -91,7 +101,7 @@ def create_gateway(settings: Settings | None = None) -> FastAPI:
     from tailor.serve.engine import TailorEngine
 
     settings = settings or get_settings()
-    routing = Routing(engine_for(settings.database_url).begin)
+    routing = Routing.on(engine_for(settings.database_url))
     engine = TailorEngine(
         settings.serve_base_model,
         get_store(settings),

@@ -9,13 +9,13 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from sqlalchemy import Connection, Engine, text
+from sqlalchemy import Connection, Engine, delete, select, text
 from sqlalchemy.orm import Session, sessionmaker
 
 from tailor.config import Settings, get_settings
 from tailor.db import migrate
 from tailor.db.models import Membership, Role, Team, User
-from tailor.db.session import make_engine
+from tailor.db.session import make_engine, session_factory
 from tailor.security import CredentialCipher
 from tailor.storage import FileStore
 from tailor.tokens.service import issue_token
@@ -83,6 +83,19 @@ def sessions(connection: Connection) -> sessionmaker[Session]:
     return sessionmaker(
         bind=connection, join_transaction_mode="create_savepoint", expire_on_commit=False
     )
+
+
+@pytest.fixture
+def committed(db_engine: Engine) -> Iterator[sessionmaker[Session]]:
+    """Sessions on connections of their own, committing for real (for tests of transactions
+    meeting); the teams and users they made are deleted afterwards."""
+    sessions = session_factory(db_engine)
+    with sessions() as s:
+        teams, users = set(s.scalars(select(Team.id))), set(s.scalars(select(User.id)))
+    yield sessions
+    with sessions.begin() as s:
+        s.execute(delete(Team).where(Team.id.not_in(teams)))
+        s.execute(delete(User).where(User.id.not_in(users)))
 
 
 @pytest.fixture

@@ -4,14 +4,10 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Iterator
 
-import pytest
-from sqlalchemy import Engine, delete, select
 from sqlalchemy.orm import Session, sessionmaker
 
-from tailor.db.models import Job, JobState, Role, Team, User
-from tailor.db.session import session_factory
+from tailor.db.models import Job, JobState, Role
 from tailor.jobs import service as jobs
 from tailor.tenancy import team_for
 from tailor.tokens.service import authenticate
@@ -30,19 +26,6 @@ def test_counting_within_a_phase_does_not_flood_the_event_log(session: Session) 
         "evaluating on held-out code",
     ]
     assert job.message == "evaluating on held-out code"
-
-
-@pytest.fixture
-def committed(db_engine: Engine) -> Iterator[sessionmaker[Session]]:
-    """Sessions on connections of their own, committing for real (the test is about two
-    transactions meeting); the teams and users they made are deleted afterwards."""
-    sessions = session_factory(db_engine)
-    with sessions() as s:
-        teams, users = set(s.scalars(select(Team.id))), set(s.scalars(select(User.id)))
-    yield sessions
-    with sessions.begin() as s:
-        s.execute(delete(Team).where(Team.id.not_in(teams)))
-        s.execute(delete(User).where(User.id.not_in(users)))
 
 
 def test_a_cancel_during_the_workers_last_transaction_finds_the_job_finished(

@@ -8,10 +8,10 @@ from dataclasses import dataclass
 
 import openai
 import pytest
-from sqlalchemy import Connection, select
-from sqlalchemy.orm import Session
+from sqlalchemy import Connection, Engine, select, update
+from sqlalchemy.orm import Session, sessionmaker
 
-from tailor.db.models import ApiToken, Role
+from tailor.db.models import ApiToken, Role, Team
 from tailor.gateway import Routing
 from tailor.registry import service as registry
 from tailor.registry.schemas import EndpointCreate, Promote
@@ -65,7 +65,7 @@ def routing(connection: Connection) -> Routing:
         with connection.begin_nested():
             yield connection
 
-    return Routing(savepoint)
+    return Routing(savepoint, savepoint)
 
 
 @pytest.fixture
@@ -166,3 +166,25 @@ def test_lookup_records_the_tokens_use(
 ) -> None:
     routing.lookup(published.ide_token, None)
     assert token_row(session, published.ide_token).last_used_at is not None
+
+
+def test_a_lookup_does_not_wait_for_a_writer(
+    committed: sessionmaker[Session], db_engine: Engine
+) -> None:
+    with committed() as session:
+        tenant = create_tenant(session)
+        create_version(session, tenant.team, "completion", 1)
+        access = team_for(
+            session, authenticate(session, tenant.owner_token), tenant.slug, Role.admin
+        )
+        registry.publish(
+            session, access, EndpointCreate(name="completion", adapter="completion", version=1)
+        )
+        token = create_token(session, tenant.owner, team=tenant.team, scopes=("inference",))
+        session.commit()
+    routing = Routing.on(db_engine)
+    routing.lookup(token, "completion")  # its first use is recorded: a write
+    with db_engine.begin() as writer:  # the API or a worker, mid-transaction (SQLite: locked)
+        writer.execute(update(Team).where(Team.id == tenant.team.id).values(name="Renamed"))
+        caller = routing.lookup(token, "completion")
+    assert caller is not None and caller.known
