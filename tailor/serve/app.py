@@ -182,25 +182,27 @@ def _add_probes(app: FastAPI, state: _Serving) -> None:
 # -- the request pipeline shared by every protocol ----------------------------------------------
 
 
-_UNAUTHORIZED = ServeError(
-    401,
-    "invalid_api_key",
-    "missing or invalid bearer token: send `Authorization: Bearer <team token>`",
-)
+def _unauthorized() -> ServeError:
+    # A fresh error each time: a shared instance would grow its traceback with every raise.
+    return ServeError(
+        401,
+        "invalid_api_key",
+        "missing or invalid bearer token: send `Authorization: Bearer <team token>`",
+    )
 
 
 async def _token(request: Request) -> str:
     """The request's bearer token (checked by the lookup, with the model, in one call)."""
     scheme, _, token = request.headers.get("authorization", "").partition(" ")
     if scheme.lower() != "bearer" or not token.strip():
-        raise _UNAUTHORIZED
+        raise _unauthorized()
     return token.strip()
 
 
 async def _caller(state: _Serving, token: str, model: str | None) -> Caller:
     caller = await run_in_threadpool(state.lookup, token, model)
     if caller is None:
-        raise _UNAUTHORIZED
+        raise _unauthorized()
     return caller
 
 
