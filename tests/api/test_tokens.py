@@ -89,7 +89,7 @@ def test_a_token_used_again_within_a_minute_is_not_written_again(
     authenticate(session, tenant.owner_token)
     session.commit()
     authenticate(session, tenant.owner_token)
-    assert not session.dirty  # an inference request is a read-only transaction
+    assert not session.dirty  # the second request writes nothing
 
 
 def test_a_token_used_after_a_while_records_when(tenant: Tenant, session: Session) -> None:

@@ -47,13 +47,19 @@ def published(session: Session, adapters: AdapterFactory) -> Published:
     for version, seed in ((1, 21), (2, 22)):
         keys.append(adapters.create(tenant.slug, "completion", str(version), seed=seed))
         create_version(session, tenant.team, "completion", version)
+    access, ide_token = publish_version_1(session, tenant)
+    return Published(tenant, access, ide_token, keys)
+
+
+def publish_version_1(session: Session, tenant: Tenant) -> tuple[TeamAccess, str]:
+    """Endpoint `completion` on version 1 of adapter `completion`, and an IDE token, committed."""
     access = team_for(session, authenticate(session, tenant.owner_token), tenant.slug, Role.admin)
     registry.publish(
         session, access, EndpointCreate(name="completion", adapter="completion", version=1)
     )
     ide_token = create_token(session, tenant.owner, team=tenant.team, scopes=("inference",))
     session.commit()
-    return Published(tenant, access, ide_token, keys)
+    return access, ide_token
 
 
 @pytest.fixture
@@ -174,14 +180,7 @@ def test_a_lookup_does_not_wait_for_a_writer(
     with committed() as session:
         tenant = create_tenant(session)
         create_version(session, tenant.team, "completion", 1)
-        access = team_for(
-            session, authenticate(session, tenant.owner_token), tenant.slug, Role.admin
-        )
-        registry.publish(
-            session, access, EndpointCreate(name="completion", adapter="completion", version=1)
-        )
-        token = create_token(session, tenant.owner, team=tenant.team, scopes=("inference",))
-        session.commit()
+        _, token = publish_version_1(session, tenant)
     routing = Routing.on(db_engine)
     routing.lookup(token, "completion")  # its first use is recorded: a write
     with db_engine.begin() as writer:  # the API or a worker, mid-transaction (SQLite: locked)
