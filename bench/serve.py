@@ -22,7 +22,8 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -39,8 +40,9 @@ from sqlalchemy import Engine, select, text  # noqa: E402
 
 from tailor.db import migrate  # noqa: E402
 from tailor.db.models import AdapterVersion, Endpoint, Membership, Role, Team, User  # noqa: E402
+from tailor.db.notices import NotifiedCache  # noqa: E402
 from tailor.db.session import make_engine, session_factory  # noqa: E402
-from tailor.gateway import Routing  # noqa: E402
+from tailor.gateway import GrantCache, Routing, routing_channel  # noqa: E402
 from tailor.registry.service import register_version  # noqa: E402
 from tailor.serve.app import create_serving_app  # noqa: E402
 from tailor.serve.callers import Caller, Lookup, lookup_from  # noqa: E402
@@ -118,6 +120,7 @@ def serve_engine(
     models: dict[str, str],
     stream_interval_s: float = 0.02,
     lookup: Lookup | None = None,
+    resources: Sequence[AbstractContextManager[object]] = (),
 ) -> Live:
     """The serving app over `engine` on a live server (bench token, no effective limits)."""
     app = create_serving_app(
@@ -125,6 +128,7 @@ def serve_engine(
         lookup=lookup or lookup_from({BENCH_TOKEN: "bench"}.get, lambda t, m: models.get(m)),
         limits=EndpointLimits(requests_per_minute=100_000, max_tokens=512, request_timeout_s=600),
         stream_interval_s=stream_interval_s,
+        resources=resources,
     )
     return serve(app)
 
@@ -350,7 +354,15 @@ class EngineClock:
         engine.submit = timed  # type: ignore[method-assign]
 
 
-PATHS = ("direct", "http", "http_gateway", "http_lean", "http_every_chunk", "http_non_streaming")
+PATHS = (
+    "direct",
+    "http",
+    "http_gateway",
+    "http_gateway_uncached",
+    "http_lean",
+    "http_every_chunk",
+    "http_non_streaming",
+)
 
 
 def latencies(
@@ -359,6 +371,7 @@ def latencies(
     remote: RemoteClient,
     every: RemoteClient,
     gateway: RemoteClient,
+    uncached: RemoteClient,
     loops: list[Live],
     n: int,
 ) -> dict[str, list[tuple[float, float, float, float]]]:
@@ -372,6 +385,7 @@ def latencies(
         "direct": lambda: one_direct(engine, key),
         "http": lambda: remote.time("a0"),
         "http_gateway": lambda: gateway.time("a0"),
+        "http_gateway_uncached": lambda: uncached.time("a0"),
         "http_lean": lambda: remote.time("a0", "lean"),
         "http_every_chunk": lambda: every.time("a0"),
         "http_non_streaming": lambda: remote.time("a0", "whole"),
@@ -507,22 +521,28 @@ def main() -> None:
     every_live = serve_engine(engine, models, stream_interval_s=0.0)
     every = RemoteClient(f"{every_live.url}/v1")
     db = bench_database(args.database_url, models)
-    gateway_live = serve_engine(engine, models, lookup=Routing.on(db.engine).lookup)
+    cache: GrantCache = NotifiedCache(db.engine, routing_channel(db.engine))
+    cached = Routing.on(db.engine, cache)
+    gateway_live = serve_engine(engine, models, lookup=cached.lookup, resources=[cache])
     gateway = RemoteClient(f"{gateway_live.url}/v1", db.token)
+    uncached_live = serve_engine(engine, models, lookup=Routing.on(db.engine).lookup)
+    uncached = RemoteClient(f"{uncached_live.url}/v1", db.token)
+    clients = (remote, every, gateway, uncached)
     for _ in range(3):  # warm-up: adapter a0 loaded, code paths hot
-        for client in (remote, every, gateway):
+        for client in clients:
             client.time("a0")
     rss_one = rss_mb()
-    loops = [live, every_live, gateway_live]
-    paths = latencies(engine, keys[0], remote, every, gateway, loops, args.requests)
-    for client in (remote, every, gateway):
+    loops = [live, every_live, gateway_live, uncached_live]
+    paths = latencies(engine, keys[0], remote, every, gateway, uncached, loops, args.requests)
+    for client in clients:
         client.close()
-    every_live.server.should_exit = True
-    gateway_live.server.should_exit = True
     routing = {
+        "cached_ms": lookup_ms(cached.lookup, db.token),
         "one_query_ms": lookup_ms(Routing.on(db.engine).lookup, db.token),
         "two_transactions_before_ms": lookup_ms(two_transaction_lookup(db.engine), db.token),
     }
+    for server in (every_live, gateway_live, uncached_live):
+        server.server.should_exit = True
     db.drop()
     direct = paths["direct"]
     stacked = compare_throughput(new_client, args)
@@ -559,7 +579,9 @@ def main() -> None:
             "engine's own time under HTTP minus direct. `http`: OpenAI SDK, streamed, chunks "
             "between the first and last sent at most every 20 ms (the default), token and model "
             "looked up in a dictionary; `http_gateway`: the same through the gateway's lookup "
-            "on PostgreSQL (the deployed stack: one query per request); `http_lean`: "
+            "on PostgreSQL as deployed (kept until the database announces a change); "
+            "`http_gateway_uncached`: the same asking PostgreSQL per request (one query, "
+            "TAILOR_SERVE_LOOKUP_CACHE_S=0); `http_lean`: "
             "the same read as raw SSE lines with httpx (llm-ls, which llm-vscode uses, is a "
             "Rust client); `http_every_chunk`: OpenAI SDK, every chunk sent as it comes (the "
             "serving app before this change); `http_non_streaming`: OpenAI SDK, stream=false; "
@@ -574,6 +596,7 @@ def main() -> None:
         "baseline": {
             "engine_direct": summarize(direct),
             "gateway_lookup_two_transactions_ms": routing["two_transactions_before_ms"],
+            "gateway_lookup_one_query_ms": routing["one_query_ms"],
             "throughput_1_adapter_tok_s": stacked["throughput_1_adapter_tok_s"],
             "tok_per_server_cpu_s_1_adapter": stacked["tok_per_server_cpu_s_1_adapter"],
             "rss_mb_1_adapter": rss_one,
@@ -582,7 +605,7 @@ def main() -> None:
         },
         "figures": {
             **{name: http_figures(paths[name], direct) for name in PATHS[1:]},
-            "gateway_lookup_one_query_ms": routing["one_query_ms"],
+            "gateway_lookup_cached_ms": routing["cached_ms"],
             "throughput_20_adapters_tok_s": stacked["throughput_20_adapters_tok_s"],
             "throughput_ratio_20_vs_1": stacked["throughput_ratio_20_vs_1"],
             "tok_per_server_cpu_s_20_adapters": stacked["tok_per_server_cpu_s_20_adapters"],
@@ -598,7 +621,7 @@ def main() -> None:
             "http_overhead_p50_ms_max": 5.0,
             "http_overhead_figure": "outside_engine_p50_ms of `http_lean` (the HTTP stack), of "
             "`http` (the same plus the OpenAI Python SDK's own work) and of `http_gateway` (the "
-            "same plus the token and model lookup in PostgreSQL)",
+            "same plus the gateway's token and model lookup, as deployed)",
             "throughput_ratio_min": 0.8,
         },
         "vllm": "not measured: no GPU was available to this task (vLLM needs one)",
@@ -639,7 +662,8 @@ def print_table(r: dict[str, Any]) -> None:
             )
             for name, label in (
                 ("http", "SDK, stream (goal <= 5)"),
-                ("http_gateway", "SDK, stream, PostgreSQL lookup"),
+                ("http_gateway", "SDK, stream, gateway (cached lookup)"),
+                ("http_gateway_uncached", "SDK, stream, gateway (query per request)"),
                 ("http_lean", "lean SSE client"),
                 ("http_every_chunk", "SDK, every chunk (before)"),
                 ("http_non_streaming", "SDK, non-streaming"),
@@ -647,9 +671,10 @@ def print_table(r: dict[str, Any]) -> None:
         ),
         ("time to first token overhead p50 (ms)", "", f"{h['ttft_overhead_p50_ms']:.2f}"),
         (
-            "gateway lookup per request (ms): 2 txns | 1 query",
+            "gateway lookup (ms): 2 txns | 1 query | cached",
             f"{r['baseline']['gateway_lookup_two_transactions_ms']:.2f}",
-            f"{f['gateway_lookup_one_query_ms']:.2f}",
+            f"{r['baseline']['gateway_lookup_one_query_ms']:.2f} | "
+            f"{f['gateway_lookup_cached_ms']:.3f}",
         ),
         (
             "throughput tok/s: 1 adapter | 20 adapters",

@@ -57,6 +57,14 @@ class Settings(BaseSettings):
         "", description="Base model the gateway serves; the workspace's tiny model if empty."
     )
     serve_adapter_budget_mb: int = Field(512, ge=1, description="Memory for hot adapters.")
+    serve_lookup_cache_s: int = Field(
+        30,
+        ge=0,
+        le=3600,
+        description="PostgreSQL: keep a token's and model's lookup until the database announces "
+        "a change (a revocation holds within milliseconds) or for at most this long, should "
+        "the announcements stop unnoticed; 0 = ask the database on every request.",
+    )
     serve_stream_interval_ms: int = Field(
         20,
         ge=0,

@@ -4,13 +4,16 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from contextlib import AbstractContextManager
+from dataclasses import dataclass, replace
+from datetime import datetime
 from typing import TYPE_CHECKING
 
-from sqlalchemy import Connection, Engine, and_, bindparam, select, update
+from sqlalchemy import Connection, Engine, and_, bindparam, select, text, update
 
 from tailor.config import Settings, get_settings
 from tailor.db.base import utcnow
-from tailor.db.models import AdapterVersion, ApiToken, Endpoint, Team
+from tailor.db.models import AdapterVersion, ApiToken, Endpoint, Membership, Team
+from tailor.db.notices import NotifiedCache
 from tailor.db.session import READ_ONLY, engine_for
 from tailor.errors import TailorError
 from tailor.security import hash_token
@@ -37,62 +40,112 @@ _CALLER = (
         AdapterVersion.prefix,
     )
     .join(Team, Team.id == ApiToken.team_id)
+    # A member who left the team keeps their tokens but not the team's models (as in the API).
+    .join(Membership, and_(Membership.team_id == Team.id, Membership.user_id == ApiToken.user_id))
     .outerjoin(Endpoint, and_(Endpoint.team_id == Team.id, Endpoint.name == bindparam("model")))
     .outerjoin(AdapterVersion, AdapterVersion.id == Endpoint.version_id)
     .where(ApiToken.token_hash == bindparam("token_hash"))
+)
+_RECORD_USE = (
+    update(ApiToken)
+    .where(ApiToken.id == bindparam("token_id"))
+    .values(last_used_at=bindparam("used_at"))
 )
 _MODELS = (
     select(Endpoint.name).join(Team).where(Team.slug == bindparam("team")).order_by(Endpoint.name)
 )
 
 
+@dataclass(frozen=True)
+class _Grant:
+    """What the database says of one (token, model name): the caller query's row."""
+
+    token_id: int
+    scopes: list[str]
+    revoked_at: datetime | None
+    expires_at: datetime | None
+    last_used_at: datetime | None
+    team: str
+    prefix: str | None
+
+
+# Keyed by (token hash, model name): the plaintext token is never held.
+GrantCache = NotifiedCache[tuple[str, str | None], _Grant]
+
+
 class Routing:
-    """Who may call, and which adapter a team's model name means — read fresh per request.
+    """Who may call, and which adapter a team's model name means.
 
     Reads and writes come in separate transactions: on SQLite a read-only one takes no write
-    lock, so completions neither wait for the API's and workers' writes nor hold them up.
+    lock, so completions neither wait for the API's and workers' writes nor hold them up. With
+    a `cache` (PostgreSQL), answers are kept until the database announces a change to a token,
+    membership, team, endpoint or version (migration 0004), so a revocation or a promotion
+    holds within milliseconds of its commit; without one, from the very next request.
     """
 
-    def __init__(self, read: Transaction, write: Transaction) -> None:
-        self.read, self.write = read, write
+    def __init__(self, read: Transaction, write: Transaction, cache: GrantCache | None = None):
+        self.read, self.write, self.cache = read, write, cache
 
     @classmethod
-    def on(cls, engine: Engine) -> Routing:
+    def on(cls, engine: Engine, cache: GrantCache | None = None) -> Routing:
         """Routing over `engine`'s connections."""
-        return cls(engine.execution_options(**{READ_ONLY: True}).begin, engine.begin)
+        return cls(engine.execution_options(**{READ_ONLY: True}).begin, engine.begin, cache)
 
     def lookup(self, token: str, model: str | None) -> Caller | None:
         """The team of a team-bound `inference` token (else None: 401) and the store prefix of
         the version its endpoint `model` serves.
 
-        One query, since every IDE completion asks; nothing is cached, so a revocation or a
-        promotion holds from the very next request.
+        Expiry and revocation are checked on every call, cached or not.
         """
         now = utcnow()
-        with self.read() as conn:
-            params = {"token_hash": hash_token(token), "model": model}
-            row = conn.execute(_CALLER, params).first()
-        if row is None or "inference" not in row.scopes:
+        key = (hash_token(token), model)
+        # Taken before reading: what is read is kept only if no change was announced since.
+        generation = self.cache.generation if self.cache else 0
+        grant = self._grant(key, generation)
+        if grant is None or "inference" not in grant.scopes:
             return None
         try:
-            check_usable(row.revoked_at, row.expires_at, now)
+            check_usable(grant.revoked_at, grant.expires_at, now)
         except TailorError:
             return None
-        if last_use_is_stale(row.last_used_at, now):  # about once a minute per token
+        if last_use_is_stale(grant.last_used_at, now):  # about once a minute per token
             with self.write() as conn:
-                conn.execute(update(ApiToken).where(ApiToken.id == row.id), {"last_used_at": now})
+                conn.execute(_RECORD_USE, {"token_id": grant.token_id, "used_at": now})
+            # Last use is not announced (it would empty every gateway's cache): keep it here.
+            self._keep(key, replace(grant, last_used_at=now), generation)
         if model is None:
-            return Caller(row.slug)
-        return (
-            Caller(row.slug, row.prefix.rstrip("/"))
-            if row.prefix
-            else Caller(row.slug, known=False)
-        )
+            return Caller(grant.team)
+        if grant.prefix is None:
+            return Caller(grant.team, known=False)
+        return Caller(grant.team, grant.prefix.rstrip("/"))
 
     def models(self, team: str) -> list[str]:
         """The model names (endpoints) the team can call."""
         with self.read() as conn:
             return list(conn.scalars(_MODELS, {"team": team}))
+
+    def _grant(self, key: tuple[str, str | None], generation: int) -> _Grant | None:
+        cached = self.cache.get(key) if self.cache else None
+        if cached is not None:
+            return cached
+        with self.read() as conn:  # one query, since every IDE completion may come here
+            row = conn.execute(_CALLER, {"token_hash": key[0], "model": key[1]}).first()
+        if row is None:  # unknown tokens are not kept: guessing must not fill the cache
+            return None
+        grant = _Grant(*row)
+        self._keep(key, grant, generation)
+        return grant
+
+    def _keep(self, key: tuple[str, str | None], grant: _Grant, generation: int) -> None:
+        if self.cache:
+            self.cache.put(key, grant, generation)
+
+
+def routing_channel(database: Engine) -> str:
+    """Where migration 0004's triggers announce a change to a token, membership, team, endpoint
+    or version in the database's schema."""
+    with database.connect() as conn:
+        return f"tailor_routing_{conn.scalar(text('SELECT current_schema()'))}"
 
 
 def create_gateway(settings: Settings | None = None) -> FastAPI:
@@ -101,7 +154,12 @@ def create_gateway(settings: Settings | None = None) -> FastAPI:
     from tailor.serve.engine import TailorEngine
 
     settings = settings or get_settings()
-    routing = Routing.on(engine_for(settings.database_url))
+    database = engine_for(settings.database_url)
+    cache: GrantCache | None = None
+    if settings.serve_lookup_cache_s and database.dialect.name == "postgresql":
+        channel = routing_channel(database)
+        cache = NotifiedCache(database, channel, max_age_s=settings.serve_lookup_cache_s)
+    routing = Routing.on(database, cache)
     engine = TailorEngine(
         settings.serve_base_model,
         get_store(settings),
@@ -112,4 +170,5 @@ def create_gateway(settings: Settings | None = None) -> FastAPI:
         lookup=routing.lookup,
         list_models=routing.models,
         stream_interval_s=settings.serve_stream_interval_ms / 1000,
+        resources=[cache] if cache else [],
     )

@@ -3,18 +3,19 @@
 from __future__ import annotations
 
 import os
+import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from sqlalchemy import Connection, Engine, delete, select, text
+from sqlalchemy import Connection, Engine, delete, func, select, text
 from sqlalchemy.orm import Session, sessionmaker
 
 from tailor.config import Settings, get_settings
 from tailor.db import migrate
-from tailor.db.models import Membership, Role, Team, User
+from tailor.db.models import AuditEvent, Membership, Role, Team, User
 from tailor.db.session import make_engine, session_factory
 from tailor.security import CredentialCipher
 from tailor.storage import FileStore
@@ -49,6 +50,20 @@ def _upgrade_on(conn: Connection) -> None:
     cfg = migrate.alembic_config(str(conn.engine.url))
     cfg.attributes["connection"] = conn
     command.upgrade(cfg, "head")
+
+
+# For tests of a PostgreSQL-only feature: `pytestmark = ONLY_POSTGRESQL`.
+ONLY_POSTGRESQL = pytest.mark.parametrize("db_engine", ["postgresql"], indirect=True)
+
+
+def eventually(check: Callable[[], bool], timeout_s: float = 10.0) -> bool:
+    """Whether `check()` comes true before the timeout (for what another thread does)."""
+    deadline = time.monotonic() + timeout_s
+    while not check():
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.005)
+    return True
 
 
 @pytest.fixture(scope="session", params=["sqlite", "postgresql"])
@@ -92,10 +107,12 @@ def committed(db_engine: Engine) -> Iterator[sessionmaker[Session]]:
     sessions = session_factory(db_engine)
     with sessions() as s:
         teams, users = set(s.scalars(select(Team.id))), set(s.scalars(select(User.id)))
+        audited = s.scalar(select(func.max(AuditEvent.id))) or 0
     yield sessions
     with sessions.begin() as s:
         s.execute(delete(Team).where(Team.id.not_in(teams)))
         s.execute(delete(User).where(User.id.not_in(users)))
+        s.execute(delete(AuditEvent).where(AuditEvent.id > audited))  # they outlive teams
 
 
 @pytest.fixture

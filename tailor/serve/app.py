@@ -12,7 +12,7 @@ import contextlib
 import json
 import time
 from collections import deque
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -113,6 +113,7 @@ def create_serving_app(
     base_name: str = "base",
     drain_timeout_s: float = 30.0,
     stream_interval_s: float = 0.02,
+    resources: Sequence[contextlib.AbstractContextManager[object]] = (),
 ) -> FastAPI:
     """The FastAPI app serving one backend to many teams.
 
@@ -120,7 +121,8 @@ def create_serving_app(
     that team's models, once per request. `<base>` and `base_name` always mean the base
     model. A stream's chunks between its first and last go out at most once per
     `stream_interval_s` (merged), so that streaming costs the decoding thread little; 0 sends
-    every chunk as it comes.
+    every chunk as it comes. `resources` are entered when the app starts and left when it
+    has stopped (the gateway's cache listener).
     """
     fixed = limits or EndpointLimits.model_validate({})
     state = _Serving(
@@ -136,12 +138,15 @@ def create_serving_app(
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        backend.start()  # loads the base model in the background; /readyz tells when
-        yield
-        # uvicorn has stopped accepting; let the streams still running finish.
-        deadline = time.monotonic() + drain_timeout_s
-        while state.in_flight and time.monotonic() < deadline:
-            await asyncio.sleep(0.05)
+        with contextlib.ExitStack() as held:
+            for resource in resources:
+                held.enter_context(resource)
+            backend.start()  # loads the base model in the background; /readyz tells when
+            yield
+            # uvicorn has stopped accepting; let the streams still running finish.
+            deadline = time.monotonic() + drain_timeout_s
+            while state.in_flight and time.monotonic() < deadline:
+                await asyncio.sleep(0.05)
 
     app = FastAPI(title="Tailor serving", lifespan=lifespan)
     app.state.serving = state

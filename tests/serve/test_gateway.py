@@ -3,16 +3,18 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
+from typing import Any
 
 import openai
 import pytest
-from sqlalchemy import Connection, Engine, select, update
+from sqlalchemy import Connection, Engine, select, text, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from tailor.db.models import ApiToken, Role, Team
-from tailor.gateway import Routing
+from tailor.db.notices import NotifiedCache
+from tailor.gateway import GrantCache, Routing, routing_channel
 from tailor.registry import service as registry
 from tailor.registry.schemas import EndpointCreate, Promote
 from tailor.security import hash_token
@@ -20,9 +22,17 @@ from tailor.serve.app import create_serving_app
 from tailor.serve.callers import Caller
 from tailor.serve.engine import TailorEngine
 from tailor.serve.generation import GenerationRequest
+from tailor.teams.service import remove_member
 from tailor.tenancy import TeamAccess, team_for
 from tailor.tokens.service import authenticate, revoke_team_token
-from tests.conftest import Tenant, create_tenant, create_token, create_version
+from tests.conftest import (
+    ONLY_POSTGRESQL,
+    Tenant,
+    create_tenant,
+    create_token,
+    create_version,
+    eventually,
+)
 
 from .conftest import AdapterFactory, LiveServer, start_server
 
@@ -153,6 +163,16 @@ def test_a_revoked_token_is_refused_on_the_next_request(
         complete(gateway, published.ide_token)
 
 
+def test_a_member_who_left_the_team_is_refused(
+    routing: Routing, published: Published, session: Session
+) -> None:
+    viewer = published.tenant.viewer
+    token = create_token(session, viewer, team=published.tenant.team, scopes=("inference",))
+    remove_member(session, published.access, viewer.id)
+    session.commit()
+    assert routing.lookup(token, "completion") is None
+
+
 def test_lookup_names_the_adapter_the_endpoint_serves(
     routing: Routing, published: Published
 ) -> None:
@@ -187,3 +207,121 @@ def test_a_lookup_does_not_wait_for_a_writer(
         writer.execute(update(Team).where(Team.id == tenant.team.id).values(name="Renamed"))
         caller = routing.lookup(token, "completion")
     assert caller is not None and caller.known
+
+
+# -- the lookup cache (PostgreSQL) -------------------------------------------------------------
+
+
+@pytest.fixture
+def cache(db_engine: Engine) -> Iterator[GrantCache]:
+    """A cache emptied by the database's routing announcements, listening (ask for it after
+    the fixtures that commit, or their announcements may empty it mid-test)."""
+    with NotifiedCache[Any, Any](db_engine, routing_channel(db_engine), retry_s=0.05) as c:
+        assert eventually(lambda: c.live)
+        yield c
+
+
+@dataclass
+class CommittedTeam:
+    """A team with versions 1 and 2, version 1 published and an IDE token, all committed."""
+
+    committed: sessionmaker[Session]
+    access: TeamAccess
+    token: str
+
+    @contextmanager
+    def admin(self) -> Iterator[tuple[Session, TeamAccess]]:
+        """A session that commits, and the team admin's access in it."""
+        with self.committed.begin() as session:
+            a = self.access
+            yield session, team_for(session, a.principal, a.team.slug, Role.admin)
+
+
+@pytest.fixture
+def committed_team(committed: sessionmaker[Session]) -> CommittedTeam:
+    with committed() as session:
+        tenant = create_tenant(session)
+        create_version(session, tenant.team, "completion", 1)
+        create_version(session, tenant.team, "completion", 2)
+        access, token = publish_version_1(session, tenant)
+        return CommittedTeam(committed, access, token)
+
+
+def counting_reads(routing: Routing) -> list[None]:
+    """Make `routing` count its read transactions (the database round trips of a lookup)."""
+    reads: list[None] = []
+    read = routing.read
+
+    def counted() -> AbstractContextManager[Connection]:
+        reads.append(None)
+        return read()
+
+    routing.read = counted
+    return reads
+
+
+@ONLY_POSTGRESQL
+def test_repeated_lookups_read_the_database_once(
+    db_engine: Engine, committed_team: CommittedTeam, cache: GrantCache
+) -> None:
+    routing = Routing.on(db_engine, cache)
+    reads = counting_reads(routing)
+    answers = {routing.lookup(committed_team.token, "completion") for _ in range(3)}
+    assert len(answers) == 1 and len(reads) == 1
+
+
+@ONLY_POSTGRESQL
+def test_a_revocation_reaches_a_cached_lookup(
+    db_engine: Engine, committed_team: CommittedTeam, cache: GrantCache
+) -> None:
+    token, routing = committed_team.token, Routing.on(db_engine, cache)
+    assert routing.lookup(token, "completion") is not None
+    with committed_team.admin() as (session, admin):
+        revoke_team_token(session, admin, token_row(session, token).id)
+    assert eventually(lambda: routing.lookup(token, "completion") is None)
+
+
+@ONLY_POSTGRESQL
+def test_a_promotion_reaches_a_cached_lookup(
+    db_engine: Engine, committed_team: CommittedTeam, cache: GrantCache
+) -> None:
+    token, routing = committed_team.token, Routing.on(db_engine, cache)
+    first = routing.lookup(token, "completion")
+    with committed_team.admin() as (session, admin):
+        registry.promote(session, admin, "completion", Promote(version=2))
+    assert eventually(lambda: routing.lookup(token, "completion") != first)
+
+
+@ONLY_POSTGRESQL
+def test_recording_a_tokens_use_announces_nothing(
+    db_engine: Engine, committed_team: CommittedTeam
+) -> None:
+    """Else every gateway's cache would be emptied once a minute per token."""
+    channel = routing_channel(db_engine)
+    with db_engine.connect().execution_options(isolation_level="AUTOCOMMIT") as listener:
+        listener.exec_driver_sql(f'LISTEN "{channel}"')
+        Routing.on(db_engine).lookup(committed_team.token, None)  # its first use: recorded
+        with db_engine.begin() as conn:  # a marker, announced after anything before it
+            conn.execute(text("SELECT pg_notify(:c, 'marker')"), {"c": channel})
+        driver = listener.connection.driver_connection
+        assert driver is not None
+        first = next(driver.notifies(timeout=10))
+    assert token_row_used(db_engine, committed_team.token) and first.payload == "marker"
+
+
+def token_row_used(engine: Engine, plaintext: str) -> bool:
+    with engine.connect() as conn:
+        stmt = select(ApiToken.last_used_at).where(ApiToken.token_hash == hash_token(plaintext))
+        return conn.scalar(stmt) is not None
+
+
+@ONLY_POSTGRESQL
+def test_the_gateway_listens_while_it_runs(db_engine: Engine, engine: TailorEngine) -> None:
+    cache: GrantCache = NotifiedCache(db_engine, routing_channel(db_engine), retry_s=0.05)
+    routing = Routing.on(db_engine, cache)
+    live = start_server(create_serving_app(engine, lookup=routing.lookup, resources=[cache]))
+    try:
+        assert eventually(lambda: cache.live)
+    finally:
+        live.stop()
+    assert not cache.live
