@@ -157,6 +157,10 @@ def create_serving_app(
 
     @app.exception_handler(RequestValidationError)
     async def _invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
+        try:  # a caller who may not call learns nothing of the request, not even its faults
+            await _caller(state, await _token(request), None)
+        except ServeError as refused:
+            return _error_response(request, refused)
         return _error_response(request, _validation_error(exc))
 
     _add_probes(app, state)

@@ -187,3 +187,12 @@ def test_missing_field_is_a_422_naming_it(server: LiveServer) -> None:
     )
     assert resp.status_code == 422
     assert resp.json()["error"]["param"] == "model"
+
+
+def test_an_unknown_token_is_refused_before_the_body_is_judged(server: LiveServer) -> None:
+    resp = httpx.post(
+        f"{server.url}/v1/completions",
+        json={"prompt": "x"},
+        headers={"Authorization": "Bearer nope"},
+    )
+    assert resp.status_code == 401
