@@ -59,6 +59,7 @@ def run_harvest_job(
         job_id, dataset_id, team_slug = job.id, dataset.id, team.slug
         dataset_uid = dataset.uid
     recorder = JobRecorder(sessions, job_id)
+    output = f"teams/{team_slug}/datasets/{dataset_uid}/"
     try:
         result = run_harvest(
             spec,
@@ -76,36 +77,31 @@ def run_harvest_job(
             allow_http=settings.git_allow_http,
         )
     except HarvestCancelled:
-        store.delete_prefix(f"teams/{team_slug}/datasets/{dataset_uid}/")
+        store.delete_prefix(output)
         _finish(sessions, job_id, lambda s, j: jobs.mark_cancelled(s, j))
         return
     except HarvestError as exc:
         reason = str(exc)
         _finish(sessions, job_id, lambda s, j: jobs.fail(s, j, reason))
         return
-    manifest: dict[str, Any] = result.manifest
     with sessions.begin() as session:
-        dataset = session.get_one(Dataset, dataset_id)
-        dataset.stats = manifest.get("stats", {})
-        _remember_commits(session, dataset, manifest.get("repositories", []))
         job = jobs.lock_job(session, job_id)
-        failed = [r for r in manifest.get("repositories", []) if r.get("status") == "failed"]
-        for repo in failed:
-            jobs.log(
-                session,
-                job,
-                f"repository {repo['name']} failed: {repo.get('reason')}",
-                level="warning",
-            )
-        jobs.succeed(
-            session,
-            job,
-            {
-                "dataset_id": dataset_uid,
-                "stats": dataset.stats,
-                "repositories": manifest.get("repositories", []),
-            },
-        )
+        if job.cancel_requested:  # asked after the harvest's last check: its output goes
+            store.delete_prefix(output)
+            jobs.mark_cancelled(session, job)
+        else:
+            _succeed(session, job, session.get_one(Dataset, dataset_id), result.manifest)
+
+
+def _succeed(session: Session, job: Job, dataset: Dataset, manifest: dict[str, Any]) -> None:
+    dataset.stats = manifest.get("stats", {})
+    outcomes = manifest.get("repositories", [])
+    _remember_commits(session, dataset, outcomes)
+    for repo in (r for r in outcomes if r.get("status") == "failed"):
+        message = f"repository {repo['name']} failed: {repo.get('reason')}"
+        jobs.log(session, job, message, level="warning")
+    result = {"dataset_id": dataset.uid, "stats": dataset.stats, "repositories": outcomes}
+    jobs.succeed(session, job, result)
 
 
 def _finish(sessions: sessionmaker[Session], job_id: int, action: Any) -> None:

@@ -3,15 +3,18 @@
 from __future__ import annotations
 
 import json
+from typing import Any
 
+import pytest
 from celery import Celery
-from sqlalchemy import select
+from sqlalchemy import select, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from tailor.config import Settings
 from tailor.datasets.run import run_harvest_job
 from tailor.datasets.service import start_harvest
 from tailor.db.models import Dataset, Job, JobEvent, JobState, Repository, Role
+from tailor.harvest.pipeline import HarvestResult, run_harvest
 from tailor.harvest.spec import HarvestSpec
 from tailor.repositories.schemas import RepositoryCreate
 from tailor.repositories.service import create_repository
@@ -131,4 +134,31 @@ def test_a_cancelled_harvest_ends_cancelled_and_empty(
     with sessions() as session:
         job = session.scalars(select(Job).where(Job.uid == job_uid)).one()
         assert job.state == JobState.cancelled
+    assert store.list("teams/") == []
+
+
+def test_a_cancel_asked_as_the_harvest_ends_discards_it(
+    sessions: sessionmaker[Session],
+    settings: Settings,
+    store: FileStore,
+    cipher: CredentialCipher,
+    team_repos: TeamRepos,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Its commits are not remembered either: the next harvest must not skip them."""
+    _slug, job_uid, _ds = queue_harvest(sessions, team_repos, cipher, TOKEN)
+
+    def harvest_then_cancel(*args: Any, **kwargs: Any) -> HarvestResult:
+        result = run_harvest(*args, **kwargs)
+        with sessions.begin() as session:  # after the harvest's last look at the job
+            session.execute(update(Job).where(Job.uid == job_uid).values(cancel_requested=True))
+        return result
+
+    monkeypatch.setattr("tailor.datasets.run.run_harvest", harvest_then_cancel)
+    run_harvest_job(sessions, store, settings, job_uid)
+    with sessions() as session:
+        job = session.scalars(select(Job).where(Job.uid == job_uid)).one()
+        repos = session.scalars(select(Repository).where(Repository.team_id == job.team_id))
+        assert job.state == JobState.cancelled
+        assert {r.last_harvested_commit for r in repos} == {None}
     assert store.list("teams/") == []
