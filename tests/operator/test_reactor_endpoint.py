@@ -42,7 +42,8 @@ async def test_an_endpoint_becomes_a_deployment_behind_a_service(
 ) -> None:
     deployment = await _publish(kube, "search-code")
 
-    service = await kube.get(f"{SERVICES}/search-code")
+    # The handler creates the Service after the Deployment: wait for it too.
+    service = await kube.wait_for(f"{SERVICES}/search-code", lambda o: o is not None)
     assert service is not None
     assert service["spec"]["selector"] == deployment["spec"]["selector"]["matchLabels"]
     container = deployment["spec"]["template"]["spec"]["containers"][0]
