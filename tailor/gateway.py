@@ -83,7 +83,9 @@ class Routing:
     holds within milliseconds of its commit; without one, from the very next request.
     """
 
-    def __init__(self, read: Transaction, write: Transaction, cache: GrantCache | None = None):
+    def __init__(
+        self, read: Transaction, write: Transaction, cache: GrantCache | None = None
+    ) -> None:
         self.read, self.write, self.cache = read, write, cache
 
     @classmethod
