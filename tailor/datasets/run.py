@@ -78,11 +78,11 @@ def run_harvest_job(
         )
     except HarvestCancelled:
         store.delete_prefix(output)
-        _finish(sessions, job_id, lambda s, j: jobs.mark_cancelled(s, j))
+        recorder.finish(jobs.mark_cancelled)
         return
     except HarvestError as exc:
         reason = str(exc)
-        _finish(sessions, job_id, lambda s, j: jobs.fail(s, j, reason))
+        recorder.finish(lambda session, job: jobs.fail(session, job, reason))
         return
     with sessions.begin() as session:
         job = jobs.lock_job(session, job_id)
@@ -102,11 +102,6 @@ def _succeed(session: Session, job: Job, dataset: Dataset, manifest: dict[str, A
         jobs.log(session, job, message, level="warning")
     result = {"dataset_id": dataset.uid, "stats": dataset.stats, "repositories": outcomes}
     jobs.succeed(session, job, result)
-
-
-def _finish(sessions: sessionmaker[Session], job_id: int, action: Any) -> None:
-    with sessions.begin() as session:
-        action(session, jobs.lock_job(session, job_id))
 
 
 def _remember_commits(session: Session, dataset: Dataset, outcomes: list[dict[str, Any]]) -> None:

@@ -33,12 +33,11 @@ def run_evaluation_job(sessions: sessionmaker[Session], store: ObjectStore, job_
             EvalSpec.model_validate(payload["eval"]), store, progress=_stopping(recorder)
         )
     except EvaluationCancelled:
-        with sessions.begin() as session:
-            jobs.mark_cancelled(session, jobs.lock_job(session, job_id))
+        recorder.finish(jobs.mark_cancelled)
         return
     except (EvaluationError, DatasetError, SandboxUnavailable) as exc:
-        with sessions.begin() as session:
-            jobs.fail(session, jobs.lock_job(session, job_id), str(exc))
+        reason = str(exc)
+        recorder.finish(lambda session, job: jobs.fail(session, job, reason))
         return
     result = report.model_dump(mode="json")
     with sessions.begin() as session:
@@ -61,9 +60,8 @@ def _stopping(recorder: JobRecorder) -> Progress:
     """The recorder's progress callback, which stops the evaluation once it is cancelled."""
 
     def progress(fraction: float, message: str) -> None:
-        if recorder.cancelled():
+        if recorder.progress_unless_cancelled(fraction, message):
             raise EvaluationCancelled
-        recorder.progress(fraction, message)
 
     return progress
 

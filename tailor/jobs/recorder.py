@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
@@ -46,6 +46,20 @@ class JobRecorder:
         """Whether someone asked the job to stop."""
         with self.sessions() as session:
             return bool(session.get_one(Job, self.job_id).cancel_requested)
+
+    def progress_unless_cancelled(self, fraction: float, message: str = "") -> bool:
+        """Report progress unless someone asked the job to stop; whether they did."""
+        with self.sessions.begin() as session:
+            job = session.get_one(Job, self.job_id)
+            if job.cancel_requested:
+                return True
+            service.report(session, job, fraction, message)
+            return False
+
+    def finish(self, action: Callable[[Session, Job], None]) -> None:
+        """End the job with `action(session, job)`, the job's row locked (see `lock_job`)."""
+        with self.sessions.begin() as session:
+            action(session, service.lock_job(session, self.job_id))
 
 
 @contextmanager
