@@ -6,9 +6,10 @@ Create Date: 2026-11-23 19:30:00.000000
 
 The inference gateway caches who may call which model (tailor/gateway.py) and empties its
 cache on these notices, sent on `tailor_routing_<schema>` so that deployments sharing a
-database in separate schemas do not empty each other's caches. Each trigger names exactly the columns the gateway reads, so that
-recording a token's last use (once a minute per token) does not empty every gateway's cache.
-PostgreSQL only: on SQLite the gateway reads per request.
+database in separate schemas do not empty each other's caches. Each trigger names exactly
+the columns the gateway reads, so that recording a token's last use (once a minute per
+token) does not empty every gateway's cache. PostgreSQL only: on SQLite the gateway reads
+per request.
 """
 
 from collections.abc import Sequence

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Any
 
 import httpx
 import openai
@@ -169,30 +170,24 @@ def test_max_tokens_over_the_limit_is_a_400(acme_client: openai.OpenAI) -> None:
     assert err.value.code == "max_tokens_exceeded"
 
 
+def post_completion(server: LiveServer, token: str, **body: Any) -> httpx.Response:
+    """A raw POST to /v1/completions (`json=` or `content=`), for what SDKs never send."""
+    auth = {"Authorization": f"Bearer {token}", "Content-Type": "application/json"}
+    return httpx.post(f"{server.url}/v1/completions", headers=auth, **body)
+
+
 def test_malformed_json_is_a_clear_400(server: LiveServer) -> None:
-    resp = httpx.post(
-        f"{server.url}/v1/completions",
-        content=b'{"model": "py", "prompt": ',
-        headers={"Authorization": "Bearer tok-acme", "Content-Type": "application/json"},
-    )
+    resp = post_completion(server, "tok-acme", content=b'{"model": "py", "prompt": ')
     assert resp.status_code == 400
     assert "not valid JSON" in resp.json()["error"]["message"]
 
 
 def test_missing_field_is_a_422_naming_it(server: LiveServer) -> None:
-    resp = httpx.post(
-        f"{server.url}/v1/completions",
-        json={"prompt": "x"},
-        headers={"Authorization": "Bearer tok-acme"},
-    )
+    resp = post_completion(server, "tok-acme", json={"prompt": "x"})
     assert resp.status_code == 422
     assert resp.json()["error"]["param"] == "model"
 
 
 def test_an_unknown_token_is_refused_before_the_body_is_judged(server: LiveServer) -> None:
-    resp = httpx.post(
-        f"{server.url}/v1/completions",
-        json={"prompt": "x"},
-        headers={"Authorization": "Bearer nope"},
-    )
+    resp = post_completion(server, "nope", json={"prompt": "x"})
     assert resp.status_code == 401
