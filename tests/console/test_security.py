@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 
+import httpx
 from playwright.sync_api import BrowserContext, Page, expect
 from sqlalchemy import func, select
 
@@ -163,3 +164,30 @@ def test_the_keyboard_reaches_the_skip_link_first_and_then_the_content(
         "document.querySelector('main').contains(document.activeElement)"
     )
     assert focused_in_main
+
+
+def test_the_cookie_holds_a_session_that_signing_out_ends_for_every_copy(
+    console: Console, page: Page, context: BrowserContext
+) -> None:
+    owner = make_person(console)
+    sign_in(page, owner.token)
+    copied = {c["name"]: c["value"] for c in context.cookies()}["tailor_console"]
+    assert owner.token not in copied  # the API token never reaches a cookie
+    page.get_by_role("button", name="Sign out").click()
+
+    with httpx.Client(base_url=console.url, follow_redirects=False) as replay:
+        replay.cookies.set("tailor_console", copied)
+        resp = replay.get(f"/console/teams/{owner.slug}")
+
+    assert resp.status_code == 303 and resp.headers["location"].startswith("/console/sign-in")
+
+
+def test_an_inference_token_cannot_sign_in(
+    console: Console, page: Page, context: BrowserContext
+) -> None:
+    ide = make_person(console, scopes=("inference",))
+    page.goto("/console/sign-in")
+    page.get_by_label("API token").fill(ide.token)
+    page.get_by_label("API token").press("Enter")
+    expect(page.get_by_role("alert")).to_contain_text("works only at the inference gateway")
+    assert "tailor_console" not in {c["name"] for c in context.cookies()}
