@@ -66,6 +66,9 @@ def sign_in(request: Request, form: Form, session: SessionDep, settings: Setting
         session.rollback()
         errors = {"token": f"This token was not accepted: {exc.detail}."}
         return render(request, "sign_in.html", 422, next=target, errors=errors)
+    previous = request.cookies.get(SESSION_COOKIE)
+    if previous:  # signing in again (maybe as someone else) ends the session it replaces
+        close_web_session(session, previous)
     response = saved(session, target, "signed-in")
     set_cookie(request, response, SESSION_COOKIE, session_id)
     return response

@@ -11,7 +11,15 @@ from sqlalchemy import func, select
 from tailor.db.models import Repository, Role, Team
 from tailor.jobs import service as jobs
 from tailor.tenancy import Principal, TeamAccess
-from tests.console.conftest import Console, join, make_person, sign_in, snap
+from tests.console.conftest import (
+    Console,
+    csrf_of,
+    join,
+    make_person,
+    sign_in,
+    signed_in_client,
+    snap,
+)
 
 
 def _team_pages(slug: str, job: str) -> list[str]:
@@ -191,3 +199,18 @@ def test_an_inference_token_cannot_sign_in(
     page.get_by_label("API token").press("Enter")
     expect(page.get_by_role("alert")).to_contain_text("works only at the inference gateway")
     assert "tailor_console" not in {c["name"] for c in context.cookies()}
+
+
+def test_signing_in_again_ends_the_session_it_replaces(console: Console) -> None:
+    first, second = make_person(console), make_person(console)
+    with signed_in_client(console, first.token) as client:
+        replaced = client.cookies["tailor_console"]
+        form = client.get("/console/sign-in")
+        client.post(
+            "/console/sign-in",
+            data={"csrf_token": csrf_of(form.text), "token": second.token, "next": ""},
+        )
+        assert client.cookies["tailor_console"] != replaced
+    with httpx.Client(base_url=console.url, follow_redirects=False) as replay:
+        replay.cookies.set("tailor_console", replaced)
+        assert replay.get(f"/console/teams/{first.slug}").status_code == 303
