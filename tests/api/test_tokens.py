@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import timedelta
 
 from fastapi.testclient import TestClient
+from httpx import Response
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
@@ -110,6 +111,11 @@ def bearer(token: str) -> dict[str, str]:
     return {"Authorization": f"Bearer {token}"}
 
 
+def issue(client: TestClient, tenant: Tenant, token: str, **body: object) -> Response:
+    """POST a token request to the tenant's team with `token` as the caller."""
+    return client.post(f"/v1/teams/{tenant.slug}/tokens", json=body, headers=bearer(token))
+
+
 def a_team_admin(session: Session, tenant: Tenant) -> tuple[User, str]:
     """A member with the admin role (below the owner) and a token of theirs, committed."""
     admin = create_user(session)
@@ -124,11 +130,7 @@ def test_an_admin_cannot_issue_a_token_in_the_owners_name_to_make_themself_owner
 ) -> None:
     admin, admin_token = a_team_admin(session, tenant)
     # The reviewer's steps: a token "for" the owner, then, with it, the admin made owner.
-    issued = client.post(
-        f"/v1/teams/{tenant.slug}/tokens",
-        json={"name": "x", "user_id": tenant.owner.id},
-        headers=bearer(admin_token),
-    )
+    issued = issue(client, tenant, admin_token, name="x", user_id=tenant.owner.id)
     assert issued.status_code == 422, issued.text
     owners_tokens = (
         select(func.count()).select_from(ApiToken).where(ApiToken.user_id == tenant.owner.id)
@@ -148,11 +150,7 @@ def test_a_machine_token_is_audited_as_itself_and_the_person_who_issued_it(
     client: TestClient, tenant: Tenant, session: Session
 ) -> None:
     admin, admin_token = a_team_admin(session, tenant)
-    machine = client.post(
-        f"/v1/teams/{tenant.slug}/tokens",
-        json={"name": "ci", "machine_role": "admin"},
-        headers=bearer(admin_token),
-    ).json()
+    machine = issue(client, tenant, admin_token, name="ci", machine_role="admin").json()
     assert machine["machine"] is True
     assert machine["user_id"] not in (admin.id, tenant.owner.id)
 
@@ -175,22 +173,14 @@ def test_a_machine_token_cannot_be_stronger_than_its_issuer(
 ) -> None:
     _admin, admin_token = a_team_admin(session, tenant)
     users_before = session.scalar(select(func.count()).select_from(User))
-    resp = client.post(
-        f"/v1/teams/{tenant.slug}/tokens",
-        json={"name": "ci", "machine_role": "owner"},
-        headers=bearer(admin_token),
-    )
+    resp = issue(client, tenant, admin_token, name="ci", machine_role="owner")
     assert resp.status_code == 403 and "'owner' role" in resp.json()["detail"]
     assert session.scalar(select(func.count()).select_from(User)) == users_before
 
 
 def test_a_machine_token_cannot_issue_tokens(client: TestClient, tenant: Tenant) -> None:
     machine = new_token(client, tenant, machine_role="admin")
-    resp = client.post(
-        f"/v1/teams/{tenant.slug}/tokens",
-        json={"name": "more", "machine_role": "admin"},
-        headers=bearer(str(machine["token"])),
-    )
+    resp = issue(client, tenant, str(machine["token"]), name="more", machine_role="admin")
     assert resp.status_code == 403 and "machine token" in resp.json()["detail"]
 
 
@@ -213,11 +203,7 @@ def test_a_member_sees_and_revokes_the_machine_tokens_they_issued(
     add_member(session, tenant.team, member, Role.member)
     member_token = create_token(session, member)
     session.commit()
-    machine = client.post(
-        f"/v1/teams/{tenant.slug}/tokens",
-        json={"name": "ci", "machine_role": "member"},
-        headers=bearer(member_token),
-    ).json()
+    machine = issue(client, tenant, member_token, name="ci", machine_role="member").json()
     listed = client.get(f"/v1/teams/{tenant.slug}/tokens", headers=bearer(member_token)).json()
     assert machine["id"] in [t["id"] for t in listed["items"]]
     resp = client.delete(
