@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import email.message
 import hmac
 import json
 import logging
@@ -11,9 +12,11 @@ from typing import TYPE_CHECKING, Annotated, Any
 from celery import Celery
 from fastapi import Depends, Query, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from tailor.config import Settings
+from tailor.db.conflicts import conflict_from
 from tailor.db.models import Role
 from tailor.errors import Forbidden, InvalidInput, Unauthorized
 from tailor.pagination import CURSOR_PATTERN, DEFAULT_LIMIT, MAX_LIMIT
@@ -36,16 +39,42 @@ def get_settings_dep(request: Request) -> Settings:
 
 
 def get_session(request: Request) -> Iterator[Session]:
-    """A session whose transaction the request owns: committed on success, else rolled back."""
+    """A session whose transaction the request owns: committed on success, else rolled back.
+
+    Used with `scope="function"` (SessionDep), so the commit runs when the route returns and
+    before its response is sent: whoever reads the response (and any process it tells) finds
+    the change, and a commit that fails answers an error instead of a 200. A unique or
+    foreign-key violation, at a flush or at the commit, is a 409.
+    """
     session: Session = request.app.state.sessionmaker()
     try:
         yield session
-        session.commit()
+        if discarding(request):
+            session.rollback()
+        else:
+            session.commit()
+    except IntegrityError as exc:
+        session.rollback()
+        conflict = conflict_from(exc)
+        if conflict is None:
+            raise
+        raise conflict from exc
     except BaseException:
         session.rollback()
         raise
     finally:
         session.close()
+
+
+def discard_changes(request: Request) -> None:
+    """Roll back the request's transaction although the route answers normally (an error
+    page rendered from a caught error must change nothing)."""
+    request.state.discard_changes = True
+
+
+def discarding(request: Request) -> bool:
+    """Whether `discard_changes` was called for this request."""
+    return bool(getattr(request.state, "discard_changes", False))
 
 
 def get_store(request: Request) -> ObjectStore:
@@ -66,7 +95,7 @@ def get_cipher(settings: Annotated[Settings, Depends(get_settings_dep)]) -> Cred
 
 
 SettingsDep = Annotated[Settings, Depends(get_settings_dep)]
-SessionDep = Annotated[Session, Depends(get_session)]
+SessionDep = Annotated[Session, Depends(get_session, scope="function")]
 StoreDep = Annotated[ObjectStore, Depends(get_store)]
 CipherDep = Annotated[CredentialCipher, Depends(get_cipher)]
 SenderDep = Annotated[Celery, Depends(get_sender)]
@@ -74,14 +103,26 @@ SenderDep = Annotated[Celery, Depends(get_sender)]
 _bearer = HTTPBearer(auto_error=False, description="A Tailor API token (tlr_...).")
 
 
+SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+
+
+def scope_for(method: str) -> str:
+    """The token scope a request needs: `read` to look, `write` to change anything."""
+    return "read" if method.upper() in SAFE_METHODS else "write"
+
+
 def current_principal(
+    request: Request,
     session: SessionDep,
     creds: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
 ) -> Principal:
-    """The caller, from the bearer token; 401 without a valid one."""
+    """The caller, from the bearer token; 401 without a valid one, 403 if its scopes do not
+    cover the request (an inference token gets no further than here: it is for the gateway)."""
     if creds is None or creds.scheme.lower() != "bearer":
         raise Unauthorized("send 'Authorization: Bearer <token>'")
-    return authenticate(session, creds.credentials)
+    principal = authenticate(session, creds.credentials)
+    principal.require_scope(scope_for(request.method))
+    return principal
 
 
 CurrentPrincipal = Annotated[Principal, Depends(current_principal)]
@@ -105,7 +146,7 @@ def internal_caller(
     if expected and hmac.compare_digest(creds.credentials.encode(), expected.encode()):
         return OPERATOR
     principal = authenticate(session, creds.credentials)
-    if not (principal.is_admin and "admin" in principal.scopes):
+    if not principal.platform_admin:
         raise Forbidden("only the platform's operator token may report job status")
     return principal.email
 
@@ -189,13 +230,28 @@ async def reject_nul_characters(request: Request) -> None:
 async def _carries_nul(request: Request) -> bool:
     if "%00" in request.url.query or _has_nul(dict(request.path_params)):
         return True
-    content_type = request.headers.get("content-type", "")
-    if content_type.startswith("application/x-www-form-urlencoded"):
-        return b"%00" in await request.body()
-    if not content_type.startswith("application/json"):
+    media = _media_type(request.headers.get("content-type", ""))
+    if media == "application/x-www-form-urlencoded":
+        body = await request.body()
+        return b"%00" in body or b"\x00" in body
+    if not is_json(media):
         return False
     try:
         body = json.loads(await request.body() or b"null")
     except ValueError:
         return False  # FastAPI's own validation explains malformed JSON
     return _has_nul(body)
+
+
+def _media_type(content_type: str) -> str:
+    # Parsed as FastAPI parses it (case, parameters, spaces), so a body FastAPI reads as JSON
+    # or a form is never one this check skipped.
+    message = email.message.Message()
+    message["content-type"] = content_type
+    return message.get_content_type() if content_type else ""
+
+
+def is_json(media_type: str) -> bool:
+    """Whether FastAPI reads a body of this media type as JSON (`application/json`, `+json`)."""
+    maintype, _, subtype = media_type.partition("/")
+    return maintype == "application" and (subtype == "json" or subtype.endswith("+json"))

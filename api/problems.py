@@ -9,9 +9,10 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel
-from sqlalchemy.exc import DataError
+from sqlalchemy.exc import DataError, IntegrityError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from tailor.db.conflicts import conflict_from
 from tailor.errors import PROBLEM_BASE, TailorError
 
 log = logging.getLogger("tailor.api")
@@ -102,3 +103,12 @@ def install(app: FastAPI) -> None:
             "an unexpected error occurred; it has been logged",
             request,
         )
+
+    @app.exception_handler(IntegrityError)
+    async def _conflict(request: Request, exc: IntegrityError) -> JSONResponse:
+        # Normally turned into a Conflict where the request's session ends (api.deps); this
+        # catches one raised anywhere else, so a duplicate is never a 500.
+        conflict = conflict_from(exc)
+        if conflict is None:
+            return await _unexpected(request, exc)
+        return await _tailor(request, conflict)

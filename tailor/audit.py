@@ -28,7 +28,13 @@ def record(
     resource: str = "",
     detail: dict[str, Any] | None = None,
 ) -> None:
-    """Add an audit event to the caller's transaction (it commits with the change)."""
+    """Add an audit event to the caller's transaction (it commits with the change).
+
+    A machine token's events name the machine as the actor and its issuer in `issued_by`.
+    """
+    detail = dict(detail or {})
+    if principal is not None and principal.issued_by:
+        detail["issued_by"] = principal.issued_by
     session.add(
         AuditEvent(
             team_id=team_id,
@@ -36,6 +42,6 @@ def record(
             actor=principal.email if principal else "system",
             action=action,
             resource=resource,
-            detail=_redacted(detail or {}),
+            detail=_redacted(detail),
         )
     )

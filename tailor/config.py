@@ -81,6 +81,13 @@ class Settings(BaseSettings):
         le=164,
         description="HumanEval problems of that evaluation (all 164 run on request).",
     )
+    console_session_hours: int = Field(
+        12,
+        ge=1,
+        le=24 * 30,
+        description="A console sign-in lasts this long at most (signing out or revoking its "
+        "API token ends it sooner).",
+    )
     executor: str = Field("local", pattern="^(local|kubernetes)$", description="Where jobs run.")
     kubernetes_namespace_prefix: str = "tailor-team-"
     operator_token: SecretStr | None = Field(

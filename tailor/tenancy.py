@@ -21,18 +21,34 @@ T = TypeVar("T")
 
 @dataclass(frozen=True)
 class Principal:
-    """Who is calling: the token's user, the token's team binding and scopes."""
+    """Who is calling: the token's user, the token's team binding and scopes.
+
+    A machine principal (a CI or automation token) is a user of its own; `issued_by` names
+    the person who created it, so the audit log can say both.
+    """
 
     user_id: int
     email: str
     is_admin: bool = False
     token_team_id: int | None = None
     scopes: frozenset[str] = field(default_factory=lambda: frozenset({"read", "write"}))
+    token_id: int | None = None
+    machine: bool = False
+    issued_by: str | None = None
+
+    @property
+    def platform_admin(self) -> bool:
+        """A platform admin acting as one (the admin scope on an admin user)."""
+        return self.is_admin and "admin" in self.scopes
 
     def require_scope(self, scope: str) -> None:
         """Refuse a call the token's scopes do not cover."""
-        if scope not in self.scopes and "admin" not in self.scopes:
-            raise Forbidden(f"this token lacks the '{scope}' scope")
+        if scope in self.scopes or "admin" in self.scopes:
+            return
+        hint = ""
+        if self.scopes == {"inference"}:
+            hint = ": an inference token works only at the inference gateway (IDE completions)"
+        raise Forbidden(f"this token lacks the '{scope}' scope{hint}")
 
 
 @dataclass(frozen=True)
@@ -65,7 +81,7 @@ def team_for(session: Session, principal: Principal, slug: str, minimum: Role) -
 def _role_in(session: Session, principal: Principal, team: Team) -> Role | None:
     if principal.token_team_id is not None and principal.token_team_id != team.id:
         return None
-    if principal.is_admin and "admin" in principal.scopes:
+    if principal.platform_admin:
         return Role.owner
     membership = session.scalar(
         select(Membership).where(
@@ -73,6 +89,13 @@ def _role_in(session: Session, principal: Principal, team: Team) -> Role | None:
         )
     )
     return membership.role if membership else None
+
+
+def check_can_grant(access: TeamAccess, role: Role) -> None:
+    """Refuse giving (or changing) a role stronger than the caller's own: only owners and
+    platform admins make owners, whether of a person or of a machine token."""
+    if role.rank > access.role.rank:
+        raise Forbidden(f"a {access.role.value} cannot grant or change the '{role.value}' role")
 
 
 def team_select(model: type[T], access: TeamAccess) -> Select[Any]:

@@ -26,7 +26,7 @@ from tailor.teams import service as teams
 from tailor.teams.schemas import MemberCreate, MemberUpdate
 from tailor.tenancy import TeamAccess
 from tailor.tokens import service as tokens
-from tailor.tokens.schemas import TokenCreate, TokenCreated, TokenOut
+from tailor.tokens.schemas import TokenCreate, TokenCreated
 
 router = team_router()
 ROLES = [r.value for r in Role]
@@ -127,13 +127,23 @@ def _tokens_page(
         "tokens.html",
         status,
         access=access,
-        tokens=[TokenOut.model_validate(r) for r in rows],
+        tokens=rows,
         scopes=SCOPES,
+        holders=_holders(access),
         created=created,
         errors=errors or {},
         values=values or {"scopes": ["read", "write"], "expires_in_days": "90"},
     )
     return response
+
+
+def _holders(access: TeamAccess) -> list[tuple[str, str]]:
+    """Who a new token can act as: the caller, or a machine with a role up to the caller's."""
+    roles = [r for r in reversed(Role) if r.rank <= access.role.rank]
+    machines = [] if access.principal.machine else roles
+    return [("", "Me (a personal token)")] + [
+        (r.value, f"A machine (CI, automation) with the {r.value} role") for r in machines
+    ]
 
 
 @router.get("/tokens")
@@ -150,11 +160,13 @@ def create_token(request: Request, form: Form, access: Member, session: SessionD
         "name": form_text(form, "name"),
         "scopes": scopes,
         "expires_in_days": form_text(form, "expires_in_days"),
+        "machine_role": form_text(form, "machine_role"),
     }
     data = {
         "name": values["name"],
         "scopes": scopes,
         "expires_in_days": optional_int(values["expires_in_days"]),
+        "machine_role": values["machine_role"] or None,
     }
     try:
         created = tokens.create_team_token(session, access, parse(TokenCreate, data))

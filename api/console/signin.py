@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 from fastapi import APIRouter, Request, Response
 from fastapi.responses import RedirectResponse
 
@@ -18,12 +20,13 @@ from api.console.web import (
     saved,
     set_cookie,
 )
-from api.deps import DEFAULT_PAGE, SessionDep
-from tailor.errors import TailorError, Unauthorized
+from api.deps import DEFAULT_PAGE, SessionDep, SettingsDep
+from tailor.errors import Forbidden, TailorError, Unauthorized
 from tailor.pagination import MAX_LIMIT
 from tailor.teams import service as teams
 from tailor.teams.schemas import TeamCreate
 from tailor.tokens.service import authenticate
+from tailor.tokens.web_sessions import close_web_session, open_web_session
 
 router = APIRouter(prefix=PREFIX, route_class=ConsoleRoute, include_in_schema=False)
 
@@ -49,28 +52,35 @@ def sign_in_form(request: Request, next: str = "") -> Response:
 
 
 @router.post("/sign-in")
-def sign_in(request: Request, form: Form, session: SessionDep) -> Response:
-    """Check the token and keep it in an HttpOnly, SameSite=Strict cookie."""
+def sign_in(request: Request, form: Form, session: SessionDep, settings: SettingsDep) -> Response:
+    """Check the token and start a session: the cookie gets a random id, never the token."""
     token = form_text(form, "token")
     target = _safe_next(form_text(form, "next"))
     if not token:
         errors = {"token": "Enter an API token (it starts with tlr_)."}
         return render(request, "sign_in.html", 422, next=target, errors=errors)
     try:
-        authenticate(session, token)
-    except Unauthorized as exc:
+        lifetime = timedelta(hours=settings.console_session_hours)
+        session_id = open_web_session(session, authenticate(session, token), lifetime)
+    except (Unauthorized, Forbidden) as exc:
         session.rollback()
         errors = {"token": f"This token was not accepted: {exc.detail}."}
         return render(request, "sign_in.html", 422, next=target, errors=errors)
+    previous = request.cookies.get(SESSION_COOKIE)
+    if previous:  # signing in again (maybe as someone else) ends the session it replaces
+        close_web_session(session, previous)
     response = saved(session, target, "signed-in")
-    set_cookie(request, response, SESSION_COOKIE, token)
+    set_cookie(request, response, SESSION_COOKIE, session_id)
     return response
 
 
 @router.post("/sign-out")
-def sign_out(form: Form) -> Response:
-    """Forget the session cookie (the token itself stays valid until revoked)."""
-    response = redirect(PREFIX + "/sign-in")
+def sign_out(request: Request, form: Form, session: SessionDep) -> Response:
+    """End the session on the server, so a copy of the cookie no longer works either."""
+    session_id = request.cookies.get(SESSION_COOKIE)
+    if session_id:
+        close_web_session(session, session_id)
+    response = saved(session, PREFIX + "/sign-in", "signed-out")
     response.delete_cookie(SESSION_COOKIE, path=PREFIX)
     return response
 

@@ -18,15 +18,17 @@ from fastapi import APIRouter, Depends, Request, Response
 from fastapi.responses import HTMLResponse, RedirectResponse
 from fastapi.routing import APIRoute
 from fastapi.templating import Jinja2Templates
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 from starlette.datastructures import FormData
 
-from api.deps import SessionDep, SettingsDep
+from api.deps import SessionDep, SettingsDep, discard_changes
 from tailor.config import Settings
+from tailor.db.conflicts import conflict_from
 from tailor.db.models import Role
 from tailor.errors import NotFound, TailorError, Unauthorized
 from tailor.tenancy import Principal, TeamAccess, team_for
-from tailor.tokens.service import authenticate
+from tailor.tokens.web_sessions import web_session_principal
 
 HERE = Path(__file__).parent
 SESSION_COOKIE = "tailor_console"
@@ -102,11 +104,11 @@ def set_cookie(request: Request, response: Response, name: str, value: str) -> N
 
 def console_principal(request: Request, session: SessionDep) -> Principal:
     """The caller, from the session cookie; otherwise the page redirects to sign in."""
-    token = request.cookies.get(SESSION_COOKIE)
-    if not token:
+    session_id = request.cookies.get(SESSION_COOKIE)
+    if not session_id:
         raise SignInRequired()
     try:
-        principal = authenticate(session, token)
+        principal = web_session_principal(session, session_id)
     except Unauthorized as exc:
         raise SignInRequired() from exc
     # End the token's last-used write now: on SQLite a page that holds it while reading
@@ -133,7 +135,7 @@ Admin = Annotated[TeamAccess, Depends(_team_access(Role.admin))]
 
 def is_platform_admin(principal: Principal) -> bool:
     """Platform admins (admin scope on an admin user) see the admin view."""
-    return principal.is_admin and "admin" in principal.scopes
+    return principal.platform_admin
 
 
 def platform_admin(principal: Caller) -> Principal:
@@ -195,6 +197,7 @@ def redirect(url: str, done: str | None = None) -> RedirectResponse:
 # Fixed notices: the query string only picks one, so it cannot inject text into a page.
 NOTICES = {
     "signed-in": "Signed in.",
+    "signed-out": "Signed out.",
     "team-created": "Team created.",
     "repository-registered": "Repository registered. Its credential is stored encrypted.",
     "repository-deleted": "Repository removed.",
@@ -223,9 +226,11 @@ class ConsoleRoute(APIRoute):
             try:
                 return await handler(request)
             except SignInRequired:
+                discard_changes(request)
                 target = request.url.path if request.method == "GET" else PREFIX
                 return RedirectResponse(f"{PREFIX}/sign-in?next={quote(target)}", status_code=303)
             except CsrfRefused:
+                discard_changes(request)
                 return render(
                     request,
                     "error.html",
@@ -234,8 +239,15 @@ class ConsoleRoute(APIRoute):
                     detail="This form was missing its security token or it did not match. "
                     "Reload the page and submit again.",
                 )
-            except TailorError as exc:
-                return render(request, "error.html", exc.status, title=exc.title, detail=exc.detail)
+            except (TailorError, IntegrityError) as exc:
+                # An error page changes nothing, whatever the page wrote before it failed.
+                discard_changes(request)
+                error = conflict_from(exc) if isinstance(exc, IntegrityError) else exc
+                if error is None:
+                    raise
+                return render(
+                    request, "error.html", error.status, title=error.title, detail=error.detail
+                )
 
         return console_handler
 

@@ -16,7 +16,10 @@ TokenId = Path(ge=1, le=2**31 - 1)
 
 @router.post("", response_model=TokenCreated, status_code=status.HTTP_201_CREATED, responses=WRITE)
 def create_token(body: TokenCreate, access: TeamMember, session: SessionDep) -> TokenCreated:
-    """Issue a token; the response is the only time its secret is shown."""
+    """Issue a token to the caller, or a machine token (`machine_role`) of its own.
+
+    The response is the only time its secret is shown.
+    """
     return service.create_team_token(session, access, body)
 
 
@@ -24,15 +27,16 @@ def create_token(body: TokenCreate, access: TeamMember, session: SessionDep) -> 
 def list_tokens(
     access: TeamViewer, session: SessionDep, cursor: Cursor = None, limit: Limit = DEFAULT_PAGE
 ) -> Page[TokenOut]:
-    """Tokens of the team (only the caller's own unless team admin)."""
-    rows, nxt = service.list_team_tokens(session, access, cursor, limit)
-    return Page(items=[TokenOut.model_validate(r) for r in rows], next_cursor=nxt)
+    """Tokens of the team (unless team admin, only the caller's own and machine tokens the
+    caller issued)."""
+    items, nxt = service.list_team_tokens(session, access, cursor, limit)
+    return Page(items=items, next_cursor=nxt)
 
 
 @router.get("/{token_id}", response_model=TokenOut, responses=READ)
 def get_token(access: TeamViewer, session: SessionDep, token_id: int = TokenId) -> TokenOut:
     """One token's metadata."""
-    return TokenOut.model_validate(service.get_team_token(session, access, token_id))
+    return service.get_team_token(session, access, token_id)
 
 
 @router.delete("/{token_id}", status_code=status.HTTP_204_NO_CONTENT, responses=WRITE)

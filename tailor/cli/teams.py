@@ -60,9 +60,16 @@ def create_token(
     name: str = typer.Option(..., help="What it is for."),
     scopes: str = typer.Option("read,write", help="Comma-separated scopes."),
     days: int = typer.Option(90, help="Days until it expires."),
+    machine_role: str = typer.Option(
+        None,
+        help="Issue a machine token (CI, automation) with this role in the team, at most "
+        "yours: its own principal, audited as itself. Default: a token that acts as you.",
+    ),
 ) -> None:
     """Issue a team token and print it once."""
     body = {"name": name, "scopes": scopes.split(","), "expires_in_days": days}
+    if machine_role:
+        body["machine_role"] = machine_role
     typer.echo(Client().post(f"/v1/teams/{slug}/tokens", body)["token"])
 
 

@@ -43,6 +43,9 @@ class User(Timestamped, Base):
     email: Mapped[str] = mapped_column(String(320), unique=True)
     name: Mapped[str] = mapped_column(String(200), default="")
     is_admin: Mapped[bool] = mapped_column(default=False)
+    # A machine principal (CI, automation): made with its team token, never a person, never
+    # signs in to the console; its e-mail is a reserved `.invalid` address no one can invite.
+    is_machine: Mapped[bool] = mapped_column(default=False)
 
 
 class Membership(Timestamped, Base):
@@ -73,6 +76,10 @@ class ApiToken(Base):
     revoked_at: Mapped[datetime | None] = mapped_column(default=None)
     last_used_at: Mapped[datetime | None] = mapped_column(default=None)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    # Who issued it: its own user, or for a machine token the person who created it.
+    created_by: Mapped[int | None] = mapped_column(
+        ForeignKey("users.id", ondelete="SET NULL"), default=None
+    )
 
 
 class Repository(Timestamped, Base):
@@ -249,3 +256,21 @@ class Endpoint(Timestamped, Base):
     backend: Mapped[str] = mapped_column(String(16), default="tailor")
     replicas: Mapped[int] = mapped_column(default=1)
     gate_overridden: Mapped[bool] = mapped_column(default=False)
+
+
+class WebSession(Base):
+    """A console sign-in: the cookie holds a random id, the row only its hash.
+
+    It acts with its API token's identity and scopes, so revoking the token ends it too;
+    signing out deletes the row.
+    """
+
+    __tablename__ = "web_sessions"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    session_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    token_id: Mapped[int] = mapped_column(
+        ForeignKey("api_tokens.id", ondelete="CASCADE"), index=True
+    )
+    expires_at: Mapped[datetime]
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)

@@ -64,4 +64,5 @@ class MemberOut(BaseModel):
     email: str
     name: str
     role: Role
+    machine: bool = Field(False, description="A machine token's principal, not a person.")
     created_at: datetime

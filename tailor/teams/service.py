@@ -10,10 +10,10 @@ from sqlalchemy.orm import Session
 
 from tailor import audit
 from tailor.db.models import Membership, Role, Team, User
-from tailor.errors import Conflict, Forbidden, NotFound
+from tailor.errors import Conflict, Forbidden, InvalidInput, NotFound
 from tailor.pagination import paginate
 from tailor.teams.schemas import MemberCreate, MemberOut, MemberUpdate, TeamCreate, TeamUpdate
-from tailor.tenancy import Principal, TeamAccess
+from tailor.tenancy import Principal, TeamAccess, check_can_grant
 
 
 def create_team(session: Session, principal: Principal, body: TeamCreate) -> Team:
@@ -38,7 +38,7 @@ def list_teams(
     stmt = select(Team)
     if principal.token_team_id is not None:
         stmt = stmt.where(Team.id == principal.token_team_id)
-    if not (principal.is_admin and "admin" in principal.scopes):
+    if not principal.platform_admin:
         mine = select(Membership.team_id).where(Membership.user_id == principal.user_id)
         stmt = stmt.where(Team.id.in_(mine))
     return paginate(session, stmt, Team.id, cursor, limit)
@@ -48,7 +48,7 @@ def update_team(session: Session, access: TeamAccess, body: TeamUpdate) -> Team:
     """Rename a team or (platform admins only) change its GPU quota."""
     team = access.team
     if body.gpu_quota is not None:
-        if not (access.principal.is_admin and "admin" in access.principal.scopes):
+        if not access.principal.platform_admin:
             raise Forbidden("only a platform admin can change a team's GPU quota")
         team.gpu_quota = body.gpu_quota
     if body.name is not None:
@@ -73,7 +73,14 @@ def delete_team(session: Session, access: TeamAccess) -> None:
 
 
 def _member_out(m: Membership, u: User) -> MemberOut:
-    return MemberOut(user_id=u.id, email=u.email, name=u.name, role=m.role, created_at=m.created_at)
+    return MemberOut(
+        user_id=u.id,
+        email=u.email,
+        name=u.name,
+        role=m.role,
+        machine=u.is_machine,
+        created_at=m.created_at,
+    )
 
 
 def list_members(
@@ -90,13 +97,16 @@ def list_members(
 
 def add_member(session: Session, access: TeamAccess, body: MemberCreate) -> MemberOut:
     """Add a person by e-mail with a role no stronger than the caller's."""
-    _check_can_grant(access, body.role)
+    check_can_grant(access, body.role)
     email = body.email.lower()
     user = session.scalar(select(User).where(User.email == email))
     if user is None:
         user = User(email=email, name=body.name)
         session.add(user)
         session.flush()
+    elif user.is_machine:
+        # A machine token's principal belongs to the one team its token was issued in.
+        raise InvalidInput(f"{email} is a machine token, not a person", field="email")
     elif _membership(session, access, user.id, missing_ok=True):
         raise Conflict(f"{email} is already a member of team '{access.team.slug}'")
     member = Membership(team_id=access.team_id, user_id=user.id, role=body.role)
@@ -126,8 +136,8 @@ def update_member(
     """Change a member's role, keeping at least one owner."""
     member = _membership(session, access, user_id)
     assert member is not None
-    _check_can_grant(access, body.role)
-    _check_can_grant(access, member.role)
+    check_can_grant(access, body.role)
+    check_can_grant(access, member.role)
     if member.role == Role.owner and body.role != Role.owner:
         _keep_an_owner(session, access)
     member.role = body.role
@@ -146,7 +156,7 @@ def remove_member(session: Session, access: TeamAccess, user_id: int) -> None:
     """Remove a member, keeping at least one owner."""
     member = _membership(session, access, user_id)
     assert member is not None
-    _check_can_grant(access, member.role)
+    check_can_grant(access, member.role)
     if member.role == Role.owner:
         _keep_an_owner(session, access)
     session.delete(member)
@@ -170,11 +180,6 @@ def _membership(
     if member is None and not missing_ok:
         raise NotFound(f"user {user_id} is not a member of team '{access.team.slug}'")
     return member
-
-
-def _check_can_grant(access: TeamAccess, role: Role) -> None:
-    if role.rank > access.role.rank:
-        raise Forbidden(f"a {access.role.value} cannot grant or change the '{role.value}' role")
 
 
 def _keep_an_owner(session: Session, access: TeamAccess) -> None:

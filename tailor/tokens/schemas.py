@@ -7,11 +7,17 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from tailor.db.models import Role
+
 Scope = Literal["read", "write", "inference", "admin"]
 
 
 class TokenCreate(BaseModel):
-    """A new token bound to the team; `user_id` lets an admin issue one for a member."""
+    """A new token bound to the team, always issued to its caller.
+
+    With `machine_role` it is a machine token instead (CI, automation): a principal of its
+    own, in this team only, with that role, which may be no stronger than the caller's.
+    """
 
     model_config = ConfigDict(extra="forbid")
     name: str = Field(min_length=1, max_length=200, description="What the token is for.")
@@ -21,7 +27,11 @@ class TokenCreate(BaseModel):
         description="read, write (mutations), inference (IDE completions); admin is not grantable.",
     )
     expires_in_days: int | None = Field(90, ge=1, le=3650, description="None = never expires.")
-    user_id: int | None = Field(None, description="Member to issue for; default the caller.")
+    machine_role: Role | None = Field(
+        None,
+        description="Issue a machine token with this role in the team (at most yours); "
+        "unset: a personal token that acts as you.",
+    )
 
 
 class TokenOut(BaseModel):
@@ -33,6 +43,8 @@ class TokenOut(BaseModel):
     prefix: str
     scopes: list[str]
     user_id: int
+    machine: bool = Field(False, description="A machine token: its own principal.")
+    created_by: int | None = Field(None, description="The user who issued it.")
     expires_at: datetime | None
     revoked_at: datetime | None
     last_used_at: datetime | None

@@ -2,19 +2,20 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import re
+import secrets
 from datetime import datetime, timedelta
 
-from sqlalchemy import select
+from sqlalchemy import delete, or_, select
 from sqlalchemy.orm import Session
 
 from tailor import audit
 from tailor.db.base import utcnow
-from tailor.db.models import ApiToken, Membership, User
+from tailor.db.models import ApiToken, Membership, Role, User
 from tailor.errors import Forbidden, InvalidInput, Unauthorized
 from tailor.pagination import paginate
 from tailor.security import hash_token, new_api_token, visible_prefix
-from tailor.tenancy import Principal, TeamAccess, owned, team_select
+from tailor.tenancy import Principal, TeamAccess, check_can_grant, owned, team_select
 from tailor.tokens.schemas import TokenCreate, TokenCreated, TokenOut
 
 
@@ -26,8 +27,12 @@ def issue_token(
     scopes: list[str],
     team_id: int | None,
     expires_at: datetime | None,
+    created_by: int | None = None,
 ) -> tuple[ApiToken, str]:
-    """Create a token row and return it with the plaintext (which is never stored)."""
+    """Create a token row and return it with the plaintext (which is never stored).
+
+    `created_by` is who issued it when that is not `user` itself (a machine token's issuer).
+    """
     plaintext = new_api_token()
     row = ApiToken(
         user_id=user.id,
@@ -37,6 +42,7 @@ def issue_token(
         token_hash=hash_token(plaintext),
         scopes=sorted(set(scopes)),
         expires_at=expires_at,
+        created_by=created_by or user.id,
     )
     session.add(row)
     session.flush()
@@ -66,6 +72,10 @@ def create_admin_token(session: Session, email: str, name: str = "bootstrap") ->
     return plaintext
 
 
+# Machine principals' e-mail domain: `.invalid` is reserved (RFC 2606), so no person has such
+# an address and the members API refuses it.
+MACHINE_DOMAIN = "machine.tailor.invalid"
+
 # `last_used_at` is kept to this precision: every IDE completion authenticates, and a row
 # write per request would serialise one user's concurrent requests on the token's row.
 LAST_USED_PRECISION = timedelta(minutes=1)
@@ -87,79 +97,143 @@ def last_use_is_stale(last_used_at: datetime | None, now: datetime) -> bool:
 def authenticate(session: Session, plaintext: str) -> Principal:
     """The principal a bearer token stands for; 401 for unknown, expired or revoked tokens."""
     row = session.scalar(select(ApiToken).where(ApiToken.token_hash == hash_token(plaintext)))
-    now = utcnow()
     if row is None:
         raise Unauthorized("invalid or revoked token")
+    return principal_of(session, row)
+
+
+def principal_of(session: Session, row: ApiToken) -> Principal:
+    """Who acts with the token `row`; 401 if it is expired or revoked."""
+    now = utcnow()
     check_usable(row.revoked_at, row.expires_at, now)
     if last_use_is_stale(row.last_used_at, now):
         row.last_used_at = now
     user = session.get_one(User, row.user_id)
+    issuer = session.get(User, row.created_by) if user.is_machine and row.created_by else None
     return Principal(
         user_id=user.id,
         email=user.email,
         is_admin=user.is_admin,
         token_team_id=row.team_id,
         scopes=frozenset(row.scopes),
+        token_id=row.id,
+        machine=user.is_machine,
+        issued_by=issuer.email if issuer else None,
     )
 
 
 def create_team_token(session: Session, access: TeamAccess, body: TokenCreate) -> TokenCreated:
-    """Issue a team-bound token for the caller or, for admins, for another member."""
+    """Issue a team-bound token to the caller, or a machine token of its own (`machine_role`).
+
+    A token never names another person: one issued "for" someone would let its issuer act,
+    and be audited, as them.
+    """
     if "admin" in body.scopes:
-        raise InvalidInput("the admin scope cannot be granted to a team token")
-    user_id = body.user_id or access.principal.user_id
-    if user_id != access.principal.user_id and access.role.rank < 2:
-        raise Forbidden("only team admins and owners can issue tokens for other members")
-    member = session.scalar(
-        select(Membership).where(
-            Membership.team_id == access.team_id, Membership.user_id == user_id
-        )
-    )
-    if member is None:
-        raise InvalidInput(f"user {user_id} is not a member of team '{access.team.slug}'")
+        raise InvalidInput("the admin scope cannot be granted to a team token", field="scopes")
+    if access.principal.machine:
+        # Else a machine token could keep its access alive past its own revocation.
+        raise Forbidden("a machine token cannot issue tokens: ask a person in the team")
+    if body.machine_role is not None:
+        check_can_grant(access, body.machine_role)
+        holder = _machine_principal(session, access, body.name, body.machine_role)
+    else:
+        holder = _member(session, access)
     expires = utcnow() + timedelta(days=body.expires_in_days) if body.expires_in_days else None
     row, plaintext = issue_token(
         session,
-        session.get_one(User, user_id),
+        holder,
         name=body.name,
         scopes=list(body.scopes),
         team_id=access.team_id,
         expires_at=expires,
+        created_by=access.principal.user_id,
     )
+    detail: dict[str, object] = {"name": body.name, "scopes": row.scopes, "prefix": row.prefix}
+    if body.machine_role is not None:
+        detail |= {"machine_user_id": holder.id, "machine_role": body.machine_role.value}
     audit.record(
         session,
         access.principal,
         "token.create",
         team_id=access.team_id,
         resource=f"teams/{access.team.slug}/tokens/{row.id}",
-        detail={"name": body.name, "scopes": row.scopes, "prefix": row.prefix},
+        detail=detail,
     )
-    return TokenCreated(**TokenOut.model_validate(row).model_dump(), token=plaintext)
+    out = _out(row, machine=body.machine_role is not None)
+    return TokenCreated(**out.model_dump(), token=plaintext)
+
+
+def _member(session: Session, access: TeamAccess) -> User:
+    """The caller, who must be a member: a team token of a platform admin who is not one
+    would be refused at every use."""
+    user_id = access.principal.user_id
+    member = session.scalar(
+        select(Membership).where(
+            Membership.team_id == access.team_id, Membership.user_id == user_id
+        )
+    )
+    if member is None:
+        raise InvalidInput(f"you are not a member of team '{access.team.slug}': join it first")
+    return session.get_one(User, user_id)
+
+
+def _machine_principal(session: Session, access: TeamAccess, name: str, role: Role) -> User:
+    """A new machine user, member of the team only, under an address no one can invite."""
+    label = re.sub(r"[^a-z0-9]+", "-", name.lower()).strip("-")[:40] or "machine"
+    email = f"{label}-{secrets.token_hex(4)}@{access.team.slug}.{MACHINE_DOMAIN}"
+    user = User(email=email, name=name, is_machine=True)
+    session.add(user)
+    session.flush()
+    session.add(Membership(team_id=access.team_id, user_id=user.id, role=role))
+    return user
 
 
 def list_team_tokens(
     session: Session, access: TeamAccess, cursor: str | None, limit: int
-) -> tuple[Sequence[ApiToken], str | None]:
-    """The team's tokens: all of them for admins, the caller's own otherwise."""
+) -> tuple[list[TokenOut], str | None]:
+    """The team's tokens: all of them for admins; otherwise the caller's own and the machine
+    tokens the caller issued."""
     stmt = team_select(ApiToken, access)
-    if access.role.rank < 2:
-        stmt = stmt.where(ApiToken.user_id == access.principal.user_id)
-    return paginate(session, stmt, ApiToken.id, cursor, limit)
+    if access.role.rank < Role.admin.rank:
+        me = access.principal.user_id
+        stmt = stmt.where(or_(ApiToken.user_id == me, ApiToken.created_by == me))
+    rows, nxt = paginate(session, stmt, ApiToken.id, cursor, limit)
+    machines = set(
+        session.scalars(
+            select(User.id).where(User.id.in_({r.user_id for r in rows}), User.is_machine)
+        )
+    )
+    return [_out(r, machine=r.user_id in machines) for r in rows], nxt
 
 
-def get_team_token(session: Session, access: TeamAccess, token_id: int) -> ApiToken:
+def get_team_token(session: Session, access: TeamAccess, token_id: int) -> TokenOut:
     """One token of the team that the caller may see."""
+    row = _visible_token(session, access, token_id)
+    return _out(row, machine=session.get_one(User, row.user_id).is_machine)
+
+
+def _visible_token(session: Session, access: TeamAccess, token_id: int) -> ApiToken:
     row = owned(session, ApiToken, access, "token", id=token_id)
-    if access.role.rank < 2 and row.user_id != access.principal.user_id:
+    me = access.principal.user_id
+    if access.role.rank < Role.admin.rank and me not in (row.user_id, row.created_by):
         raise Forbidden("only team admins and owners can manage other members' tokens")
     return row
 
 
 def revoke_team_token(session: Session, access: TeamAccess, token_id: int) -> None:
-    """Revoke a token; it stops working at once (the row stays for the audit trail)."""
-    row = get_team_token(session, access, token_id)
+    """Revoke a token; it stops working at once (the row stays for the audit trail).
+
+    A machine token's principal leaves the team with it: it is nobody else's.
+    """
+    row = _visible_token(session, access, token_id)
     if row.revoked_at is None:
         row.revoked_at = utcnow()
+    if session.get_one(User, row.user_id).is_machine:
+        session.execute(
+            delete(Membership).where(
+                Membership.team_id == access.team_id, Membership.user_id == row.user_id
+            )
+        )
     audit.record(
         session,
         access.principal,
@@ -168,3 +242,7 @@ def revoke_team_token(session: Session, access: TeamAccess, token_id: int) -> No
         resource=f"teams/{access.team.slug}/tokens/{row.id}",
         detail={"prefix": row.prefix},
     )
+
+
+def _out(row: ApiToken, *, machine: bool) -> TokenOut:
+    return TokenOut.model_validate(row).model_copy(update={"machine": machine})

@@ -1,7 +1,8 @@
-"""Tenant isolation, generated from the app's own route table.
+"""Tenant isolation and token scopes, generated from the app's own route table.
 
 Every route whose path names a team must answer 404 to another team's token and 403 to a
-viewer's mutation. A new team-scoped route that forgets to scope itself fails here.
+viewer's mutation, and every route under /v1 answers 403 to an inference-only token (it is
+for the gateway). A new route that forgets to scope itself fails here.
 """
 
 from __future__ import annotations
@@ -11,20 +12,29 @@ import re
 import pytest
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
+from sqlalchemy.orm import Session
 
 from api.main import create_app
 from tailor.config import Settings
-from tests.conftest import Tenant
+from tests.conftest import Tenant, create_token
 
 MUTATIONS = {"POST", "PUT", "PATCH", "DELETE"}
 
 
-def team_routes() -> list[tuple[str, str]]:
-    """(method, path template) of every team-scoped route the real app publishes."""
+def api_routes() -> list[tuple[str, str]]:
+    """(method, path template) of every /v1 route the real app publishes."""
     paths = create_app(Settings(workspace="/tmp/tailor-route-table")).openapi()["paths"]
     return sorted(
-        (method.upper(), path) for path, ops in paths.items() if "{team}" in path for method in ops
+        (method.upper(), path)
+        for path, ops in paths.items()
+        if path.startswith("/v1/")
+        for method in ops
     )
+
+
+def team_routes() -> list[tuple[str, str]]:
+    """(method, path template) of every team-scoped route the real app publishes."""
+    return [(method, path) for method, path in api_routes() if "{team}" in path]
 
 
 def fill(path: str, tenant: Tenant, resources: dict[str, str]) -> str:
@@ -72,6 +82,27 @@ def test_a_viewer_gets_403_on_mutations(
 ) -> None:
     resp = client.request(
         method, fill(path, tenant, resources), json={}, headers=tenant.auth("viewer")
+    )
+    assert resp.status_code == 403, resp.text
+
+
+@pytest.mark.parametrize(("method", "path"), api_routes())
+def test_an_inference_token_gets_403_on_every_route(
+    method: str,
+    path: str,
+    client: TestClient,
+    tenant: Tenant,
+    resources: dict[str, str],
+    session: Session,
+) -> None:
+    # The owner's own token for their own team, and real resources: only its scope refuses.
+    token = create_token(session, tenant.owner, team=tenant.team, scopes=("inference",))
+    session.commit()
+    resp = client.request(
+        method,
+        fill(path, tenant, resources),
+        json={},
+        headers={"Authorization": f"Bearer {token}"},
     )
     assert resp.status_code == 403, resp.text
 

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 from fastapi.testclient import TestClient
+from sqlalchemy.orm import Session
 
-from tests.conftest import Tenant
+from tailor.db.models import Role
+from tests.conftest import Tenant, add_member, create_token, create_user
 
 
 def test_creating_a_team_makes_the_caller_its_owner(client: TestClient, tenant: Tenant) -> None:
@@ -83,3 +85,37 @@ def test_a_nul_character_is_refused_and_nothing_is_stored(
         "https://tailor.dev/problems/invalid-input",
     )
     assert client.get("/v1/teams/nul-team", headers=tenant.auth()).status_code == 404
+
+
+def test_only_an_owner_makes_owners(client: TestClient, tenant: Tenant, session: Session) -> None:
+    admin = create_user(session)
+    add_member(session, tenant.team, admin, Role.admin)
+    as_admin = {"Authorization": f"Bearer {create_token(session, admin)}"}
+    session.commit()
+    members = f"/v1/teams/{tenant.slug}/members"
+
+    by_admin = [
+        client.post(members, json={"email": "new@example.com", "role": "owner"}, headers=as_admin),
+        client.patch(f"{members}/{admin.id}", json={"role": "owner"}, headers=as_admin),
+        client.patch(f"{members}/{tenant.viewer.id}", json={"role": "owner"}, headers=as_admin),
+    ]
+    by_owner = client.patch(f"{members}/{admin.id}", json={"role": "owner"}, headers=tenant.auth())
+
+    assert [r.status_code for r in by_admin] == [403, 403, 403]
+    assert by_owner.status_code == 200 and by_owner.json()["role"] == "owner"
+
+
+def test_a_machine_tokens_address_cannot_be_invited(client: TestClient, tenant: Tenant) -> None:
+    machine = client.post(
+        f"/v1/teams/{tenant.slug}/tokens",
+        json={"name": "ci", "machine_role": "viewer"},
+        headers=tenant.auth(),
+    ).json()
+    email = client.get(
+        f"/v1/teams/{tenant.slug}/members/{machine['user_id']}", headers=tenant.auth()
+    ).json()["email"]
+    client.post("/v1/teams", json={"slug": "elsewhere", "name": "e"}, headers=tenant.auth())
+    resp = client.post(
+        "/v1/teams/elsewhere/members", json={"email": email, "role": "admin"}, headers=tenant.auth()
+    )
+    assert resp.status_code == 422

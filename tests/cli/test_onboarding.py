@@ -140,3 +140,8 @@ def test_a_team_lead_onboards_from_the_terminal(platform: Platform, tmp_path: Pa
     )
     assert out.choices[0].finish_reason in {"stop", "length"}
     assert out.model == "completion"
+
+    # CI gets a machine token: a member of its own, not the lead's identity.
+    platform.run("team", "create-token", "payments", "--name", "ci", "--machine-role", "member")
+    machines = [m for m in platform.json("team", "members", "payments") if m["machine"]]
+    assert [(m["name"], m["role"]) for m in machines] == [("ci", "member")]

@@ -9,9 +9,11 @@ import threading
 import time
 import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import httpx
 import pytest
 import redis
 import uvicorn
@@ -166,6 +168,29 @@ def join(console: Console, person: Person, team: Team, role: Role) -> None:
     with console.sessions() as session:
         add_member(session, team, session.get_one(User, person.user.id), role)
         session.commit()
+
+
+CSRF_FIELD = re.compile(r'name="csrf_token" value="([0-9a-f]+)"')
+
+
+def csrf_of(html: str) -> str:
+    """The CSRF value a page's forms carry."""
+    found = CSRF_FIELD.search(html)
+    assert found is not None, "the page has no form"
+    return found.group(1)
+
+
+@contextmanager
+def signed_in_client(console: Console, token: str) -> Iterator[httpx.Client]:
+    """An HTTP client (no browser) signed in through the sign-in form."""
+    with httpx.Client(base_url=console.url, follow_redirects=False) as client:
+        form = client.get("/console/sign-in")
+        resp = client.post(
+            "/console/sign-in",
+            data={"csrf_token": csrf_of(form.text), "token": token, "next": "/console/teams"},
+        )
+        assert resp.status_code == 303, resp.text
+        yield client
 
 
 def sign_in(page: Page, token: str) -> None:

@@ -10,7 +10,7 @@ from sqlalchemy import select
 from tailor.db.models import ApiToken, Role, Team
 from tailor.jobs import service as jobs
 from tailor.tenancy import Principal, TeamAccess
-from tests.console.conftest import Console, make_person, sign_in, snap
+from tests.console.conftest import Console, join, make_person, sign_in, snap
 
 
 def test_members_are_added_given_a_role_and_removed(console: Console, page: Page) -> None:
@@ -77,6 +77,29 @@ def test_a_token_is_shown_once_then_only_its_prefix_and_it_can_be_revoked(
     with console.sessions() as session:
         row_db = session.scalars(select(ApiToken).where(ApiToken.name == "vscode")).one()
         assert row_db.revoked_at is not None
+
+
+def test_an_admin_issues_a_machine_token_no_stronger_than_themself(
+    console: Console, page: Page
+) -> None:
+    owner = make_person(console)
+    admin = make_person(console, with_team=False)
+    assert owner.team is not None
+    join(console, admin, owner.team, Role.admin)
+    sign_in(page, admin.token)
+    page.goto(f"/console/teams/{owner.slug}/tokens")
+    choices = page.get_by_label("Acts as").locator("option").all_inner_texts()
+    assert any("admin role" in c for c in choices)
+    assert not any("owner" in c for c in choices)
+
+    page.get_by_label("Name", exact=True).fill("ci")
+    page.get_by_label("Acts as").select_option("admin")
+    page.get_by_role("button", name="Create token").click()
+    expect(page.locator("#new-token")).to_be_visible()
+
+    page.goto(f"/console/teams/{owner.slug}/members")
+    expect(page.get_by_role("row", name=re.compile("machine token"))).to_have_count(1)
+    expect(page.get_by_label(re.compile(r"Role of ci-"))).to_have_value("admin")
 
 
 def test_a_token_needs_a_scope_and_says_so_next_to_the_scopes(console: Console, page: Page) -> None:

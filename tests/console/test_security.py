@@ -4,13 +4,22 @@ from __future__ import annotations
 
 import re
 
+import httpx
 from playwright.sync_api import BrowserContext, Page, expect
 from sqlalchemy import func, select
 
 from tailor.db.models import Repository, Role, Team
 from tailor.jobs import service as jobs
 from tailor.tenancy import Principal, TeamAccess
-from tests.console.conftest import Console, join, make_person, sign_in, snap
+from tests.console.conftest import (
+    Console,
+    csrf_of,
+    join,
+    make_person,
+    sign_in,
+    signed_in_client,
+    snap,
+)
 
 
 def _team_pages(slug: str, job: str) -> list[str]:
@@ -163,3 +172,45 @@ def test_the_keyboard_reaches_the_skip_link_first_and_then_the_content(
         "document.querySelector('main').contains(document.activeElement)"
     )
     assert focused_in_main
+
+
+def test_the_cookie_holds_a_session_that_signing_out_ends_for_every_copy(
+    console: Console, page: Page, context: BrowserContext
+) -> None:
+    owner = make_person(console)
+    sign_in(page, owner.token)
+    copied = {c["name"]: c["value"] for c in context.cookies()}["tailor_console"]
+    assert owner.token not in copied  # the API token never reaches a cookie
+    page.get_by_role("button", name="Sign out").click()
+
+    with httpx.Client(base_url=console.url, follow_redirects=False) as replay:
+        replay.cookies.set("tailor_console", copied)
+        resp = replay.get(f"/console/teams/{owner.slug}")
+
+    assert resp.status_code == 303 and resp.headers["location"].startswith("/console/sign-in")
+
+
+def test_an_inference_token_cannot_sign_in(
+    console: Console, page: Page, context: BrowserContext
+) -> None:
+    ide = make_person(console, scopes=("inference",))
+    page.goto("/console/sign-in")
+    page.get_by_label("API token").fill(ide.token)
+    page.get_by_label("API token").press("Enter")
+    expect(page.get_by_role("alert")).to_contain_text("works only at the inference gateway")
+    assert "tailor_console" not in {c["name"] for c in context.cookies()}
+
+
+def test_signing_in_again_ends_the_session_it_replaces(console: Console) -> None:
+    first, second = make_person(console), make_person(console)
+    with signed_in_client(console, first.token) as client:
+        replaced = client.cookies["tailor_console"]
+        form = client.get("/console/sign-in")
+        client.post(
+            "/console/sign-in",
+            data={"csrf_token": csrf_of(form.text), "token": second.token, "next": ""},
+        )
+        assert client.cookies["tailor_console"] != replaced
+    with httpx.Client(base_url=console.url, follow_redirects=False) as replay:
+        replay.cookies.set("tailor_console", replaced)
+        assert replay.get(f"/console/teams/{first.slug}").status_code == 303
