@@ -191,7 +191,7 @@ def jwt(rng: random.Random) -> Secret:
 
     alg = rng.choice(["HS256", "RS256"])
     claims = {"sub": str(rng.randint(10**5, 10**9)), "role": rng.choice(["admin", "svc"]),
-              "iat": rng.randint(1.6e9, 1.8e9)}  # fmt: skip
+              "iat": rng.randint(1_600_000_000, 1_800_000_000)}  # fmt: skip
     sig = draw(rng, B64URL, 43 if alg == "HS256" else 342)
     return Secret(f"{b64({'alg': alg, 'typ': 'JWT'})}.{b64(claims)}.{sig}")
 
