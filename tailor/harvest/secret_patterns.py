@@ -30,6 +30,7 @@ from dataclasses import dataclass, field
 from tailor.harvest.secret_values import (
     Strength,
     base64_text,
+    echoes_name,
     high_entropy,
     is_literal,
     is_password_name,
@@ -268,7 +269,9 @@ _STOP_WORDS = word_set(
 _SENTENCE_WORDS = word_set("the your to is of for please enter must be not and with this")
 
 
-def _name(m: re.Match[str], line: str, prose: bool) -> tuple[list[str], Strength]:
+def _name(
+    m: re.Match[str], line: str, prose: bool, compound: bool = True
+) -> tuple[list[str], Strength]:
     """The name's words and strength; a plain word in prose takes the words before it."""
     name = m["name"].lstrip("-$")
     words = name_words(name)
@@ -276,12 +279,16 @@ def _name(m: re.Match[str], line: str, prose: bool) -> tuple[list[str], Strength
     if prose and name.isalpha() and level is not Strength.STRONG:
         before = _PROSE_NAME.search(line, 0, m.start("name"))
         qualifiers = [w.lower() for w in before.groups() if w] if before else []
-        while qualifiers and qualifiers[0] in _STOP_WORDS:
+        while qualifiers and _stop_word(qualifiers[0]):
             qualifiers.pop(0)  # `Use the aad client secret`: `aad client` qualifies `secret`
-        if qualifiers and not any(w in _STOP_WORDS for w in qualifiers):
-            level = qualified(qualifiers, words)
+        if qualifiers and not any(_stop_word(w) for w in qualifiers):
+            level = qualified(qualifiers, words, compound)
             words = qualifiers + words
     return words, level
+
+
+def _stop_word(word: str) -> bool:
+    return word in _STOP_WORDS or word.endswith("ly")  # adverbs: `optionally pass`
 
 
 def _placeholder(words: list[str]) -> tuple[str, str]:
@@ -340,10 +347,12 @@ def _keyed(m: re.Match[str], where: Where, row: int) -> Found | None:
     """A secret behind a name: `PASSWORD=...`, `"apiKey": "..."`, `--token ...`, `ENV K v`."""
     sep = m.groupdict().get("sep")
     op = "" if sep is None else sep.strip()  # "" for `--flag value`, `ENV K v`, `PASS 'v'`
-    words, level = _name(m, m.string, prose=op in ("", "is", ":"))
+    words, level = _name(m, m.string, prose=op in ("", "is", ":"), compound=op != "")
     if level is Strength.NONE or (op == "," and not _first_argument(m, words)):
         return None
     quoted = _unquote(m["value"])
+    if quoted is not None and echoes_name(quoted[1], words):
+        return None
     if quoted is not None:
         span = _quoted_span(m, quoted, level, spaced=sep is None)
     else:
@@ -358,9 +367,8 @@ def _quoted_span(
     m: re.Match[str], quoted: tuple[int, str], level: Strength, spaced: bool
 ) -> tuple[int, int] | None:
     offset, inner = quoted
-    # `PASSWORD 'x'` holds a secret; `token "x"` (no flag, no `ENV`) is mostly prose.
-    if spaced and level is Strength.WEAK and not m.group().lstrip().startswith(("-", "ENV")):
-        return None
+    if spaced and m["value"].startswith("`") and not prose_secret(inner):
+        return None  # prose's `code span` is mostly a name: `pass \`input_ids\``
     if not _quoted_ok(inner, level):
         return None
     start = m.start("value") + offset
@@ -371,13 +379,15 @@ def _bare_span(
     m: re.Match[str], where: Where, row: int, level: Strength, op: str, spaced: bool
 ) -> tuple[int, int] | None:
     line, raw, start = m.string, m["value"], m.start("value")
+    if is_template(raw):
+        return None  # before trimming: `?token={session_token}` ends with its brace
     value = raw if where.config and op != "is" else raw.rstrip(".,;:)]}>")
     if op == "is":  # prose: a value that reads like one, in a comment, string or docstring
         if not prose_secret(value) or (level is Strength.WEAK and not secretish(value)):
             return None
         if not where.literal_at(line, start, row):
             return None
-    elif spaced and value.startswith("-"):
+    elif spaced and value.startswith("-") and m.group().lstrip().startswith("-"):
         return None  # `--no-password --verbose`: the next flag, not a value
     elif not _bare_ok(value, level, lambda: where.literal_at(line, start, row), where.config):
         return None
@@ -653,7 +663,7 @@ DETECTORS: tuple[Detector, ...] = (
     Detector(
         "password_assignment",
         PASSWORD,
-        _rx(r"(?i:\bidentified\s+by)\s+(?P<value>'[^'\n]*'|\"[^\"\n]*\")"),
+        _rx(r"(?i:\b(?:user|to)\b[^\n]*?\bidentified\s+by)\s+(?P<value>'[^'\n]*'|\"[^\"\n]*\")"),
         triggers=("identified",),
         judge=_quoted_password,
     ),
@@ -709,11 +719,11 @@ DETECTORS: tuple[Detector, ...] = (
     Detector(
         "secret_assignment",
         SECRET,
-        _rx(rf"(?<![\w.\-])(?P<name>{_NAME})\s+(?P<value>{_QUOTED})", re.IGNORECASE),
+        _rx(rf"(?<![\w.\-])(?P<name>{_NAME}{_PROSE_TAIL})\s+(?P<value>{_QUOTED})", re.I),
         triggers=_KEY_WORDS,
         judge=_keyed,
         seed=_SEED,
-        prefilter=_rx(rf"{_SECRET_WORD}[\w.\-]*\s+[bBrRuUfF]{{0,2}}[\"'`]", re.I),
+        prefilter=_rx(rf"{_SECRET_WORD}[\w.\-]*{_PROSE_TAIL}\s+[bBrRuUfF]{{0,2}}[\"'`]", re.I),
     ),
     Detector(
         "high_entropy_string",
@@ -737,7 +747,7 @@ DETECTORS: tuple[Detector, ...] = (
         "email",
         EMAIL,
         _rx(
-            r"(?<![\w.%+\-])(?P<local>[\w.%+\-]+)@(?P<domain>[A-Za-z0-9](?:[A-Za-z0-9\-]*"
+            r"(?<![\w.%+\-\\])(?P<local>(?:[\w.%+\-]|\\u[0-9a-fA-F]{4})+)@(?P<domain>[A-Za-z0-9](?:[A-Za-z0-9\-]*"
             r"[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9\-]*[A-Za-z0-9])?)*\.[A-Za-z]{2,24})"
             r"(?![\w\-])"
         ),

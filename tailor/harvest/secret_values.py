@@ -60,7 +60,7 @@ _NOT_THE_SECRET = word_set(
     "strength location ref source store holder widget view form entry box button function "
     "algorithm alg algo encoding event events order level flag flags option options param "
     "params arg args schema spec mapping lookup getter setter set sets reset prefixes ref "
-    "refs placeholder length_ func_ store_ module"
+    "refs reference references role roles placeholder module"
 )
 # A name starting with one of these is a flag or an action: is_secret, no_password, get_token.
 _NOT_A_HOLDER = word_set(
@@ -88,15 +88,16 @@ def strength(words: list[str]) -> Strength:
     return Strength.WEAK if any(w in _WEAK_WORDS for w in words) else Strength.NONE
 
 
-def qualified(qualifiers: list[str], words: list[str]) -> Strength:
+def qualified(qualifiers: list[str], words: list[str], compound: bool = True) -> Strength:
     """A one-word name's strength with the prose words before it (`aws secret key`, `API
     token`): they strengthen it by a strong word of their own or a known pair, never by
-    themselves making a weak word strong. `smtp pass` is a compound name like `smtp_pass`;
-    the caller drops verbs and adverbs (`can pass "x"`, `only pass`)."""
+    themselves making a weak word strong. With `compound`, `smtp pass` is a name like
+    `smtp_pass`; the caller drops verbs and adverbs (`can pass "x"`, `only pass`), and passes
+    `compound=False` where prose says `users pass "dtype="`."""
     level = strength(words)
     if level is Strength.NONE or not qualifiers:
         return level
-    if words == ["pass"] or any(w in _STRONG_WORDS for w in qualifiers if w != "pass"):
+    if (compound and words == ["pass"]) or any(w in _STRONG_WORDS for w in qualifiers):
         return Strength.STRONG
     return Strength.STRONG if (qualifiers[-1], words[0]) in _STRONG_PAIRS else level
 
@@ -108,32 +109,44 @@ def is_password_name(words: list[str]) -> bool:
 
 # --- values ----------------------------------------------------------------------------------
 
-# Template and reference syntax. `$VAR` counts only where a shell would end the name and not
-# right after a letter or digit, so `$3cr3t!x9`, `$ecr3t!x9` and `geheim$parole` stay literal.
+# Template and reference syntax. `$VAR` counts only where a shell would end the name, and
+# `$VAR` and `$(...)` not right after a letter or digit: `$3cr3t!x9`, `$ecr3t!x9`,
+# `geheim$parole` and `t$(Efb3T!` stay literal.
 _TEMPLATE = re.compile(
-    r"\$\{[^}\n]*\}+|\$\([^)\n]*\)|\{\{.*?\}\}|\{%.*?%\}|<%.*?%>|#\{[^}\n]*\}"
+    r"\$\{[^}\n]*\}+|(?<![A-Za-z0-9])\$\([^)\n]*\)|\{\{.*?\}\}|\{%.*?%\}|<%.*?%>|#\{[^}\n]*\}"
     r"|%\(\w+\)[-#0 +]*\d*(?:\.\d+)?[sdrfixXoeEgG]|%[sdr](?![A-Za-z0-9])"
-    r"|\{\w*(?:\.\w+|\[\w*\])*(?:![rsa])?(?::[^{}\n]*)?\}|<[A-Za-z_][\w\- .]*>"
+    r"|\{[^{}\n]*\}|<[A-Za-z_][\w\- .]*>|<\|[^|\n]*\|>"
     r"|%[A-Za-z_]\w*%|(?<![A-Za-z0-9])\$[A-Za-z_]\w*(?=$|[/:@.\s\"'`,;])"
 )
 # Cut at the first space, a template is only its opening: `${{`, `{{`, `{%`, `<%`.
 _TEMPLATE_OPENINGS = ("${", "{{", "{%", "<%", "$(", "#{")
 _WHOLE_REFERENCE = re.compile(r"\$(?:\d+|[@*#?!$]|[A-Za-z_]\w*)|%\w+%")
-_WORDISH = re.compile(r"[A-Za-z]+\d{0,3}|\d+|\w{1,4}")  # `issuer`, `pkcs7`, `2024`, `v2`
-_PLAIN = re.compile(r"[A-Za-z_\s\-./:=]*")  # words and separators around template parts
+_CODE_START = re.compile(r"[A-Za-z_][\w.]*\s*[(\[]")
+_CAMEL_WORD = re.compile(r"[A-Z][a-z]{2,}|(?<![a-z])[a-z]{3,}")
+_WORD_PIECE = re.compile(r"[A-Z]?[a-z]+|[A-Z]+")
+_PLAIN = re.compile(r"[A-Za-z_\s\-./:=<>]*")  # words and separators around template parts
 _MASK = re.compile(r"([*xX.•#\-_])\1{2,}")
 _PLACEHOLDER_WORDS = re.compile(
     r"(?i)^(?:(?:your|insert|enter|replace)[-_ ].*|.*[-_ ]here|changeme|change[-_]me|placeholder"
     r"|redacted|dummy|example|sample|fake|xxx+|todo|fixme|tbd|secret|password|pass|passwd|pwd"
-    r"|test|foo|bar|baz|qux|spam|eggs|\.\.\.)$"
+    r"|test|testing|foo|bar|baz|qux|spam|eggs|\.\.\.)$"
 )
 _KEYWORDS = word_set(
     "none null nil true false undefined required optional empty default yes no on off "
     "unset str string bytes int bool"
 )
-_FIELD_NAME = re.compile(r"[a-z_\-]*(?:passw(?:or)?d|pwd|secret|token|key)[a-z_\-]*")
+_FIELD_NAME = re.compile(r"[a-z_\-]*(?:passw(?:or)?d|passphrase|pwd|secret|token|key)[a-z_\-]*")
 _REGEX_LIKE = re.compile(r"\\[dwsbDWS]|\[\^|\(\?|\{\d+(?:,\d*)?\}|[a-z]-z|A-Z|0-9|\.[*+]")
 _YAML_NODE = re.compile(r"[*&!][A-Za-z_][\w\-]*")
+
+
+def echoes_name(value: str, words: list[str]) -> bool:
+    """`"credentials_role": "credentialsRole"`, `"secret": "V1SecretProjection"`: a value that
+    is a name built from the key's own words, not a secret."""
+    if not (camel_words(value) or words_joined(value)):
+        return False
+    own = set(name_words(value))
+    return set(words) <= own or len(set(words) & own) >= 2
 
 
 def names_a_field(value: str) -> bool:
@@ -148,12 +161,25 @@ def is_template(value: str) -> bool:
     words (`Bearer ${TOKEN}`, `secret_{}`), not when it is a secret's worth (`x+o$WDbG0!`).
     """
     v = value.strip()
-    if v.startswith(_TEMPLATE_OPENINGS) or _WHOLE_REFERENCE.fullmatch(v):
+    if _WHOLE_REFERENCE.fullmatch(v):
+        return _reference(v)
+    if v.startswith(_TEMPLATE_OPENINGS):
         return True
     rest = _TEMPLATE.sub("", v)
     if rest == v:
         return False
     return len(re.sub(r"[^A-Za-z0-9]", "", rest)) < 6 or _PLAIN.fullmatch(rest) is not None
+
+
+def _reference(value: str) -> bool:
+    """`$DB_PASSWORD`, `$password`, `$1`, `%APPDATA%`; not `$bYq0PW0tSoGri5`, a random run."""
+    m = _WHOLE_REFERENCE.fullmatch(value)
+    if m is None:
+        return False
+    name = value.strip("$%")
+    return not name[:1].isalpha() or bool(
+        name.isupper() or name.islower() or camel_words(name) or words_joined(name)
+    )
 
 
 def is_placeholder(value: str) -> bool:
@@ -171,6 +197,23 @@ def is_literal(value: str) -> bool:
     """A value that may be a secret: no template, reference, placeholder or empty stand-in."""
     v = value.strip()
     return len(v) >= 3 and not is_template(v) and not is_placeholder(v)
+
+
+def looks_like_code(value: str) -> bool:
+    """`Union[str, None]`, `Depends(scheme)`, `iam.AccessKeyReference(`, `</label>`: code or
+    markup in prose, not a value."""
+    if value.startswith("<"):
+        return True
+    # A call or a subscript, in code's own characters: `f2(zk)=&x$^n9` is a key.
+    return _CODE_START.match(value) is not None and not re.search(r"[!@#$%^&~?;`]", value)
+
+
+def camel_words(value: str) -> bool:
+    """`V1ServiceAccountTokenProjection`: a type or field name, words run together."""
+    if re.search(r"[^A-Za-z0-9_]", value):
+        return False
+    covered = sum(len(w) for w in _CAMEL_WORD.findall(value))
+    return covered >= 0.8 * len(value)
 
 
 def looks_like_path(value: str) -> bool:
@@ -195,11 +238,11 @@ def secretish(value: str) -> bool:
     v = value.strip()
     if not is_literal(v) or looks_like_path(v) or _REGEX_LIKE.search(v) or "\\" in v:
         return False
-    if words_joined(v):
-        return False
     if base64_text(v):
         return True
-    return (
+    if words_joined(v) or camel_words(v):
+        return False
+    return _random_letters(v) or (
         len(v) >= 12
         and not any(ch.isspace() for ch in v)
         and any(ch.isdigit() for ch in v)
@@ -212,9 +255,23 @@ def prose_secret(value: str) -> bool:
     v = value.strip()
     if len(v) < 6 or not is_literal(v) or looks_like_path(v) or "://" in v or "\\" in v:
         return False
+    if looks_like_code(v):
+        return False
     if any(c.isdigit() for c in v) or re.search(r"[^\w.\-]", v) is not None:
         return True
-    return base64_text(v) or high_entropy(v)
+    return base64_text(v) or high_entropy(v) or _random_letters(v)
+
+
+def _random_letters(value: str) -> bool:
+    # A key of letters only (`DjezNzvlzNEhvtWGsTjl...`): long, both cases, no words in it.
+    return (
+        len(value) >= 24
+        and value.isalpha()
+        and not value.islower()
+        and not value.isupper()
+        and not camel_words(value)
+        and shannon_entropy(value) > 0.8 * math.log2(min(len(value), 52))
+    )
 
 
 def yaml_node(value: str) -> bool:
@@ -234,14 +291,23 @@ def words_joined(value: str) -> bool:
     """`PYTHONIOENCODING=utf8`, `pkcs7_issuer_and_serial_st`, `token-refresh-2024`: words and
     numbers joined by punctuation, which random keys are not."""
     parts = [p for p in re.split(r"[-_.=/+:]", value) if p]
-    return len(parts) >= 2 and all(_WORDISH.fullmatch(p) for p in parts)
+    return len(parts) >= 2 and all(_wordish(p) for p in parts)
+
+
+def _wordish(part: str) -> bool:
+    """`issuer`, `X509`, `pkcs7`, `PyUnicode`, `SubClass1`, `v2`; not `YXBwOkR`, a random run."""
+    word = part.rstrip("0123456789") if len(part.rstrip("0123456789")) + 3 >= len(part) else part
+    if len(part) <= 4 or part.isdigit():
+        return True
+    pieces = [p for p in _WORD_SPLIT.split(word) if p]
+    return bool(pieces) and all(_WORD_PIECE.fullmatch(p) for p in pieces)
 
 
 def high_entropy(value: str) -> bool:
     """A random-looking key: hex with mixed digits/letters, or base64-like above ~85% of max."""
     if any(s in value for s in ("//", "..", "__")) or value[0] in "./" or value.isdigit():
         return False
-    if "=" in value.rstrip("=") or words_joined(value):
+    if "=" in value.rstrip("=") or words_joined(value) or camel_words(value):
         return False  # `=` inside is an assignment (`KEY=value`), not base64 padding
     if re.fullmatch(r"[0-9a-fA-F]+", value):
         letters = any(c.isalpha() for c in value)

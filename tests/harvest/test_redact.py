@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import subprocess
 import xml.etree.ElementTree as ET
 
@@ -153,6 +154,12 @@ def test_templates_and_references_are_kept(value: str) -> None:
         ("a.py", "Python", 'tokenizer = "bert-base-uncased-v2"\n'),
         ("a.py", "Python", 'CACHE_KEY = "user_profile_v2_by_id_1234"\n'),
         ("a.py", "Python", 'password_prompt = "Enter the password for the account:"\n'),
+        ("a.py", "Python", '    """Proxy.\n\n    password : Union[str, None]\n    """\n'),
+        (
+            "fim.py",
+            "Python",
+            'FIM_TOKEN = "<|fim_prefix|>"\npad_token = "<|reserved_special_token_6|>"\n',
+        ),
     ],
 )
 def test_names_and_values_that_only_look_secret_are_left_alone(
@@ -199,6 +206,12 @@ def test_shell_scripts_still_parse_after_redaction() -> None:
     assert "ghp_" not in result.text and "Uqxh4" not in result.text
     check = subprocess.run(["bash", "-n"], input=result.text, text=True, capture_output=True)
     assert check.returncode == 0, check.stderr
+
+
+def test_json_stays_valid_after_redaction() -> None:
+    doc = json.dumps({"owner": "ravi.müller@acme-payments.io", "api_key": "Uqxh4raeBe7Us4BaZl9"})
+    result = redact(doc, path="config/secrets.json", language="JSON")
+    assert json.loads(result.text) == {"owner": "<EMAIL>", "api_key": "<SECRET>"}
 
 
 def test_xml_stays_well_formed_after_redaction() -> None:
