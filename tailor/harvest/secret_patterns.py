@@ -296,6 +296,8 @@ def _placeholder(words: list[str]) -> tuple[str, str]:
         return "password_assignment", PASSWORD
     if words[-1] in ("token", "jwt", "bearer", "pat") or words[-1].endswith("token"):
         return "secret_assignment", TOKEN
+    if words[-1] == "apikey" or words[-2:] == ["api", "key"]:
+        return "secret_assignment", API_KEY
     return "secret_assignment", SECRET
 
 

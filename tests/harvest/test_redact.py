@@ -211,7 +211,7 @@ def test_shell_scripts_still_parse_after_redaction() -> None:
 def test_json_stays_valid_after_redaction() -> None:
     doc = json.dumps({"owner": "ravi.müller@acme-payments.io", "api_key": "Uqxh4raeBe7Us4BaZl9"})
     result = redact(doc, path="config/secrets.json", language="JSON")
-    assert json.loads(result.text) == {"owner": "<EMAIL>", "api_key": "<SECRET>"}
+    assert json.loads(result.text) == {"owner": "<EMAIL>", "api_key": "<API_KEY>"}
 
 
 def test_xml_stays_well_formed_after_redaction() -> None:
