@@ -18,13 +18,17 @@ from tailor.harvest.secret_patterns import (
     ANCHORS,
     API_KEY,
     CONFIG_LANGUAGES,
+    CONFIG_SUFFIXES,
     DETECTORS,
+    MARKUP_LANGUAGES,
+    MARKUP_SUFFIXES,
     PASSWORD,
     PRIVATE_KEY,
     TOKEN,
     Detector,
-    names_a_field,
+    Where,
 )
+from tailor.harvest.secret_values import is_literal, names_a_field
 from tailor.harvest.suspects import Suspects, TokenPrefixes, TriggerScanner
 
 
@@ -126,10 +130,31 @@ def _scanner(config: bool) -> TriggerScanner | None:
     # lines its gate may match (a gate match holds one of the plugin's triggers); the other
     # plugins, their triggers' lines.
     _, triggered, whole = _detectors(config)
-    regexes = {_rx_trigger(d): d.regex for d in (*triggered, *whole)}
+    regexes = {_rx_trigger(d): d.prefilter or d.regex for d in (*triggered, *whole)}
     regexes.update({_gate_trigger(p): p.gate for p in _plugins() if p.gate is not None})
     words = [t for p in _plugins() if p.gate is None for t in p.triggers]
     return TriggerScanner(words, _token_prefixes(), {}, regexes)
+
+
+@lru_cache(maxsize=2)
+def _line_plan(config: bool) -> tuple[tuple[Detector, tuple[str, ...]], ...]:
+    """With a scanner: every single-line detector, in order, with its scanner trigger."""
+    _, triggered, whole = _detectors(config)
+    return tuple((d, (_rx_trigger(d),)) for d in (*triggered, *whole))
+
+
+@lru_cache(maxsize=2)
+def _trigger_plan(config: bool) -> tuple[tuple[Detector, tuple[str, ...]], ...]:
+    """Without one: the triggered detectors with their triggers (whole-text ones run apart)."""
+    _, triggered, _ = _detectors(config)
+    return tuple((d, d.triggers) for d in triggered)
+
+
+@lru_cache(maxsize=2)
+def _scanned_triggers(config: bool) -> tuple[str, ...]:
+    """What a scanner must know to serve a file of this kind."""
+    plan = [t for _, (t,) in _line_plan(config)]
+    return (*plan, *(_gate_trigger(p) for p in _plugins() if p.gate is not None))
 
 
 def _gate_trigger(plugin: _Plugin) -> str:
@@ -150,20 +175,47 @@ def warm_up() -> None:
         redact("warm = 'up'", path=".env" if config else "warm.py")
 
 
-def _substitute(detector: Detector, text: str, red: Redaction) -> str:
-    group = detector.group
+def _substitute(detector: Detector, text: str, red: Redaction, where: Where, row: int = 0) -> str:
+    """`text` with every value `detector` finds replaced by its placeholder.
 
-    def replace(m: re.Match[str]) -> str:
-        value = m.group(group)
-        if value is None or (detector.accept is not None and not detector.accept(value)):
-            return m.group(0)
-        red.counts[detector.kind] += 1
-        red.secret_chars += len(value)
-        whole = m.group(0)
-        start, end = m.start(group) - m.start(), m.end(group) - m.start()
-        return whole[:start] + detector.placeholder + whole[end:]
+    A judged match that is rejected does not hide its value: the search goes on from the value,
+    so `DSN = "host=db password=..."` still finds the password inside the string.
+    """
+    regex, judge = detector.regex, detector.judge
+    resume_at_value = judge is not None and "value" in regex.groupindex
+    parts: list[str] = []
+    pos = last = 0
+    while (m := detector.search(text, pos)) is not None:
+        found = _decide(detector, m, where, row)
+        if found is None:
+            pos = m.start("value") if resume_at_value and m.start("value") > m.start() else m.end()
+            pos = max(pos, m.start() + 1)
+            continue
+        kind, placeholder, start, end = found
+        red.counts[kind] += 1
+        red.secret_chars += end - start
+        parts += (text[last:start], where.render(placeholder, text, start))
+        last = end
+        pos = max(end, m.end(), m.start() + 1)
+    if not parts:
+        return text
+    parts.append(text[last:])
+    return "".join(parts)
 
-    return detector.regex.sub(replace, text)
+
+def _decide(
+    detector: Detector, m: re.Match[str], where: Where, row: int
+) -> tuple[str, str, int, int] | None:
+    """(kind, placeholder, start, end) of the value `m` found, or None for a look-alike."""
+    if detector.judge is not None:
+        found = detector.judge(m, where, row)
+        if found is None:
+            return None
+        return found.kind, found.placeholder, found.start, found.end
+    value = m.group(detector.group)
+    if value is None or (detector.accept is not None and not detector.accept(value)):
+        return None
+    return detector.kind, detector.placeholder, *m.span(detector.group)
 
 
 def _is_noise(value: str, line: str) -> bool:
@@ -172,6 +224,7 @@ def _is_noise(value: str, line: str) -> bool:
     return bool(
         len(value) < 4
         or value.startswith("<")
+        or not is_literal(value)
         or names_a_field(value)
         or heuristic.is_sequential_string(value)
         or heuristic.is_potential_uuid(value)
@@ -189,8 +242,8 @@ def _run_plugin(p: _Plugin, line: str, path: str, row: int, red: Redaction) -> s
         value = s.secret_value
         if not value or value not in line or _is_noise(value, line):
             continue
-        n = line.count(value)
-        line = line.replace(value, p.placeholder)
+        # Whole occurrences only: a value `pass` must not eat the start of `password`.
+        line, n = re.subn(rf"(?<![\w.-]){re.escape(value)}(?![\w.-])", p.placeholder, line)
         red.counts[p.kind] += n
         red.secret_chars += n * len(value)
     return line
@@ -225,7 +278,17 @@ def redact(text: str, *, path: str = "", language: str = "") -> Redaction:
 
 def _is_config(path: str, language: str) -> bool:
     """Whether bare `KEY=value` lines hold literal values (config files, `.env` files)."""
-    return language in CONFIG_LANGUAGES or path.rsplit("/", 1)[-1].startswith(".env")
+    name = path.rsplit("/", 1)[-1]
+    return (
+        language in CONFIG_LANGUAGES
+        or name.startswith(".env")
+        or name.lower().endswith(CONFIG_SUFFIXES)
+    )
+
+
+def _is_markup(path: str, language: str) -> bool:
+    """Whether a raw `<` breaks the file (XML, HTML): placeholders are written escaped there."""
+    return language in MARKUP_LANGUAGES or path.lower().endswith(MARKUP_SUFFIXES)
 
 
 def redact_with(
@@ -236,33 +299,34 @@ def redact_with(
     A scanner built for other detectors (config or not) is not used: it lacks triggers.
     """
     red = Redaction(text)
-    multi_line, triggered, whole = _detectors(_is_config(path, language))
-    if scanner is not None and not scanner.knows(
-        [_rx_trigger(d) for d in (*triggered, *whole)]
-        + [_gate_trigger(p) for p in _plugins() if p.gate is not None]
-    ):
+    config = _is_config(path, language)
+    multi_line, _, whole = _detectors(config)
+    if scanner is not None and not scanner.knows(_scanned_triggers(config)):
         scanner = None
+    where = Where(red.text, language, config, markup=_is_markup(path, language))
     # Key blocks span lines: replace them first, so line numbers found afterwards stay right
     # (every later replacement stays within its line: placeholders hold no newline).
     for detector in multi_line:
-        red.text = _substitute(detector, red.text, red)
+        red.text = _substitute(detector, red.text, red, where)
+    where.text = red.text
     suspects = Suspects(red.text, _token_prefixes(), _byte_anchors(), scanner)
     # Specific shapes first, so a value is counted under its most precise kind; the generic
     # whole-text ones (quoted high-entropy strings) after them. With a scanner, each detector
     # sees only the lines its regex may match, the whole-text ones included.
     work: list[tuple[list[int], Callable[[str, int], str]]] = []
-    for detector in (*triggered, *whole) if scanner is not None else triggered:
+    for detector, trigger in _line_plan(config) if scanner is not None else _trigger_plan(config):
+        rows = suspects.lines(trigger)
+        if rows:
 
-        def by_detector(line: str, _row: int, d: Detector = detector) -> str:
-            return _substitute(d, line, red)
+            def by_detector(line: str, row: int, d: Detector = detector) -> str:
+                return _substitute(d, line, red, where, row)
 
-        rows = suspects.lines((_rx_trigger(detector),) if scanner else detector.triggers)
-        work.append((rows, by_detector))
+            work.append((rows, by_detector))
     if scanner is None:
         _on_lines(red, work)
         work = []
         for detector in whole:
-            red.text = _substitute(detector, red.text, red)
+            red.text = _substitute(detector, red.text, red, where)
     for plugin in _plugins():
 
         def by_plugin(line: str, row: int, p: _Plugin = plugin) -> str:

@@ -174,6 +174,9 @@ class Suspects:
         if self._scanner is not None:
             self._memo.update(self._scanner.scan(self.data, self._row_numbers))
             self._scanner = None
+        if len(triggers) == 1 and triggers[0] in self._memo:
+            one = self._memo[triggers[0]]
+            return sorted(one) if one else []
         found: set[int] = set()
         for trigger in triggers:
             if trigger not in self._memo:

@@ -33,8 +33,8 @@ SECRETS: dict[str, str] = {
     "db_password": "Sup3r-S3cret-Pw-2024",
     "password_assignment": "correct-horse-battery-staple-9",
     "email": "jane.doe@acme-payments.com",
-    "ip_address": "203.0.113.77",
-    "ipv6_address": "2001:db8:85a3::8a2e:370:7334",
+    "ip_address": "81.2.69.142",
+    "ipv6_address": "2a02:8071:a1b2:3c4d::8a2e:7334",
     "bearer_token": "Zm9vYmFyYmF6cXV4MTIzNDU2Nzg5MGFiY2RlZmdoaWprbG1u",
     "azure_storage_key": "Xq7Lm2Np9Rs4Tv6Wy8Zb1Cd3Fg5Hj7Kl9Mn2Pq4Rs6Tv8Wy0Zb2Cd4Fg6Hj8Kl0"
     "Mn3Pq5Rs7Tv9Wy1Zb3Cd5==",

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import inspect
 
+from bench.secret_corpus import KINDS, planted
 from tailor.harvest import dedup, minhash, redact, secret_patterns, walk
 from tailor.harvest.redact import (
     _PLUGINS,
     _byte_anchors,
+    _is_config,
     _scanner,
     _token_prefixes,
     redact_with,
@@ -73,3 +75,13 @@ def test_a_scanner_for_other_files_is_not_used_for_a_config_file() -> None:
     text = "API_SECRET=Zq8Lm2Np9Rs4Tv6Wy8Zb1Cd3Fg5Hj7K\n"  # bare value: config detectors only
     red = redact_with(text, path=".env", language="", scanner=_scanner(False))
     assert "Zq8Lm2Np9Rs4Tv6Wy8Zb1Cd3Fg5Hj7K" not in red.text
+
+
+def test_scanner_prefilters_flag_every_line_their_detectors_redact() -> None:
+    # A detector's prefilter is looser than its regex and ends early; were it not a superset,
+    # the scanner would skip a line the per-trigger search finds.
+    for p in planted(seed=2, samples=1, kinds=[k.name for k in KINDS[::3]]):
+        scanner = _scanner(_is_config(p.path, p.language))
+        fast = redact_with(p.text, path=p.path, language=p.language, scanner=scanner)
+        slow = redact_with(p.text, path=p.path, language=p.language, scanner=None)
+        assert (fast.text, fast.counts) == (slow.text, slow.counts), (p.kind, p.context)
