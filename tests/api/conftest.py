@@ -18,7 +18,7 @@ from api.main import create_app
 from tailor.config import Settings
 from tailor.queue import make_sender
 from tailor.storage import FileStore
-from tests.conftest import Tenant, create_tenant
+from tests.conftest import Tenant, create_tenant, create_token, create_user, register_base
 
 
 @pytest.fixture
@@ -48,6 +48,27 @@ def tenant(session: Session) -> Tenant:
 def other_tenant(session: Session) -> Tenant:
     """A second, unrelated team."""
     return create_tenant(session)
+
+
+@pytest.fixture
+def admin_auth(session: Session) -> dict[str, str]:
+    """The Authorization header of a platform admin's token (admin scope)."""
+    admin = create_user(session, admin=True)
+    token = create_token(session, admin, scopes=("read", "write", "admin"))
+    session.commit()
+    return {"Authorization": f"Bearer {token}"}
+
+
+# Bases the API tests name; hub-id sources, since the API itself never loads them.
+CATALOG = ("tiny-base", "tiny-instruct", "other-base", "third-base")
+
+
+@pytest.fixture
+def catalog(session: Session) -> tuple[str, ...]:
+    """The platform's catalog holding the bases the adapter tests name."""
+    for name in CATALOG:
+        register_base(session, name, family="gpt_bigcode")
+    return CATALOG
 
 
 @pytest.fixture

@@ -288,7 +288,7 @@ def test_a_promotion_reaches_a_cached_lookup(
     token, routing = committed_team.token, Routing.on(db_engine, cache)
     first = routing.lookup(token, "completion")
     with committed_team.admin() as (session, admin):
-        registry.promote(session, admin, "completion", Promote(version=2))
+        registry.promote(session, admin, "completion", Promote(version=2), serves=None)
     assert eventually(lambda: routing.lookup(token, "completion") != first)
 
 

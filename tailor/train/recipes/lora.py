@@ -62,7 +62,7 @@ def run(
 
 def setup(spec: TrainSpec, hooks: Hooks, fallback_reason: str | None = None) -> Setup:
     """Load the base in the chosen precision and attention kernel, and wrap it with LoRA."""
-    source = models.fetch_base(spec.base_model, hooks.work_dir / "cache")
+    source = models.fetch_base(spec.base_location(), hooks.work_dir / "cache")
     targets = models.check_fit(models.load_config(source, spec.base_revision), spec)
     device = models.training_device()
     precision = models.detect_precision(spec.precision)
