@@ -5,10 +5,14 @@ from __future__ import annotations
 import base64
 import json
 import os
+import socket
+import threading
+import time
 from collections.abc import Iterator
 
 import pytest
 import redis
+import uvicorn
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
 from sqlalchemy import Connection
@@ -87,3 +91,18 @@ def queued_tasks(broker: redis.Redis) -> list[tuple[str, list[object]]]:
     """(task name, args) of every message waiting in the default queue."""
     messages = [json.loads(raw) for raw in broker.lrange("celery", 0, -1)]
     return [(m["headers"]["task"], json.loads(base64.b64decode(m["body"]))[0]) for m in messages]
+
+
+@pytest.fixture
+def live_url(app: FastAPI, broker: redis.Redis) -> Iterator[str]:
+    """The test's app served over real HTTP, for the CLI to call."""
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    server = uvicorn.Server(uvicorn.Config(app, log_level="warning"))
+    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
+    thread.start()
+    while not server.started and thread.is_alive():
+        time.sleep(0.02)
+    yield f"http://127.0.0.1:{sock.getsockname()[1]}"
+    server.should_exit = True
+    thread.join()

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import select
 from sqlalchemy.orm import Session
+from typer.testing import CliRunner, Result
 
+from tailor.cli.main import app as cli_app
 from tailor.db.models import AuditEvent, Job
 from tests.conftest import Tenant, create_version
 
@@ -96,3 +99,28 @@ def test_a_fine_tune_of_a_base_outside_the_catalog_says_how_to_list_it(
     assert resp.status_code == 422 and problem["type"].endswith("/unknown-base-model")
     assert "catalog" in problem["detail"] and "GET /v1/base-models" in problem["detail"]
     assert session.scalars(select(Job)).all() == []
+
+
+def cli(url: str, token: str, *args: str) -> Result:
+    env = {"TAILOR_URL": url, "TAILOR_TOKEN": token, "COLUMNS": "200"}
+    return CliRunner().invoke(cli_app, list(args), env=env)
+
+
+def test_an_admin_manages_the_catalog_and_a_team_lists_its_names(
+    live_url: str, admin_auth: dict[str, str], tenant: Tenant
+) -> None:
+    admin = admin_auth["Authorization"].removeprefix("Bearer ")
+    added = cli(live_url, admin, "admin", "base-model", "add", "starcoderbase-1b",
+                "bigcode/starcoderbase-1b", "--family", "gpt_bigcode", "-o", "json")  # fmt: skip
+    assert added.exit_code == 0, added.output
+    catalog = json.loads(cli(live_url, admin, "admin", "base-model", "list", "-o", "json").output)
+    assert [(b["name"], b["source"]) for b in catalog] == [
+        ("starcoderbase-1b", "bigcode/starcoderbase-1b")
+    ]
+    names = json.loads(cli(live_url, tenant.owner_token, "base", "list", "-o", "json").output)
+    assert names == [{"name": "starcoderbase-1b", "family": "gpt_bigcode", "description": ""}]
+
+    refused = cli(live_url, tenant.owner_token, "admin", "base-model", "remove", "starcoderbase-1b")
+    assert refused.exit_code == 1 and "403" in refused.output
+    removed = cli(live_url, admin, "admin", "base-model", "remove", "starcoderbase-1b")
+    assert removed.exit_code == 0, removed.output
