@@ -15,6 +15,7 @@ import shutil
 import tarfile
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 import redis
@@ -36,7 +37,6 @@ from tailor.registry.run import (
     run_import_job,
     run_transfer_job,
 )
-from tailor.registry.schemas import ImportForm
 from tailor.registry.service import list_versions, register_version
 from tailor.storage import FileStore
 from tailor.tenancy import Principal, TeamAccess, team_for
@@ -337,7 +337,7 @@ def start_import(
     sender: Celery,
     work: Path,
     archive: io.BytesIO,
-    form: ImportForm,
+    form: Any,
 ) -> JobOut:
     """An upload as the API receives it: the archive saved, then checked and staged."""
     saved = work / "files" / "adapter.tar"
@@ -359,6 +359,8 @@ def test_an_uploaded_adapter_becomes_an_imported_version(
     broker: redis.Redis,
     tmp_path: Path,
 ) -> None:
+    from tailor.registry.schemas import ImportForm
+
     base = in_catalog(session, tiny_base, revision="r1")
     form = ImportForm(base_model=base, base_revision="r1", eval_dataset_id="ds-1")
     job = start_import(session, tenant, store, sender, tmp_path, _tar(adapter_c), form)
@@ -389,6 +391,8 @@ def test_an_upload_that_does_not_fit_the_base_fails_and_leaves_nothing(
     from tests.adapters.conftest import make_adapter
 
     wide = make_adapter(wider_base, tmp_path / "wide", seed=5)
+    from tailor.registry.schemas import ImportForm
+
     form = ImportForm(base_model=in_catalog(session, tiny_base))
     job = start_import(session, tenant, store, sender, tmp_path / "upload", _tar(wide), form)
     session.commit()
@@ -441,6 +445,8 @@ def test_an_import_cancelled_while_queued_leaves_no_upload_behind(
     sender: Celery,
     tmp_path: Path,
 ) -> None:
+    from tailor.registry.schemas import ImportForm
+
     access = access_of(session, tenant)
     form = ImportForm(base_model=in_catalog(session, tiny_base))
     job = start_import(session, tenant, store, sender, tmp_path, _tar(adapter_a), form)

@@ -27,8 +27,6 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
 from tailor.config import Settings
-from tailor.db.models import UploadSlot
-from tailor.registry.uploads import UploadLimits, acquire_slot, release_slot
 from tailor.storage import FileStore
 from tests.api.conftest import queued_tasks
 from tests.api.test_adapters import adapter_files, upload
@@ -231,6 +229,8 @@ def test_uploads_over_the_per_user_limit_are_refused_with_retry_after(
     store: FileStore,
     broker: redis.Redis,
 ) -> None:
+    from tailor.registry.uploads import UploadLimits, acquire_slot, release_slot
+
     with_settings(app, settings, adapter_uploads_per_user=1)
     # The owner's other upload, in flight in this or another API process.
     held = acquire_slot(sessions, tenant.owner.id, UploadLimits.of(app.state.settings))
@@ -247,6 +247,8 @@ def test_uploads_over_the_per_user_limit_are_refused_with_retry_after(
 def test_an_upload_gives_its_slot_back_whatever_its_outcome(
     client: TestClient, tenant: Tenant, session: Session, broker: redis.Redis
 ) -> None:
+    from tailor.db.models import UploadSlot
+
     assert upload(client, tenant, {"adapter_model.bin": b"\x80\x04pickle"}).status_code == 422
     assert upload(client, tenant, adapter_files()).status_code == 202
     assert session.scalars(select(UploadSlot)).all() == []
