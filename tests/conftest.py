@@ -16,7 +16,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from tailor.config import Settings, get_settings
 from tailor.db import migrate
-from tailor.db.models import AuditEvent, Membership, Role, Team, User
+from tailor.db.models import AuditEvent, BaseModelEntry, Membership, Role, Team, User
 from tailor.db.session import make_engine, session_factory
 from tailor.security import CredentialCipher
 from tailor.storage import FileStore
@@ -108,11 +108,13 @@ def committed(db_engine: Engine) -> Iterator[sessionmaker[Session]]:
     sessions = session_factory(db_engine)
     with sessions() as s:
         teams, users = set(s.scalars(select(Team.id))), set(s.scalars(select(User.id)))
+        bases = set(s.scalars(select(BaseModelEntry.id)))
         audited = s.scalar(select(func.max(AuditEvent.id))) or 0
     yield sessions
     with sessions.begin() as s:
         s.execute(delete(Team).where(Team.id.not_in(teams)))
         s.execute(delete(User).where(User.id.not_in(users)))
+        s.execute(delete(BaseModelEntry).where(BaseModelEntry.id.not_in(bases)))
         s.execute(delete(AuditEvent).where(AuditEvent.id > audited))  # they outlive teams
 
 
@@ -235,7 +237,6 @@ def register_base(
 ) -> None:
     """A base model in the platform's catalog (an admin's job), once; committed."""
     from tailor.catalog.service import find
-    from tailor.db.models import BaseModelEntry
 
     if find(session, name) is None:
         source = str(source or f"tailor-test/{name}")
