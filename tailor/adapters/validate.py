@@ -236,15 +236,9 @@ def write_canonical_config(adapter_dir: Path) -> None:
 
     For versions stored before imports were made canonical: PEFT must not meet their keys.
     """
-    path = adapter_dir / CONFIG_FILE
-    try:
-        config = json.loads(path.read_text())
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise InvalidAdapterError(f"{CONFIG_FILE} is not valid JSON: {exc}") from exc
-    if not isinstance(config, dict):
-        raise InvalidAdapterError(f"{CONFIG_FILE} must be a JSON object")
+    config = read_lora_config(adapter_dir)
     pairs = lora_pairs(read_header(adapter_dir / WEIGHTS_FILE))
-    path.write_text(json.dumps(canonical_config(config, pairs), indent=2))
+    (adapter_dir / CONFIG_FILE).write_text(json.dumps(canonical_config(config, pairs), indent=2))
 
 
 def validate_upload(upload: Path, base_dir: Path, work_dir: Path) -> ValidatedAdapter:

@@ -49,12 +49,17 @@ def find(session: Session, name: str) -> BaseModelEntry | None:
 
 def resolve(session: Session, name: str, field: str = "base_model") -> BaseModelEntry:
     """The catalog entry a request names; UnknownBaseModel (422) naming the catalog if none."""
-    entry = find(session, name) if re.match(BASE_NAME_PATTERN, name or "") else None
-    if entry is None:
-        shown = name if len(name or "") <= 100 else name[:100] + "…"
+    if not re.fullmatch(BASE_NAME_PATTERN, name or ""):
+        # Not echoed: a path or URL may carry what its sender would not want in a log.
         raise UnknownBaseModel(
-            f"{field} {shown!r} is not a base model of the platform's catalog: name one by its "
-            f"catalog name; {HOW_TO_LIST}",
+            f"{field} must be the name of a base model in the platform's catalog, not a path "
+            f"or URL; {HOW_TO_LIST}",
+            field=field,
+        )
+    entry = find(session, name)
+    if entry is None:
+        raise UnknownBaseModel(
+            f"{field} '{name}' is not a base model of the platform's catalog; {HOW_TO_LIST}",
             field=field,
         )
     return entry

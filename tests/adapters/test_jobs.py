@@ -521,3 +521,27 @@ def test_a_transfer_job_naming_a_path_as_its_target_loads_nothing(
     job = job_of(sessions, uid)
     assert job.state.value == "failed" and job.error is not None and "catalog" in job.error
     assert touched == [] and versions(session, tenant, "stolen") == []
+
+
+def test_a_version_stored_with_a_regex_key_is_refused_before_peft_reads_it(
+    session: Session,
+    sessions: sessionmaker[Session],
+    store: FileStore,
+    settings: Settings,
+    tenant: Tenant,
+    tiny_base: Path,
+    adapter_a: Path,
+    tmp_path: Path,
+) -> None:
+    # Imported before uploads were checked: its config still holds a regular expression.
+    legacy = shutil.copytree(adapter_a, tmp_path / "legacy")
+    config = json.loads((legacy / CONFIG_FILE).read_text()) | {"rank_pattern": {"(a+)+$b": 4}}
+    (legacy / CONFIG_FILE).write_text(json.dumps(config))
+    store_version(session, store, tenant, "code", legacy, tiny_base)
+    uid = system_job(session, tenant, "adapter-export", {"name": "code", "version": 1})
+    run_export_job(sessions, store, settings, uid)
+
+    job = job_of(sessions, uid)
+    assert job.state.value == "failed"
+    assert job.error is not None and "not a module name or glob" in job.error
+    assert store.list(f"teams/{tenant.slug}/exports/") == []
