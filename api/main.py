@@ -9,6 +9,7 @@ from api import console, metrics, problems
 from api.deps import reject_nul_characters
 from api.routers import (
     adapters,
+    base_models,
     datasets,
     endpoints,
     evaluations,
@@ -65,6 +66,7 @@ def create_app(
         adapters,
         endpoints,
         internal,
+        base_models,
     ):
         app.include_router(module.router)
     app.include_router(console.router)

@@ -59,7 +59,10 @@ def install(app: FastAPI) -> None:
 
     @app.exception_handler(TailorError)
     async def _tailor(request: Request, exc: TailorError) -> JSONResponse:
-        return problem(exc.status, exc.type_slug, exc.title, exc.detail, request, **exc.extra)
+        response = problem(exc.status, exc.type_slug, exc.title, exc.detail, request, **exc.extra)
+        if exc.status == 429 and "retry_after" in exc.extra:
+            response.headers["Retry-After"] = str(exc.extra["retry_after"])
+        return response
 
     @app.exception_handler(RequestValidationError)
     async def _invalid(request: Request, exc: RequestValidationError) -> JSONResponse:

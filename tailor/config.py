@@ -54,7 +54,9 @@ class Settings(BaseSettings):
         False, description="Also accept plain http:// repository URLs (internal git servers)."
     )
     serve_base_model: str = Field(
-        "", description="Base model the gateway serves; the workspace's tiny model if empty."
+        "tiny-starcoder",
+        description="Catalog name of the base model the gateway serves; endpoints published "
+        "to it must be on this base (`tailor base build-tiny` registers the tiny one).",
     )
     serve_adapter_budget_mb: int = Field(512, ge=1, description="Memory for hot adapters.")
     serve_lookup_cache_s: int = Field(
@@ -88,6 +90,32 @@ class Settings(BaseSettings):
         description="A console sign-in lasts this long at most (signing out or revoking its "
         "API token ends it sooner).",
     )
+    adapter_upload_max_file_mb: int = Field(
+        2048, ge=1, description="Largest file of an adapter upload, as sent (streamed, 413)."
+    )
+    adapter_upload_max_total_mb: int = Field(
+        2048, ge=1, description="Largest adapter upload, all its files together, as sent."
+    )
+    adapter_upload_max_unpacked_mb: int = Field(
+        2048, ge=1, description="Largest total an uploaded archive may unpack to (bytes counted)."
+    )
+    adapter_upload_max_ratio: int = Field(
+        100, ge=1, description="Largest unpacked/packed ratio of an uploaded archive (zip bombs)."
+    )
+    adapter_upload_max_members: int = Field(
+        64, ge=2, description="Most members an uploaded archive may hold."
+    )
+    adapter_uploads_per_user: int = Field(
+        2,
+        ge=1,
+        description="Adapter uploads one user may have in flight at once, across API "
+        "processes; more answer 429 with Retry-After.",
+    )
+    adapter_upload_slot_s: int = Field(
+        3600,
+        ge=60,
+        description="An upload slot whose API process died is free again after this long.",
+    )
     executor: str = Field("local", pattern="^(local|kubernetes)$", description="Where jobs run.")
     kubernetes_namespace_prefix: str = "tailor-team-"
     operator_token: SecretStr | None = Field(
@@ -106,8 +134,6 @@ class Settings(BaseSettings):
             self.broker_url = f"sqla+sqlite:///{ws / 'broker.db'}"
         if not self.result_backend:
             self.result_backend = f"db+sqlite:///{ws / 'results.db'}"
-        if not self.serve_base_model:
-            self.serve_base_model = str(ws / "models" / "tiny-starcoder")
         if not self.object_store_url:
             self.object_store_url = f"file://{ws / 'objects'}"
         return self

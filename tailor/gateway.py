@@ -6,18 +6,22 @@ from collections.abc import Callable
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, replace
 from datetime import datetime
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from sqlalchemy import Connection, Engine, and_, bindparam, select, text, update
+from sqlalchemy.orm import Session, sessionmaker
 
+from tailor.catalog.service import resolve_source
 from tailor.config import Settings, get_settings
 from tailor.db.base import utcnow
 from tailor.db.models import AdapterVersion, ApiToken, Endpoint, Membership, Team
 from tailor.db.notices import NotifiedCache
-from tailor.db.session import READ_ONLY, engine_for
+from tailor.db.session import READ_ONLY, engine_for, session_factory
 from tailor.errors import TailorError
 from tailor.security import hash_token
 from tailor.serve.callers import Caller
+from tailor.serve.model_files import fetch_model
 from tailor.storage import get_store
 from tailor.tokens.service import check_usable, last_use_is_stale
 
@@ -150,6 +154,16 @@ def routing_channel(database: Engine) -> str:
         return f"tailor_routing_{conn.scalar(text('SELECT current_schema()'))}"
 
 
+def catalog_loader(sessions: sessionmaker[Session]) -> Callable[[str], Path]:
+    """Loads the gateway's base by its catalog name: only the source an admin registered."""
+
+    def load(name: str) -> Path:
+        source, _revision = resolve_source(sessions, name)
+        return fetch_model(source)
+
+    return load
+
+
 def create_gateway(settings: Settings | None = None) -> FastAPI:
     """The serving app for the settings' base model (uvicorn factory: `tailor serve`)."""
     from tailor.serve.app import create_serving_app
@@ -165,6 +179,7 @@ def create_gateway(settings: Settings | None = None) -> FastAPI:
     engine = TailorEngine(
         settings.serve_base_model,
         get_store(settings),
+        loader=catalog_loader(session_factory(database)),
         adapter_budget_bytes=settings.serve_adapter_budget_mb << 20,
     )
     return create_serving_app(

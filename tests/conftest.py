@@ -8,6 +8,7 @@ import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 from sqlalchemy import Connection, Engine, delete, func, select, text
@@ -15,7 +16,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from tailor.config import Settings, get_settings
 from tailor.db import migrate
-from tailor.db.models import AuditEvent, Membership, Role, Team, User
+from tailor.db.models import AuditEvent, BaseModelEntry, Membership, Role, Team, User
 from tailor.db.session import make_engine, session_factory
 from tailor.security import CredentialCipher
 from tailor.storage import FileStore
@@ -107,11 +108,13 @@ def committed(db_engine: Engine) -> Iterator[sessionmaker[Session]]:
     sessions = session_factory(db_engine)
     with sessions() as s:
         teams, users = set(s.scalars(select(Team.id))), set(s.scalars(select(User.id)))
+        bases = set(s.scalars(select(BaseModelEntry.id)))
         audited = s.scalar(select(func.max(AuditEvent.id))) or 0
     yield sessions
     with sessions.begin() as s:
         s.execute(delete(Team).where(Team.id.not_in(teams)))
         s.execute(delete(User).where(User.id.not_in(users)))
+        s.execute(delete(BaseModelEntry).where(BaseModelEntry.id.not_in(bases)))
         s.execute(delete(AuditEvent).where(AuditEvent.id > audited))  # they outlive teams
 
 
@@ -220,22 +223,79 @@ def create_tenant(session: Session) -> Tenant:
     return tenant
 
 
+# The base the gateway serves by default (`TAILOR_SERVE_BASE_MODEL`), by its catalog name.
+SERVED_BASE = "tiny-starcoder"
+
+
+def register_base(
+    session: Session,
+    name: str,
+    source: str | Path | None = None,
+    *,
+    family: str = "",
+    revision: str | None = None,
+) -> None:
+    """A base model in the platform's catalog (an admin's job), once; committed."""
+    from tailor.catalog.service import find
+
+    if find(session, name) is None:
+        source = str(source or f"tailor-test/{name}")
+        session.add(BaseModelEntry(name=name, source=source, family=family, revision=revision))
+        session.commit()
+
+
 def create_version(
     session: Session,
     team: Team,
     name: str = "completion",
     version: int = 1,
     evaluation: dict[str, object] | None = None,
+    base: str = SERVED_BASE,
 ) -> None:
-    """A registered adapter version (files are the test's business)."""
+    """A registered adapter version on a catalog base (files are the test's business)."""
     from tailor.registry.service import register_version
 
+    register_base(session, base)
     register_version(
         session,
         team_id=team.id,
         team_slug=team.slug,
         name=name,
         version=version,
-        manifest={"base_model": "tiny-base", "evaluation": evaluation or {}},
+        manifest={"base_model": base, "evaluation": evaluation or {}},
     )
     session.commit()
+
+
+def create_ready_dataset(session: Session, team: Team, uid: str = "ds-1") -> None:
+    """A dataset whose harvest succeeded (its shards are the test's business); committed."""
+    from tailor.db.models import Dataset, Job, JobState
+
+    harvest = Job(uid=f"ha-{uuid.uuid4().hex[:12]}", team_id=team.id, kind="harvest", spec={})
+    harvest.state = JobState.succeeded
+    session.add(harvest)
+    session.flush()
+    prefix = f"teams/{team.slug}/datasets/{uid}/"
+    session.add(Dataset(uid=uid, team_id=team.id, job_id=harvest.id, prefix=prefix))
+    session.commit()
+
+
+def watch_paths(monkeypatch: pytest.MonkeyPatch, *roots: str) -> list[str]:
+    """Every path under `roots` this process stats, lists or opens from now on (recorded)."""
+    import builtins
+    import io
+
+    seen: list[str] = []
+
+    def watch(fn: Callable[..., Any]) -> Callable[..., Any]:
+        def wrapper(path: Any, *args: Any, **kwargs: Any) -> Any:
+            if isinstance(path, str | os.PathLike) and str(path).startswith(roots):
+                seen.append(str(path))
+            return fn(path, *args, **kwargs)
+
+        return wrapper
+
+    for module, name in ((os, "stat"), (os, "scandir"), (os, "listdir"), (io, "open"),
+                         (builtins, "open")):  # fmt: skip
+        monkeypatch.setattr(module, name, watch(getattr(module, name)))
+    return seen

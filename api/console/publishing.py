@@ -90,8 +90,10 @@ def publish(
         "override_gate": form.get("override_gate") == "on",
     }
     try:
+        body = parse(EndpointCreate, data)
+        serves = registry.pool_base(settings)
         ep = registry.publish(
-            session, access, parse(EndpointCreate, data), gate=evaluation_gate, on_change=sync
+            session, access, body, gate=evaluation_gate, on_change=sync, serves=serves
         )
     except (FormErrors, TailorError) as exc:
         session.rollback()

@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+import tempfile
+from pathlib import Path as FilePath
+from typing import Annotated, Any
 
-from fastapi import APIRouter, File, Form, Path, Query, UploadFile, status
+from fastapi import APIRouter, Path, Query, Request, status
+from pydantic import ValidationError
+from starlette.concurrency import run_in_threadpool
 
 from api.deps import (
     DEFAULT_PAGE,
@@ -12,20 +16,24 @@ from api.deps import (
     Limit,
     SenderDep,
     SessionDep,
+    SettingsDep,
     StoreDep,
     TeamAdmin,
     TeamMember,
     TeamViewer,
 )
 from api.responses import READ, WRITE, errors
+from api.uploads import receive_multipart
+from tailor.errors import InvalidInput
 from tailor.jobs.schemas import JobOut
 from tailor.pagination import Page
-from tailor.registry import operations, service
+from tailor.registry import operations, service, uploads
 from tailor.registry.schemas import (
     AdapterOut,
     ComposeRequest,
     ExportLinks,
     ExportRequest,
+    ImportForm,
     TransferRequest,
     VersionOut,
 )
@@ -145,36 +153,65 @@ def transfer(
     return operations.start_transfer(session, access, name, version, body, sender)
 
 
+def _import_body() -> dict[str, Any]:
+    """The upload's multipart schema: the files and ImportForm's text fields."""
+    form = ImportForm.model_json_schema()
+    files = {
+        "type": "array",
+        "items": {"type": "string", "format": "binary"},
+        "description": "A .tar/.zip of the adapter, or adapter_config.json and "
+        "adapter_model.safetensors.",
+    }
+    schema = {
+        "type": "object",
+        "required": ["files"],
+        "properties": {"files": files, **form["properties"]},
+    }
+    body = {"required": True, "content": {"multipart/form-data": {"schema": schema}}}
+    return {"requestBody": body}
+
+
 @router.post(
     "/{name}/import",
     response_model=JobOut,
     status_code=status.HTTP_202_ACCEPTED,
-    responses=WRITE,
+    responses=errors(403, 404, 409, 413, 429),
+    openapi_extra=_import_body(),
 )
-def import_adapter(
+async def import_adapter(
     name: str,
+    request: Request,
     access: TeamMember,
     session: SessionDep,
     store: StoreDep,
     sender: SenderDep,
-    files: Annotated[
-        list[UploadFile],
-        File(
-            description="A .tar/.zip of the adapter, or adapter_config.json and "
-            "adapter_model.safetensors."
-        ),
-    ],
-    base_model: Annotated[str | None, Form(max_length=500)] = None,
-    base_revision: Annotated[str | None, Form(max_length=200)] = None,
-    eval_dataset_id: Annotated[str | None, Form(max_length=32)] = None,
+    settings: SettingsDep,
 ) -> JobOut:
     """Upload a PEFT LoRA adapter trained elsewhere as a new version of `name`.
 
-    Pickles, truncated files, unsafe archives and non-LoRA configs are refused here with
-    nothing stored; the job checks the config with PEFT and the shapes against the base
-    before it registers the version and queues its evaluation.
+    The body is read as a stream and refused (413) as soon as a file or the whole upload
+    passes the platform's caps; a user has at most a few uploads in flight (429). Pickles,
+    truncated files, unsafe archives, zip bombs, non-LoRA configs and module patterns that
+    are not globs are refused here with nothing stored; the job checks the config with PEFT
+    and the shapes against the base before it registers the version.
     """
-    uploads = [(f.filename, f.file) for f in files]
-    return operations.start_import(
-        session, access, store, name, uploads, base_model, base_revision, eval_dataset_id, sender
-    )
+    limits = uploads.UploadLimits.of(settings)
+    sessions = request.app.state.sessionmaker
+    user = access.principal.user_id
+    slot = await run_in_threadpool(uploads.acquire_slot, sessions, user, limits)
+    try:
+        with tempfile.TemporaryDirectory(prefix="tailor-import-") as tmp:
+            work = FilePath(tmp)
+            fields = set(ImportForm.model_fields)
+            budget = uploads.UploadBudget(limits)
+            received = await receive_multipart(request, work / "files", budget, "files", fields)
+            try:
+                form = ImportForm.model_validate(received.fields)
+            except ValidationError as exc:
+                raise InvalidInput(f"invalid form field: {exc.errors()[0]['msg']}") from exc
+            return await run_in_threadpool(
+                operations.start_import,
+                session, access, store, name, received.files, work, form, sender, limits.archive,
+            )  # fmt: skip
+    finally:
+        await run_in_threadpool(uploads.release_slot, sessions, slot)

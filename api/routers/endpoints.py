@@ -26,9 +26,12 @@ def publish(
 ) -> EndpointOut:
     """Publish an adapter version (the team's publish gate applies).
 
+    The version must be on the base model its serving pool serves (409 naming both).
+
     On a cluster the endpoint's InferenceEndpoint is applied once this has committed.
     """
-    ep = service.publish(session, access, body, gate=evaluation_gate, on_change=sync)
+    serves = service.pool_base(settings)
+    ep = service.publish(session, access, body, gate=evaluation_gate, on_change=sync, serves=serves)
     return service.endpoint_out(session, ep, settings.serve_url)
 
 
@@ -75,7 +78,10 @@ def promote(
 
     On a cluster the endpoint's pods roll over to the new version without downtime.
     """
-    ep = service.promote(session, access, name, body, gate=evaluation_gate, on_change=sync)
+    serves = service.pool_base(settings)
+    ep = service.promote(
+        session, access, name, body, gate=evaluation_gate, on_change=sync, serves=serves
+    )
     return service.endpoint_out(session, ep, settings.serve_url)
 
 

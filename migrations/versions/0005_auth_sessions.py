@@ -1,6 +1,6 @@
 """auth sessions: console sign-ins held server-side, machine principals, who issued a token
 
-Revision ID: 0005_auth_sessions
+Revision ID: 0005
 Revises: 0004
 Create Date: 2026-11-24 10:00:00.000000
 
@@ -15,7 +15,7 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
-revision: str = "0005_auth_sessions"
+revision: str = "0005"
 down_revision: str | None = "0004"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None

@@ -107,3 +107,11 @@ class ExportError(AdapterError, InvalidInput):
     status = 422
     type_slug = "adapter-export-failed"
     title = "Export failed"
+
+
+class UploadTooLargeError(InvalidAdapterError):
+    """An upload, or what its archive unpacks to, is over the platform's size limit."""
+
+    status = 413
+    type_slug = "adapter-upload-too-large"
+    title = "Upload too large"

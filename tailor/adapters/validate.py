@@ -14,6 +14,7 @@ from tailor.adapters.archive import check_no_links, extract_archive, is_archive
 from tailor.adapters.artifacts import set_config_base, write_manifest
 from tailor.adapters.errors import InvalidAdapterError, ShapeMismatchError, UnsafeFileError
 from tailor.adapters.headers import TensorInfo, read_header, sniff_pickle
+from tailor.adapters.patterns import canonical_config, check_patterns, is_module_name, pattern_value
 from tailor.adapters.shapes import Shapes, base_weight_shapes, find_module_weight
 from tailor.adapters.spec import CONFIG_FILE, WEIGHTS_FILE, AdapterManifest
 
@@ -82,6 +83,7 @@ def read_lora_config(adapter_dir: Path) -> dict[str, Any]:
     if not isinstance(config, dict):
         raise InvalidAdapterError(f"{CONFIG_FILE} must be a JSON object")
     _check_plain_lora(config)
+    check_patterns(config)
     _check_peft_accepts(config)
     return config
 
@@ -148,6 +150,11 @@ def lora_pairs(tensors: dict[str, TensorInfo]) -> dict[str, LoraPair]:
                 "floating point (F16, BF16, F32)"
             )
         module, factor = match["module"], match["linear"] or match["embedding"]
+        if not is_module_name(module):
+            raise InvalidAdapterError(
+                f"{WEIGHTS_FILE}: tensor {name!r} does not name a module (dotted parts of "
+                "letters, digits and underscores)"
+            )
         pair = pairs.get(module, LoraPair(module=module, embedding=bool(match["embedding"])))
         if factor.endswith("A"):
             pairs[module] = dataclasses.replace(pair, a=info)
@@ -165,11 +172,8 @@ def lora_pairs(tensors: dict[str, TensorInfo]) -> dict[str, LoraPair]:
 
 
 def module_rank(config: dict[str, Any], module: str) -> int:
-    """The rank PEFT gives a module: a matching `rank_pattern` key, else `r`."""
-    for key, rank in (config.get("rank_pattern") or {}).items():
-        if re.fullmatch(rf"(.*\.)?(?:{key})", module):
-            return int(rank)
-    return int(config["r"])
+    """The rank a module has: the first `rank_pattern` key matching it (a glob), else `r`."""
+    return int(pattern_value(config.get("rank_pattern") or {}, module, config["r"]))
 
 
 def shape_problems(config: dict[str, Any], pairs: dict[str, LoraPair], base: Shapes) -> list[str]:
@@ -220,8 +224,21 @@ def validate_adapter_dir(adapter_dir: Path, base_dir: Path) -> ValidatedAdapter:
             + ". Was it trained on a different base?"
         )
     return ValidatedAdapter(
-        path=adapter_dir, config=config, rank=int(config["r"]), modules=tuple(sorted(pairs))
+        path=adapter_dir,
+        config=canonical_config(config, pairs),
+        rank=int(config["r"]),
+        modules=tuple(sorted(pairs)),
     )
+
+
+def write_canonical_config(adapter_dir: Path) -> None:
+    """Rewrite an adapter directory's config with its patterns spelled as module names.
+
+    For versions stored before imports were made canonical: PEFT must not meet their keys.
+    """
+    config = read_lora_config(adapter_dir)
+    pairs = lora_pairs(read_header(adapter_dir / WEIGHTS_FILE))
+    (adapter_dir / CONFIG_FILE).write_text(json.dumps(canonical_config(config, pairs), indent=2))
 
 
 def validate_upload(upload: Path, base_dir: Path, work_dir: Path) -> ValidatedAdapter:
@@ -252,8 +269,9 @@ def import_adapter(
     """Validate an upload; write a clean version directory (weights, config, manifest)."""
     checked = validate_upload(upload, base_dir, work_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    for name in (WEIGHTS_FILE, CONFIG_FILE):
-        shutil.copyfile(checked.path / name, out_dir / name)
+    shutil.copyfile(checked.path / WEIGHTS_FILE, out_dir / WEIGHTS_FILE)
+    # The canonical config: what PEFT and every server load later names modules, not patterns.
+    (out_dir / CONFIG_FILE).write_text(json.dumps(checked.config, indent=2))
     set_config_base(out_dir, base_model, base_revision)
     manifest = AdapterManifest(
         base_model=base_model,

@@ -76,8 +76,10 @@ def adapter_transfer(
     team: str,
     name: str,
     version: int,
-    target_base: str = typer.Argument(..., help="Hub id, local path or s3 URL of the new base."),
-    target_revision: str = typer.Option(None, help="Revision of the new base."),
+    target_base: str = typer.Argument(
+        ..., help="Catalog name of the new base (`tailor base list`)."
+    ),
+    target_revision: str = typer.Option(None, help="Leave out: the catalog's revision is used."),
     target_name: str = typer.Option(None, help="Adapter to register under; default NAME-transfer."),
     eval_dataset: str = EvalDatasetOpt,
     follow: bool = FollowOpt,
@@ -143,8 +145,10 @@ def adapter_import(
     paths: list[Path] = typer.Argument(
         ..., exists=True, help="A .tar/.zip, an adapter directory, or the two adapter files."
     ),
-    base_model: str = typer.Option(None, help="Base model; default the adapter's."),
-    base_revision: str = typer.Option(None),
+    base_model: str = typer.Option(
+        None, help="Catalog name of its base (`tailor base list`); default the adapter's."
+    ),
+    base_revision: str = typer.Option(None, help="Leave out: the catalog's revision is used."),
     eval_dataset: str = EvalDatasetOpt,
     follow: bool = FollowOpt,
     output: Output = OutputOpt,

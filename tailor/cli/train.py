@@ -1,4 +1,4 @@
-"""`tailor train run` (the training entrypoint every executor runs) and `tailor base`."""
+"""`tailor train run`: the training entrypoint every executor runs."""
 
 from __future__ import annotations
 
@@ -11,7 +11,6 @@ import typer
 train_app = typer.Typer(
     help="Run training (the entrypoint of every executor).", no_args_is_help=True
 )
-base_app = typer.Typer(help="Base models.", no_args_is_help=True)
 
 
 @train_app.command("run")
@@ -30,19 +29,6 @@ def run(
     raise typer.Exit(run_command(spec_path, job_id, work_dir, stop_file))
 
 
-@base_app.command("build-tiny")
-def build_tiny(
-    out: Path = typer.Argument(Path(".tailor/models/tiny-starcoder")),
-    steps: int = typer.Option(300, help="Pre-training steps on stdlib code."),
-    seed: int = typer.Option(0),
-) -> None:
-    """Build a tiny StarCoder-architecture model and FIM tokenizer offline."""
-    from tailor.train.tiny import build_tiny_base
-
-    typer.echo(build_tiny_base(out, steps=steps, seed=seed))
-
-
 def register(app: typer.Typer, api_errors: Callable[[Any], Any]) -> None:
-    """Attach `tailor train` and `tailor base` to the root app."""
+    """Attach `tailor train` to the root app."""
     app.add_typer(train_app, name="train")
-    app.add_typer(base_app, name="base")

@@ -274,3 +274,36 @@ class WebSession(Base):
     )
     expires_at: Mapped[datetime]
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class BaseModelEntry(Timestamped, Base):
+    """A base model of the platform's catalog: the name requests use, and where its files are.
+
+    Only platform admins write it; every request names a base by `name` and the platform
+    loads only `source` (a hub id, an s3:// prefix or a directory on the workers).
+    """
+
+    __tablename__ = "base_models"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(201), unique=True)
+    source: Mapped[str] = mapped_column(String(1000))
+    revision: Mapped[str | None] = mapped_column(String(200), default=None)
+    family: Mapped[str] = mapped_column(String(64), default="")
+    description: Mapped[str] = mapped_column(String(500), default="")
+    created_by: Mapped[int | None] = mapped_column(
+        ForeignKey("users.id", ondelete="SET NULL"), default=None
+    )
+
+
+class UploadSlot(Base):
+    """An upload in flight: (user, slot) is unique, so a user holds at most N at once."""
+
+    __tablename__ = "upload_slots"
+    __table_args__ = (UniqueConstraint("user_id", "slot"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
+    slot: Mapped[int]
+    # A slot whose API process died is taken over once this has passed.
+    expires_at: Mapped[datetime]

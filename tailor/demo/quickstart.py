@@ -65,7 +65,7 @@ def harvest(api: Client) -> str:
 
 
 def finetune(api: Client, base_model: str, dataset_id: str, steps: int) -> dict[str, Any]:
-    """Fine-tune the base model on the dataset with LoRA and the FIM objective."""
+    """Fine-tune a base of the catalog on the dataset with LoRA and the FIM objective."""
     spec = {
         "base_model": base_model,
         "team": TEAM,
@@ -119,7 +119,11 @@ def publish_and_complete(api: Client, gateway: str) -> str:
 def main() -> None:
     """Run the whole pipeline once on the embedded platform."""
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--base-model", required=True)
+    parser.add_argument(
+        "--base-model",
+        default="tiny-starcoder",
+        help="Catalog name of the base (`tailor base build-tiny` registers tiny-starcoder).",
+    )
     parser.add_argument("--gateway", default=os.environ.get("TAILOR_SERVE_URL", ""))
     parser.add_argument("--steps", type=int, default=60)
     args = parser.parse_args()

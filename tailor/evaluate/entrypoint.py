@@ -18,11 +18,11 @@ def evaluate(
     spec: EvalSpec, store: ObjectStore, *, progress: Progress | None = None, device: str = "cpu"
 ) -> EvalReport:
     """Evaluate the spec's base model and adapter; the report compares them side by side."""
-    engine = TailorEngine(spec.base_model, store, device=device).start()
+    engine = TailorEngine(spec.base_location(), store, device=device).start()
     scorer: LossScorer | None = None
     try:
         engine.wait_ready()
-        scorer = LossScorer(spec.base_model, store, spec.adapter, device=device)
+        scorer = LossScorer(spec.base_location(), store, spec.adapter, device=device)
         # Bind the scorer to a local name mypy sees as non-None inside the lambdas.
         loss = scorer
         base = Candidate(engine, None, lambda texts: loss.score(texts, with_adapter=False))

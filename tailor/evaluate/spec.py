@@ -10,6 +10,8 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from tailor.catalog.schemas import BaseName
+
 SLUG = r"^[a-z0-9][a-z0-9-]{0,62}$"
 HUMANEVAL_SIZE = 164
 _EPS = 1e-9  # points: a drop of exactly the allowed amount passes despite float rounding
@@ -126,9 +128,13 @@ class EvalSpec(BaseModel):
     team: str = Field(
         description="Slug of the team that owns the dataset and adapter.", pattern=SLUG
     )
-    base_model: str = Field(
-        min_length=1,
-        description="Base model: a hub id, a local directory or an `s3://` URL of a checkpoint.",
+    base_model: BaseName = Field(
+        description="Base model: its name in the platform's catalog (never a path).",
+    )
+    base_source: str | None = Field(
+        default=None,
+        exclude=True,  # the platform's, not the team's: never in a job, report or response
+        description="Where the base's files are: set by the worker from the catalog.",
     )
     adapter: str | None = Field(
         default=None,
@@ -147,6 +153,15 @@ class EvalSpec(BaseModel):
     humaneval: HumanEvalSpec = Field(
         default_factory=HumanEvalSpec, description="HumanEval forgetting check."
     )
+
+    def base_location(self) -> str:
+        """Where to load the base from: the catalog source the worker set."""
+        if not self.base_source:
+            raise ValueError(
+                f"base_source is not set: the worker resolves base_model {self.base_model!r} "
+                "through the platform's catalog before it evaluates"
+            )
+        return self.base_source
 
     @model_validator(mode="after")
     def _adapter_belongs_to_team(self) -> EvalSpec:

@@ -7,7 +7,9 @@ import json
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
+from tailor.catalog import service as catalog
 from tailor.db.models import AdapterVersion, Job
+from tailor.errors import TailorError
 from tailor.evaluate.runner import Progress
 from tailor.evaluate.spec import EvalSpec
 from tailor.jobs import service as jobs
@@ -27,11 +29,16 @@ def run_evaluation_job(sessions: sessionmaker[Session], store: ObjectStore, job_
         if not jobs.begin_attempt(session, job):
             return
         job_id, payload = job.id, dict(job.spec)
+        spec = EvalSpec.model_validate(payload["eval"])
+        try:
+            base = catalog.resolve(session, spec.base_model)
+        except TailorError as exc:
+            jobs.fail(session, job, exc.detail)
+            return
+        spec = spec.model_copy(update={"base_source": base.source})
     recorder = JobRecorder(sessions, job_id)
     try:
-        report = evaluate(
-            EvalSpec.model_validate(payload["eval"]), store, progress=_stopping(recorder)
-        )
+        report = evaluate(spec, store, progress=_stopping(recorder))
     except EvaluationCancelled:
         recorder.finish(jobs.mark_cancelled)
         return

@@ -6,6 +6,7 @@ from celery import Celery
 from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy.orm import Session
 
+from tailor.catalog import service as catalog
 from tailor.config import Settings
 from tailor.db.models import AdapterVersion, Team
 from tailor.errors import InvalidInput
@@ -85,4 +86,5 @@ def start_evaluation(
 ) -> JobOut:
     """Queue an evaluation of one of the caller's team's adapter versions (404 otherwise)."""
     _adapter, version = get_version(session, access, request.adapter, request.version)
+    catalog.resolve(session, version.base_model)  # a base that left the catalog cannot load
     return queue_evaluation(session, access.team, version, sender, request, access)

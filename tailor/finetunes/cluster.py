@@ -21,6 +21,7 @@ from sqlalchemy.orm import Session
 from tailor.config import Settings
 from tailor.db.models import Job, Team
 from tailor.errors import TailorError
+from tailor.finetunes.service import with_base_source
 from tailor.jobs import service as jobs
 from tailor.tenancy import TeamAccess
 from tailor.train.spec import TrainSpec
@@ -145,13 +146,15 @@ def submit_finetune(session: Session, settings: Settings, job: Job, api: ApiClie
     A resource the cluster rejects fails the job with the reason; an unreachable cluster
     raises, so the task is delivered again.
     """
-    spec = TrainSpec.model_validate(job.spec)
     namespace = team_namespace(settings, session.get_one(Team, job.team_id).slug)
-    manifest = finetune_resource(job.uid, spec, namespace)
     try:
-        created = create(api, manifest)
+        spec = with_base_source(session, TrainSpec.model_validate(job.spec))
+        created = create(api, finetune_resource(job.uid, spec, namespace))
     except SubmitRejected as exc:
         jobs.fail(session, job, str(exc))
+        return
+    except TailorError as exc:  # the base left the catalog since the request
+        jobs.fail(session, job, exc.detail)
         return
     job.executor_ref = f"{namespace}/{job.uid}"
     what = "submitted" if created else "already submitted"

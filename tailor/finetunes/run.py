@@ -17,9 +17,11 @@ from sqlalchemy.orm import Session, sessionmaker
 from tailor.adapters.spec import AdapterManifest
 from tailor.config import Settings
 from tailor.db.models import Job, Team
+from tailor.errors import TailorError
 from tailor.evaluations.service import auto_evaluation, queue_evaluation
 from tailor.finetunes import cluster
 from tailor.finetunes.events import EXIT_SPEC_ERROR, parse
+from tailor.finetunes.service import with_base_source
 from tailor.jobs import service as jobs
 from tailor.jobs.recorder import JobRecorder
 from tailor.queue import make_sender
@@ -91,6 +93,11 @@ def run_finetune_job(
             return
         job_id, team_id, spec = job.id, job.team_id, TrainSpec.model_validate(job.spec)
         team_slug = session.get_one(Team, team_id).slug
+        try:
+            spec = with_base_source(session, spec)
+        except TailorError as exc:
+            jobs.fail(session, job, exc.detail)
+            return
     work_dir = settings.ensure_workspace() / "jobs" / job_uid
     work_dir.mkdir(parents=True, exist_ok=True)
     spec_path = work_dir / "spec.json"

@@ -5,6 +5,7 @@ from __future__ import annotations
 from celery import Celery
 from sqlalchemy.orm import Session
 
+from tailor.catalog import service as catalog
 from tailor.datasets.service import get_dataset
 from tailor.db.models import Job, JobState
 from tailor.errors import InvalidInput
@@ -26,6 +27,14 @@ def start_finetune(
         raise InvalidInput(
             f"spec.team is '{spec.team}' but the URL names team '{access.team.slug}'", field="team"
         )
+    base = catalog.resolve(session, spec.base_model)
+    if spec.base_source is not None:
+        raise InvalidInput(
+            "base_source is set by the platform from the catalog entry base_model names; "
+            "leave it out",
+            field="base_source",
+        )
+    catalog.check_revision(base, spec.base_revision, "base_revision")
     dataset = get_dataset(session, access, spec.dataset_id)
     if session.get_one(Job, dataset.job_id).state != JobState.succeeded:
         raise InvalidInput(
@@ -49,7 +58,13 @@ def start_finetune(
     }
     while str(version) in taken:
         version += 1
-    spec = spec.model_copy(update={"adapter_version": str(version)})
+    spec = spec.model_copy(update={"adapter_version": str(version), "base_revision": base.revision})
     job = jobs.create_job(session, access, "finetune", spec.model_dump(mode="json"), executor)
     send_after_commit(session, sender, FINETUNE_TASK, job.uid)
     return JobOut.of(job)
+
+
+def with_base_source(session: Session, spec: TrainSpec) -> TrainSpec:
+    """The spec the entrypoint runs (worker side): its catalog base resolved to its files."""
+    base = catalog.resolve(session, spec.base_model)
+    return spec.model_copy(update={"base_source": base.source, "base_revision": base.revision})

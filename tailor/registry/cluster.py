@@ -26,6 +26,7 @@ from celery import Celery
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
+from tailor.catalog import service as catalog
 from tailor.config import Settings
 from tailor.db.models import AdapterVersion, Endpoint, Team
 from tailor.finetunes.cluster import team_namespace
@@ -46,11 +47,13 @@ SYNC_TASK = "tailor.endpoint.sync"
 VLLM_GPUS = 1  # vLLM serves on a GPU; more (tensor parallel) is a cluster-side edit
 
 
-def endpoint_spec(team: str, endpoint: Endpoint, version: AdapterVersion) -> EndpointSpec:
-    """What an endpoint row serves: its version's base model and adapter files."""
+def endpoint_spec(
+    team: str, endpoint: Endpoint, version: AdapterVersion, base_source: str
+) -> EndpointSpec:
+    """What an endpoint row serves: its version's base (the catalog's source) and adapter."""
     return EndpointSpec(
         team=team,
-        base_model=version.base_model,
+        base_model=base_source,
         adapters=[
             AdapterRef(name=endpoint.name, version=str(version.version), prefix=version.prefix)
         ],
@@ -93,7 +96,8 @@ def desired_resource(
     if endpoint is None:
         return namespace, None
     version = session.get_one(AdapterVersion, endpoint.version_id)
-    spec = endpoint_spec(team.slug, endpoint, version)
+    base = catalog.resolve(session, version.base_model)
+    spec = endpoint_spec(team.slug, endpoint, version, base.source)
     return namespace, endpoint_resource(name, namespace, spec)
 
 

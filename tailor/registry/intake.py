@@ -1,30 +1,37 @@
 """Request-time checks of an uploaded adapter, before anything is stored.
 
-The API process has no torch or PEFT, so it checks what needs neither: archive safety,
-pickles, truncated or malformed safetensors, the config's kind. The import job then runs
-`tailor.adapters.validate` (PEFT's own config checks, shapes against the base) before the
-version is registered.
+The API process has no torch or PEFT, so it checks what needs neither: sizes and archive
+safety (`tailor.adapters.archive`), pickles, truncated or malformed safetensors, the
+config's kind and its module patterns (globs, never regexes). The config is judged before
+the weights are read. The import job then runs `tailor.adapters.validate` (PEFT's own
+config checks, shapes against the base) before the version is registered.
 """
 
 from __future__ import annotations
 
 import json
 from pathlib import Path, PurePath
+from typing import Any
 
-from tailor.adapters.archive import check_no_links, extract_archive, is_archive
+from tailor.adapters.archive import (
+    ArchiveLimits,
+    check_no_links,
+    extract_archive,
+    is_archive,
+    refuse_pickle_name,
+)
 from tailor.adapters.errors import InvalidAdapterError, UnsafeFileError
 from tailor.adapters.headers import read_header, sniff_pickle
+from tailor.adapters.patterns import check_patterns
 from tailor.adapters.spec import CONFIG_FILE, WEIGHTS_FILE
 
-# The file kinds torch.save and pickle write; they run code when loaded.
-PICKLE_SUFFIXES = (".bin", ".pt", ".pth", ".pkl", ".pickle", ".ckpt")
 UPLOAD_FILES = (CONFIG_FILE, WEIGHTS_FILE)
 
 
-def upload_root(saved: list[Path], work_dir: Path) -> Path:
-    """The directory holding the upload: an unpacked archive, or the files as sent."""
+def upload_root(saved: list[Path], work_dir: Path, limits: ArchiveLimits) -> Path:
+    """The directory holding the upload: the unpacked archive, or the files as sent."""
     if len(saved) == 1 and is_archive(saved[0]):
-        return extract_archive(saved[0], work_dir / "unpacked")
+        return extract_archive(saved[0], work_dir / "unpacked", limits, on_config=parse_config)
     if any(is_archive(p) for p in saved):
         raise InvalidAdapterError(
             "upload either one .tar/.zip archive or the adapter files themselves, not both"
@@ -45,27 +52,21 @@ def refuse_pickles(root: Path) -> None:
     check_no_links(root)
     for path in sorted(p for p in root.rglob("*") if p.is_file()):
         rel = path.relative_to(root)
+        refuse_pickle_name("", str(rel))
         with path.open("rb") as fh:
             unsafe = sniff_pickle(fh.read(8))
-        if path.suffix.lower() in PICKLE_SUFFIXES or unsafe:
-            what = unsafe or f"a pickle-format file ({path.suffix})"
+        if unsafe:
             raise UnsafeFileError(
-                f"{rel} is {what}; pickles can run code when loaded and are refused. Save the "
+                f"{rel} is {unsafe}; pickles can run code when loaded and are refused. Save the "
                 "adapter with safetensors (`model.save_pretrained(dir, safe_serialization=True)`) "
                 f"and upload {WEIGHTS_FILE} with {CONFIG_FILE}."
             )
 
 
-def check_config(root: Path) -> dict[str, object]:
-    """`adapter_config.json`: present, a JSON object, and a LoRA config."""
-    path = root / CONFIG_FILE
-    if not path.is_file():
-        raise InvalidAdapterError(
-            f"the upload has no {CONFIG_FILE}; a PEFT adapter is {CONFIG_FILE} plus "
-            f"{WEIGHTS_FILE} (written by `model.save_pretrained(dir)`)"
-        )
+def parse_config(raw: bytes) -> dict[str, Any]:
+    """`adapter_config.json`'s bytes: a JSON object, a LoRA config, patterns that are globs."""
     try:
-        config = json.loads(path.read_text())
+        config = json.loads(raw)
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise InvalidAdapterError(f"{CONFIG_FILE} is not valid JSON: {exc}") from exc
     if not isinstance(config, dict):
@@ -75,7 +76,23 @@ def check_config(root: Path) -> dict[str, object]:
             f"{CONFIG_FILE} has peft_type {config.get('peft_type')!r}; only LoRA adapters "
             "(peft_type 'LORA') can be imported"
         )
+    check_patterns(config)
     return config
+
+
+def check_config(root: Path) -> dict[str, Any]:
+    """`adapter_config.json`: present, small, and a LoRA config whose patterns are globs."""
+    path = root / CONFIG_FILE
+    if not path.is_file():
+        raise InvalidAdapterError(
+            f"the upload has no {CONFIG_FILE}; a PEFT adapter is {CONFIG_FILE} plus "
+            f"{WEIGHTS_FILE} (written by `model.save_pretrained(dir)`)"
+        )
+    with path.open("rb") as fh:
+        raw = fh.read(1024 * 1024 + 1)
+    if len(raw) > 1024 * 1024:
+        raise InvalidAdapterError(f"{CONFIG_FILE} is over 1 MiB; a LoRA config is a few hundred")
+    return parse_config(raw)
 
 
 def check_weights(root: Path) -> int:
@@ -89,11 +106,11 @@ def check_weights(root: Path) -> int:
     return len(tensors)
 
 
-def check_upload(saved: list[Path], work_dir: Path) -> Path:
+def check_upload(saved: list[Path], work_dir: Path, limits: ArchiveLimits | None = None) -> Path:
     """Every check that needs no base model; the directory holding the two adapter files."""
     if not saved:
         raise InvalidAdapterError(f"upload a .tar/.zip, or {CONFIG_FILE} and {WEIGHTS_FILE}")
-    root = upload_root(saved, work_dir)
+    root = upload_root(saved, work_dir, limits or ArchiveLimits())
     refuse_pickles(root)
     check_config(root)
     check_weights(root)

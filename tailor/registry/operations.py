@@ -9,8 +9,6 @@ from __future__ import annotations
 
 import json
 import re
-import shutil
-import tempfile
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -21,6 +19,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from tailor.adapters.architecture import architecture_problems
+from tailor.adapters.archive import ArchiveLimits
 from tailor.adapters.errors import (
     BaseMismatchError,
     IncompatibleBaseError,
@@ -34,13 +33,20 @@ from tailor.adapters.spec import (
     WeightedAdapter,
     format_ref,
 )
-from tailor.db.models import Adapter, AdapterVersion
+from tailor.catalog import service as catalog
+from tailor.db.models import Adapter, AdapterVersion, BaseModelEntry
 from tailor.errors import InvalidInput, TailorError
 from tailor.jobs import service as jobs
 from tailor.jobs.schemas import JobOut
 from tailor.queue import send_after_commit
-from tailor.registry.intake import UPLOAD_FILES, check_upload, safe_file_name
-from tailor.registry.schemas import ComposeRequest, ExportLinks, ExportRequest, TransferRequest
+from tailor.registry.intake import UPLOAD_FILES, check_upload
+from tailor.registry.schemas import (
+    ComposeRequest,
+    ExportLinks,
+    ExportRequest,
+    ImportForm,
+    TransferRequest,
+)
 from tailor.registry.service import get_version
 from tailor.storage import FileStore, ObjectStore, StoreError, team_prefix
 from tailor.tenancy import TeamAccess
@@ -189,48 +195,50 @@ def start_transfer(
     body: TransferRequest,
     sender: Celery,
 ) -> JobOut:
-    """Queue a transfer of a version onto another base (checked in full by the job)."""
+    """Queue a transfer of a version onto another catalog base (checked in full by the job)."""
     _adapter, source = get_version(session, access, name, version)
-    if (body.target_base, body.target_revision) == (source.base_model, source.base_revision):
+    target_base = catalog.resolve(session, body.target_base, field="target_base")
+    catalog.check_revision(target_base, body.target_revision, "target_revision")
+    if target_base.name == source.base_model:
         raise InvalidInput(
-            f"{name}@{version} is already on {body.target_base}; name another base to transfer to",
+            f"{name}@{version} is already on {target_base.name}; name another base to transfer to",
             field="target_base",
         )
-    _check_architecture(f"{name}@{source.version}", source.base_model, body.target_base)
+    ref = f"{name}@{source.version}"
+    _check_architecture(ref, catalog.find(session, source.base_model), target_base)
     target = body.target_name or f"{name}-transfer"[:63]
     _check_name(target)
-    _check_target_base(session, access, target, body.target_base, "the transferred version")
+    _check_target_base(session, access, target, target_base.name, "the transferred version")
     payload = {
         "source": {"name": name, "version": source.version},
         "target_name": target,
-        "transfer": {"target_base": body.target_base, "target_revision": body.target_revision},
+        "transfer": {"target_base": target_base.name, "target_revision": target_base.revision},
         "eval_dataset_id": body.eval_dataset_id or source.dataset_uid,
     }
     return _queue(session, access, "adapter-transfer", payload, sender, TRANSFER_TASK)
 
 
-def local_base_config(ref: str) -> dict[str, Any] | None:
-    """A base model's config.json when `ref` is a local checkpoint directory, else None.
+def _check_architecture(
+    ref: str, source_base: BaseModelEntry | None, target_base: BaseModelEntry
+) -> None:
+    """Refuse a target of another architecture or size now, when both are known here.
 
-    Hub ids and s3 URLs are left to the job, which downloads the base anyway.
+    The catalog's families are compared first; configs are read for directory sources
+    this machine can see. Everything else is left to the job, which downloads both.
     """
-    path = Path(ref).expanduser() / "config.json"
-    try:
-        config = json.loads(path.read_text()) if path.is_file() else None
-    except (OSError, ValueError):
-        return None
-    return config if isinstance(config, dict) else None
-
-
-def _check_architecture(ref: str, source_base: str, target_base: str) -> None:
-    """Refuse a target of another architecture or size now, when both configs are at hand."""
-    source, target = local_base_config(source_base), local_base_config(target_base)
-    if source is None or target is None:
-        return
-    problems = architecture_problems(source, target)
+    if source_base is None:
+        return  # the version's base left the catalog: the job says so
+    if source_base.family and target_base.family and source_base.family != target_base.family:
+        problems = [f"architecture {source_base.family} vs {target_base.family}"]
+    else:
+        source = catalog.local_config(source_base.source)
+        target = catalog.local_config(target_base.source)
+        if source is None or target is None:
+            return
+        problems = architecture_problems(source, target)
     if problems:
         raise IncompatibleBaseError(
-            f"cannot transfer {ref} to {target_base}: "
+            f"cannot transfer {ref} to {target_base.name}: "
             + "; ".join(problems)
             + ". Transfer works only between bases of one architecture and size (e.g. sibling "
             "fine-tunes of one pre-trained model); train a new adapter on this base instead."
@@ -288,54 +296,46 @@ def start_import(
     access: TeamAccess,
     store: ObjectStore,
     name: str,
-    uploads: list[tuple[str | None, Any]],
-    base_model: str | None,
-    base_revision: str | None,
-    eval_dataset_id: str | None,
+    saved: list[Path],
+    work_dir: Path,
+    form: ImportForm,
     sender: Celery,
+    limits: ArchiveLimits | None = None,
 ) -> JobOut:
     """Check an upload, stage it in the team's store and queue the job that registers it.
 
-    `uploads` are (file name, binary file object) pairs. Bad input raises before anything
-    is stored.
+    `saved` are the files as received (their sizes bounded by `tailor.registry.uploads`);
+    `work_dir` is scratch space the caller removes. Bad input raises before anything is
+    stored.
     """
     _check_name(name)
     existing = session.scalar(
         select(Adapter).where(Adapter.team_id == access.team_id, Adapter.name == name)
     )
-    base = base_model or (existing.base_model if existing else None)
-    if not base:
+    named = form.base_model or (existing.base_model if existing else None)
+    if not named:
         raise InvalidInput(
-            f"adapter '{name}' is new: name its base model (base_model form field)",
+            f"adapter '{name}' is new: name its base model (base_model form field), a base of "
+            f"the platform's catalog; {catalog.HOW_TO_LIST}",
             field="base_model",
         )
-    _check_target_base(session, access, name, base, "the upload")
-    with tempfile.TemporaryDirectory(prefix="tailor-import-") as tmp:
-        root = check_upload(_save_uploads(uploads, Path(tmp) / "files"), Path(tmp))
-        payload = {
-            "name": name,
-            "base_model": base,
-            "base_revision": base_revision,
-            "eval_dataset_id": eval_dataset_id,
-        }
-        job = jobs.create_job(session, access, "adapter-import", payload)
-        staging = import_staging_prefix(access.team.slug, job.uid)
-        for file_name in UPLOAD_FILES:
-            store.upload_file(root / file_name, staging + file_name)
+    base = catalog.resolve(session, named)
+    catalog.check_revision(base, form.base_revision, "base_revision")
+    _check_target_base(session, access, name, base.name, "the upload")
+    root = check_upload(saved, work_dir, limits)
+    payload = {
+        "name": name,
+        "base_model": base.name,
+        "base_revision": base.revision,
+        "eval_dataset_id": form.eval_dataset_id,
+    }
+    job = jobs.create_job(session, access, "adapter-import", payload)
+    staging = import_staging_prefix(access.team.slug, job.uid)
+    for file_name in UPLOAD_FILES:
+        store.upload_file(root / file_name, staging + file_name)
     job.spec = {**payload, "staging": staging}
     send_after_commit(session, sender, IMPORT_TASK, job.uid)
     return JobOut.of(job)
-
-
-def _save_uploads(uploads: list[tuple[str | None, Any]], dest: Path) -> list[Path]:
-    dest.mkdir(parents=True)
-    saved = []
-    for file_name, fileobj in uploads:
-        path = dest / safe_file_name(file_name)
-        with path.open("wb") as out:
-            shutil.copyfileobj(fileobj, out, 1024 * 1024)
-        saved.append(path)
-    return saved
 
 
 def _queue(

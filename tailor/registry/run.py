@@ -37,6 +37,8 @@ from tailor.adapters.spec import (
     TransferSpec,
     format_ref,
 )
+from tailor.adapters.validate import write_canonical_config
+from tailor.catalog.service import resolve_source
 from tailor.config import Settings
 from tailor.db.models import Adapter, AdapterVersion, Job, JobState, Team
 from tailor.errors import TailorError
@@ -272,6 +274,8 @@ def fetched(store: ObjectStore, name: str, row: AdapterVersion, work: Path) -> I
         for file_name in (WEIGHTS_FILE, CONFIG_FILE):
             if (raw / file_name).is_file():  # validation names a missing file clearly
                 shutil.copyfile(raw / file_name, clean / file_name)
+        if all((clean / f).is_file() for f in (WEIGHTS_FILE, CONFIG_FILE)):
+            write_canonical_config(clean)  # a version stored before imports were canonical
         write_manifest(
             clean,
             AdapterManifest(
@@ -286,9 +290,13 @@ def fetched(store: ObjectStore, name: str, row: AdapterVersion, work: Path) -> I
         shutil.rmtree(clean, ignore_errors=True)
 
 
-def base_dir(settings: Settings, ref: str) -> Path:
-    """A local directory holding base model `ref` (downloaded once into the workspace)."""
-    return fetch_model(ref, settings.workspace / "models")
+def base_dir(settings: Settings, sessions: sessionmaker[Session], name: str) -> Path:
+    """A local directory holding catalog base `name` (downloaded once into the workspace).
+
+    Only the source the catalog holds for the name is ever loaded.
+    """
+    source, _revision = resolve_source(sessions, name)
+    return fetch_model(source, settings.workspace / "models")
 
 
 # --- the four operations ----------------------------------------------------------------------
@@ -310,7 +318,7 @@ def compose(
             row = _row(sessions, started.team_id, name, int(version))
             inputs[item.ref] = stack.enter_context(fetched(store, name, row, work))
         recorder.progress(0.2, f"composing {', '.join(inputs)} ({spec.combination_type})")
-        base = base_dir(settings, next(iter(inputs.values())).base_model)
+        base = base_dir(settings, sessions, next(iter(inputs.values())).base_model)
         compose_adapters(spec, {ref: f.path for ref, f in inputs.items()}, base, out)
     recorder.progress(0.8, "storing the composed version")
     return NewVersion(started.spec["name"], out, started.spec.get("eval_dataset_id"))
@@ -330,8 +338,8 @@ def transfer(
         recorder.progress(0.2, f"checking {spec.target_base} against {src.base_model}")
         transfer_adapter(
             src.path,
-            base_dir(settings, src.base_model),
-            base_dir(settings, spec.target_base),
+            base_dir(settings, recorder.sessions, src.base_model),
+            base_dir(settings, recorder.sessions, spec.target_base),
             spec,
             src.ref,
             out,
@@ -353,7 +361,7 @@ def import_upload(
         out = work / "imported"
         import_adapter(
             upload,
-            base_dir(settings, started.spec["base_model"]),
+            base_dir(settings, recorder.sessions, started.spec["base_model"]),
             out,
             base_model=started.spec["base_model"],
             base_revision=started.spec.get("base_revision"),
@@ -375,7 +383,7 @@ def export(
     with fetched(store, name, row, work) as src:
         recorder.progress(0.2, f"merging {src.ref} into {src.base_model}")
         checkpoint = merge_adapter(
-            base_dir(settings, src.base_model),
+            base_dir(settings, recorder.sessions, src.base_model),
             src.path,
             work / "merged",
             max_shard_size=started.spec.get("max_shard_size", "5GB"),

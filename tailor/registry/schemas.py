@@ -8,6 +8,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from tailor.adapters.spec import ADAPTER_NAME_PATTERN, CombinationType
+from tailor.catalog.schemas import BaseName
 from tailor.db.models import Adapter, AdapterVersion, Endpoint
 
 NAME = r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$"
@@ -144,8 +145,12 @@ class TransferRequest(BaseModel):
     """Re-home a version on another base of the same architecture and shapes."""
 
     model_config = ConfigDict(extra="forbid")
-    target_base: str = Field(min_length=1, max_length=500, description="Hub id, path or s3 URL.")
-    target_revision: str | None = Field(None, max_length=200)
+    target_base: BaseName = Field(
+        description="Catalog name of the base to move to (`GET /v1/base-models`)."
+    )
+    target_revision: str | None = Field(
+        None, max_length=200, description="Leave out: the catalog says which revision it is."
+    )
     target_name: str | None = Field(
         None,
         pattern=ADAPTER_NAME_PATTERN,
@@ -153,6 +158,23 @@ class TransferRequest(BaseModel):
     )
     eval_dataset_id: str | None = Field(
         None, description="Held-out code for the evaluation; default the source's dataset."
+    )
+
+
+class ImportForm(BaseModel):
+    """The text fields of an adapter upload (multipart form fields beside the files)."""
+
+    model_config = ConfigDict(extra="forbid")
+    base_model: str | None = Field(
+        None,
+        max_length=201,
+        description="Catalog name of the base it was trained on; default the adapter's.",
+    )
+    base_revision: str | None = Field(
+        None, max_length=200, description="Leave out: the catalog says which revision it is."
+    )
+    eval_dataset_id: str | None = Field(
+        None, max_length=32, description="Held-out code for the evaluation after the import."
     )
 
 

@@ -9,6 +9,8 @@ from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
 from tailor import audit
+from tailor.catalog import service as catalog
+from tailor.config import Settings
 from tailor.db.models import Adapter, AdapterVersion, Endpoint
 from tailor.errors import Conflict, InvalidInput, NotFound
 from tailor.pagination import paginate
@@ -20,6 +22,34 @@ GateCheck = Callable[[dict[str, Any], dict[str, Any]], list[str]]
 # Told (session, team id, endpoint name) after an endpoint changed; cluster mode passes
 # tailor.registry.cluster.sync_after_commit, which applies the InferenceEndpoint.
 EndpointHook = Callable[[Session, int, str], None]
+
+
+class BaseModelMismatch(Conflict):
+    """A version is on another base model than the serving pool it would be published to."""
+
+    type_slug = "base-model-mismatch"
+    title = "Version is on another base model"
+
+
+def pool_base(settings: Settings) -> str | None:
+    """The catalog base the shared serving pool runs, or None where each endpoint has its own.
+
+    On one machine the gateway serves one base (`TAILOR_SERVE_BASE_MODEL`) for every
+    endpoint; on a cluster each InferenceEndpoint's pods load their version's base.
+    """
+    return settings.serve_base_model if settings.executor == "local" else None
+
+
+def _check_serves(ref: str, version: AdapterVersion, serves: str) -> None:
+    """Refuse a version on another base than the one its serving pool runs."""
+    if version.base_model != serves:
+        raise BaseModelMismatch(
+            f"{ref} is on base model '{version.base_model}' but its serving pool serves "
+            f"'{serves}': an adapter only works on the base it was trained on. Publish a "
+            f"version trained on '{serves}', or transfer this one to it first",
+            version_base=version.base_model,
+            served_base=serves,
+        )
 
 
 def version_prefix(team: str, name: str, version: int) -> str:
@@ -196,11 +226,20 @@ def publish(
     body: EndpointCreate,
     gate: GateCheck | None = None,
     on_change: EndpointHook | None = None,
+    *,
+    serves: str | None,
 ) -> Endpoint:
-    """Create an endpoint serving a version (default the latest) of an adapter."""
+    """Create an endpoint serving a version (default the latest) of an adapter.
+
+    `serves` is the base of the shared serving pool (`pool_base`); None on a cluster.
+    """
     _adapter, version = get_version(session, access, body.adapter, body.version)
     if session.scalar(team_select(Endpoint, access).where(Endpoint.name == body.name)):
         raise Conflict(f"endpoint '{body.name}' exists: promote a version onto it instead")
+    if serves is None:  # the endpoint's own pods load the base: the catalog must know it
+        catalog.resolve(session, version.base_model)
+    else:
+        _check_serves(f"{body.adapter}@{version.version}", version, serves)
     _check_gate(access, version, body.override_gate, gate)
     ep = Endpoint(
         team_id=access.team_id,
@@ -241,12 +280,19 @@ def promote(
     body: Promote,
     gate: GateCheck | None = None,
     on_change: EndpointHook | None = None,
+    *,
+    serves: str | None,
 ) -> Endpoint:
-    """Point an endpoint at another version of the same adapter (one call, audited)."""
+    """Point an endpoint at another version of the same adapter (one call, audited).
+
+    The target must be on the base the endpoint's pool serves: the shared pool's
+    (`serves`), else the one the endpoint's pods run now.
+    """
     ep = get_endpoint(session, access, name)
     current = session.get_one(AdapterVersion, ep.version_id)
     adapter = session.get_one(Adapter, current.adapter_id)
     _, target = get_version(session, access, adapter.name, body.version)
+    _check_serves(f"{adapter.name}@{target.version}", target, serves or current.base_model)
     _check_gate(access, target, body.override_gate, gate)
     ep.previous_version_id, ep.version_id = current.id, target.id
     ep.gate_overridden = body.override_gate

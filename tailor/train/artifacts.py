@@ -56,7 +56,8 @@ def tailor_manifest(
         base_revision=spec.base_revision,
         dataset_id=spec.dataset_id,
         origin="trained",
-        spec=spec.model_dump(mode="json"),
+        # Where the base's files are is the platform's business, not the adapter's record.
+        spec=spec.model_dump(mode="json", exclude={"base_source"}),
         metrics=summary_metrics(result),
         checksum=dir_checksum(local_dir),
         size_bytes=dir_size(local_dir),

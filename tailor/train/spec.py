@@ -11,6 +11,8 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from tailor.adapters.spec import ADAPTER_NAME_PATTERN
+from tailor.catalog.schemas import BaseName
+from tailor.train.errors import ModelError
 
 SLUG = r"^[a-z0-9][a-z0-9-]{0,62}$"
 
@@ -73,13 +75,20 @@ class TrainSpec(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    base_model: str = Field(
-        description="Base model: a hub id (`bigcode/starcoderbase-1b`), a local directory, "
-        "or an `s3://bucket/prefix` holding a transformers checkpoint.",
-        min_length=1,
+    base_model: BaseName = Field(
+        description="Base model: its name in the platform's catalog (`GET /v1/base-models`, "
+        "`tailor base list`), e.g. `starcoderbase-1b`; never a path.",
     )
     base_revision: str | None = Field(
-        None, description="Hub revision (branch, tag or commit) of the base model."
+        None,
+        description="Revision of the base model; the platform sets the catalog's (a request "
+        "may leave it out or repeat it).",
+    )
+    base_source: str | None = Field(
+        None,
+        description="Where the base's files are (hub id, s3:// prefix or directory): set by "
+        "the platform from the catalog entry `base_model` names, for the entrypoint; a request "
+        "that sets it is refused.",
     )
     team: str = Field(
         description="Slug of the team that owns the dataset and adapter.", pattern=SLUG
@@ -181,6 +190,15 @@ class TrainSpec(BaseModel):
         if self.lora_target_modules is not None and not self.lora_target_modules:
             raise ValueError("lora_target_modules is empty: leave it unset for the default")
         return self
+
+    def base_location(self) -> str:
+        """Where the entrypoint loads the base from: the catalog source the platform set."""
+        if not self.base_source:
+            raise ModelError(
+                f"base_source is not set: submit the spec through the API (POST /finetunes), "
+                f"which resolves base_model {self.base_model!r} through the platform's catalog"
+            )
+        return self.base_source
 
     def checkpoint_prefix(self, job_id: str) -> str:
         """Where this job's checkpoints live in the object store."""

@@ -17,6 +17,7 @@ import pytest
 import torch
 from moto.server import ThreadedMotoServer
 from peft import LoraConfig, get_peft_model
+from sqlalchemy.orm import Session
 from transformers import GPTBigCodeConfig, GPTBigCodeForCausalLM, PreTrainedTokenizerFast
 
 from tailor.adapters.artifacts import write_manifest
@@ -24,6 +25,7 @@ from tailor.adapters.loading import load_base, load_with_adapters
 from tailor.adapters.spec import AdapterManifest
 from tailor.storage import S3Store
 from tailor.train.tiny import EOS, tiny_base_cached, tiny_config, train_tokenizer
+from tests.conftest import register_base
 
 # The same cache the train and evaluate tests use: the pre-trained tiny base is built once.
 CACHE_ROOT = Path(os.environ.get("TAILOR_TEST_CACHE", "/tmp/tailor-test-cache"))
@@ -109,12 +111,15 @@ def make_adapter(
     r: int = 4,
     alpha: int = 8,
     base_model: str = BASE_NAME,
+    **lora: object,
 ) -> Path:
-    """A LoRA adapter on the GPTBigCode targets with seeded non-zero lora_B, plus tailor.json."""
+    """A LoRA adapter on the GPTBigCode targets with seeded non-zero lora_B, plus tailor.json.
+
+    `lora` passes more LoraConfig fields (rank_pattern, alpha_pattern, ...).
+    """
     torch.manual_seed(seed)  # lora_A's Kaiming init draws from the global generator
-    model = get_peft_model(
-        load_base(base_dir), LoraConfig(r=r, lora_alpha=alpha, target_modules=TARGETS)
-    )
+    config = LoraConfig(r=r, lora_alpha=alpha, target_modules=TARGETS, **lora)  # type: ignore[arg-type]
+    model = get_peft_model(load_base(base_dir), config)
     gen = torch.Generator().manual_seed(seed)
     with torch.no_grad():
         for name, param in model.named_parameters():
@@ -165,6 +170,12 @@ def logits(base_dir: Path, adapter_dir: Path | None, input_ids: torch.Tensor) ->
         model = load_with_adapters(base_dir, {"default": adapter_dir})
     with torch.no_grad():
         return model(input_ids=input_ids).logits
+
+
+def in_catalog(session: Session, base: Path, revision: str | None = None) -> str:
+    """Register a base directory in the platform's catalog under its folder's name."""
+    register_base(session, base.name, base, family="gpt_bigcode", revision=revision)
+    return base.name
 
 
 def set_manifest(adapter_dir: Path, **changes: object) -> None:

@@ -15,6 +15,7 @@ import shutil
 import tarfile
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 import redis
@@ -27,6 +28,7 @@ from tailor.adapters.spec import CONFIG_FILE, WEIGHTS_FILE
 from tailor.config import Settings
 from tailor.db.models import AdapterVersion, Job, Role
 from tailor.jobs import service as jobs
+from tailor.jobs.schemas import JobOut
 from tailor.queue import make_sender
 from tailor.registry import operations
 from tailor.registry.run import (
@@ -38,8 +40,8 @@ from tailor.registry.run import (
 from tailor.registry.service import list_versions, register_version
 from tailor.storage import FileStore
 from tailor.tenancy import Principal, TeamAccess, team_for
-from tests.adapters.conftest import logits
-from tests.conftest import Tenant, create_tenant
+from tests.adapters.conftest import in_catalog, logits
+from tests.conftest import Tenant, create_tenant, watch_paths
 
 
 @pytest.fixture
@@ -85,7 +87,7 @@ def store_version(
     adapter_dir: Path,
     base: Path,
 ) -> None:
-    """Store an adapter's files and register them as version 1, as a fine-tune would."""
+    """Store an adapter's files and register them as version 1 on `base`, as a fine-tune would."""
     prefix = f"teams/{tenant.slug}/adapters/{name}/1/"
     for file_name in (WEIGHTS_FILE, CONFIG_FILE):
         store.upload_file(adapter_dir / file_name, prefix + file_name)
@@ -95,7 +97,7 @@ def store_version(
         team_slug=tenant.slug,
         name=name,
         version=1,
-        manifest={"base_model": str(base), "dataset_id": "ds-1"},
+        manifest={"base_model": in_catalog(session, base), "dataset_id": "ds-1"},
     )
     session.commit()
 
@@ -160,7 +162,7 @@ def test_compose_registers_a_version_with_lineage_and_queues_its_evaluation(
     assert (job.result["adapter"], job.result["version"]) == ("assistant", 1)
     (out,) = list_versions(session, access_of(session, tenant), "assistant")
     assert (out.origin, out.parents) == ("composed", ["code@1", "chat@1"])
-    assert out.base_model == str(tiny_base) and out.checksum.startswith("sha256:")
+    assert out.base_model == tiny_base.name and out.checksum.startswith("sha256:")
     evaluation = job_of(sessions, job.result["evaluation_job"])
     assert evaluation.kind == "evaluation" and evaluation.spec["adapter"] == "assistant"
     assert queued(broker) == [("tailor.evaluate", [evaluation.uid])]
@@ -241,7 +243,7 @@ def test_transfer_to_a_sibling_base_registers_a_version_on_it(
     spec = {
         "source": {"name": "code", "version": 1},
         "target_name": "code-instruct",
-        "transfer": {"target_base": str(sibling_base), "target_revision": None},
+        "transfer": {"target_base": in_catalog(session, sibling_base), "target_revision": None},
         "eval_dataset_id": "ds-1",
     }
     uid = system_job(session, tenant, "adapter-transfer", spec)
@@ -253,7 +255,7 @@ def test_transfer_to_a_sibling_base_registers_a_version_on_it(
     assert (out.origin, out.parents, out.base_model) == (
         "transferred",
         ["code@1"],
-        str(sibling_base),
+        sibling_base.name,
     )
     assert [name for name, _args in queued(broker)] == ["tailor.evaluate"]
 
@@ -274,7 +276,7 @@ def test_transfer_to_a_different_shape_is_refused_clearly(
     spec = {
         "source": {"name": "code", "version": 1},
         "target_name": "code-wide",
-        "transfer": {"target_base": str(wider_base), "target_revision": None},
+        "transfer": {"target_base": in_catalog(session, wider_base), "target_revision": None},
     }
     uid = system_job(session, tenant, "adapter-transfer", spec)
     run_transfer_job(sessions, store, settings, uid, sender)
@@ -328,6 +330,23 @@ def _tar(adapter_dir: Path) -> io.BytesIO:
     return buf
 
 
+def start_import(
+    session: Session,
+    tenant: Tenant,
+    store: FileStore,
+    sender: Celery,
+    work: Path,
+    archive: io.BytesIO,
+    form: Any,
+) -> JobOut:
+    """An upload as the API receives it: the archive saved, then checked and staged."""
+    saved = work / "files" / "adapter.tar"
+    saved.parent.mkdir(parents=True)
+    saved.write_bytes(archive.getvalue())
+    access = access_of(session, tenant)
+    return operations.start_import(session, access, store, "outside", [saved], work, form, sender)
+
+
 def test_an_uploaded_adapter_becomes_an_imported_version(
     session: Session,
     sessions: sessionmaker[Session],
@@ -338,11 +357,13 @@ def test_an_uploaded_adapter_becomes_an_imported_version(
     adapter_c: Path,
     sender: Celery,
     broker: redis.Redis,
+    tmp_path: Path,
 ) -> None:
-    job = operations.start_import(
-        session, access_of(session, tenant), store, "outside",
-        [("adapter.tar", _tar(adapter_c))], str(tiny_base), "r1", "ds-1", sender,
-    )  # fmt: skip
+    from tailor.registry.schemas import ImportForm
+
+    base = in_catalog(session, tiny_base, revision="r1")
+    form = ImportForm(base_model=base, base_revision="r1", eval_dataset_id="ds-1")
+    job = start_import(session, tenant, store, sender, tmp_path, _tar(adapter_c), form)
     session.commit()
     assert queued(broker) == [("tailor.adapter.import", [job.id])]
     broker.flushdb()
@@ -351,7 +372,7 @@ def test_an_uploaded_adapter_becomes_an_imported_version(
     done = job_of(sessions, job.id)
     assert done.state.value == "succeeded", done.error
     (out,) = list_versions(session, access_of(session, tenant), "outside")
-    assert (out.origin, out.base_model, out.base_revision) == ("imported", str(tiny_base), "r1")
+    assert (out.origin, out.base_model, out.base_revision) == ("imported", base, "r1")
     assert store.list(f"teams/{tenant.slug}/imports/") == []  # the staged upload is gone
     assert [name for name, _args in queued(broker)] == ["tailor.evaluate"]
 
@@ -370,10 +391,10 @@ def test_an_upload_that_does_not_fit_the_base_fails_and_leaves_nothing(
     from tests.adapters.conftest import make_adapter
 
     wide = make_adapter(wider_base, tmp_path / "wide", seed=5)
-    job = operations.start_import(
-        session, access_of(session, tenant), store, "outside",
-        [("adapter.tar", _tar(wide))], str(tiny_base), None, None, sender,
-    )  # fmt: skip
+    from tailor.registry.schemas import ImportForm
+
+    form = ImportForm(base_model=in_catalog(session, tiny_base))
+    job = start_import(session, tenant, store, sender, tmp_path / "upload", _tar(wide), form)
     session.commit()
     run_import_job(sessions, store, settings, job.id, sender)
 
@@ -401,7 +422,7 @@ def test_a_version_whose_files_were_tampered_with_is_refused(
     manifest = save_version(store, tenant.slug, "code", 1, sealed)
     register_version(
         session, team_id=tenant.team.id, team_slug=tenant.slug, name="code", version=1,
-        manifest={"base_model": str(tiny_base), "checksum": manifest.checksum},
+        manifest={"base_model": in_catalog(session, tiny_base), "checksum": manifest.checksum},
     )  # fmt: skip
     session.commit()
     store.put_bytes(f"teams/{tenant.slug}/adapters/code/1/{CONFIG_FILE}", b"{}")
@@ -422,12 +443,13 @@ def test_an_import_cancelled_while_queued_leaves_no_upload_behind(
     tiny_base: Path,
     adapter_a: Path,
     sender: Celery,
+    tmp_path: Path,
 ) -> None:
+    from tailor.registry.schemas import ImportForm
+
     access = access_of(session, tenant)
-    job = operations.start_import(
-        session, access, store, "outside", [("adapter.tar", _tar(adapter_a))],
-        str(tiny_base), None, None, sender,
-    )  # fmt: skip
+    form = ImportForm(base_model=in_catalog(session, tiny_base))
+    job = start_import(session, tenant, store, sender, tmp_path, _tar(adapter_a), form)
     session.commit()
     assert store.list(f"teams/{tenant.slug}/imports/") != []
     jobs.request_cancel(session, access, jobs.get_job(session, access, job.id))
@@ -437,3 +459,89 @@ def test_an_import_cancelled_while_queued_leaves_no_upload_behind(
     assert job_of(sessions, job.id).state.value == "cancelled"
     assert store.list(f"teams/{tenant.slug}/") == []
     assert versions(session, tenant, "outside") == []
+
+
+# --- the worker loads only catalog bases -----------------------------------------------------
+
+
+@pytest.fixture
+def other_teams_export(store: FileStore, tiny_base: Path) -> Path:
+    """Another team's merged checkpoint where its export job left it on the worker's disk."""
+    export = store.root / "teams" / "team-a" / "exports" / "code" / "1"
+    shutil.copytree(tiny_base, export)
+    return export
+
+
+def test_an_import_job_naming_a_path_as_its_base_loads_nothing(
+    session: Session,
+    sessions: sessionmaker[Session],
+    store: FileStore,
+    settings: Settings,
+    tenant: Tenant,
+    adapter_a: Path,
+    other_teams_export: Path,
+    sender: Celery,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    staging = f"teams/{tenant.slug}/imports/stolen/"
+    for file_name in (WEIGHTS_FILE, CONFIG_FILE):
+        store.upload_file(adapter_a / file_name, staging + file_name)
+    spec = {"name": "stolen", "base_model": str(other_teams_export), "staging": staging}
+    uid = system_job(session, tenant, "adapter-import", spec)
+    touched = watch_paths(monkeypatch, str(other_teams_export))
+    run_import_job(sessions, store, settings, uid, sender)
+
+    job = job_of(sessions, uid)
+    assert job.state.value == "failed" and job.error is not None and "catalog" in job.error
+    assert touched == [] and versions(session, tenant, "stolen") == []
+
+
+def test_a_transfer_job_naming_a_path_as_its_target_loads_nothing(
+    session: Session,
+    sessions: sessionmaker[Session],
+    store: FileStore,
+    settings: Settings,
+    tenant: Tenant,
+    tiny_base: Path,
+    adapter_a: Path,
+    other_teams_export: Path,
+    sender: Celery,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    store_version(session, store, tenant, "code", adapter_a, tiny_base)
+    spec = {
+        "source": {"name": "code", "version": 1},
+        "target_name": "stolen",
+        "transfer": {"target_base": str(other_teams_export), "target_revision": None},
+    }
+    uid = system_job(session, tenant, "adapter-transfer", spec)
+    touched = watch_paths(monkeypatch, str(other_teams_export))
+    run_transfer_job(sessions, store, settings, uid, sender)
+
+    job = job_of(sessions, uid)
+    assert job.state.value == "failed" and job.error is not None and "catalog" in job.error
+    assert touched == [] and versions(session, tenant, "stolen") == []
+
+
+def test_a_version_stored_with_a_regex_key_is_refused_before_peft_reads_it(
+    session: Session,
+    sessions: sessionmaker[Session],
+    store: FileStore,
+    settings: Settings,
+    tenant: Tenant,
+    tiny_base: Path,
+    adapter_a: Path,
+    tmp_path: Path,
+) -> None:
+    # Imported before uploads were checked: its config still holds a regular expression.
+    legacy = shutil.copytree(adapter_a, tmp_path / "legacy")
+    config = json.loads((legacy / CONFIG_FILE).read_text()) | {"rank_pattern": {"(a+)+$b": 4}}
+    (legacy / CONFIG_FILE).write_text(json.dumps(config))
+    store_version(session, store, tenant, "code", legacy, tiny_base)
+    uid = system_job(session, tenant, "adapter-export", {"name": "code", "version": 1})
+    run_export_job(sessions, store, settings, uid)
+
+    job = job_of(sessions, uid)
+    assert job.state.value == "failed"
+    assert job.error is not None and "not a module name or glob" in job.error
+    assert store.list(f"teams/{tenant.slug}/exports/") == []

@@ -8,9 +8,7 @@ from __future__ import annotations
 
 import io
 import json
-import socket
 import tarfile
-import threading
 import time
 from collections.abc import Iterator
 from datetime import datetime
@@ -22,7 +20,6 @@ import httpx
 import numpy as np
 import pytest
 import redis
-import uvicorn
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
 from moto.server import ThreadedMotoServer
@@ -37,8 +34,9 @@ from tailor.config import Settings
 from tailor.registry.service import register_version
 from tailor.storage import FileStore, ObjectStore, S3Store
 from tests.api.conftest import queued_tasks
-from tests.conftest import Tenant
+from tests.conftest import Tenant, register_base
 
+pytestmark = pytest.mark.usefixtures("catalog")  # the bases these tests name
 MODULE = "base_model.model.transformer.h.0.attn.c_attn"
 
 
@@ -233,21 +231,35 @@ def base_dir(path: Path, **config: object) -> Path:
     return path
 
 
-def test_a_local_target_of_another_size_is_refused_at_request_time(
+def test_a_target_of_another_size_is_refused_at_request_time(
     client: TestClient, tenant: Tenant, session: Session, broker: redis.Redis, tmp_path: Path
 ) -> None:
-    source = base_dir(tmp_path / "tiny")
-    register(session, tenant, "code", base=str(source))
+    register_base(session, "tiny", base_dir(tmp_path / "tiny"))
+    register_base(session, "tiny-wide", base_dir(tmp_path / "wider", n_embd=64))
+    register_base(session, "tiny-sibling", base_dir(tmp_path / "sibling"))
+    register(session, tenant, "code", base="tiny")
     url = f"/v1/teams/{tenant.slug}/adapters/code/versions/1/transfer"
-    wider = base_dir(tmp_path / "wider", n_embd=64)
-    resp = client.post(url, json={"target_base": str(wider)}, headers=tenant.auth())
+    resp = client.post(url, json={"target_base": "tiny-wide"}, headers=tenant.auth())
     problem = resp.json()
     assert resp.status_code == 422 and problem["type"].endswith("/adapter-incompatible-base")
     assert "hidden size: target has n_embd=64" in problem["detail"]
     assert queued_tasks(broker) == []
-    sibling = base_dir(tmp_path / "sibling")
-    resp = client.post(url, json={"target_base": str(sibling)}, headers=tenant.auth())
+    resp = client.post(url, json={"target_base": "tiny-sibling"}, headers=tenant.auth())
     assert resp.status_code == 202
+
+
+def test_a_target_of_another_architecture_is_refused_from_the_catalog_alone(
+    client: TestClient, tenant: Tenant, session: Session, broker: redis.Redis
+) -> None:
+    register_base(session, "llama-tiny", family="llama")
+    register(session, tenant, "code")
+    resp = client.post(
+        f"/v1/teams/{tenant.slug}/adapters/code/versions/1/transfer",
+        json={"target_base": "llama-tiny"},
+        headers=tenant.auth(),
+    )
+    assert resp.status_code == 422 and "gpt_bigcode vs llama" in resp.json()["detail"]
+    assert queued_tasks(broker) == []
 
 
 def test_another_teams_version_cannot_be_transferred(
@@ -508,21 +520,6 @@ def test_the_api_limits_match_the_worker_library() -> None:
 
 
 # --- CLI -------------------------------------------------------------------------------------
-
-
-@pytest.fixture
-def live_url(app: FastAPI, broker: redis.Redis) -> Iterator[str]:
-    """The test's app served over real HTTP, for the CLI to call."""
-    sock = socket.socket()
-    sock.bind(("127.0.0.1", 0))
-    server = uvicorn.Server(uvicorn.Config(app, log_level="warning"))
-    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
-    thread.start()
-    while not server.started and thread.is_alive():
-        time.sleep(0.02)
-    yield f"http://127.0.0.1:{sock.getsockname()[1]}"
-    server.should_exit = True
-    thread.join()
 
 
 def wait_for_tasks(broker: redis.Redis) -> list[tuple[str, list[object]]]:

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from fastapi import FastAPI
 from fastapi.testclient import TestClient
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from tailor.config import Settings
 from tailor.db.models import AuditEvent
 from tests.conftest import Tenant, create_version
 
@@ -104,3 +106,37 @@ def test_another_teams_adapter_cannot_be_published(
         headers=tenant.auth(),
     )
     assert resp.status_code == 404
+
+
+def test_publishing_a_version_on_another_base_than_the_pool_serves_is_refused(
+    client: TestClient, tenant: Tenant, session: Session
+) -> None:
+    create_version(session, tenant.team, version=1, base="starcoder2-3b")
+    resp = client.post(
+        f"/v1/teams/{tenant.slug}/endpoints",
+        json={"name": "completion", "adapter": "completion"},
+        headers=tenant.auth(),
+    )
+    problem = resp.json()
+    assert resp.status_code == 409 and problem["type"].endswith("/base-model-mismatch")
+    assert "'starcoder2-3b'" in problem["detail"] and "'tiny-starcoder'" in problem["detail"]
+    listed = client.get(f"/v1/teams/{tenant.slug}/endpoints", headers=tenant.auth()).json()
+    assert listed == []
+
+
+def test_promoting_onto_a_pool_that_now_serves_another_base_is_refused(
+    app: FastAPI, client: TestClient, tenant: Tenant, session: Session, settings: Settings
+) -> None:
+    create_version(session, tenant.team, version=1)
+    publish(client, tenant, version=1)
+    create_version(session, tenant.team, version=2)
+    # The admin pointed the gateway at another base since the endpoint was published.
+    app.state.settings = settings.model_copy(update={"serve_base_model": "starcoder2-3b"})
+    resp = client.post(
+        f"/v1/teams/{tenant.slug}/endpoints/completion/promote",
+        json={"version": 2},
+        headers=tenant.auth(),
+    )
+    assert resp.status_code == 409 and "'starcoder2-3b'" in resp.json()["detail"]
+    endpoint = client.get(f"/v1/teams/{tenant.slug}/endpoints/completion", headers=tenant.auth())
+    assert endpoint.json()["version"] == 1

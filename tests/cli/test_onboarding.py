@@ -80,7 +80,7 @@ def platform(tmp_path: Path) -> Iterator[Platform]:
         "TAILOR_WORKSPACE": str(tmp_path / "ws"),
         "TAILOR_URL": f"http://127.0.0.1:{api_port}",
         "TAILOR_SERVE_URL": f"http://127.0.0.1:{gw_port}",
-        "TAILOR_SERVE_BASE_MODEL": str(tiny_base_cached(CACHE_ROOT)),
+        "TAILOR_SERVE_BASE_MODEL": "tiny-starcoder",
         "TAILOR_GIT_ALLOW_HTTP": "true",
         "TAILOR_AUTO_EVAL_FIM_TASKS": "12",
         "TAILOR_AUTO_EVAL_HUMANEVAL_SUBSET": "2",
@@ -90,6 +90,8 @@ def platform(tmp_path: Path) -> Iterator[Platform]:
     boot = Platform(env, env["TAILOR_SERVE_URL"])
     boot.run("db", "upgrade")
     env["TAILOR_TOKEN"] = boot.run("admin", "create-token", "--email", "lead@acme.test").strip()
+    # Built already (the shared cache): registered in the catalog as the gateway's base.
+    boot.run("base", "build-tiny", str(tiny_base_cached(CACHE_ROOT)), "--name", "tiny-starcoder")
     log = (tmp_path / "up.log").open("wb")
     up = subprocess.Popen(
         [*TAILOR, "up", "--port", str(api_port), "--serve-port", str(gw_port)],
@@ -115,6 +117,7 @@ def test_a_team_lead_onboards_from_the_terminal(platform: Platform, tmp_path: Pa
         dataset = platform.json("dataset", "create", "payments")
     assert dataset["state"] == "succeeded" and dataset["stats"]["files_kept"] > 10
 
+    assert [b["name"] for b in platform.json("base", "list")] == ["tiny-starcoder"]
     spec = tmp_path / "spec.yaml"
     spec.write_text(
         f"base_model: {platform.env['TAILOR_SERVE_BASE_MODEL']}\n"

@@ -27,6 +27,7 @@ from tailor.evaluations.run import run_evaluation_job
 from tailor.finetunes.run import run_finetune_job
 from tailor.gateway import create_gateway
 from tailor.train.tiny import tiny_base_cached
+from tests.conftest import SERVED_BASE, register_base
 from tests.console.conftest import Console, make_person, sign_in, snap
 from tests.harvest.conftest import TOKEN, billing_files
 from tests.train.conftest import CACHE_ROOT
@@ -100,11 +101,14 @@ def test_onboarding_harvest_finetune_compare_publish(
     expect(stats.get_by_role("table", name="secrets redacted")).to_be_visible()
     snap(console, page, "30-harvest-succeeded")
 
-    # Fine-tune the tiny model from the form; its defaults fill every other field.
+    # Fine-tune the tiny model from the form; its defaults fill every other field. The base
+    # is named as the platform's catalog knows it: the one the gateway serves by default.
+    with console.sessions() as session:
+        register_base(session, SERVED_BASE, tiny_base_cached(CACHE_ROOT))
     page.get_by_role("link", name="Fine-tunes", exact=True).click()
     expect(page.get_by_label("Dataset")).to_have_value(dataset_id)
+    expect(page.get_by_label("Base model")).to_have_value(SERVED_BASE)
     page.get_by_label("Adapter name").fill("house-style")
-    page.get_by_label("Base model").fill(str(tiny_base_cached(CACHE_ROOT)))
     page.get_by_label("Method").select_option("lora")
     page.get_by_text("Training settings").click()
     for label, value in [
@@ -187,10 +191,8 @@ def create_ide_token(page: Page, slug: str) -> str:
 
 @contextmanager
 def gateway(console: Console) -> Iterator[str]:
-    """The inference gateway on the console's serve_url, serving the tiny base model."""
-    settings = console.settings.model_copy(
-        update={"serve_base_model": str(tiny_base_cached(CACHE_ROOT))}
-    )
+    """The inference gateway on the console's serve_url, serving its catalog base."""
+    settings = console.settings
     port = int(settings.serve_url.rsplit(":", 1)[1])
     server = uvicorn.Server(
         uvicorn.Config(create_gateway(settings), host="127.0.0.1", port=port, log_level="warning")

@@ -20,11 +20,11 @@ from tailor.storage import FileStore
 from .conftest import ADAPTER_PREFIX, DATASET, TEAM, house_style_files, train_lora, write_dataset
 
 
-def _spec(base_model: str, **extra: object) -> EvalSpec:
+def _spec(base_source: str, **extra: object) -> EvalSpec:
+    """The spec as the worker runs it: the catalog's base name, resolved to its files."""
     fim = {"tasks": 30, "context_chars": 600, "max_new_tokens": 48, "loss_documents": 10}
-    return EvalSpec.model_validate(
-        {"team": TEAM, "base_model": base_model, "dataset_id": DATASET, "fim": fim, **extra}
-    )
+    fields = {"team": TEAM, "base_model": "tiny-base", "dataset_id": DATASET, "fim": fim}
+    return EvalSpec.model_validate(fields | {"base_source": base_source, **extra})
 
 
 class Oracle:

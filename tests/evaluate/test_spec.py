@@ -17,7 +17,7 @@ from tailor.evaluate.spec import (
 
 def _spec(**extra: object) -> EvalSpec:
     return EvalSpec.model_validate(
-        {"team": "acme", "base_model": "/models/tiny", "dataset_id": "ds1", **extra}
+        {"team": "acme", "base_model": "tiny-base", "dataset_id": "ds1", **extra}
     )
 
 

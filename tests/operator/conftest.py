@@ -47,7 +47,7 @@ from api.main import create_app  # noqa: E402
 from tailor.config import Settings  # noqa: E402
 from tailor.queue import make_sender  # noqa: E402
 from tailor.storage import FileStore  # noqa: E402
-from tests.conftest import _postgres_engine, create_token, create_user  # noqa: E402
+from tests.conftest import _postgres_engine, create_token, create_user, register_base  # noqa: E402
 
 TEAM = "search"
 NAMESPACE = f"tailor-team-{TEAM}"
@@ -350,6 +350,7 @@ def platform(engine: Engine, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) ->
         admin = create_user(session, admin=True)
         token = create_token(session, admin, scopes=("admin",))
         session.commit()
+        register_base(session, "bigcode/starcoderbase-1b")  # what the tests fine-tune
     try:
         with TestClient(app, raise_server_exceptions=False) as client:
             for api_url in _serve(app):

@@ -24,12 +24,14 @@ from tests.charts.validation import validate_manifest
 from tests.conftest import create_tenant, create_version
 from tests.operator.conftest import Kube, Platform
 
+HUB_ID = "bigcode/starcoderbase-1b"  # the catalog's source of base "starcoderbase-1b"
+
 
 def _row(version: int, backend: str = "vllm") -> tuple[Endpoint, AdapterVersion]:
     endpoint = Endpoint(name="style", replicas=2, backend=backend)
     row = AdapterVersion(
         version=version,
-        base_model="bigcode/starcoderbase-1b",
+        base_model="starcoderbase-1b",
         prefix=f"teams/search/adapters/style/{version}/",
     )
     return endpoint, row
@@ -39,7 +41,7 @@ def test_the_resource_is_one_the_crd_and_the_operator_accept() -> None:
     endpoint, version = _row(3)
 
     manifest = endpoint_resource(
-        "style", "tailor-team-search", endpoint_spec("search", endpoint, version)
+        "style", "tailor-team-search", endpoint_spec("search", endpoint, version, HUB_ID)
     )
 
     validate_manifest(manifest)  # the generated CRD's schema, strictly
@@ -54,7 +56,7 @@ def test_the_resource_is_one_the_crd_and_the_operator_accept() -> None:
 def test_the_tailor_engine_asks_for_no_gpu() -> None:
     endpoint, version = _row(1, backend="tailor")
 
-    spec = endpoint_spec("search", endpoint, version)
+    spec = endpoint_spec("search", endpoint, version, HUB_ID)
 
     manifest = endpoint_resource("style", "tailor-team-search", spec)
     assert InferenceEndpointSpec.model_validate(manifest["spec"]).resources.gpus == 0

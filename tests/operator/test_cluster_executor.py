@@ -32,7 +32,7 @@ from tailor.train.spec import TrainSpec
 from tailor.train.tiny import tiny_base_cached
 from tests.api.conftest import queued_tasks
 from tests.charts.validation import validate_manifest
-from tests.conftest import create_tenant
+from tests.conftest import create_tenant, register_base
 from tests.operator.conftest import Kube, Platform
 
 CACHE_ROOT = Path(os.environ.get("TAILOR_TEST_CACHE", "/tmp/tailor-test-cache"))
@@ -111,9 +111,11 @@ async def test_a_finetune_runs_on_the_cluster_and_its_adapter_is_published(
     kube: Kube, platform: Platform, operator: None, kubeconfig: Path, tmp_path: Path
 ) -> None:
     slug, auth, namespace = _team_with_dataset(platform)
+    tiny = tiny_base_cached(CACHE_ROOT)
+    with platform.sessions() as session:
+        register_base(session, "tiny-base", tiny)  # the platform admin's catalog entry
     body = _train_spec(
-        slug, str(tiny_base_cached(CACHE_ROOT)), method="lora", max_steps=2, seq_len=64,
-        grad_accum=1,
+        slug, "tiny-base", method="lora", max_steps=2, seq_len=64, grad_accum=1,
     ).model_dump(mode="json", exclude={"adapter_version"})  # fmt: skip
 
     # A team lead starts a fine-tune; the API queues the worker task.
@@ -139,7 +141,11 @@ async def test_a_finetune_runs_on_the_cluster_and_its_adapter_is_published(
     configmap = await kube.get(f"/api/v1/namespaces/{namespace}/configmaps/{uid}-spec")
     assert configmap is not None
     spec = TrainSpec.model_validate(json.loads(configmap["data"]["spec.json"]))
-    assert spec.model_dump() == created.json()["spec"] | {"num_processes": 1}
+    # The pod gets the spec as submitted, with the catalog's files for its base.
+    assert spec.model_dump() == created.json()["spec"] | {
+        "num_processes": 1,
+        "base_source": str(tiny),
+    }
     run = {"job_id": uid, "work_dir": tmp_path / "pod"}
     await asyncio.to_thread(run_training, spec, platform.store, **run)
     complete = {"type": "Complete", "status": "True", "reason": "CompletionsReached"}

@@ -27,6 +27,7 @@ from tailor.tenancy import TeamAccess, team_for
 from tailor.tokens.service import authenticate, revoke_team_token
 from tests.conftest import (
     ONLY_POSTGRESQL,
+    SERVED_BASE,
     Tenant,
     create_tenant,
     create_token,
@@ -64,9 +65,8 @@ def published(session: Session, adapters: AdapterFactory) -> Published:
 def publish_version_1(session: Session, tenant: Tenant) -> tuple[TeamAccess, str]:
     """Endpoint `completion` on version 1 of adapter `completion`, and an IDE token, committed."""
     access = team_for(session, authenticate(session, tenant.owner_token), tenant.slug, Role.admin)
-    registry.publish(
-        session, access, EndpointCreate(name="completion", adapter="completion", version=1)
-    )
+    body = EndpointCreate(name="completion", adapter="completion", version=1)
+    registry.publish(session, access, body, serves=SERVED_BASE)
     ide_token = create_token(session, tenant.owner, team=tenant.team, scopes=("inference",))
     session.commit()
     return access, ide_token
@@ -126,7 +126,7 @@ def test_promotion_is_served_on_the_next_request(
     gateway: LiveServer, published: Published, engine: TailorEngine, session: Session
 ) -> None:
     complete(gateway, published.ide_token)
-    registry.promote(session, published.access, "completion", Promote(version=2))
+    registry.promote(session, published.access, "completion", Promote(version=2), serves=None)
     session.commit()
     assert complete(gateway, published.ide_token) == direct(engine, published.keys[1])
 
@@ -288,7 +288,7 @@ def test_a_promotion_reaches_a_cached_lookup(
     token, routing = committed_team.token, Routing.on(db_engine, cache)
     first = routing.lookup(token, "completion")
     with committed_team.admin() as (session, admin):
-        registry.promote(session, admin, "completion", Promote(version=2))
+        registry.promote(session, admin, "completion", Promote(version=2), serves=None)
     assert eventually(lambda: routing.lookup(token, "completion") != first)
 
 

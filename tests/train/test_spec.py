@@ -10,6 +10,7 @@ from pydantic import ValidationError
 
 from tailor.finetunes.events import EXIT_SPEC_ERROR, parse
 from tailor.train.entrypoint import load_spec, run_command, spec_errors
+from tailor.train.errors import ModelError
 from tailor.train.spec import TrainSpec, default_lora_targets
 
 BASE = {"base_model": "bigcode/starcoderbase-1b", "team": "acme", "dataset_id": "ds-1"}
@@ -78,3 +79,17 @@ def test_the_entrypoint_reports_a_bad_spec_file_and_exits_3(
     assert events[-1]["event"] == "error"
     assert "colour: Extra inputs are not permitted" in events[-1]["message"]
     assert "epochs: Input should be greater than 0" in events[-1]["message"]
+
+
+@pytest.mark.parametrize(
+    "base", ["/models/tiny", "../teams/a/exports/code/1", "s3://bucket/teams/a", "~/m", "./m"]
+)
+def test_a_base_model_is_named_by_the_catalog_never_by_a_path(base: str) -> None:
+    with pytest.raises(ValidationError, match="catalog"):
+        TrainSpec.model_validate(BASE | {"base_model": base, "adapter_name": "a"})
+
+
+def test_a_spec_the_platform_did_not_resolve_loads_no_base() -> None:
+    spec = TrainSpec.model_validate(BASE | {"adapter_name": "a"})
+    with pytest.raises(ModelError, match="catalog"):
+        spec.base_location()

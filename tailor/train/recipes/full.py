@@ -114,7 +114,7 @@ def run_rank(spec: TrainSpec, store: ObjectStore, hooks: Hooks) -> TrainResult:
     started = time.perf_counter()
     precision = models.detect_precision(spec.precision)
     rank = int(os.environ.get("RANK", "0"))
-    source = models.fetch_base(spec.base_model, hooks.work_dir / f"cache-rank{rank}")
+    source = models.fetch_base(spec.base_location(), hooks.work_dir / f"cache-rank{rank}")
     config = models.load_config(source, spec.base_revision)
     models.check_fit(config, spec)
     attention = models.detect_attention(spec.attention)

@@ -62,7 +62,7 @@ def run(
 
 def setup(spec: TrainSpec, hooks: Hooks, fallback_reason: str | None = None) -> Setup:
     """Load the base in the chosen precision and attention kernel, and wrap it with LoRA."""
-    source = models.fetch_base(spec.base_model, hooks.work_dir / "cache")
+    source = models.fetch_base(spec.base_location(), hooks.work_dir / "cache")
     targets = models.check_fit(models.load_config(source, spec.base_revision), spec)
     device = models.training_device()
     precision = models.detect_precision(spec.precision)
@@ -309,11 +309,13 @@ def save_adapter(
     """adapter_model.safetensors + adapter_config.json + tailor.json under the adapter prefix."""
     local = hooks.work_dir / "adapter"
     shutil.rmtree(local, ignore_errors=True)
-    # The adapter names the base as the user did, not the local cache it was loaded from.
+    # The adapter names the base by its catalog name, not the local cache it was loaded from.
     config = s.model.peft_config["default"]
     config.base_model_name_or_path = spec.base_model
     config.revision = spec.base_revision
-    s.model.save_pretrained(local, safe_serialization=True)
+    # Embeddings are never adapted or resized here; "auto" would look the catalog name up
+    # on the hub to compare vocabularies.
+    s.model.save_pretrained(local, safe_serialization=True, save_embedding_layers=False)
     missing = [name for name in ADAPTER_FILES if not (local / name).is_file()]
     if missing:
         raise ModelError(f"peft did not write {missing} for the adapter")

@@ -61,7 +61,7 @@ def setup(spec: TrainSpec, hooks: Hooks, device: torch.device) -> lora.Setup:
     """Load the base quantised to 4 bits, prepare it for k-bit training, add LoRA."""
     from peft import prepare_model_for_kbit_training
 
-    source = models.fetch_base(spec.base_model, hooks.work_dir / "cache")
+    source = models.fetch_base(spec.base_location(), hooks.work_dir / "cache")
     targets = models.check_fit(models.load_config(source, spec.base_revision), spec)
     attention = models.detect_attention(spec.attention)
     dtype = compute_dtype(spec.precision)
