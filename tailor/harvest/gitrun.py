@@ -1,9 +1,12 @@
 """Running the git CLI safely: isolated config, credentials only in the environment, limits.
 
-Credentials never reach `.git/config`, the command line or an error message: an HTTPS token
-travels as an `http.extraHeader` set through GIT_CONFIG_* variables, an SSH key as a 0600 file
-in a private temporary directory named by GIT_SSH_COMMAND. Every run has a wall-time limit,
-optionally a cap on how much a directory may grow, and its stderr is scrubbed.
+Credentials never reach the repository's config, the command line or an error message: an
+HTTPS token travels as an `http.extraHeader` set through GIT_CONFIG_* variables, an SSH key as
+a 0600 file in a private temporary directory named by GIT_SSH_COMMAND. Every run has a
+wall-time limit, optionally a cap on how much a directory may grow and a callback that stops
+it, and its stderr is scrubbed. git runs in a process group of its own, and stopping it kills
+the group (git's helpers too: remote-https, ssh, index-pack); when this process dies first,
+the group goes with it (`_command`).
 """
 
 from __future__ import annotations
@@ -221,16 +224,20 @@ class GitStopped(Exception):
 
 
 def _command(args: list[str], timeout_s: float) -> list[str]:
-    """`git args`, under coreutils' `timeout` where there is one.
+    """`git args`, tied to this process's life where the machine has the tools for it.
 
-    The backstop: should this process die (a worker killed) and leave git behind, `timeout`
-    still kills git's whole process group soon after the limit.
+    Should this process die (a worker killed) and leave git behind, git must not run on:
+    util-linux's `setpriv --pdeathsig` has the group sent SIGTERM when we die (coreutils'
+    `timeout` passes it on to the whole group), and `timeout` itself kills the group soon
+    after the limit whatever happens.
     """
-    backstop = shutil.which("timeout")
-    if backstop is None:
-        return ["git", *args]
-    limit = f"{int(timeout_s + BACKSTOP_GRACE_S)}s"
-    return [backstop, "--signal=KILL", limit, "git", *args]
+    command = ["git", *args]
+    backstop, guard = shutil.which("timeout"), shutil.which("setpriv")
+    if backstop is not None:
+        command = [backstop, "--signal=KILL", f"{int(timeout_s + BACKSTOP_GRACE_S)}s", *command]
+    if guard is not None:
+        command = [guard, "--pdeathsig", "TERM", *command]
+    return command
 
 
 def _kill(proc: subprocess.Popen[bytes]) -> None:
@@ -269,11 +276,9 @@ def _wait_until_gone(pgid: int, limit_s: float = 2.0) -> None:
 
 
 def _start(
-    args: list[str], env: dict[str, str], cwd: Path, timeout_s: float, **io: Any
+    command: list[str], env: dict[str, str], cwd: Path, **io: Any
 ) -> subprocess.Popen[bytes]:
-    return subprocess.Popen(
-        _command(args, timeout_s), cwd=cwd, env=env, start_new_session=True, **io
-    )
+    return subprocess.Popen(command, cwd=cwd, env=env, start_new_session=True, **io)
 
 
 def run_git(
@@ -296,7 +301,12 @@ def run_git(
     base = dir_bytes(watch) if watch is not None else 0
     with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
         proc = _start(
-            args, access.env, cwd, timeout_s, stdin=subprocess.DEVNULL, stdout=out, stderr=err
+            _command(args, timeout_s),
+            access.env,
+            cwd,
+            stdin=subprocess.DEVNULL,
+            stdout=out,
+            stderr=err,
         )
         deadline = time.monotonic() + timeout_s
         try:
@@ -370,7 +380,9 @@ def git_pipe(
     """
     with tempfile.TemporaryFile() as err:
         io = {"stdin": subprocess.PIPE if stdin else subprocess.DEVNULL}
-        proc = _start(args, env, cwd, timeout_s, stdout=subprocess.PIPE, stderr=err, **io)
+        # No parent-death guard: a local command over the cache ends by itself when this
+        # process dies (its pipes close), and saves two execs per call.
+        proc = _start(["git", *args], env, cwd, stdout=subprocess.PIPE, stderr=err, **io)
         pipe = GitPipe(proc, args, err)
         timer = threading.Timer(timeout_s, pipe.expire)
         timer.daemon = True
@@ -379,10 +391,10 @@ def git_pipe(
             yield pipe
         finally:
             timer.cancel()
+            _kill(proc)  # first: a thread writing to its stdin is then released, not stuck
             for stream in (proc.stdin, proc.stdout):
                 if stream is not None:
-                    with suppress(OSError):
+                    with suppress(OSError, ValueError):
                         stream.close()
-            _kill(proc)
         if pipe.timed_out:
             raise FetchError(f"git {args[0]} took longer than {timeout_s:.0f} s and was stopped")

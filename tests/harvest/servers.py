@@ -12,49 +12,65 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import psutil
 
 
-class Stalling:
-    """Accepts connections and never answers; `accepted` is set at the first."""
+class _Listener:
+    """A loopback listener whose accept loop stops before its socket closes.
+
+    Closing a socket that another thread blocks in `accept` on would free its descriptor for
+    the next socket opened (another test's server) while that thread still holds the number.
+    """
 
     def __init__(self) -> None:
         self.sock = socket.create_server(("127.0.0.1", 0))
-        self.port = self.sock.getsockname()[1]
+        self.sock.settimeout(0.05)
+        self.port = int(self.sock.getsockname()[1])
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._loop, daemon=True)
+        self._thread.start()
+
+    def _loop(self) -> None:
+        while not self._stop.is_set():
+            try:
+                conn, _ = self.sock.accept()
+            except TimeoutError:
+                continue
+            self.serve(conn)
+
+    def serve(self, conn: socket.socket) -> None:
+        raise NotImplementedError
+
+    def close(self) -> None:
+        self._stop.set()
+        self._thread.join()
+        self.sock.close()
+
+
+class Stalling(_Listener):
+    """Accepts connections and never answers; `accepted` is set at the first."""
+
+    def __init__(self) -> None:
         self.accepted = threading.Event()
         self.conns: list[socket.socket] = []
-        threading.Thread(target=self._serve, daemon=True).start()
+        super().__init__()
 
-    def _serve(self) -> None:
-        with suppress(OSError):
-            while True:
-                conn, _ = self.sock.accept()
-                self.conns.append(conn)
-                self.accepted.set()
+    def serve(self, conn: socket.socket) -> None:
+        self.conns.append(conn)
+        self.accepted.set()
 
     def url(self, name: str = "app") -> str:
         return f"http://127.0.0.1:{self.port}/{name}.git"
 
     def close(self) -> None:
-        self.sock.close()
+        super().close()
         for conn in self.conns:
             conn.close()
 
 
-class NotGit:
+class NotGit(_Listener):
     """An open port that answers every connection with another protocol's banner."""
 
-    def __init__(self) -> None:
-        self.sock = socket.create_server(("127.0.0.1", 0))
-        self.port = self.sock.getsockname()[1]
-        threading.Thread(target=self._serve, daemon=True).start()
-
-    def _serve(self) -> None:
-        with suppress(OSError):
-            while True:
-                conn, _ = self.sock.accept()
-                with conn:
-                    conn.sendall(b"SSH-2.0-OpenSSH_9.2\r\n")
-
-    def close(self) -> None:
-        self.sock.close()
+    def serve(self, conn: socket.socket) -> None:
+        with conn:
+            conn.sendall(b"SSH-2.0-OpenSSH_9.2\r\n")
 
 
 def closed_port() -> int:

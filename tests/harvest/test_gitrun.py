@@ -82,9 +82,7 @@ fetch_repo(RepoSource(name="app", url=sys.argv[1]), Path(sys.argv[2]), timeout_s
 """
 
 
-def test_git_left_behind_by_a_killed_worker_dies_at_its_limit(
-    stalling: Stalling, tmp_path: Path
-) -> None:
+def test_git_does_not_outlive_a_killed_worker(stalling: Stalling, tmp_path: Path) -> None:
     worker = subprocess.Popen(
         [sys.executable, "-c", FETCH_IN_A_WORKER, stalling.url(), str(tmp_path)], env=os.environ
     )
@@ -95,7 +93,8 @@ def test_git_left_behind_by_a_killed_worker_dies_at_its_limit(
         worker.kill()  # as a worker's hard time limit or the OOM killer would
         worker.wait()
     assert orphans
-    # Their own limit is 2 s (+ the backstop's grace); curl alone would give up after 60 s.
+    # They die with the worker (parent-death signal), at their limit (2 s + the backstop's
+    # grace) at the latest; curl alone would give up only after 60 s without data.
     settle = time.monotonic() + 2 + BACKSTOP_GRACE_S + 20
     while running(orphans) and time.monotonic() < settle:
         time.sleep(0.2)
