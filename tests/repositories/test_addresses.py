@@ -5,6 +5,8 @@ from __future__ import annotations
 import ipaddress
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from tailor.repositories.addresses import HostRefused, NetworkPolicy, resolve_checked
 from tailor.repositories.urls import UrlPolicy, check_git_url, parse_git_url
@@ -100,3 +102,13 @@ def test_a_public_name_resolves_to_its_first_address() -> None:
 
     addr = resolve_checked("git.example.test", 443, NetworkPolicy(resolve=resolve))
     assert addr == ipaddress.ip_address("93.184.216.34")
+
+
+@settings(max_examples=300, deadline=None, database=None)
+@given(host=st.text(max_size=40), scheme=st.sampled_from(["https://", "ssh://git@", "git@"]))
+def test_any_host_text_is_refused_with_a_reason_or_accepted(host: str, scheme: str) -> None:
+    url = f"{scheme}{host}/o/r.git" if "://" in scheme else f"{scheme}{host}:o/r.git"
+    try:
+        check_git_url(url)
+    except ValueError as exc:
+        assert str(exc)
