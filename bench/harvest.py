@@ -51,6 +51,8 @@ from tailor.harvest.minhash import MinHasher  # noqa: E402
 from tailor.harvest.pipeline import run_harvest  # noqa: E402
 from tailor.harvest.redact import redact  # noqa: E402
 from tailor.harvest.spec import DedupConfig, HarvestSpec, RepoSource  # noqa: E402
+from tailor.repositories.addresses import NetworkPolicy  # noqa: E402
+from tailor.repositories.urls import UrlPolicy  # noqa: E402
 from tailor.storage import FileStore  # noqa: E402
 
 TOKEN = "bench-token-0123456789"
@@ -113,7 +115,7 @@ def full(
         dataset_id="ds-bench",
         cache_dir=cache,
         parallelism=2,
-        allow_http=True,
+        policy=UrlPolicy(allow_http=True, network=NetworkPolicy(allow_loopback=True)),
     )
     seconds = time.perf_counter() - t0
     stats = result.manifest["stats"]

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import secrets
 from functools import lru_cache
 from pathlib import Path
 
-from pydantic import Field, SecretStr, model_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -52,6 +53,16 @@ class Settings(BaseSettings):
     harvest_max_repo_mb: int = Field(2048, ge=1, description="Size cap for one repository.")
     git_allow_http: bool = Field(
         False, description="Also accept plain http:// repository URLs (internal git servers)."
+    )
+    git_allow_loopback: bool = Field(
+        False,
+        description="Let git reach loopback addresses (the embedded demo's git server on this "
+        "machine); never on a shared platform.",
+    )
+    git_allowed_networks: list[str] = Field(
+        default_factory=list,
+        description="Private networks (CIDR, JSON list) where the company's git servers live; "
+        "other private, link-local, metadata and reserved addresses stay refused.",
     )
     serve_base_model: str = Field(
         "tiny-starcoder",
@@ -124,6 +135,13 @@ class Settings(BaseSettings):
         "(/v1/internal); the chart gives the API and the operator the same Secret. "
         "Unset: only platform-admin tokens may report.",
     )
+
+    @field_validator("git_allowed_networks")
+    @classmethod
+    def _networks_are_cidrs(cls, networks: list[str]) -> list[str]:
+        for net in networks:
+            ipaddress.ip_network(net, strict=False)  # ValueError names the bad one
+        return networks
 
     @model_validator(mode="after")
     def _fill_embedded_defaults(self) -> Settings:

@@ -28,6 +28,7 @@ from tailor.pagination import MAX_LIMIT
 from tailor.registry import service as registry
 from tailor.repositories import service as repositories
 from tailor.repositories.schemas import RepositoryCreate
+from tailor.repositories.urls import UrlPolicy
 from tailor.tenancy import TeamAccess
 
 router = team_router()
@@ -116,7 +117,7 @@ def register_repository(
     }
     try:
         body = parse(RepositoryCreate, data)
-        repositories.create_repository(session, access, body, cipher, settings.git_allow_http)
+        repositories.create_repository(session, access, body, cipher, UrlPolicy.of(settings))
     except (FormErrors, TailorError) as exc:
         session.rollback()
         errors = exc.errors if isinstance(exc, FormErrors) else service_errors(exc)

@@ -18,6 +18,7 @@ from api.responses import READ, WRITE
 from tailor.pagination import Page
 from tailor.repositories import service
 from tailor.repositories.schemas import RepositoryCreate, RepositoryOut, RepositoryUpdate
+from tailor.repositories.urls import UrlPolicy
 
 router = APIRouter(prefix="/v1/teams/{team}/repositories", tags=["repositories"])
 
@@ -31,7 +32,7 @@ def create_repository(
     settings: SettingsDep,
 ) -> RepositoryOut:
     """Register a repository; its credential is encrypted and never shown again."""
-    repo = service.create_repository(session, access, body, cipher, settings.git_allow_http)
+    repo = service.create_repository(session, access, body, cipher, UrlPolicy.of(settings))
     return service.to_out(repo)
 
 
@@ -60,7 +61,7 @@ def update_repository(
     settings: SettingsDep,
 ) -> RepositoryOut:
     """Change a repository or rotate its credential."""
-    repo = service.update_repository(session, access, name, body, cipher, settings.git_allow_http)
+    repo = service.update_repository(session, access, name, body, cipher, UrlPolicy.of(settings))
     return service.to_out(repo)
 
 

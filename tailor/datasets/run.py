@@ -11,11 +11,14 @@ from sqlalchemy.orm import Session, sessionmaker
 from tailor.config import Settings
 from tailor.datasets.service import previous_dataset_uids
 from tailor.db.models import Dataset, Job, Repository, Team
+from tailor.harvest.fetch import private_dir
+from tailor.harvest.outcome import unchanged_since
 from tailor.harvest.pipeline import HarvestCancelled, HarvestError, run_harvest
 from tailor.harvest.spec import HarvestSpec, RepoSource
 from tailor.jobs import service as jobs
 from tailor.jobs.recorder import JobRecorder
 from tailor.repositories.service import read_credential
+from tailor.repositories.urls import UrlPolicy
 from tailor.security import CredentialCipher
 from tailor.storage import ObjectStore
 
@@ -67,14 +70,14 @@ def run_harvest_job(
             store,
             team=team_slug,
             dataset_id=dataset_uid,
-            cache_dir=settings.workspace / "git-cache" / team_slug,
+            cache_dir=private_dir(settings.workspace / "git-cache") / team_slug,
             previous_datasets=previous,
             parallelism=settings.harvest_parallelism,
             timeout_s=settings.harvest_timeout_s,
             max_repo_bytes=settings.harvest_max_repo_mb << 20,
             progress=recorder.progress,
             cancelled=recorder.cancelled,
-            allow_http=settings.git_allow_http,
+            policy=UrlPolicy.of(settings),
         )
     except HarvestCancelled:
         store.delete_prefix(output)
@@ -101,6 +104,10 @@ def _succeed(session: Session, job: Job, dataset: Dataset, manifest: dict[str, A
         message = f"repository {repo['name']} failed: {repo.get('reason')}"
         jobs.log(session, job, message, level="warning")
     result = {"dataset_id": dataset.uid, "stats": dataset.stats, "repositories": outcomes}
+    since = unchanged_since(dataset.stats)
+    if since:
+        result["unchanged_since"] = since
+        jobs.log(session, job, f"no changes since dataset {', '.join(since)}: nothing new")
     jobs.succeed(session, job, result)
 
 

@@ -5,9 +5,10 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
 from tailor.db.models import Dataset, Job, JobState
+from tailor.harvest.outcome import unchanged_since
 
 
 class DatasetOut(BaseModel):
@@ -21,6 +22,10 @@ class DatasetOut(BaseModel):
     error: str | None
     repositories: list[str]
     stats: dict[str, Any]
+    unchanged_since: list[str] = Field(
+        default_factory=list,
+        description="When nothing changed since earlier datasets: their ids (this one is empty).",
+    )
     created_at: datetime
     finished_at: datetime | None
 
@@ -36,6 +41,7 @@ class DatasetOut(BaseModel):
             error=job.error,
             repositories=dataset.repositories,
             stats=dataset.stats,
+            unchanged_since=unchanged_since(dataset.stats or {}),
             created_at=dataset.created_at,
             finished_at=job.finished_at,
         )

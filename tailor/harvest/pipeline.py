@@ -9,9 +9,14 @@ complete. A cancelled harvest removes everything it wrote.
 
 A dataset holds what is new: files already in one of the team's earlier datasets (the same
 content, or a near copy of it) are dropped as duplicates, and an incremental re-harvest only
-reads the files changed since the commit an earlier dataset holds. Deleted files are not
-recorded. Kept documents stay in memory until the shards are written (the repository size
-cap bounds them).
+reads the files changed since the commit an earlier dataset holds; the manifest lists the
+files deleted since (`deleted`). When no repository changed at all, the dataset is empty and
+its manifest says since which datasets nothing changed (`unchanged_since`), so a fine-tune
+can name them. Kept documents stay in memory until the shards are written (the repository
+size cap bounds them).
+
+A cancel stops git where it is: while repositories are fetched, the harvest asks every
+`cancel_poll_s` seconds whether it was cancelled, and kills the git runs still going if so.
 """
 
 from __future__ import annotations
@@ -27,9 +32,10 @@ from typing import Any
 
 import numpy as np
 
-from tailor.harvest.checkouts import FetchLimits, RepoFiles, fetch_all
 from tailor.harvest.dedup import EXACT, NEAR, DedupIndex, index_of, select_unique
 from tailor.harvest.fetch import repo_dir, repo_lock
+from tailor.harvest.gather import FetchLimits, RepoFiles, fetch_all
+from tailor.harvest.gitrun import GitStopped
 from tailor.harvest.previous import (
     INDEX_NAME,
     MANIFEST_NAME,
@@ -49,6 +55,7 @@ from tailor.harvest.shards import (
 from tailor.harvest.spec import HarvestSpec, RepoSource
 from tailor.harvest.stats import Tally
 from tailor.harvest.walk import Candidate
+from tailor.repositories.urls import UrlPolicy
 from tailor.storage import ObjectStore
 
 Progress = Callable[[float, str], None]
@@ -79,6 +86,7 @@ class _Reporter:
 
     progress: Progress
     cancelled: Callable[[], bool]
+    cancel_poll_s: float = 1.0
     stage: str = "fetch"
     _last: float = 0.0
 
@@ -113,14 +121,19 @@ def run_harvest(
     max_repo_bytes: int = 2 << 30,
     progress: Progress | None = None,
     cancelled: Callable[[], bool] | None = None,
-    allow_http: bool = False,
+    policy: UrlPolicy | None = None,
+    cancel_poll_s: float = 1.0,
 ) -> HarvestResult:
     """Harvest `sources` into dataset `dataset_id` of `team`; see the module docstring.
 
-    Raises HarvestError when no repository could be fetched (each one's reason in the
-    message) and HarvestCancelled when `cancelled()` turns true (after cleaning up).
+    `policy` says which repository URLs and addresses git may reach. Raises HarvestError when
+    no repository could be fetched (each one's reason in the message) and HarvestCancelled
+    when `cancelled()` turns true (after cleaning up).
     """
-    reporter = _Reporter(progress or (lambda _f, _m: None), cancelled or (lambda: False))
+    reporter = _Reporter(
+        progress or (lambda _f, _m: None), cancelled or (lambda: False), cancel_poll_s
+    )
+    limits = FetchLimits(timeout_s, max_repo_bytes, policy or UrlPolicy())
     prefix = dataset_prefix(team, dataset_id)
     try:
         with ExitStack() as locks:
@@ -138,9 +151,12 @@ def run_harvest(
                 cache_dir=cache_dir,
                 previous_ids=list(previous_datasets or []),
                 parallelism=parallelism,
-                limits=FetchLimits(timeout_s, max_repo_bytes, allow_http),
+                limits=limits,
                 reporter=reporter,
             )
+    except GitStopped as exc:
+        store.delete_prefix(prefix)
+        raise HarvestCancelled("the harvest was cancelled") from exc
     except HarvestCancelled:
         store.delete_prefix(prefix)
         raise
@@ -166,6 +182,7 @@ def _harvest(
     sources = [incremental_or_full(s, previous) for s in sources]
     start_workers_early(parallelism)
     repos = _fetch(sources, cache_dir, spec, limits, parallelism, reporter, tally)
+    tally.unchanged_since = nothing_changed_since(repos, previous)
     files = [c for r in repos if r.walk is not None for c in r.walk.files]
     batches = _process(files, spec, parallelism, reporter, tally)
     docs, kept_index = _dedup(batches, previous, spec, reporter, tally)
@@ -183,8 +200,23 @@ def _harvest(
             f"could not write the dataset to the object store {store.url}: {exc}; "
             "check that the store is reachable and writable, then start the harvest again"
         ) from exc
-    reporter.report(1.0, f"harvested {len(rows)} files", force=True)
+    done = f"harvested {len(rows)} files"
+    if tally.unchanged_since:
+        done = f"no changes since dataset {', '.join(tally.unchanged_since)}: nothing new"
+    reporter.report(1.0, done, force=True)
     return HarvestResult(dataset_id, dataset_prefix(team, dataset_id), manifest)
+
+
+def nothing_changed_since(repos: list[RepoFiles], previous: Previous) -> list[str]:
+    """The earlier datasets holding every repository as it is now, when nothing changed.
+
+    Empty when any repository changed (or was harvested in full); failed ones do not count.
+    """
+    ok = [r.outcome for r in repos if r.outcome.status == "ok"]
+    if not ok or any(o.since is None or o.changed_files or o.deleted_files for o in ok):
+        return []
+    holders = {previous.commits.get((o.name, o.since or "")) for o in ok}
+    return sorted(h for h in holders if h is not None)
 
 
 def _fetch(
@@ -206,7 +238,14 @@ def _fetch(
         reporter.check()
 
     repos = fetch_all(
-        sources, cache_dir, spec.filters, limits, parallelism=parallelism, on_done=done
+        sources,
+        cache_dir,
+        spec.filters,
+        limits,
+        parallelism=parallelism,
+        on_done=done,
+        cancelled=reporter.cancelled,
+        poll_s=reporter.cancel_poll_s,
     )
     if repos and all(r.outcome.status == "failed" for r in repos):
         reasons = "; ".join(f"{r.outcome.name}: {r.outcome.reason}" for r in repos)
@@ -311,6 +350,10 @@ def _write(
         "spec": spec.model_dump(mode="json"),
         "stats": tally.to_dict(kept, repos),
         "repositories": _outcomes(repos, rows),
+        "deleted": {
+            r.outcome.name: r.walk.deleted for r in repos if r.walk is not None and r.walk.deleted
+        },
+        "unchanged_since": tally.unchanged_since,
     }
     reporter.check()
     store.put_bytes(prefix + MANIFEST_NAME, json.dumps(manifest, indent=2).encode())

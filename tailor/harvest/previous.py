@@ -33,10 +33,11 @@ log = logging.getLogger("tailor.harvest")
 
 @dataclass
 class Previous:
-    """The merged index of earlier datasets, the (repo, commit) pairs they hold, their ids."""
+    """The merged index of earlier datasets, their ids, and which one first harvested each
+    (repository, commit) pair."""
 
     index: DedupIndex
-    commits: set[tuple[str, str]] = field(default_factory=set)
+    commits: dict[tuple[str, str], str] = field(default_factory=dict)
     datasets: list[str] = field(default_factory=list)
 
 
@@ -87,8 +88,8 @@ def load_previous(
     store: ObjectStore, team: str, dataset_ids: list[str], cfg: DedupConfig
 ) -> Previous:
     """What the team's earlier datasets hold; datasets that are gone are skipped."""
-    indexes, commits, used = [], set(), []
-    for dataset_id in dataset_ids:
+    indexes, commits, used = [], dict[tuple[str, str], str](), []
+    for dataset_id in dataset_ids:  # oldest first: a pair's first holder is kept
         prefix = dataset_prefix(team, dataset_id)
         manifest = _manifest(store, prefix)
         if manifest is None:
@@ -97,11 +98,9 @@ def load_previous(
             )
             continue
         indexes.append(_index(store, prefix, manifest, cfg))
-        commits |= {
-            (str(r["name"]), str(r["commit"]))
-            for r in manifest.get("repositories", [])
-            if r.get("status") == "ok" and r.get("commit")
-        }
+        for r in manifest.get("repositories", []):
+            if r.get("status") == "ok" and r.get("commit"):
+                commits.setdefault((str(r["name"]), str(r["commit"])), dataset_id)
         used.append(dataset_id)
     return Previous(merge_indexes(indexes, cfg), commits, used)
 

@@ -7,17 +7,19 @@ once (deduplication, shards) happens afterwards in the parent.
 from __future__ import annotations
 
 import multiprocessing
-import os
 import time
 from collections import Counter, defaultdict
-from collections.abc import Callable
+from collections.abc import Callable, Generator
 from concurrent.futures import ProcessPoolExecutor
+from contextlib import closing
 from dataclasses import dataclass, field
-from itertools import repeat
+from itertools import groupby, repeat
 from multiprocessing.context import BaseContext
+from pathlib import Path
 
 import numpy as np
 
+from tailor.harvest.blobs import read_blobs
 from tailor.harvest.dedup import exact_key
 from tailor.harvest.filters import quality_issue
 from tailor.harvest.minhash import hasher_for
@@ -60,14 +62,15 @@ class Batch:
         self.dropped_bytes[reason] += size
 
 
-def read_file(cand: Candidate) -> tuple[str | None, str | None]:
+def read_contents(files: list[Candidate]) -> Generator[bytes | None, None, None]:
+    """The content of each file, in order, straight from its repository's git objects."""
+    for gitdir, group in groupby(files, key=lambda c: c.gitdir):
+        yield from read_blobs(Path(gitdir), [c.blob for c in group])
+
+
+def decode(cand: Candidate, data: bytes | None) -> tuple[str | None, str | None]:
     """(text, None) or (None, reason): binary, invalid UTF-8, malformed notebook, unreadable."""
-    try:
-        # O_NOFOLLOW: the walk resolved symlinks already; never follow one swapped in since.
-        fd = os.open(cand.source, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0))
-        with os.fdopen(fd, "rb") as fh:
-            data = fh.read(cand.size + 1)
-    except OSError:
+    if data is None:
         return None, "unreadable"
     if b"\0" in data:
         return None, "binary"
@@ -84,9 +87,9 @@ def read_file(cand: Candidate) -> tuple[str | None, str | None]:
     return text, None
 
 
-def _keep(cand: Candidate, spec: HarvestSpec, batch: Batch) -> Document | None:
+def _keep(cand: Candidate, data: bytes | None, spec: HarvestSpec, batch: Batch) -> Document | None:
     t0 = time.perf_counter()
-    text, reason = read_file(cand)
+    text, reason = decode(cand, data)
     t1 = time.perf_counter()
     batch.seconds["read"] += t1 - t0
     if text is None:
@@ -112,10 +115,14 @@ def _keep(cand: Candidate, spec: HarvestSpec, batch: Batch) -> Document | None:
 def process_batch(files: list[Candidate], spec: HarvestSpec) -> Batch:
     """Run the per-file stages on `files`; keeps their order."""
     batch = Batch()
-    for cand in files:
-        doc = _keep(cand, spec, batch)
-        if doc is not None:
-            batch.docs.append(doc)
+    with closing(read_contents(files)) as reader:
+        for cand in files:
+            t0 = time.perf_counter()
+            data = next(reader)
+            batch.seconds["read"] += time.perf_counter() - t0
+            doc = _keep(cand, data, spec, batch)
+            if doc is not None:
+                batch.docs.append(doc)
     t0 = time.perf_counter()
     contents = [d.content.encode("utf-8", "surrogatepass") for d in batch.docs]
     batch.exact = np.array([exact_key(c) for c in contents], dtype=np.uint64)

@@ -196,7 +196,13 @@ class RepoOutcome(BaseModel):
     reason: str | None = None
     commit: str | None = None
     incremental: bool = False
+    since: str | None = Field(
+        None, description="The earlier commit an incremental harvest read the changes from."
+    )
     changed_files: int | None = Field(
-        None, description="Files added or modified since last_commit (incremental harvests)."
+        None, description="Files added or modified since that commit (incremental harvests)."
+    )
+    deleted_files: int | None = Field(
+        None, description="Harvestable files deleted since that commit (listed in the manifest)."
     )
     files_kept: int = 0

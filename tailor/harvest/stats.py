@@ -9,7 +9,7 @@ from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 from typing import Any
 
-from tailor.harvest.checkouts import RepoFiles
+from tailor.harvest.gather import RepoFiles
 from tailor.harvest.process import Batch
 
 # Code averages roughly 3.5-4 characters per token with BPE tokenizers (StarCoder's: ~3.6).
@@ -30,6 +30,7 @@ class Tally:
     exact_duplicates: int = 0
     near_duplicates: int = 0
     duplicates_of_previous: int = 0
+    unchanged_since: list[str] = field(default_factory=list)
 
     def add_walk(self, repo: RepoFiles) -> None:
         """Files the walk skipped (lock files, vendored, binary by name, too large, ...)."""
@@ -84,4 +85,5 @@ class Tally:
             "tokens_estimate": chars // CHARS_PER_TOKEN,
             "repositories": {"ok": ok, "failed": len(repos) - ok},
             "seconds": {k: round(v, 3) for k, v in sorted(self.seconds.items())},
+            "unchanged_since": self.unchanged_since,
         }

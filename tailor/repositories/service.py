@@ -11,7 +11,7 @@ from tailor.db.models import Repository
 from tailor.errors import Conflict, InvalidInput
 from tailor.pagination import paginate
 from tailor.repositories.schemas import RepositoryCreate, RepositoryOut, RepositoryUpdate
-from tailor.repositories.urls import check_git_url
+from tailor.repositories.urls import UrlPolicy, check_git_url
 from tailor.security import CredentialCipher
 from tailor.tenancy import TeamAccess, owned, team_select
 
@@ -32,9 +32,9 @@ def to_out(repo: Repository) -> RepositoryOut:
     )
 
 
-def _valid_url(url: str, allow_http: bool, kind: str) -> str:
+def _valid_url(url: str, policy: UrlPolicy | None, kind: str) -> str:
     try:
-        url = check_git_url(url, allow_http=allow_http)
+        url = check_git_url(url, policy)
     except ValueError as exc:
         raise InvalidInput(str(exc), field="url") from exc
     is_ssh = url.startswith("ssh://") or "://" not in url
@@ -50,10 +50,10 @@ def create_repository(
     access: TeamAccess,
     body: RepositoryCreate,
     cipher: CredentialCipher,
-    allow_http: bool = False,
+    policy: UrlPolicy | None = None,
 ) -> Repository:
-    """Register a repository for the team."""
-    url = _valid_url(body.url, allow_http, body.credential_kind)
+    """Register a repository for the team; `policy` says which URLs (the settings' own)."""
+    url = _valid_url(body.url, policy, body.credential_kind)
     if session.scalar(team_select(Repository, access).where(Repository.name == body.name)):
         raise Conflict(f"repository '{body.name}' already exists in team '{access.team.slug}'")
     repo = Repository(
@@ -99,13 +99,13 @@ def update_repository(
     name: str,
     body: RepositoryUpdate,
     cipher: CredentialCipher,
-    allow_http: bool = False,
+    policy: UrlPolicy | None = None,
 ) -> Repository:
     """Change a repository; a new credential replaces the old one."""
     repo = get_repository(session, access, name)
     kind = body.credential_kind or repo.credential_kind
     if body.url is not None or body.credential_kind is not None:
-        repo.url = _valid_url(body.url or repo.url, allow_http, kind)
+        repo.url = _valid_url(body.url or repo.url, policy, kind)
     for field in ("branch", "include", "exclude"):
         value = getattr(body, field)
         if value is not None:

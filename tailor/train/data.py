@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from tailor.harvest.outcome import empty_reason
 from tailor.storage import ObjectStore, StoreError
 from tailor.train.errors import DatasetError
 from tailor.train.fim import FimTokenIds, encode_document
@@ -93,10 +94,7 @@ def read_manifest(store: ObjectStore, team: str, dataset_id: str) -> Manifest:
     manifest = parse_manifest(raw, team, dataset_id, listed)
     # rows == -1: not counted in the manifest; emptiness then shows while streaming.
     if not manifest.shards or sum(s.rows for s in manifest.shards) == 0:
-        raise DatasetError(
-            f"dataset {dataset_id!r} of team {team!r} is empty (0 rows): the harvest kept no "
-            "files; check the repositories and the harvest filters"
-        )
+        raise DatasetError(empty_reason(dataset_id, team, manifest.stats))
     return manifest
 
 

@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import redis
 from fastapi.testclient import TestClient
+from httpx import Response
+from sqlalchemy.orm import Session
 
+from tailor.db.models import Dataset, Job, JobState
 from tests.api.conftest import queued_tasks
 from tests.conftest import Tenant
 
@@ -82,3 +85,49 @@ def test_a_running_harvest_cannot_be_deleted(
     ds = client.post(f"/v1/teams/{tenant.slug}/datasets", json={}, headers=tenant.auth()).json()
     resp = client.delete(f"/v1/teams/{tenant.slug}/datasets/{ds['id']}", headers=tenant.auth())
     assert resp.status_code == 409 and "cancel" in resp.json()["detail"]
+
+
+def harvested(session: Session, tenant: Tenant, uid: str, stats: dict[str, object]) -> None:
+    """A dataset whose harvest succeeded with `stats`."""
+    job = Job(uid=uid.replace("ds-", "ha-"), team_id=tenant.team.id, kind="harvest", spec={})
+    job.state = JobState.succeeded
+    session.add(job)
+    session.flush()
+    prefix = f"teams/{tenant.slug}/datasets/{uid}/"
+    session.add(Dataset(uid=uid, team_id=tenant.team.id, job_id=job.id, prefix=prefix, stats=stats))
+    session.flush()
+
+
+def finetune(client: TestClient, tenant: Tenant, dataset_id: str) -> Response:
+    body = {
+        "base_model": "tiny",
+        "team": tenant.slug,
+        "dataset_id": dataset_id,
+        "adapter_name": "style",
+    }
+    return client.post(f"/v1/teams/{tenant.slug}/finetunes", json=body, headers=tenant.auth())
+
+
+def test_an_unchanged_re_harvest_shows_since_when_and_is_not_trained_on(
+    client: TestClient, tenant: Tenant, session: Session, broker: redis.Redis
+) -> None:
+    harvested(session, tenant, "ds-a1", {"files_kept": 40})
+    harvested(session, tenant, "ds-a2", {"files_kept": 0, "unchanged_since": ["ds-a1"]})
+    shown = client.get(f"/v1/teams/{tenant.slug}/datasets/ds-a2", headers=tenant.auth()).json()
+    assert shown["unchanged_since"] == ["ds-a1"]
+    resp = finetune(client, tenant, "ds-a2")
+    assert resp.status_code == 422
+    assert resp.json()["detail"] == (
+        f"dataset 'ds-a2' of team '{tenant.slug}' has no files: the repositories have not "
+        "changed since dataset ds-a1; train on ds-a1 instead"
+    )
+    assert queued_tasks(broker) == []
+
+
+def test_a_fine_tune_of_an_empty_dataset_is_refused_before_it_is_queued(
+    client: TestClient, tenant: Tenant, session: Session, broker: redis.Redis
+) -> None:
+    harvested(session, tenant, "ds-e1", {"files_kept": 0})
+    resp = finetune(client, tenant, "ds-e1")
+    assert resp.status_code == 422 and "check the repositories and the harvest filters" in resp.text
+    assert queued_tasks(broker) == []

@@ -5,7 +5,9 @@ from __future__ import annotations
 import pytest
 from fastapi.testclient import TestClient
 
+from tailor.config import Settings
 from tests.conftest import Tenant
+from tests.repositories.spellings import LOOPBACK, METADATA, OTHER_FORBIDDEN
 
 
 def register(client: TestClient, tenant: Tenant, **body: object) -> dict[str, object]:
@@ -117,4 +119,40 @@ def test_deleting_a_repository_forgets_it(client: TestClient, tenant: Tenant) ->
     assert (
         client.get(f"/v1/teams/{tenant.slug}/repositories/api", headers=tenant.auth()).status_code
         == 404
+    )
+
+
+@pytest.mark.parametrize("host", METADATA + LOOPBACK + OTHER_FORBIDDEN)
+def test_every_spelling_of_a_forbidden_host_is_refused_and_nothing_is_stored(
+    host: str, client: TestClient, tenant: Tenant
+) -> None:
+    resp = client.post(
+        f"/v1/teams/{tenant.slug}/repositories",
+        json={"name": "x", "url": f"https://{host}/org/repo.git"},
+        headers=tenant.auth(),
+    )
+    assert resp.status_code == 422, resp.text
+    assert resp.json()["type"].endswith("/invalid-input")
+    listed = client.get(f"/v1/teams/{tenant.slug}/repositories", headers=tenant.auth()).json()
+    assert listed["items"] == []
+
+
+def test_a_url_cannot_be_changed_to_a_forbidden_host(client: TestClient, tenant: Tenant) -> None:
+    register(client, tenant)
+    resp = client.patch(
+        f"/v1/teams/{tenant.slug}/repositories/api",
+        json={"url": "https://[::ffff:169.254.169.254]/latest.git"},
+        headers=tenant.auth(),
+    )
+    assert resp.status_code == 422
+    kept = client.get(f"/v1/teams/{tenant.slug}/repositories/api", headers=tenant.auth()).json()
+    assert kept["url"] == "https://git.example.com/api.git"
+
+
+def test_loopback_is_accepted_where_the_settings_allow_the_demo_server(
+    client: TestClient, tenant: Tenant, settings: Settings
+) -> None:
+    settings.git_allow_loopback = True
+    assert register(client, tenant, url="http://127.0.0.1:8080/demo.git")["url"] == (
+        "http://127.0.0.1:8080/demo.git"
     )

@@ -82,6 +82,7 @@ def platform(tmp_path: Path) -> Iterator[Platform]:
         "TAILOR_SERVE_URL": f"http://127.0.0.1:{gw_port}",
         "TAILOR_SERVE_BASE_MODEL": "tiny-starcoder",
         "TAILOR_GIT_ALLOW_HTTP": "true",
+        "TAILOR_GIT_ALLOW_LOOPBACK": "true",
         "TAILOR_AUTO_EVAL_FIM_TASKS": "12",
         "TAILOR_AUTO_EVAL_HUMANEVAL_SUBSET": "2",
         "XDG_CONFIG_HOME": str(tmp_path / "config"),

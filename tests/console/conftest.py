@@ -74,6 +74,7 @@ def console(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Console]:
     settings = Settings(
         workspace=root / "ws",
         git_allow_http=True,
+        git_allow_loopback=True,
         broker_url=broker,
         result_backend=broker,
         serve_url=f"http://127.0.0.1:{_free_port()}",

@@ -11,12 +11,17 @@ import boto3
 import pytest
 from moto.server import ThreadedMotoServer
 
+from tailor.config import Settings
 from tailor.demo.gitserver import FileContent, GitServer, Symlink
 from tailor.harvest.spec import RepoSource
+from tailor.repositories.addresses import NetworkPolicy
+from tailor.repositories.urls import UrlPolicy
 from tailor.storage import S3Store
 from tests.harvest.planted import secrets_module
 
 TOKEN = "tok-9f8e7d6c5b4a3f2e1d0c"
+# The test git servers speak plain HTTP on loopback: allowed here, as the demo's settings do.
+LOCAL = UrlPolicy(allow_http=True, network=NetworkPolicy(allow_loopback=True))
 
 LEDGER = '''"""Ledger of {noun}s: records, validates and totals entries."""
 
@@ -203,6 +208,13 @@ class TeamRepos:
 
     def sources(self) -> list[RepoSource]:
         return [self.source("billing"), self.source("payments")]
+
+
+@pytest.fixture
+def settings(settings: Settings) -> Settings:
+    """The embedded settings, letting git reach the test servers on loopback."""
+    settings.git_allow_loopback = True
+    return settings
 
 
 @pytest.fixture

@@ -9,6 +9,7 @@ from tailor.demo.gitserver import GitServer
 from tailor.harvest.pipeline import run_harvest
 from tailor.harvest.spec import HarvestSpec, RepoSource
 from tailor.storage import FileStore
+from tests.harvest.conftest import LOCAL
 
 
 def test_the_demo_repository_is_harvested_over_http(tmp_path: Path) -> None:
@@ -22,7 +23,7 @@ def test_the_demo_repository_is_harvested_over_http(tmp_path: Path) -> None:
             team="demo",
             dataset_id="ds-demo",
             cache_dir=tmp_path / "cache",
-            allow_http=True,
+            policy=LOCAL,
         )
     (outcome,) = result.manifest["repositories"]
     assert (outcome["status"], outcome["commit"]) == ("ok", head)

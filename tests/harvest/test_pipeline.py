@@ -4,17 +4,21 @@ from __future__ import annotations
 
 import io
 import json
+import threading
 from pathlib import Path
 from typing import Any
 
+import psutil
 import pyarrow.parquet as pq
 import pytest
 
 from tailor.harvest.pipeline import HarvestCancelled, HarvestError, HarvestResult, run_harvest
-from tailor.harvest.spec import HarvestSpec, RepoSource
+from tailor.harvest.remote import UNREACHABLE
+from tailor.harvest.spec import FilterConfig, HarvestSpec, RepoSource
 from tailor.storage import FileStore, ObjectStore, S3Store
-from tests.harvest.conftest import TeamRepos
+from tests.harvest.conftest import LOCAL, TeamRepos
 from tests.harvest.planted import SECRETS
+from tests.harvest.servers import Stalling, git_processes, running
 
 TEAM = "acme"
 
@@ -34,7 +38,7 @@ def harvest(
         team=TEAM,
         dataset_id=dataset_id,
         cache_dir=cache,
-        allow_http=True,
+        policy=LOCAL,
         **kw,
     )
 
@@ -145,8 +149,7 @@ def test_a_wrong_token_fails_that_repository_alone(team_repos: TeamRepos, tmp_pa
     outcome = {r["name"]: r for r in manifest["repositories"]}
     assert outcome["billing"]["status"] == "ok"
     assert outcome["payments"]["status"] == "failed"
-    assert "authentication failed" in outcome["payments"]["reason"]
-    assert "credential was rejected" in outcome["payments"]["reason"]
+    assert outcome["payments"]["reason"].startswith(UNREACHABLE)
     assert bad.encode() not in everything_stored(store, "teams/")
     assert bad not in json.dumps(manifest)
     assert manifest["stats"]["repositories"] == {"ok": 1, "failed": 1}
@@ -157,7 +160,7 @@ def test_when_every_repository_fails_the_harvest_fails_and_says_why(
 ) -> None:
     store = FileStore(tmp_path / "o")
     sources = [team_repos.source("billing", credential="nope-1234567"), team_repos.source("gone")]
-    with pytest.raises(HarvestError, match="billing: authentication failed") as err:
+    with pytest.raises(HarvestError, match=f"billing: {UNREACHABLE}") as err:
         harvest(team_repos, store, tmp_path / "cache", sources=sources)
     assert "gone: " in str(err.value) and "nope-1234567" not in str(err.value)
     assert store.list("teams/") == []
@@ -282,3 +285,108 @@ def test_an_unwritable_store_fails_the_harvest_with_a_clear_error(
     missing = S3Store("no-such-bucket", "tailor", s3_store.client)
     with pytest.raises(HarvestError, match="could not write the dataset to the object store"):
         harvest(team_repos, missing, tmp_path / "cache")
+
+
+def test_git_metadata_never_reaches_the_dataset_whatever_skip_dirs_says(
+    team_repos: TeamRepos, tmp_path: Path
+) -> None:
+    store = FileStore(tmp_path / "o")
+    languages = {
+        ".py": "Python",
+        ".sample": "Shell",
+        "HEAD": "Text",
+        "config": "INI",
+        "description": "Text",
+        "exclude": "Text",
+        "packed-refs": "Text",
+    }
+    spec = HarvestSpec(filters=FilterConfig(skip_dirs=["vendor"], languages=languages))
+    result = run_harvest(
+        spec,
+        team_repos.sources(),
+        store,
+        team=TEAM,
+        dataset_id="ds-1",
+        cache_dir=tmp_path / "cache",
+        policy=LOCAL,
+    )
+    paths = [r["path"] for r in rows(store, result.manifest)]
+    assert "src/billing/invoice.py" in paths
+    assert [p for p in paths if ".git/" in p or p.startswith(".git")] == []
+
+
+def test_a_re_harvest_with_no_changes_says_since_which_dataset(
+    team_repos: TeamRepos, tmp_path: Path
+) -> None:
+    store, cache = FileStore(tmp_path / "o"), tmp_path / "cache"
+    harvest(team_repos, store, cache, "ds-1")
+    unchanged = [team_repos.source(n, last_commit=team_repos.heads[n]) for n in team_repos.heads]
+    seen: list[str] = []
+    second = harvest(
+        team_repos,
+        store,
+        cache,
+        "ds-2",
+        sources=unchanged,
+        previous_datasets=["ds-1"],
+        progress=lambda _f, m: seen.append(m),
+    ).manifest
+    third = harvest(
+        team_repos, store, cache, "ds-3", sources=unchanged, previous_datasets=["ds-1", "ds-2"]
+    ).manifest
+    assert second["unchanged_since"] == ["ds-1"] and second["stats"]["files_kept"] == 0
+    assert seen[-1] == "no changes since dataset ds-1: nothing new"
+    assert third["stats"]["unchanged_since"] == ["ds-1"]  # the dataset that holds the files
+
+
+def test_a_re_harvest_records_the_files_deleted_since(
+    team_repos: TeamRepos, tmp_path: Path
+) -> None:
+    store, cache = FileStore(tmp_path / "o"), tmp_path / "cache"
+    harvest(team_repos, store, cache, "ds-1")
+    team_repos.server.commit("billing", {}, delete=["src/billing/retry.py", "poetry.lock"])
+    sources = [team_repos.source(n, last_commit=team_repos.heads[n]) for n in team_repos.heads]
+    second = harvest(
+        team_repos, store, cache, "ds-2", sources=sources, previous_datasets=["ds-1"]
+    ).manifest
+    assert second["deleted"] == {"billing": ["src/billing/retry.py"]}  # a lock file never counted
+    assert second["unchanged_since"] == []
+    billing = next(r for r in second["repositories"] if r["name"] == "billing")
+    assert (billing["changed_files"], billing["deleted_files"]) == (0, 1)
+
+
+def test_cancelling_a_live_harvest_stops_git_without_waiting_for_it(
+    team_repos: TeamRepos, tmp_path: Path
+) -> None:
+    stalling = Stalling()
+    seen: list[list[psutil.Process]] = []
+
+    def cancelled() -> bool:  # the cancel arrives while git waits on a server that stalls
+        if not seen and stalling.accepted.is_set():
+            seen.append(git_processes())
+        return bool(seen)
+
+    outcome: list[BaseException] = []
+    sources = [team_repos.source("billing"), RepoSource("slow", stalling.url())]
+
+    def run() -> None:
+        try:
+            harvest(
+                team_repos,
+                FileStore(tmp_path / "o"),
+                tmp_path / "cache",
+                sources=sources,
+                timeout_s=3600,
+                cancelled=cancelled,
+                cancel_poll_s=0.05,
+            )
+        except BaseException as exc:
+            outcome.append(exc)
+
+    thread = threading.Thread(target=run)
+    thread.start()
+    thread.join(120)  # a liveness guard only: git's own limit here is an hour
+    stalling.close()
+    assert not thread.is_alive() and [type(e) for e in outcome] == [HarvestCancelled]
+    assert seen[0] and running(seen[0]) == []
+    assert FileStore(tmp_path / "o").list("teams/") == []

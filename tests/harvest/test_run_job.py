@@ -12,17 +12,21 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from tailor.config import Settings
 from tailor.datasets.run import run_harvest_job
-from tailor.datasets.service import start_harvest
-from tailor.db.models import Dataset, Job, JobEvent, JobState, Repository, Role
+from tailor.datasets.service import get_dataset, show, start_harvest
+from tailor.db.models import Dataset, Job, JobEvent, JobState, Repository, Role, Team
+from tailor.errors import InvalidInput
+from tailor.finetunes.service import start_finetune
 from tailor.harvest.pipeline import HarvestResult, run_harvest
+from tailor.harvest.remote import UNREACHABLE
 from tailor.harvest.spec import HarvestSpec
 from tailor.repositories.schemas import RepositoryCreate
 from tailor.repositories.service import create_repository
 from tailor.security import CredentialCipher
 from tailor.storage import FileStore
 from tailor.tenancy import Principal, TeamAccess
+from tailor.train.spec import TrainSpec
 from tests.conftest import Tenant, create_tenant
-from tests.harvest.conftest import TOKEN, TeamRepos
+from tests.harvest.conftest import LOCAL, TOKEN, TeamRepos
 
 SENDER = Celery("test-sender", broker="memory://")
 
@@ -37,7 +41,7 @@ def register(
             credential_kind="token",
             credential=token if name == "billing" else TOKEN,  # type: ignore[arg-type]
         )
-        create_repository(session, access, body, cipher, allow_http=True)
+        create_repository(session, access, body, cipher, LOCAL)
 
 
 def owner_access(tenant: Tenant) -> TeamAccess:
@@ -97,7 +101,7 @@ def test_a_repository_with_a_wrong_token_is_logged_and_not_remembered(
             )
         ).one()
         assert job.state == JobState.succeeded
-        assert any("repository billing failed: authentication failed" in e for e in events)
+        assert any(f"repository billing failed: {UNREACHABLE}" in e for e in events)
         assert not any(bad in e for e in events)
         assert billing.last_harvested_commit is None
 
@@ -115,7 +119,7 @@ def test_a_harvest_whose_repositories_all_fail_is_failed_with_the_reasons(
     with sessions() as session:
         job = session.scalars(select(Job).where(Job.uid == job_uid)).one()
         assert job.state == JobState.failed
-        assert job.error is not None and "billing: host unreachable" in job.error
+        assert job.error is not None and f"billing: {UNREACHABLE}" in job.error
     assert store.list("teams/") == []
 
 
@@ -162,3 +166,39 @@ def test_a_cancel_asked_as_the_harvest_ends_discards_it(
         assert job.state == JobState.cancelled
         assert {r.last_harvested_commit for r in repos} == {None}
     assert store.list("teams/") == []
+
+
+def test_a_harvest_of_unchanged_repositories_says_so_and_cannot_be_trained_on(
+    sessions: sessionmaker[Session],
+    settings: Settings,
+    store: FileStore,
+    cipher: CredentialCipher,
+    team_repos: TeamRepos,
+) -> None:
+    with sessions() as session:
+        tenant = create_tenant(session)
+        register(session, owner_access(tenant), team_repos, cipher, TOKEN)
+        first = start_harvest(session, owner_access(tenant), HarvestSpec(), SENDER)
+        session.commit()
+        team_id, principal = tenant.team.id, owner_access(tenant).principal
+    run_harvest_job(sessions, store, settings, first.job_id)
+    with sessions() as session:
+        access = TeamAccess(session.get_one(Team, team_id), Role.owner, principal)
+        again = start_harvest(session, access, HarvestSpec(), SENDER)
+        session.commit()
+    run_harvest_job(sessions, store, settings, again.job_id)
+    with sessions() as session:
+        access = TeamAccess(session.get_one(Team, team_id), Role.owner, principal)
+        job = session.scalars(select(Job).where(Job.uid == again.job_id)).one()
+        shown = show(session, get_dataset(session, access, again.id))
+        assert (job.state, job.result["unchanged_since"]) == (JobState.succeeded, [first.id])
+        assert (shown.unchanged_since, shown.stats["files_kept"]) == ([first.id], 0)
+        spec = TrainSpec(
+            base_model="tiny", team=access.team.slug, dataset_id=again.id, adapter_name="style"
+        )
+        with pytest.raises(InvalidInput) as refused:
+            start_finetune(session, access, spec, SENDER)
+    assert refused.value.detail == (
+        f"dataset '{again.id}' of team '{access.team.slug}' has no files: the repositories "
+        f"have not changed since dataset {first.id}; train on {first.id} instead"
+    )

@@ -24,8 +24,10 @@ from tailor.demo.gitserver import GitServer
 from tailor.embedded import worker_command
 from tailor.harvest.spec import HarvestSpec
 from tailor.queue import make_sender
+from tailor.repositories.addresses import NetworkPolicy
 from tailor.repositories.schemas import RepositoryCreate
 from tailor.repositories.service import create_repository
+from tailor.repositories.urls import UrlPolicy
 from tailor.security import CredentialCipher
 from tailor.tenancy import Principal, TeamAccess
 from tests.conftest import create_tenant
@@ -54,6 +56,7 @@ def env(tmp_path: Path) -> Iterator[dict[str, str]]:
         "TAILOR_WORKSPACE": str(ws),
         "TAILOR_BROKER_URL": BROKER,
         "TAILOR_GIT_ALLOW_HTTP": "true",
+        "TAILOR_GIT_ALLOW_LOOPBACK": "true",
         # A vanished worker's task comes back after 3 s instead of hours.
         "TAILOR_BROKER_VISIBILITY_TIMEOUT_S": "3",
     }
@@ -83,9 +86,9 @@ def queue_harvest(settings: Settings, sessions: sessionmaker[Session], url: str)
             principal=Principal(user_id=tenant.owner.id, email=tenant.owner.email),
         )
         body = RepositoryCreate(name="reports", url=url, credential_kind="token", credential=TOKEN)
-        create_repository(
-            session, access, body, CredentialCipher(settings.encryption_key()), allow_http=True
-        )
+        cipher = CredentialCipher(settings.encryption_key())
+        local = UrlPolicy(allow_http=True, network=NetworkPolicy(allow_loopback=True))
+        create_repository(session, access, body, cipher, local)
         out = start_harvest(session, access, HarvestSpec(), make_sender(settings))
         session.commit()
         return out.job_id

@@ -2,33 +2,38 @@
 
 Git does the work in subprocesses, so threads suffice to run `parallelism` fetches at once.
 Each repository ends as an outcome: ok with its commit and candidate files, or failed with a
-reason a person can act on and no credential in it.
+reason a person can act on and no credential in it. A cancel is no repository's failure:
+it stops every git run at once and ends the fetch with GitStopped.
 """
 
 from __future__ import annotations
 
 import logging
+import threading
 import time
 from collections.abc import Callable
-from concurrent.futures import Future, ThreadPoolExecutor, as_completed
-from dataclasses import dataclass
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from tailor.harvest.fetch import fetch_repo
-from tailor.harvest.gitrun import FetchError, scrub
+from tailor.harvest.gitrun import FetchError, GitStopped, scrub
 from tailor.harvest.spec import FilterConfig, RepoOutcome, RepoSource
-from tailor.harvest.walk import WalkResult, walk_tree
+from tailor.harvest.walk import Limits, WalkResult, walk_tree
+from tailor.repositories.urls import UrlPolicy
 
 log = logging.getLogger("tailor.harvest")
 
 
 @dataclass(frozen=True)
 class FetchLimits:
-    """How long one git run may take, how large a repository may be, and which schemes."""
+    """How long one git run may take, how large a repository may be, which URLs are allowed,
+    and what stops every git run (asked every few tenths of a second: keep it cheap)."""
 
     timeout_s: float
     max_bytes: int
-    allow_http: bool = False
+    policy: UrlPolicy = field(default_factory=UrlPolicy)
+    stop: Callable[[], bool] | None = None
 
 
 @dataclass
@@ -53,22 +58,26 @@ def fetch_and_walk(
     """Fetch `source` and list its candidate files (only the changed ones when incremental)."""
     t0 = time.perf_counter()
     try:
-        co = fetch_repo(
+        fetched = fetch_repo(
             source,
             cache_root,
             timeout_s=limits.timeout_s,
             max_bytes=limits.max_bytes,
-            allow_http=limits.allow_http,
+            policy=limits.policy,
+            stop=limits.stop,
         )
         walk = walk_tree(
-            co.path,
+            fetched.gitdir,
+            fetched.commit,
             repo=source.name,
             filters=filters,
+            limits=Limits(limits.max_bytes, timeout_s=limits.timeout_s),
             include=source.include,
             exclude=source.exclude,
-            commit=co.commit,
-            only=co.changed,
+            since=fetched.since,
         )
+    except GitStopped:
+        raise
     except FetchError as exc:
         return failed(source, exc.reason)
     except Exception as exc:  # one repository's surprise must not sink the others
@@ -77,9 +86,11 @@ def fetch_and_walk(
     outcome = RepoOutcome(
         name=source.name,
         status="ok",
-        commit=co.commit,
-        incremental=co.incremental,
-        changed_files=len(co.changed) if co.changed is not None else None,
+        commit=fetched.commit,
+        incremental=fetched.since is not None,
+        since=fetched.since,
+        changed_files=walk.changed,
+        deleted_files=len(walk.deleted) if fetched.since is not None else None,
     )
     return RepoFiles(outcome, walk, time.perf_counter() - t0)
 
@@ -92,21 +103,37 @@ def fetch_all(
     *,
     parallelism: int,
     on_done: Callable[[int, RepoFiles], None],
+    cancelled: Callable[[], bool] | None = None,
+    poll_s: float = 1.0,
 ) -> list[RepoFiles]:
     """Every source fetched and walked, in the order given; `on_done` after each one.
 
-    An exception from `on_done` (a cancellation) stops the repositories not yet started.
+    While fetches run, `cancelled()` is asked every `poll_s` seconds, here, in the caller's
+    thread (it may read a database); when it says yes, every git run still going is killed
+    and GitStopped ends the fetch. An exception from `on_done` (a cancellation) stops the
+    git runs and the repositories not yet started the same way.
     """
     results: list[RepoFiles | None] = [None] * len(sources)
+    stop = threading.Event()
+    limits = replace(limits, stop=stop.is_set)
     pool = ThreadPoolExecutor(max_workers=max(1, parallelism), thread_name_prefix="harvest")
     try:
         futures: dict[Future[RepoFiles], int] = {
             pool.submit(fetch_and_walk, s, cache_root, filters, limits): i
             for i, s in enumerate(sources)
         }
-        for done, future in enumerate(as_completed(futures), start=1):
-            results[futures[future]] = future.result()
-            on_done(done, future.result())
+        pending, finished = set(futures), 0
+        while pending:
+            done, pending = wait(pending, timeout=poll_s, return_when=FIRST_COMPLETED)
+            for future in done:
+                finished += 1
+                results[futures[future]] = future.result()
+                on_done(finished, future.result())
+            if cancelled is not None and not stop.is_set() and cancelled():
+                stop.set()
+    except BaseException:
+        stop.set()  # whatever ends the fetch ends the git runs still going
+        raise
     finally:
         pool.shutdown(wait=True, cancel_futures=True)
     return [r for r in results if r is not None]
