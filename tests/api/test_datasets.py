@@ -9,7 +9,7 @@ from sqlalchemy.orm import Session
 
 from tailor.db.models import Dataset, Job, JobState
 from tests.api.conftest import queued_tasks
-from tests.conftest import Tenant
+from tests.conftest import Tenant, register_base
 
 
 def add_repo(client: TestClient, tenant: Tenant, name: str = "svc") -> None:
@@ -111,6 +111,7 @@ def finetune(client: TestClient, tenant: Tenant, dataset_id: str) -> Response:
 def test_an_unchanged_re_harvest_shows_since_when_and_is_not_trained_on(
     client: TestClient, tenant: Tenant, session: Session, broker: redis.Redis
 ) -> None:
+    register_base(session, "tiny")
     harvested(session, tenant, "ds-a1", {"files_kept": 40})
     harvested(session, tenant, "ds-a2", {"files_kept": 0, "unchanged_since": ["ds-a1"]})
     shown = client.get(f"/v1/teams/{tenant.slug}/datasets/ds-a2", headers=tenant.auth()).json()
@@ -127,6 +128,7 @@ def test_an_unchanged_re_harvest_shows_since_when_and_is_not_trained_on(
 def test_a_fine_tune_of_an_empty_dataset_is_refused_before_it_is_queued(
     client: TestClient, tenant: Tenant, session: Session, broker: redis.Redis
 ) -> None:
+    register_base(session, "tiny")
     harvested(session, tenant, "ds-e1", {"files_kept": 0})
     resp = finetune(client, tenant, "ds-e1")
     assert resp.status_code == 422 and "check the repositories and the harvest filters" in resp.text

@@ -25,7 +25,7 @@ from tailor.security import CredentialCipher
 from tailor.storage import FileStore
 from tailor.tenancy import Principal, TeamAccess
 from tailor.train.spec import TrainSpec
-from tests.conftest import Tenant, create_tenant
+from tests.conftest import Tenant, create_tenant, register_base
 from tests.harvest.conftest import LOCAL, TOKEN, TeamRepos
 
 SENDER = Celery("test-sender", broker="memory://")
@@ -193,6 +193,7 @@ def test_a_harvest_of_unchanged_repositories_says_so_and_cannot_be_trained_on(
         shown = show(session, get_dataset(session, access, again.id))
         assert (job.state, job.result["unchanged_since"]) == (JobState.succeeded, [first.id])
         assert (shown.unchanged_since, shown.stats["files_kept"]) == ([first.id], 0)
+        register_base(session, "tiny")
         spec = TrainSpec(
             base_model="tiny", team=access.team.slug, dataset_id=again.id, adapter_name="style"
         )
