@@ -2,19 +2,35 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 from collections.abc import Iterator
 from datetime import timedelta
 
 import pytest
+import redis
+from celery import Celery
 from sqlalchemy.orm import Session
 
+from tailor.config import Settings
 from tailor.db.base import utcnow
 from tailor.db.models import Job, JobState
 from tailor.jobs import service as jobs
 from tailor.jobs.workers import identity_of
+from tailor.queue import make_sender
 from tests.conftest import Tenant
+
+
+@pytest.fixture
+def broker() -> Iterator[tuple[Celery, redis.Redis]]:
+    """A sender to a private Redis database, and that database (read it with queued_tasks)."""
+    db = 1 + os.getpid() % 14
+    client = redis.Redis(host="127.0.0.1", port=6379, db=db)
+    client.flushdb()
+    url = f"redis://127.0.0.1:6379/{db}"
+    yield make_sender(Settings(broker_url=url, result_backend=url)), client
+    client.flushdb()
 
 
 @pytest.fixture

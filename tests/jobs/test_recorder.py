@@ -1,0 +1,31 @@
+"""A runner's recorder: a stale attempt cannot end the job another worker runs now."""
+
+from __future__ import annotations
+
+from sqlalchemy.orm import Session, sessionmaker
+
+from tailor.db.models import Job, JobState
+from tailor.jobs import service as jobs
+from tailor.jobs.recorder import JobRecorder
+from tests.conftest import create_tenant
+from tests.jobs.conftest import running_job
+
+
+def test_an_attempt_whose_job_was_requeued_elsewhere_leaves_it_alone(
+    sessions: sessionmaker[Session], session: Session, live_worker: str
+) -> None:
+    job = running_job(session, create_tenant(session), live_worker, attempts=2)
+    ended = JobRecorder(sessions, job.id).finish(jobs.mark_cancelled)
+    session.expire_all()
+    assert (ended, session.get_one(Job, job.id).state) == (False, JobState.running)
+
+
+def test_a_deleted_job_reads_as_cancelled(
+    sessions: sessionmaker[Session], session: Session
+) -> None:
+    job = jobs.create_system_job(session, create_tenant(session).team.id, "harvest", {})
+    session.commit()
+    recorder = JobRecorder(sessions, job.id)
+    session.delete(job)
+    session.commit()
+    assert recorder.cancelled()
