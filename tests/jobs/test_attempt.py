@@ -18,8 +18,7 @@ from tailor.jobs.attempt import JobInterrupted, Policy, fail_at_hard_limit, run_
 from tailor.jobs.workers import this_worker
 from tailor.tenancy import team_for
 from tailor.tokens.service import authenticate
-from tests.conftest import Tenant, create_tenant, eventually
-from tests.jobs.conftest import running_job
+from tests.conftest import Tenant, create_tenant, eventually, running_job
 
 # Watched closely so that the tests take fractions of a second.
 POLICY = replace(

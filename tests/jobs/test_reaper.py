@@ -11,8 +11,7 @@ from tailor.db.models import Job, JobState
 from tailor.jobs.reaper import reap_once
 from tailor.jobs.workers import this_worker
 from tests.api.conftest import queued_tasks
-from tests.conftest import Tenant, create_tenant
-from tests.jobs.conftest import running_job
+from tests.conftest import Tenant, create_tenant, running_job
 
 Broker = tuple[Celery, redis.Redis]
 

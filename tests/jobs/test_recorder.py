@@ -7,8 +7,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from tailor.db.models import Job, JobState
 from tailor.jobs import service as jobs
 from tailor.jobs.recorder import JobRecorder
-from tests.conftest import create_tenant
-from tests.jobs.conftest import running_job
+from tests.conftest import create_tenant, running_job
 
 
 def test_an_attempt_whose_job_was_requeued_elsewhere_leaves_it_alone(

@@ -13,8 +13,7 @@ from tailor.db.models import Job, JobState, Role
 from tailor.jobs import service as jobs
 from tailor.tenancy import TeamAccess, team_for
 from tailor.tokens.service import authenticate
-from tests.conftest import Tenant, create_tenant
-from tests.jobs.conftest import running_job
+from tests.conftest import Tenant, create_tenant, running_job
 
 
 def test_counting_within_a_phase_does_not_flood_the_event_log(session: Session) -> None:
