@@ -172,13 +172,18 @@ def _end_interrupted(
             service.fail(session, job, time_limit_reason(kind, policy.time_limit_s))
 
 
-def time_limit_reason(kind: str, limit_s: int, hard: bool = False) -> str:
-    """Why a job stopped at its time limit, and what to do about it."""
-    what = "was killed at its hard time limit" if hard else "stopped at its time limit"
+def time_limit_reason(kind: str, limit_s: int, hard_limit_s: int | None = None) -> str:
+    """Why a job stopped at its time limit (or was killed at the hard one), and what to do."""
+    if hard_limit_s is None:
+        what = f"stopped at its time limit of {_duration(limit_s)}"
+    else:
+        what = (
+            f"was killed at its hard time limit of {_duration(hard_limit_s)} (it did not "
+            f"stop at its time limit of {_duration(limit_s)})"
+        )
     return (
-        f"the {kind} {what} of {_duration(limit_s)}; split the work (fewer repositories, "
-        f'steps or tasks) or raise the limit: TAILOR_TIME_LIMITS_S=\'{{"{kind}": '
-        f"{limit_s * 2}}}'"
+        f"the {kind} {what}; split the work (fewer repositories, steps or tasks) or raise "
+        f"the limit: TAILOR_TIME_LIMITS_S='{{\"{kind}\": {limit_s * 2}}}'"
     )
 
 
@@ -370,7 +375,9 @@ def fail_at_hard_limit(
         if job.cancel_requested:
             service.mark_cancelled(session, job)
         else:
-            service.fail(session, job, time_limit_reason(kind, policy.hard_limit_s, hard=True))
+            service.fail(
+                session, job, time_limit_reason(kind, policy.time_limit_s, policy.hard_limit_s)
+            )
 
 
 @contextmanager
