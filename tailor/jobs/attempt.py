@@ -39,6 +39,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from tailor.config import Settings
 from tailor.db.base import utcnow
 from tailor.db.models import Job, JobState
+from tailor.db.session import READ_ONLY
 from tailor.jobs import service
 from tailor.jobs.workers import this_worker
 from tailor.storage import ObjectStore
@@ -104,7 +105,11 @@ def run_attempt(
         return
     job_id, local = claim
     if not local:  # the cluster runs it: the task only submits, the operator reports
-        runner(threading.Event())
+        try:
+            runner(threading.Event())
+        except Exception as exc:
+            _fail(sessions, job_id, None, _crash_reason(exc))
+            raise
         return
     watch = Watch(sessions, job_id, worker, policy, terminate=terminate)
     with watch.running(), _interruptible(watch) as interruptible:
@@ -146,11 +151,12 @@ def _crash_reason(exc: Exception) -> str:
     return f"internal error ({type(exc).__name__}); the worker's log has the details"
 
 
-def _fail(sessions: sessionmaker[Session], job_id: int, worker: str, reason: str) -> None:
-    """Fail the job if this attempt still holds it (nothing when it ended or moved on)."""
+def _fail(sessions: sessionmaker[Session], job_id: int, worker: str | None, reason: str) -> None:
+    """Fail the job if this attempt still holds it (nothing when it ended or moved on); with
+    no worker (a job the cluster runs), unless it has ended."""
     with sessions.begin() as session:
         job = session.get(Job, job_id, with_for_update=True, populate_existing=True)
-        if job is not None and service.owns(job, worker):
+        if job is not None and (worker is None or service.owns(job, worker)):
             service.fail(session, job, reason)
 
 
@@ -308,6 +314,8 @@ class Watch:
 
     def _check(self, beat: bool) -> Literal["mine", "cancel", "ended", "lost"]:
         with self.sessions.begin() as session:
+            if not beat:  # a look only: on SQLite, no write lock taken every poll
+                session.connection(execution_options={READ_ONLY: True})
             job = session.get(Job, self.job_id, populate_existing=True)
             if job is None:
                 return "lost"

@@ -240,7 +240,8 @@ def test_a_job_killed_at_its_hard_time_limit_fails_with_a_reason(
     fail_at_hard_limit(committed, job.uid, "harvest", POLICY)
     failed = stored(committed, job)
     assert failed.state == JobState.failed
-    assert "killed at its hard time limit of 4 h 5 min (it did not stop at its time limit of 4 h)" in (failed.error or "")
+    reason = "killed at its hard time limit of 4 h 5 min (it did not stop at its time limit of 4 h)"
+    assert reason in (failed.error or "")
 
 
 def test_the_watch_stops_a_runner_at_its_time_limit(

@@ -18,7 +18,9 @@ from tailor.db.session import engine_for, session_factory
 from tailor.demo.gitserver import GitServer
 from tests.worker.conftest import TOKEN, module, queue_harvest, start_worker, stop, wait_for
 
-BROKER = "redis://127.0.0.1:6379/11"
+# A database of its own per test process (as tests/api/conftest.py): runs side by side do not
+# take each other's tasks.
+BROKER = f"redis://127.0.0.1:6379/{1 + os.getpid() % 14}"
 FILES = 1200
 
 
