@@ -49,8 +49,12 @@ def events(committed: sessionmaker[Session], job: Job) -> list[str]:
         return [e.message for e in jobs.events(s, s.get_one(Job, job.id))]
 
 
+# A runner, the event it sets once running, and what it saw (the interruption, its clean-up).
+Stuck = tuple[Callable[[threading.Event], None], threading.Event, list[str]]
+
+
 @pytest.fixture
-def stuck() -> Iterator[tuple[Callable[[threading.Event], None], threading.Event, list[str]]]:
+def stuck() -> Iterator[Stuck]:
     """A runner stuck in a call that never returns by itself (it heeds no stop event)."""
     entered, seen = threading.Event(), []
     forever = threading.Event()
@@ -191,7 +195,7 @@ def test_a_cancel_reaches_a_runner_through_its_stop_event(
 def test_a_cancel_interrupts_a_runner_stuck_in_a_long_call(
     committed: sessionmaker[Session],
     tenant: Tenant,
-    stuck: tuple[Callable[[threading.Event], None], threading.Event, list[str]],
+    stuck: Stuck,
 ) -> None:
     runner, _entered, seen = stuck
     job = queued(committed, tenant)
@@ -208,7 +212,7 @@ def test_a_cancel_interrupts_a_runner_stuck_in_a_long_call(
 def test_the_soft_time_limit_stops_the_runner_and_fails_the_job_with_a_reason(
     committed: sessionmaker[Session],
     tenant: Tenant,
-    stuck: tuple[Callable[[threading.Event], None], threading.Event, list[str]],
+    stuck: Stuck,
 ) -> None:
     runner, entered, seen = stuck
     job = queued(committed, tenant)
@@ -247,7 +251,7 @@ def test_a_job_killed_at_its_hard_time_limit_fails_with_a_reason(
 def test_the_watch_stops_a_runner_at_its_time_limit(
     committed: sessionmaker[Session],
     tenant: Tenant,
-    stuck: tuple[Callable[[threading.Event], None], threading.Event, list[str]],
+    stuck: Stuck,
 ) -> None:
     runner, _entered, seen = stuck
     job = queued(committed, tenant)

@@ -122,9 +122,8 @@ def cancel(sessions: sessionmaker[Session], tenant: Tenant, uid: str) -> None:
 def test_a_cancel_ends_a_harvest_stuck_in_a_git_fetch(
     embedded: Embedded, stalling_git: str
 ) -> None:
-    env = {**embedded.env, "TAILOR_HARVEST_TIMEOUT_S": "3600"}  # git would wait an hour
     tenant, uid = queue_harvest(embedded.settings, embedded.sessions, stalling_git)
-    worker = start_worker(env, embedded.logs / "worker.log")
+    worker = start_worker(embedded.env, embedded.logs / "worker.log")
     try:
         wait_for(embedded.sessions, uid, {JobState.running})
         cancel(embedded.sessions, tenant, uid)

@@ -9,7 +9,7 @@ import pytest
 from celery.exceptions import TimeLimitExceeded
 from sqlalchemy.orm import Session, sessionmaker
 
-from tailor.config import Settings, get_settings
+from tailor.config import DEFAULT_TIME_LIMITS_S, Settings, get_settings
 from tailor.db import migrate
 from tailor.db.models import Job, JobState
 from tailor.db.session import engine_for, session_factory
@@ -40,6 +40,7 @@ def workspace(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[sessi
 def test_every_job_kind_has_a_task_with_soft_and_hard_time_limits() -> None:
     settings = Settings(time_limits_s={"harvest": 60}, time_limit_grace_s=30)
     limits = celery_config(settings)["task_annotations"]
+    assert set(DEFAULT_TIME_LIMITS_S) == set(TASKS)
     assert set(limits) == set(TASKS.values()) and set(TASKS.values()) <= set(app.tasks)
     assert limits["tailor.harvest"] == {"soft_time_limit": 60, "time_limit": 90}
 
