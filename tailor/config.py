@@ -16,6 +16,23 @@ def _default_workspace() -> Path:
     return Path(os.environ.get("TAILOR_HOME", Path.cwd() / ".tailor")).resolve()
 
 
+# Soft time limit of one attempt, by job kind: the job then fails with a reason naming it.
+DEFAULT_TIME_LIMITS_S = {
+    "harvest": 4 * 3600,
+    "finetune": 72 * 3600,
+    "evaluation": 6 * 3600,
+    "adapter-compose": 2 * 3600,
+    "adapter-transfer": 2 * 3600,
+    "adapter-import": 2 * 3600,
+    "adapter-export": 4 * 3600,
+}
+# Defaults the job life cycle also uses where no settings are passed (runners called directly).
+JOB_STALE_AFTER_S = 90.0
+JOB_MAX_ATTEMPTS = 3
+# Files at the top of the workspace that hold data or secrets (their SQLite journals too).
+PRIVATE_FILES = ("tailor.db*", "broker.db*", "results.db*", "secret.key", "*.log")
+
+
 class Settings(BaseSettings):
     """Typed settings, read from `TAILOR_*` environment variables.
 
@@ -45,8 +62,49 @@ class Settings(BaseSettings):
     broker_visibility_timeout_s: int = Field(
         6 * 3600,
         ge=1,
-        description="Redis broker: a task whose worker vanished is redelivered after this long "
-        "(longer than the longest job, or a slow job would run twice).",
+        description="Redis broker: a task whose worker vanished is redelivered after this long; "
+        "a redelivery of a job that a live worker runs does nothing, and the reaper requeues "
+        "a job whose worker is gone sooner (TAILOR_JOB_STALE_AFTER_S).",
+    )
+    time_limits_s: dict[str, int] = Field(
+        default_factory=lambda: dict(DEFAULT_TIME_LIMITS_S),
+        description="Soft time limit of one attempt by job kind, as JSON "
+        "('{\"harvest\": 7200}'; kinds not named keep their default): the job then stops and "
+        "fails with a reason naming the limit.",
+    )
+    time_limit_grace_s: int = Field(
+        300,
+        ge=1,
+        description="Hard limit = soft limit + this: a worker still busy then is killed and the "
+        "job fails (the backstop for a task stuck where it cannot clean up).",
+    )
+    job_heartbeat_s: float = Field(
+        10.0, gt=0, description="How often a worker records that it still runs its job."
+    )
+    job_stale_after_s: float = Field(
+        JOB_STALE_AFTER_S,
+        gt=0,
+        description="A running job whose worker recorded nothing for this long is taken for "
+        "orphaned (worker killed, machine gone): cancel ends it at once, the reaper requeues "
+        "it. Workers on the same machine as the API are checked by process instead.",
+    )
+    job_cancel_poll_s: float = Field(
+        1.0, gt=0, le=60, description="How often a running job looks for a cancel request."
+    )
+    job_cancel_grace_s: float = Field(
+        30.0,
+        gt=0,
+        description="A cancelled job that has not stopped at its own checks after this long is "
+        "ended and its task interrupted; after twice this long its worker process is replaced.",
+    )
+    job_max_attempts: int = Field(
+        JOB_MAX_ATTEMPTS,
+        ge=1,
+        le=100,
+        description="A job whose worker died this many times fails instead of running again.",
+    )
+    job_reaper_interval_s: float = Field(
+        60.0, gt=0, description="How often each worker looks for jobs whose worker is gone."
     )
     harvest_parallelism: int = Field(2, ge=1, le=64, description="Repositories fetched at once.")
     harvest_timeout_s: int = Field(600, ge=1, description="Wall-time limit for one git fetch.")
@@ -143,6 +201,25 @@ class Settings(BaseSettings):
             ipaddress.ip_network(net, strict=False)  # ValueError names the bad one
         return networks
 
+    @field_validator("time_limits_s", mode="after")
+    @classmethod
+    def _known_time_limits(cls, value: dict[str, int]) -> dict[str, int]:
+        unknown = sorted(set(value) - set(DEFAULT_TIME_LIMITS_S))
+        if unknown:
+            raise ValueError(f"unknown job kinds {unknown}: use {sorted(DEFAULT_TIME_LIMITS_S)}")
+        if any(limit < 1 for limit in value.values()):
+            raise ValueError("time limits are whole seconds, at least 1")
+        return {**DEFAULT_TIME_LIMITS_S, **value}
+
+    @model_validator(mode="after")
+    def _heartbeats_fit_in_staleness(self) -> Settings:
+        # Two missed heartbeats must not make a live worker look gone.
+        if self.job_stale_after_s <= 2 * self.job_heartbeat_s:
+            raise ValueError(
+                "TAILOR_JOB_STALE_AFTER_S must be more than twice TAILOR_JOB_HEARTBEAT_S"
+            )
+        return self
+
     @model_validator(mode="after")
     def _fill_embedded_defaults(self) -> Settings:
         ws = self.workspace
@@ -157,9 +234,22 @@ class Settings(BaseSettings):
         return self
 
     def ensure_workspace(self) -> Path:
-        """Create the workspace directory (private to the user) and return it."""
+        """Create the workspace directory, private to the user (0700), and return it.
+
+        An existing workspace is made private too, with the files at its top that hold data
+        or secrets (0600): older versions left them readable by every local user.
+        """
         self.workspace.mkdir(parents=True, exist_ok=True, mode=0o700)
+        _restrict(self.workspace, 0o700)
+        for pattern in PRIVATE_FILES:
+            for path in self.workspace.glob(pattern):
+                if path.is_file() and not path.is_symlink():
+                    _restrict(path, 0o600)
         return self.workspace
+
+    def time_limit_s(self, kind: str) -> int:
+        """The soft time limit of one attempt of a job of `kind`."""
+        return self.time_limits_s.get(kind, max(self.time_limits_s.values()))
 
     def encryption_key(self) -> str:
         """The credential-encryption key: configured, or generated once and kept 0600."""
@@ -175,6 +265,13 @@ class Settings(BaseSettings):
             with os.fdopen(fd, "w") as fh:
                 fh.write(secrets.token_urlsafe(32))
         return path.read_text().strip()
+
+
+def _restrict(path: Path, mode: int) -> None:
+    # Only what this user owns: a shared parent or someone else's file is not ours to change.
+    st = path.stat()
+    if st.st_uid == os.getuid() and st.st_mode & 0o777 != mode:
+        path.chmod(mode)
 
 
 @lru_cache

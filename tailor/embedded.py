@@ -13,6 +13,8 @@ from types import FrameType
 from tailor.config import Settings
 from tailor.db import migrate
 
+PRIVATE_UMASK = 0o077
+
 
 def worker_command(concurrency: int = 1) -> list[str]:
     """The command that starts a real prefork Celery worker for Tailor's tasks."""
@@ -49,7 +51,23 @@ def run_embedded(
     settings: Settings, workers: int = 1, gateway: tuple[str, int] | None = None
 ) -> Iterator[list[subprocess.Popen[bytes]]]:
     """Prepare the workspace and schema; run `workers` worker processes and, if asked, the
-    inference gateway on (host, port) while inside."""
+    inference gateway on (host, port) while inside.
+
+    Everything created meanwhile, here and in the processes started here (the database, the
+    broker's, logs, shards, checkouts), is private to the user: umask 077.
+    """
+    umask = os.umask(PRIVATE_UMASK)
+    try:
+        with _embedded(settings, workers, gateway) as procs:
+            yield procs
+    finally:
+        os.umask(umask)
+
+
+@contextmanager
+def _embedded(
+    settings: Settings, workers: int, gateway: tuple[str, int] | None
+) -> Iterator[list[subprocess.Popen[bytes]]]:
     settings.ensure_workspace()
     migrate.upgrade(settings.database_url)
     env = {**os.environ, "TAILOR_WORKSPACE": str(settings.workspace)}

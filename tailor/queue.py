@@ -10,6 +10,7 @@ from sqlalchemy import event
 from sqlalchemy.orm import Session
 
 from tailor.config import Settings
+from tailor.jobs.kinds import TASKS
 
 TASK_MODULES = ["worker.tasks"]
 log = logging.getLogger("tailor.queue")
@@ -31,7 +32,18 @@ def celery_config(settings: Settings) -> dict[str, Any]:
         "task_ignore_result": True,  # state lives in the jobs table, not in Celery results
         "broker_connection_retry_on_startup": True,
         "broker_transport_options": _transport_options(settings),
+        "task_annotations": time_limits(settings),
     }
+
+
+def time_limits(settings: Settings) -> dict[str, dict[str, int]]:
+    """Each job task's soft time limit (the job stops and fails with a reason) and hard one
+    (the worker process is killed: the backstop for a task that cannot stop)."""
+    limits = {}
+    for kind, task in TASKS.items():
+        soft = settings.time_limit_s(kind)
+        limits[task] = {"soft_time_limit": soft, "time_limit": soft + settings.time_limit_grace_s}
+    return limits
 
 
 def _transport_options(settings: Settings) -> dict[str, Any]:

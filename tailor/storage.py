@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import os
 import shutil
 from pathlib import Path
 from typing import Any, Protocol
 from urllib.parse import urlparse
 
 from tailor.config import Settings
+
+PRIVATE_DIR, PRIVATE_FILE = 0o700, 0o600
 
 
 class StoreError(Exception):
@@ -41,21 +44,41 @@ def team_prefix(team: str) -> str:
     return f"teams/{check_key(team)}/"
 
 
+def _private_dirs(directory: Path) -> None:
+    """Create `directory` and its missing parents, 0700 (mkdir's own mode is cut by the umask)."""
+    if directory.is_dir():
+        return
+    missing = [p for p in (directory, *directory.parents) if not p.exists()]
+    directory.mkdir(parents=True, exist_ok=True)
+    for created in missing:
+        created.chmod(PRIVATE_DIR)
+
+
 class FileStore:
-    """Objects as files under a root directory (the embedded default)."""
+    """Objects as files under a root directory (the embedded default).
+
+    Private to the user whatever the umask: directories 0700, objects 0600 (they hold teams'
+    code and adapters, and other local users have no business reading them).
+    """
 
     def __init__(self, root: Path) -> None:
         self.root = root.resolve()
-        self.root.mkdir(parents=True, exist_ok=True)
+        _private_dirs(self.root)
         self.url = f"file://{self.root}"
 
     def _path(self, key: str) -> Path:
         return self.root / check_key(key)
 
+    def _private_tmp(self, path: Path) -> Path:
+        _private_dirs(path.parent)
+        tmp = path.with_name(path.name + ".part")
+        os.close(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, PRIVATE_FILE))
+        tmp.chmod(PRIVATE_FILE)  # a leftover .part keeps its old mode through O_CREAT
+        return tmp
+
     def put_bytes(self, key: str, data: bytes) -> None:
         path = self._path(key)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(path.name + ".part")
+        tmp = self._private_tmp(path)
         tmp.write_bytes(data)
         tmp.replace(path)  # atomic: readers never see half an object
 
@@ -88,9 +111,8 @@ class FileStore:
 
     def upload_file(self, path: Path, key: str) -> None:
         dest = self._path(key)
-        dest.parent.mkdir(parents=True, exist_ok=True)
-        tmp = dest.with_name(dest.name + ".part")
-        shutil.copyfile(path, tmp)
+        tmp = self._private_tmp(dest)
+        shutil.copyfile(path, tmp)  # into the existing file: its mode stays 0600
         tmp.replace(dest)
 
     def download_file(self, key: str, path: Path) -> None:

@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
 import time
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -16,8 +19,20 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from tailor.config import Settings, get_settings
 from tailor.db import migrate
-from tailor.db.models import AuditEvent, BaseModelEntry, Membership, Role, Team, User
+from tailor.db.base import utcnow
+from tailor.db.models import (
+    AuditEvent,
+    BaseModelEntry,
+    Job,
+    JobState,
+    Membership,
+    Role,
+    Team,
+    User,
+)
 from tailor.db.session import make_engine, session_factory
+from tailor.jobs import service as jobs
+from tailor.jobs.workers import identity_of
 from tailor.security import CredentialCipher
 from tailor.storage import FileStore
 from tailor.tokens.service import issue_token
@@ -299,3 +314,45 @@ def watch_paths(monkeypatch: pytest.MonkeyPatch, *roots: str) -> list[str]:
                          (builtins, "open")):  # fmt: skip
         monkeypatch.setattr(module, name, watch(getattr(module, name)))
     return seen
+
+
+# --- workers that live and workers that died, as real processes ---------------------------
+
+
+@pytest.fixture
+def live_worker() -> Iterator[str]:
+    """The identity of another process of this machine that keeps running."""
+    proc = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(600)"])
+    try:
+        yield identity_of(proc.pid)
+    finally:
+        proc.kill()
+        proc.wait()
+
+
+@pytest.fixture
+def dead_worker() -> str:
+    """The identity a process of this machine had before it was killed."""
+    proc = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(600)"])
+    identity = identity_of(proc.pid)
+    proc.kill()
+    proc.wait()
+    return identity
+
+
+def running_job(
+    session: Session,
+    tenant: Tenant,
+    worker: str | None,
+    *,
+    kind: str = "harvest",
+    attempts: int = 1,
+    heartbeat_age_s: float = 0.0,
+) -> Job:
+    """A job that `worker` runs (attempt `attempts`), last heard of `heartbeat_age_s` ago."""
+    job = jobs.create_system_job(session, tenant.team.id, kind, {})
+    job.state, job.attempts, job.started_at = JobState.running, attempts, utcnow()
+    job.worker = worker
+    job.heartbeat_at = utcnow() - timedelta(seconds=heartbeat_age_s)
+    session.commit()
+    return job

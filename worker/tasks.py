@@ -1,9 +1,24 @@
-"""Celery tasks: each validates its argument and calls a pipeline function in `tailor/`."""
+"""Celery tasks: each validates its argument and calls a pipeline function in `tailor/`.
+
+Every job task runs through `tailor.jobs.attempt.run_attempt`: a repeated delivery does
+nothing, a cancel or the soft time limit stops the runner and ends the job with a reason, a
+crash fails it. The hard time limit kills the pool process; `JobTask.on_failure` (called in
+the worker's main process) then fails the job.
+"""
 
 from __future__ import annotations
 
+import os
+import signal
+import threading
+from collections.abc import Callable
 from functools import lru_cache
+from typing import Any
 
+from billiard.process import current_process
+from celery import Task
+from celery.exceptions import TimeLimitExceeded
+from celery.signals import worker_process_init, worker_ready, worker_shutdown
 from sqlalchemy.orm import Session, sessionmaker
 
 from tailor.config import get_settings
@@ -11,9 +26,13 @@ from tailor.datasets.run import run_harvest_job
 from tailor.db.session import engine_for, session_factory
 from tailor.evaluations.run import run_evaluation_job
 from tailor.finetunes.run import run_finetune_job
-from tailor.jobs.recorder import failing_on_crash
+from tailor.jobs.attempt import Policy, fail_at_hard_limit, run_attempt
+from tailor.jobs.kinds import TASKS
+from tailor.jobs.reaper import start_reaper
 from tailor.storage import ObjectStore, get_store
 from worker.app import app
+
+JobRunner = Callable[[str, threading.Event], None]
 
 
 @lru_cache
@@ -26,57 +45,117 @@ def _store() -> ObjectStore:
     return get_store(get_settings())
 
 
-@app.task(name="tailor.harvest")
-def harvest(job_uid: str) -> None:
-    """Harvest a dataset (redelivered to another worker if this one dies)."""
-    with failing_on_crash(_sessions(), job_uid):
-        run_harvest_job(_sessions(), _store(), get_settings(), job_uid)
+@worker_process_init.connect
+def _own_connections(**_: Any) -> None:
+    """A pool process opens its own database connections, never its parent's."""
+    if _sessions.cache_info().currsize:
+        _sessions().kw["bind"].dispose(close=False)
+    _sessions.cache_clear()
+    engine_for.cache_clear()
 
 
-@app.task(name="tailor.finetune")
-def finetune(job_uid: str) -> None:
-    """Fine-tune an adapter (resumes from its last checkpoint if redelivered)."""
-    with failing_on_crash(_sessions(), job_uid):
-        run_finetune_job(_sessions(), _store(), get_settings(), job_uid)
+_reaper: list[threading.Event] = []
 
 
-@app.task(name="tailor.evaluate")
-def evaluate(job_uid: str) -> None:
+@worker_ready.connect
+def _start_reaping(**_: Any) -> None:
+    """Requeue the jobs of workers that died, now and then periodically (main process)."""
+    _reaper.append(start_reaper(_sessions(), get_settings(), app))
+
+
+@worker_shutdown.connect
+def _stop_reaping(**_: Any) -> None:
+    for stop in _reaper:
+        stop.set()
+
+
+def _replace_process() -> None:
+    # Only a pool process: the pool starts another, and the job already ended cancelled.
+    if current_process().name.startswith("ForkPoolWorker"):
+        os.kill(os.getpid(), signal.SIGKILL)
+
+
+class JobTask(Task):  # type: ignore[misc]
+    """A task that runs one job (its first argument is the job's id)."""
+
+    job_kind = ""
+
+    def on_failure(self, exc: Exception, task_id: str, args: Any, kwargs: Any, einfo: Any) -> None:
+        """At the hard time limit (the pool killed the process): fail the job."""
+        if isinstance(exc, TimeLimitExceeded) and args:
+            policy = Policy.of(get_settings(), self.job_kind)
+            fail_at_hard_limit(_sessions(), str(args[0]), self.job_kind, policy)
+
+
+def job_task(kind: str) -> Callable[[JobRunner], Any]:
+    """Register `run(job_uid, stop)` as the task of `kind`, run as one attempt at the job."""
+
+    def register(run: JobRunner) -> Any:
+        def task(job_uid: str) -> None:
+            policy = Policy.of(get_settings(), kind)
+            run_attempt(
+                _sessions(),
+                str(job_uid),
+                kind,
+                policy,
+                lambda stop: run(str(job_uid), stop),
+                terminate=_replace_process,
+            )
+
+        task.__doc__ = run.__doc__
+        return app.task(name=TASKS[kind], base=JobTask, job_kind=kind)(task)
+
+    return register
+
+
+@job_task("harvest")
+def harvest(job_uid: str, stop: threading.Event) -> None:
+    """Harvest a dataset."""
+    run_harvest_job(_sessions(), _store(), get_settings(), job_uid, stop)
+
+
+@job_task("finetune")
+def finetune(job_uid: str, stop: threading.Event) -> None:
+    """Fine-tune an adapter (resumes from its last checkpoint after a worker died)."""
+    run_finetune_job(_sessions(), _store(), get_settings(), job_uid, stop)
+
+
+@job_task("evaluation")
+def evaluate(job_uid: str, stop: threading.Event) -> None:
     """Evaluate an adapter version against its base model."""
-    with failing_on_crash(_sessions(), job_uid):
-        run_evaluation_job(_sessions(), _store(), job_uid)
+    run_evaluation_job(_sessions(), _store(), job_uid, stop)
 
 
-@app.task(name="tailor.adapter.compose")
-def adapter_compose(job_uid: str) -> None:
+@job_task("adapter-compose")
+def adapter_compose(job_uid: str, stop: threading.Event) -> None:
     """Compose adapter versions into a new version (then queue its evaluation)."""
     from tailor.registry.run import run_compose_job
 
-    run_compose_job(_sessions(), _store(), get_settings(), job_uid)
+    run_compose_job(_sessions(), _store(), get_settings(), job_uid, stop=stop)
 
 
-@app.task(name="tailor.adapter.transfer")
-def adapter_transfer(job_uid: str) -> None:
+@job_task("adapter-transfer")
+def adapter_transfer(job_uid: str, stop: threading.Event) -> None:
     """Transfer an adapter version to another base (then queue its evaluation)."""
     from tailor.registry.run import run_transfer_job
 
-    run_transfer_job(_sessions(), _store(), get_settings(), job_uid)
+    run_transfer_job(_sessions(), _store(), get_settings(), job_uid, stop=stop)
 
 
-@app.task(name="tailor.adapter.import")
-def adapter_import(job_uid: str) -> None:
+@job_task("adapter-import")
+def adapter_import(job_uid: str, stop: threading.Event) -> None:
     """Validate an uploaded adapter against its base and register it."""
     from tailor.registry.run import run_import_job
 
-    run_import_job(_sessions(), _store(), get_settings(), job_uid)
+    run_import_job(_sessions(), _store(), get_settings(), job_uid, stop=stop)
 
 
-@app.task(name="tailor.adapter.export")
-def adapter_export(job_uid: str) -> None:
+@job_task("adapter-export")
+def adapter_export(job_uid: str, stop: threading.Event) -> None:
     """Merge an adapter version into its base and export the checkpoint."""
     from tailor.registry.run import run_export_job
 
-    run_export_job(_sessions(), _store(), get_settings(), job_uid)
+    run_export_job(_sessions(), _store(), get_settings(), job_uid, stop=stop)
 
 
 @app.task(

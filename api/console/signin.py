@@ -20,7 +20,7 @@ from api.console.web import (
     saved,
     set_cookie,
 )
-from api.deps import DEFAULT_PAGE, SessionDep, SettingsDep
+from api.deps import DEFAULT_PAGE, SessionDep, SettingsDep, StoreDep
 from tailor.errors import Forbidden, TailorError, Unauthorized
 from tailor.pagination import MAX_LIMIT
 from tailor.teams import service as teams
@@ -93,11 +93,19 @@ def team_list(request: Request, principal: Caller, session: SessionDep) -> Respo
 
 
 @router.post("/teams")
-def create_team(request: Request, form: Form, principal: Caller, session: SessionDep) -> Response:
+def create_team(
+    request: Request,
+    form: Form,
+    principal: Caller,
+    session: SessionDep,
+    store: StoreDep,
+    settings: SettingsDep,
+) -> Response:
     """Create a team owned by the caller."""
     values = {"slug": form_text(form, "slug"), "name": form_text(form, "name")}
     try:
-        team = teams.create_team(session, principal, parse(TeamCreate, values))
+        body = parse(TeamCreate, values)
+        team = teams.create_team(session, principal, body, store, settings.workspace)
     except (FormErrors, TailorError) as exc:
         session.rollback()
         errors = exc.errors if isinstance(exc, FormErrors) else service_errors(exc)

@@ -246,7 +246,9 @@ def dataset_live(
 
 
 @router.post("/datasets/{dataset_id}/cancel")
-def cancel_harvest(dataset_id: str, form: Form, access: Member, session: SessionDep) -> Response:
+def cancel_harvest(
+    dataset_id: str, form: Form, access: Member, session: SessionDep, settings: SettingsDep
+) -> Response:
     """Stop a queued or running harvest."""
-    datasets.cancel_harvest(session, access, dataset_id)
+    datasets.cancel_harvest(session, access, dataset_id, settings.job_stale_after_s)
     return saved(session, f"{_base(access)}/datasets/{dataset_id}", "cancel-requested")

@@ -162,9 +162,12 @@ def job_live(job_id: str, request: Request, access: Viewer, session: SessionDep)
 
 
 @router.post("/jobs/{job_id}/cancel")
-def cancel_job(job_id: str, form: Form, access: Member, session: SessionDep) -> Response:
+def cancel_job(
+    job_id: str, form: Form, access: Member, session: SessionDep, settings: SettingsDep
+) -> Response:
     """Cancel a job (idempotent once it has finished)."""
-    jobs.request_cancel(session, access, jobs.get_job(session, access, job_id))
+    job = jobs.get_job(session, access, job_id)
+    jobs.request_cancel(session, access, job, settings.job_stale_after_s)
     return saved(session, f"{_base(access)}/jobs/{job_id}", "cancel-requested")
 
 

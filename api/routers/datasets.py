@@ -10,6 +10,7 @@ from api.deps import (
     Limit,
     SenderDep,
     SessionDep,
+    SettingsDep,
     StoreDep,
     TeamMember,
     TeamViewer,
@@ -47,9 +48,11 @@ def get_dataset(dataset_id: str, access: TeamViewer, session: SessionDep) -> Dat
 
 
 @router.post("/{dataset_id}/cancel", response_model=DatasetOut, responses=WRITE)
-def cancel_dataset(dataset_id: str, access: TeamMember, session: SessionDep) -> DatasetOut:
-    """Stop a running harvest."""
-    return service.cancel_harvest(session, access, dataset_id)
+def cancel_dataset(
+    dataset_id: str, access: TeamMember, session: SessionDep, settings: SettingsDep
+) -> DatasetOut:
+    """Stop a queued or running harvest; at once if no live worker runs it."""
+    return service.cancel_harvest(session, access, dataset_id, settings.job_stale_after_s)
 
 
 @router.delete("/{dataset_id}", status_code=status.HTTP_204_NO_CONTENT, responses=WRITE)

@@ -10,6 +10,8 @@ from api.deps import (
     Cursor,
     Limit,
     SessionDep,
+    SettingsDep,
+    StoreDep,
     TeamAdmin,
     TeamOwner,
     TeamViewer,
@@ -26,9 +28,16 @@ router = APIRouter(prefix="/v1/teams", tags=["teams"])
 @router.post(
     "", response_model=TeamOut, status_code=status.HTTP_201_CREATED, responses=errors(403, 409)
 )
-def create_team(body: TeamCreate, session: SessionDep, principal: CurrentPrincipal) -> TeamOut:
+def create_team(
+    body: TeamCreate,
+    session: SessionDep,
+    principal: CurrentPrincipal,
+    store: StoreDep,
+    settings: SettingsDep,
+) -> TeamOut:
     """Create a team; the caller becomes its owner."""
-    return TeamOut.model_validate(service.create_team(session, principal, body))
+    team = service.create_team(session, principal, body, store, settings.workspace)
+    return TeamOut.model_validate(team)
 
 
 @router.get("", response_model=Page[TeamOut], responses=errors())
@@ -56,9 +65,14 @@ def update_team(body: TeamUpdate, access: TeamAdmin, session: SessionDep) -> Tea
 
 
 @router.delete("/{team}", status_code=status.HTTP_204_NO_CONTENT, responses=WRITE)
-def delete_team(access: TeamOwner, session: SessionDep) -> None:
-    """Delete a team and everything registered in it."""
-    service.delete_team(session, access)
+def delete_team(
+    access: TeamOwner, session: SessionDep, store: StoreDep, settings: SettingsDep
+) -> None:
+    """Delete a team, everything registered in it and everything it stored.
+
+    Refused (409) while a worker still runs one of its jobs: cancel those first.
+    """
+    service.delete_team(session, access, store, settings.workspace, settings.job_stale_after_s)
 
 
 @router.put("/{team}/publish-policy", response_model=GatePolicy, responses=WRITE)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import threading
 from typing import Any
 
 from sqlalchemy import select
@@ -16,11 +17,13 @@ from tailor.harvest.outcome import unchanged_since
 from tailor.harvest.pipeline import HarvestCancelled, HarvestError, run_harvest
 from tailor.harvest.spec import HarvestSpec, RepoSource
 from tailor.jobs import service as jobs
+from tailor.jobs.attempt import removed_if_interrupted
 from tailor.jobs.recorder import JobRecorder
 from tailor.repositories.service import read_credential
 from tailor.repositories.urls import UrlPolicy
 from tailor.security import CredentialCipher
 from tailor.storage import ObjectStore
+from tailor.teams.purge import git_cache_dir
 
 log = logging.getLogger("tailor.harvest")
 
@@ -47,12 +50,20 @@ def _sources(session: Session, dataset: Dataset, cipher: CredentialCipher) -> li
 
 
 def run_harvest_job(
-    sessions: sessionmaker[Session], store: ObjectStore, settings: Settings, job_uid: str
+    sessions: sessionmaker[Session],
+    store: ObjectStore,
+    settings: Settings,
+    job_uid: str,
+    stop: threading.Event | None = None,
 ) -> None:
-    """Run (or, after a crash, re-run) the harvest of `job_uid` to a final state."""
+    """Run (or, after a crash, re-run) the harvest of `job_uid` to a final state.
+
+    `stop` is the attempt's stop event (`tailor.jobs.attempt`); without one the harvest asks
+    the database whether it was cancelled.
+    """
     with sessions.begin() as session:
-        job = session.scalars(select(Job).where(Job.uid == job_uid)).one()
-        if not jobs.begin_attempt(session, job):
+        job = session.scalars(select(Job).where(Job.uid == job_uid)).one_or_none()
+        if job is None or not jobs.begin_attempt(session, job):
             return
         dataset = session.scalars(select(Dataset).where(Dataset.job_id == job.id)).one()
         team = session.get_one(Team, dataset.team_id)
@@ -60,28 +71,30 @@ def run_harvest_job(
         sources = _sources(session, dataset, CredentialCipher(settings.encryption_key()))
         previous = list(previous_dataset_uids(session, dataset))
         job_id, dataset_id, team_slug = job.id, dataset.id, team.slug
-        dataset_uid = dataset.uid
-    recorder = JobRecorder(sessions, job_id)
+        dataset_uid, cache_dir = dataset.uid, git_cache_dir(settings.workspace, team)
+    private_dir(cache_dir.parent)  # the caches of every team: only the worker may enter
+    recorder = JobRecorder(sessions, job_id, stop)
     output = f"teams/{team_slug}/datasets/{dataset_uid}/"
     try:
-        result = run_harvest(
-            spec,
-            sources,
-            store,
-            team=team_slug,
-            dataset_id=dataset_uid,
-            cache_dir=private_dir(settings.workspace / "git-cache") / team_slug,
-            previous_datasets=previous,
-            parallelism=settings.harvest_parallelism,
-            timeout_s=settings.harvest_timeout_s,
-            max_repo_bytes=settings.harvest_max_repo_mb << 20,
-            progress=recorder.progress,
-            cancelled=recorder.cancelled,
-            policy=UrlPolicy.of(settings),
-        )
+        with removed_if_interrupted(store, output):
+            result = run_harvest(
+                spec,
+                sources,
+                store,
+                team=team_slug,
+                dataset_id=dataset_uid,
+                cache_dir=cache_dir,
+                previous_datasets=previous,
+                parallelism=settings.harvest_parallelism,
+                timeout_s=settings.harvest_timeout_s,
+                max_repo_bytes=settings.harvest_max_repo_mb << 20,
+                progress=recorder.progress,
+                cancelled=recorder.cancelled,
+                policy=UrlPolicy.of(settings),
+            )
     except HarvestCancelled:
-        store.delete_prefix(output)
-        recorder.finish(jobs.mark_cancelled)
+        if recorder.finish(jobs.mark_cancelled):  # not when another worker has it now
+            store.delete_prefix(output)
         return
     except HarvestError as exc:
         reason = str(exc)

@@ -9,6 +9,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from tailor import audit
+from tailor.config import JOB_STALE_AFTER_S
 from tailor.datasets.schemas import DatasetOut
 from tailor.db.models import Dataset, Job, Repository
 from tailor.errors import InvalidInput
@@ -81,10 +82,12 @@ def _job(session: Session, dataset: Dataset) -> Job:
     return session.get_one(Job, dataset.job_id)
 
 
-def cancel_harvest(session: Session, access: TeamAccess, uid: str) -> DatasetOut:
+def cancel_harvest(
+    session: Session, access: TeamAccess, uid: str, stale_after_s: float = JOB_STALE_AFTER_S
+) -> DatasetOut:
     """Stop a queued or running harvest (the worker removes what it wrote)."""
     dataset = get_dataset(session, access, uid)
-    jobs.request_cancel(session, access, _job(session, dataset))
+    jobs.request_cancel(session, access, _job(session, dataset), stale_after_s)
     return show(session, dataset)
 
 

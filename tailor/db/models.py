@@ -140,7 +140,9 @@ class Job(Timestamped, Base):
     team_id: Mapped[int] = mapped_column(ForeignKey("teams.id", ondelete="CASCADE"), index=True)
     kind: Mapped[str] = mapped_column(String(32))
     state: Mapped[JobState] = mapped_column(
-        Enum(JobState, name="job_state", native_enum=False, length=16), default=JobState.queued
+        Enum(JobState, name="job_state", native_enum=False, length=16),
+        default=JobState.queued,
+        index=True,
     )
     progress: Mapped[float] = mapped_column(default=0.0)
     message: Mapped[str] = mapped_column(String(500), default="")
@@ -156,6 +158,10 @@ class Job(Timestamped, Base):
     )
     started_at: Mapped[datetime | None] = mapped_column(default=None)
     finished_at: Mapped[datetime | None] = mapped_column(default=None)
+    # The process running the current attempt (`tailor.jobs.workers`) and when it last said
+    # so: what tells a live worker from a dead one.
+    worker: Mapped[str | None] = mapped_column(String(255), default=None)
+    heartbeat_at: Mapped[datetime | None] = mapped_column(default=None)
 
 
 class JobEvent(Base):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import threading
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
@@ -17,16 +18,21 @@ from tailor.jobs.recorder import JobRecorder
 from tailor.storage import ObjectStore
 
 
-def run_evaluation_job(sessions: sessionmaker[Session], store: ObjectStore, job_uid: str) -> None:
-    """Run the evaluation `job_uid` to a final state."""
+def run_evaluation_job(
+    sessions: sessionmaker[Session],
+    store: ObjectStore,
+    job_uid: str,
+    stop: threading.Event | None = None,
+) -> None:
+    """Run the evaluation `job_uid` to a final state (`stop`: see `tailor.jobs.attempt`)."""
     from tailor.evaluate.entrypoint import evaluate
     from tailor.evaluate.fim_tasks import DatasetError
     from tailor.evaluate.runner import EvaluationError
     from tailor.evaluate.sandbox import SandboxUnavailable
 
     with sessions.begin() as session:
-        job = session.scalars(select(Job).where(Job.uid == job_uid)).one()
-        if not jobs.begin_attempt(session, job):
+        job = session.scalars(select(Job).where(Job.uid == job_uid)).one_or_none()
+        if job is None or not jobs.begin_attempt(session, job):
             return
         job_id, payload = job.id, dict(job.spec)
         spec = EvalSpec.model_validate(payload["eval"])
@@ -36,7 +42,7 @@ def run_evaluation_job(sessions: sessionmaker[Session], store: ObjectStore, job_
             jobs.fail(session, job, exc.detail)
             return
         spec = spec.model_copy(update={"base_source": base.source})
-    recorder = JobRecorder(sessions, job_id)
+    recorder = JobRecorder(sessions, job_id, stop)
     try:
         report = evaluate(spec, store, progress=_stopping(recorder))
     except EvaluationCancelled:

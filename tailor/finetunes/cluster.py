@@ -197,7 +197,7 @@ def cancel_job(
     with no FineTuneJob (never submitted, or already gone) is cancelled at once.
     """
     repeated = job.cancel_requested
-    job = jobs.request_cancel(session, access, job)
+    job = jobs.request_cancel(session, access, job, settings.job_stale_after_s)
     if job.executor != "kubernetes" or job.state.final:
         return job
     if api is None:

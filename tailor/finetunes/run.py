@@ -23,6 +23,7 @@ from tailor.finetunes import cluster
 from tailor.finetunes.events import EXIT_SPEC_ERROR, parse
 from tailor.finetunes.service import with_base_source
 from tailor.jobs import service as jobs
+from tailor.jobs.attempt import removed_if_interrupted
 from tailor.jobs.recorder import JobRecorder
 from tailor.queue import make_sender
 from tailor.registry.service import register_version, version_prefix
@@ -79,11 +80,20 @@ def _mirror(proc: subprocess.Popen[str], recorder: JobRecorder) -> dict[str, Any
 
 
 def run_finetune_job(
-    sessions: sessionmaker[Session], store: ObjectStore, settings: Settings, job_uid: str
+    sessions: sessionmaker[Session],
+    store: ObjectStore,
+    settings: Settings,
+    job_uid: str,
+    stop: threading.Event | None = None,
 ) -> None:
-    """Run (or after a crash resume) the fine-tune `job_uid` to a final state."""
+    """Run (or after a crash resume) the fine-tune `job_uid` to a final state.
+
+    `stop` is the attempt's stop event (`tailor.jobs.attempt`): set, the training stops.
+    """
     with sessions.begin() as session:
-        job = session.scalars(select(Job).where(Job.uid == job_uid)).one()
+        job = session.scalars(select(Job).where(Job.uid == job_uid)).one_or_none()
+        if job is None:
+            return
         if job.executor == "kubernetes":
             # The operator runs it on the cluster and reports each phase to the API.
             if not job.state.final:
@@ -102,8 +112,11 @@ def run_finetune_job(
     work_dir.mkdir(parents=True, exist_ok=True)
     spec_path = work_dir / "spec.json"
     spec_path.write_text(spec.model_dump_json(indent=2))
-    recorder = JobRecorder(sessions, job_id)
-    outcome, code = _launch(spec_path, job_uid, spec, recorder, settings, work_dir)
+    recorder = JobRecorder(sessions, job_id, stop)
+    # Interrupted (time limit, a cancel the entrypoint did not heed): the job ends here and
+    # nobody resumes it, so its checkpoints go.
+    with removed_if_interrupted(store, spec.checkpoint_prefix(job_uid)):
+        outcome, code = _launch(spec_path, job_uid, spec, recorder, settings, work_dir)
     with sessions.begin() as session:
         job = jobs.lock_job(session, job_id)
         if job.cancel_requested:

@@ -2,27 +2,44 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+import threading
+import time
+from collections.abc import Callable
 from typing import Any
 
-from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
 from tailor.db.models import Job
+from tailor.db.session import READ_ONLY
 from tailor.jobs import service
+from tailor.jobs.workers import this_worker
+
+# Without a watch (a runner called directly), how often `cancelled()` asks the database.
+CANCEL_POLL_S = 0.5
 
 
 class JobRecorder:
-    """Progress, logs, metrics and the cancel flag of one job, each in its own transaction."""
+    """Progress, logs, metrics and the cancel flag of one job, each in its own transaction.
 
-    def __init__(self, sessions: sessionmaker[Session], job_id: int) -> None:
+    `stop` is the attempt's stop event (`tailor.jobs.attempt`): set, the job should stop.
+    Without one, `cancelled()` asks the database itself.
+    """
+
+    def __init__(
+        self, sessions: sessionmaker[Session], job_id: int, stop: threading.Event | None = None
+    ) -> None:
         self.sessions = sessions
         self.job_id = job_id
+        self.stop = stop
+        self.worker = this_worker()
+        self._asked_at = float("-inf")
+        self._answer = False
 
     def _with_job(self, fn: Any, *args: Any) -> None:
         with self.sessions.begin() as session:
-            fn(session, session.get_one(Job, self.job_id), *args)
+            job = session.get(Job, self.job_id)
+            if job is not None:  # else deleted meanwhile: its watch stops the runner
+                fn(session, job, *args)
 
     def progress(self, fraction: float, message: str = "") -> None:
         """The job is `fraction` done and doing `message`."""
@@ -43,40 +60,35 @@ class JobRecorder:
         self._with_job(service.add_metrics, step, numeric)
 
     def cancelled(self) -> bool:
-        """Whether someone asked the job to stop."""
-        with self.sessions() as session:
-            return bool(session.get_one(Job, self.job_id).cancel_requested)
+        """Whether the job should stop; cheap enough to poll from a waiting loop."""
+        if self.stop is not None:
+            return self.stop.is_set()
+        now = time.monotonic()
+        if now - self._asked_at >= CANCEL_POLL_S:
+            with self.sessions() as session:
+                session.connection(execution_options={READ_ONLY: True})
+                job = session.get(Job, self.job_id)
+                self._answer = job is None or job.cancel_requested or job.state.final
+            self._asked_at = now
+        return self._answer
 
     def progress_unless_cancelled(self, fraction: float, message: str = "") -> bool:
-        """Report progress unless someone asked the job to stop; whether they did."""
+        """Report progress unless the job should stop; whether it should."""
+        if self.stop is not None and self.stop.is_set():
+            return True
         with self.sessions.begin() as session:
-            job = session.get_one(Job, self.job_id)
-            if job.cancel_requested:
+            job = session.get(Job, self.job_id)
+            if job is None or job.cancel_requested or job.state.final:
                 return True
             service.report(session, job, fraction, message)
             return False
 
-    def finish(self, action: Callable[[Session, Job], None]) -> None:
-        """End the job with `action(session, job)`, the job's row locked (see `lock_job`)."""
+    def finish(self, action: Callable[[Session, Job], None]) -> bool:
+        """End the job with `action(session, job)`, its row locked (see `lock_job`); whether it
+        ran (not when the job is gone or another worker runs it now)."""
         with self.sessions.begin() as session:
-            action(session, service.lock_job(session, self.job_id))
-
-
-@contextmanager
-def failing_on_crash(sessions: sessionmaker[Session], job_uid: str) -> Iterator[None]:
-    """Fail the job if its runner raises unexpectedly, then re-raise for the worker's log.
-
-    Only the exception's type reaches the job: its message may quote a URL or a credential.
-    """
-    try:
-        yield
-    except Exception as exc:
-        with sessions.begin() as session:
-            job = session.scalars(select(Job).where(Job.uid == job_uid)).one_or_none()
-            if job is not None:
-                service.fail(
-                    session,
-                    job,
-                    f"internal error ({type(exc).__name__}); the worker's log has the details",
-                )
-        raise
+            job = session.get(Job, self.job_id, with_for_update=True, populate_existing=True)
+            if job is None or (job.worker is not None and job.worker != self.worker):
+                return False
+            action(session, job)
+            return True

@@ -11,14 +11,14 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from tailor import audit
+from tailor.config import JOB_MAX_ATTEMPTS, JOB_STALE_AFTER_S
 from tailor.db.base import utcnow
 from tailor.db.models import Job, JobEvent, JobMetric, JobState
 from tailor.errors import Conflict
 from tailor.jobs.schemas import MetricPoint, MetricSeries
+from tailor.jobs.workers import is_alive, this_worker
 from tailor.pagination import paginate
 from tailor.tenancy import TeamAccess, owned, team_select
-
-MAX_ATTEMPTS = 3
 
 
 def new_uid(prefix: str) -> str:
@@ -56,24 +56,53 @@ def log(session: Session, job: Job, message: str, level: str = "info") -> None:
     session.add(JobEvent(job_id=job.id, level=level, message=message[:4000]))
 
 
-def begin_attempt(session: Session, job: Job) -> bool:
-    """Mark the job running for a new attempt; False if it must not run (final or too many)."""
+def begin_attempt(
+    session: Session,
+    job: Job,
+    *,
+    worker: str | None = None,
+    max_attempts: int = JOB_MAX_ATTEMPTS,
+    stale_after_s: float = JOB_STALE_AFTER_S,
+) -> bool:
+    """Claim the job for a new attempt by `worker` (this process); whether it may run now.
+
+    Deliveries are at least once, so a delivery does nothing for a job that has finished or
+    that a live worker runs; a job whose workers kept dying fails after `max_attempts`. The
+    row is locked: two deliveries at once claim it once.
+    """
+    worker = worker or this_worker()
+    job = lock_job(session, job.id)
     if job.state.final:
         return False
+    if job.state == JobState.running:
+        if job.worker == worker:
+            return True  # claimed by this process a moment ago (the worker's task wrapper)
+        if is_alive(job.worker, job.heartbeat_at, stale_after_s):
+            log(session, job, f"a repeated delivery was ignored: {job.worker} runs this job")
+            return False
+    if job.cancel_requested:  # asked while its last worker was dying: nothing runs again
+        mark_cancelled(session, job)
+        return False
     job.attempts += 1
-    if job.attempts > MAX_ATTEMPTS:
-        # A task that keeps killing its worker would otherwise be redelivered forever.
+    if job.attempts > max_attempts:
+        job.attempts = max_attempts
         fail(
             session,
             job,
-            f"gave up after {MAX_ATTEMPTS} attempts: the worker died each time "
+            f"gave up after {max_attempts} attempts: the worker died each time "
             "(out of memory or killed); check the worker's logs and resource limits",
         )
         return False
     job.state = JobState.running
     job.started_at = job.started_at or utcnow()
-    log(session, job, f"attempt {job.attempts} started")
+    job.worker, job.heartbeat_at = worker, utcnow()
+    log(session, job, f"attempt {job.attempts} started on {worker}")
     return True
+
+
+def owns(job: Job, worker: str) -> bool:
+    """Whether `worker` runs the job's current attempt."""
+    return job.state == JobState.running and job.worker == worker
 
 
 def report(session: Session, job: Job, progress: float, message: str) -> None:
@@ -150,12 +179,16 @@ def _finish(
     )
 
 
-def request_cancel(session: Session, access: TeamAccess, job: Job) -> Job:
-    """Cancel now if queued; ask the executor to stop if running; no-op if already final.
+def request_cancel(
+    session: Session, access: TeamAccess, job: Job, stale_after_s: float = JOB_STALE_AFTER_S
+) -> Job:
+    """End the job now if nothing runs it; else ask its worker to stop; no-op once final.
 
-    A cluster job is never finished here: its FineTuneJob may exist even while queued
-    (Kueue holds it), so `tailor.finetunes.cluster.cancel_job` deletes it and the
-    operator's `Cancelled` report (or the resource's absence) finishes the job.
+    A queued job, or a running one whose worker is gone (killed, its machine lost), ends
+    `cancelled` at once. A live worker stops at its next check, or is interrupted (see
+    `tailor.jobs.attempt`). A cluster job is never finished here: its FineTuneJob may exist
+    even while queued (Kueue holds it), so `tailor.finetunes.cluster.cancel_job` deletes it
+    and the operator's `Cancelled` report (or the resource's absence) finishes the job.
     """
     job = lock_job(session, job.id)
     if job.executor == "kubernetes" and not job.state.final:
@@ -163,6 +196,12 @@ def request_cancel(session: Session, access: TeamAccess, job: Job) -> Job:
             job.cancel_requested = True
             log(session, job, "cancellation requested")
     elif job.state == JobState.queued:
+        mark_cancelled(session, job)
+    elif job.state == JobState.running and not is_alive(
+        job.worker, job.heartbeat_at, stale_after_s
+    ):
+        job.cancel_requested = True
+        log(session, job, f"cancelled while its worker was gone ({job.worker or 'unknown'})")
         mark_cancelled(session, job)
     elif job.state == JobState.running and not job.cancel_requested:
         job.cancel_requested = True

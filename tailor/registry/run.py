@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import shutil
 import tempfile
+import threading
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
@@ -81,7 +82,9 @@ Operation = Callable[[Started, ObjectStore, Settings, JobRecorder, Path], "NewVe
 
 def _begin(sessions: sessionmaker[Session], store: ObjectStore, job_uid: str) -> Started | None:
     with sessions.begin() as session:
-        job = session.scalars(select(Job).where(Job.uid == job_uid)).one()
+        job = session.scalars(select(Job).where(Job.uid == job_uid)).one_or_none()
+        if job is None:
+            return None
         if not jobs.begin_attempt(session, job):
             if job.state.final and job.spec.get("staging"):
                 store.delete_prefix(job.spec["staging"])  # an upload cancelled while queued
@@ -97,12 +100,13 @@ def run_operation(
     job_uid: str,
     operation: Operation,
     sender: Celery | None = None,
+    stop: threading.Event | None = None,
 ) -> None:
-    """Run one adapter operation job to a final state."""
+    """Run one adapter operation job to a final state (`stop`: see `tailor.jobs.attempt`)."""
     started = _begin(sessions, store, job_uid)
     if started is None:
         return
-    recorder = JobRecorder(sessions, started.job_id)
+    recorder = JobRecorder(sessions, started.job_id, stop)
     try:
         with tempfile.TemporaryDirectory(prefix=f"tailor-{job_uid}-") as tmp:
             outcome = operation(started, store, settings, recorder, Path(tmp))
@@ -201,7 +205,7 @@ def _store_and_register(
                 "evaluation_job": evaluation,
             }
             jobs.succeed(session, job, result)
-    except Exception:
+    except BaseException:  # an interruption too (JobInterrupted)
         store.delete_prefix(prefix)  # a version the registry does not know must not linger
         raise
 
@@ -405,9 +409,10 @@ def run_compose_job(
     settings: Settings,
     job_uid: str,
     sender: Celery | None = None,
+    stop: threading.Event | None = None,
 ) -> None:
     """Compose adapters into a new version, register it, queue its evaluation."""
-    run_operation(sessions, store, settings, job_uid, compose, sender)
+    run_operation(sessions, store, settings, job_uid, compose, sender, stop)
 
 
 def run_transfer_job(
@@ -416,9 +421,10 @@ def run_transfer_job(
     settings: Settings,
     job_uid: str,
     sender: Celery | None = None,
+    stop: threading.Event | None = None,
 ) -> None:
     """Transfer a version to another base, register it, queue its evaluation."""
-    run_operation(sessions, store, settings, job_uid, transfer, sender)
+    run_operation(sessions, store, settings, job_uid, transfer, sender, stop)
 
 
 def run_import_job(
@@ -427,13 +433,18 @@ def run_import_job(
     settings: Settings,
     job_uid: str,
     sender: Celery | None = None,
+    stop: threading.Event | None = None,
 ) -> None:
     """Validate a staged upload against its base, register it, queue its evaluation."""
-    run_operation(sessions, store, settings, job_uid, import_upload, sender)
+    run_operation(sessions, store, settings, job_uid, import_upload, sender, stop)
 
 
 def run_export_job(
-    sessions: sessionmaker[Session], store: ObjectStore, settings: Settings, job_uid: str
+    sessions: sessionmaker[Session],
+    store: ObjectStore,
+    settings: Settings,
+    job_uid: str,
+    stop: threading.Event | None = None,
 ) -> None:
     """Merge a version into its base and export the checkpoint to the team's store."""
-    run_operation(sessions, store, settings, job_uid, export)
+    run_operation(sessions, store, settings, job_uid, export, stop=stop)

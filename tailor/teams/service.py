@@ -3,26 +3,39 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from tailor import audit
-from tailor.db.models import Membership, Role, Team, User
+from tailor.config import JOB_STALE_AFTER_S
+from tailor.db.models import Job, JobState, Membership, Role, Team, User
 from tailor.errors import Conflict, Forbidden, InvalidInput, NotFound
+from tailor.jobs import service as jobs
+from tailor.jobs.workers import is_alive
 from tailor.pagination import paginate
+from tailor.storage import ObjectStore
+from tailor.teams.purge import purge_leftovers, purge_team
 from tailor.teams.schemas import MemberCreate, MemberOut, MemberUpdate, TeamCreate, TeamUpdate
 from tailor.tenancy import Principal, TeamAccess, check_can_grant
 
 
-def create_team(session: Session, principal: Principal, body: TeamCreate) -> Team:
-    """Create a team owned by the caller."""
+def create_team(
+    session: Session,
+    principal: Principal,
+    body: TeamCreate,
+    store: ObjectStore,
+    workspace: Path,
+) -> Team:
+    """Create a team owned by the caller; nothing a deleted team left under its slug remains."""
     principal.require_scope("write")
     if principal.token_team_id is not None:
         raise Forbidden("a team-bound token cannot create teams")
     if session.scalar(select(Team).where(Team.slug == body.slug)):
         raise Conflict(f"team slug '{body.slug}' is taken: choose another")
+    purge_leftovers(store, workspace, body.slug)
     team = Team(slug=body.slug, name=body.name)
     session.add(team)
     session.flush()
@@ -64,12 +77,47 @@ def update_team(session: Session, access: TeamAccess, body: TeamUpdate) -> Team:
     return team
 
 
-def delete_team(session: Session, access: TeamAccess) -> None:
-    """Delete a team and everything it owns."""
-    audit.record(
-        session, access.principal, "team.delete", team_id=None, resource=f"teams/{access.team.slug}"
+def delete_team(
+    session: Session,
+    access: TeamAccess,
+    store: ObjectStore,
+    workspace: Path,
+    stale_after_s: float = JOB_STALE_AFTER_S,
+) -> None:
+    """Delete a team, everything registered in it and everything it stored.
+
+    Its queued jobs, and running ones whose worker is gone, are cancelled; a job that a live
+    worker runs refuses the deletion (409, naming it): the worker would go on writing under
+    the team's prefix after the purge. Objects and local caches go before the commit, so a
+    store that cannot be emptied leaves the team in place, to delete again.
+    """
+    team = access.team
+    running = []
+    unfinished = select(Job).where(
+        Job.team_id == team.id, Job.state.in_([JobState.queued, JobState.running])
     )
-    session.delete(access.team)
+    for job in session.scalars(unfinished.with_for_update()).all():
+        local = job.executor == "local"
+        if local and (
+            job.state == JobState.queued
+            or not is_alive(job.worker, job.heartbeat_at, stale_after_s)
+        ):
+            jobs.request_cancel(session, access, job, stale_after_s)
+        else:
+            running.append(job.uid)
+    if running:
+        raise Conflict(
+            f"team '{team.slug}' has jobs still running: {', '.join(sorted(running))}; cancel "
+            f"them (POST /v1/teams/{team.slug}/jobs/{{id}}/cancel) and delete the team once "
+            "they have ended",
+            jobs=sorted(running),
+        )
+    uids = session.scalars(select(Job.uid).where(Job.team_id == team.id)).all()
+    purge_team(store, workspace, team, uids)
+    audit.record(
+        session, access.principal, "team.delete", team_id=None, resource=f"teams/{team.slug}"
+    )
+    session.delete(team)
 
 
 def _member_out(m: Membership, u: User) -> MemberOut:

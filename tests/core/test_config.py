@@ -33,3 +33,14 @@ def test_environment_variables_override_defaults(
         "postgresql+psycopg://db/tailor",
         "s3://bucket/prefix",
     )
+
+
+def test_a_time_limit_for_one_kind_keeps_the_others(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("TAILOR_TIME_LIMITS_S", '{"harvest": 600}')
+    s = Settings()
+    assert (s.time_limit_s("harvest"), s.time_limit_s("finetune")) == (600, 72 * 3600)
+
+
+def test_a_time_limit_for_an_unknown_job_kind_is_refused_by_name() -> None:
+    with pytest.raises(ValueError, match="harvset"):
+        Settings(time_limits_s={"harvset": 600})

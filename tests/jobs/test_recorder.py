@@ -1,28 +1,30 @@
-"""A runner that crashes leaves a failed job behind, not one that looks alive forever."""
+"""A runner's recorder: a stale attempt cannot end the job another worker runs now."""
 
 from __future__ import annotations
 
-import pytest
 from sqlalchemy.orm import Session, sessionmaker
 
 from tailor.db.models import Job, JobState
-from tailor.jobs.recorder import failing_on_crash
-from tailor.jobs.service import create_system_job
-from tests.conftest import create_tenant
+from tailor.jobs import service as jobs
+from tailor.jobs.recorder import JobRecorder
+from tests.conftest import create_tenant, running_job
 
 
-def test_a_crash_fails_the_job_without_quoting_the_exception(
+def test_an_attempt_whose_job_was_requeued_elsewhere_leaves_it_alone(
+    sessions: sessionmaker[Session], session: Session, live_worker: str
+) -> None:
+    job = running_job(session, create_tenant(session), live_worker, attempts=2)
+    ended = JobRecorder(sessions, job.id).finish(jobs.mark_cancelled)
+    session.expire_all()
+    assert (ended, session.get_one(Job, job.id).state) == (False, JobState.running)
+
+
+def test_a_deleted_job_reads_as_cancelled(
     sessions: sessionmaker[Session], session: Session
 ) -> None:
-    tenant = create_tenant(session)
-    job = create_system_job(session, tenant.team.id, "harvest", {})
+    job = jobs.create_system_job(session, create_tenant(session).team.id, "harvest", {})
     session.commit()
-    with (
-        pytest.raises(RuntimeError),
-        failing_on_crash(sessions, job.uid),
-    ):
-        raise RuntimeError("clone of https://ci:hunter2-token@git.example.com failed")
-    session.expire_all()
-    failed = session.get_one(Job, job.id)
-    assert failed.state == JobState.failed
-    assert "RuntimeError" in (failed.error or "") and "hunter2" not in (failed.error or "")
+    recorder = JobRecorder(sessions, job.id)
+    session.delete(job)
+    session.commit()
+    assert recorder.cancelled()

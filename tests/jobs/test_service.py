@@ -1,4 +1,5 @@
-"""Jobs: progress in the event log by phase; a cancel and a worker's finish never cross."""
+"""Jobs: progress in the event log by phase; a cancel and a worker's finish never cross; a
+cancel ends a job nothing runs any more."""
 
 from __future__ import annotations
 
@@ -7,11 +8,12 @@ import time
 
 from sqlalchemy.orm import Session, sessionmaker
 
+from tailor.config import JOB_STALE_AFTER_S
 from tailor.db.models import Job, JobState, Role
 from tailor.jobs import service as jobs
-from tailor.tenancy import team_for
+from tailor.tenancy import TeamAccess, team_for
 from tailor.tokens.service import authenticate
-from tests.conftest import create_tenant
+from tests.conftest import Tenant, create_tenant, running_job
 
 
 def test_counting_within_a_phase_does_not_flood_the_event_log(session: Session) -> None:
@@ -54,3 +56,33 @@ def test_a_cancel_during_the_workers_last_transaction_finds_the_job_finished(
         seen = (job.state, job.cancel_requested)
     worker.join()
     assert seen == (JobState.succeeded, False)
+
+
+def access_of(session: Session, tenant: Tenant) -> TeamAccess:
+    return team_for(session, authenticate(session, tenant.owner_token), tenant.slug, Role.member)
+
+
+def test_cancelling_a_job_whose_worker_was_killed_ends_it_at_once(
+    session: Session, dead_worker: str
+) -> None:
+    tenant = create_tenant(session)
+    job = running_job(session, tenant, dead_worker)
+    jobs.request_cancel(session, access_of(session, tenant), job)
+    assert (job.state, job.cancel_requested) == (JobState.cancelled, True)
+
+
+def test_cancelling_a_job_whose_worker_went_silent_ends_it_at_once(session: Session) -> None:
+    tenant = create_tenant(session)
+    elsewhere = "worker-7f9c/4026531836/17/88123"  # another machine: only heartbeats tell
+    job = running_job(session, tenant, elsewhere, heartbeat_age_s=JOB_STALE_AFTER_S + 1)
+    jobs.request_cancel(session, access_of(session, tenant), job)
+    assert job.state == JobState.cancelled
+
+
+def test_cancelling_a_job_a_live_worker_runs_asks_the_worker(
+    session: Session, live_worker: str
+) -> None:
+    tenant = create_tenant(session)
+    job = running_job(session, tenant, live_worker)
+    jobs.request_cancel(session, access_of(session, tenant), job)
+    assert (job.state, job.cancel_requested) == (JobState.running, True)

@@ -1,0 +1,58 @@
+"""The tasks' wiring: each job kind's time limits, and the hard one failing its job."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from celery.exceptions import TimeLimitExceeded
+from sqlalchemy.orm import Session, sessionmaker
+
+from tailor.config import DEFAULT_TIME_LIMITS_S, Settings, get_settings
+from tailor.db import migrate
+from tailor.db.models import Job, JobState
+from tailor.db.session import engine_for, session_factory
+from tailor.jobs.kinds import TASKS
+from tailor.jobs.workers import this_worker
+from tailor.queue import celery_config
+from tests.conftest import create_tenant, running_job
+from worker import tasks
+from worker.app import app
+
+
+@pytest.fixture
+def workspace(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[sessionmaker[Session]]:
+    """The worker's settings: an embedded workspace, harvests limited to 60 s (+ 30 s)."""
+    monkeypatch.setenv("TAILOR_WORKSPACE", str(tmp_path / "ws"))
+    monkeypatch.setenv("TAILOR_TIME_LIMITS_S", '{"harvest": 60}')
+    monkeypatch.setenv("TAILOR_TIME_LIMIT_GRACE_S", "30")
+    get_settings.cache_clear()
+    tasks._sessions.cache_clear()
+    settings = get_settings()
+    settings.ensure_workspace()
+    migrate.upgrade(settings.database_url)
+    yield session_factory(engine_for(settings.database_url))
+    get_settings.cache_clear()
+    tasks._sessions.cache_clear()
+
+
+def test_every_job_kind_has_a_task_with_soft_and_hard_time_limits() -> None:
+    settings = Settings(time_limits_s={"harvest": 60}, time_limit_grace_s=30)
+    limits = celery_config(settings)["task_annotations"]
+    assert set(DEFAULT_TIME_LIMITS_S) == set(TASKS)
+    assert set(limits) == set(TASKS.values()) and set(TASKS.values()) <= set(app.tasks)
+    assert limits["tailor.harvest"] == {"soft_time_limit": 60, "time_limit": 90}
+
+
+def test_a_job_killed_at_its_hard_time_limit_is_failed_by_the_worker(
+    workspace: sessionmaker[Session],
+) -> None:
+    with workspace() as session:
+        job = running_job(session, create_tenant(session), this_worker())
+    # What Celery calls in the worker's main process once the pool killed the task.
+    tasks.harvest.on_failure(TimeLimitExceeded(90), "task-id", [job.uid], {}, None)
+    with workspace() as session:
+        failed = session.get_one(Job, job.id)
+    assert failed.state == JobState.failed
+    assert "killed at its hard time limit of 1 min 30 s" in (failed.error or "")
