@@ -2,8 +2,7 @@
 
     python3 scripts/lockfile.py check       # exit 1 when pyproject.toml changed since the lock
     python3 scripts/lockfile.py stamp       # write pyproject's digest into the lock's header
-    python3 scripts/lockfile.py pick NAME   # the lock's entry for one package (pip, first)
-    .venv/bin/python scripts/lockfile.py extraneous  # what is installed but not locked
+    python3 scripts/lockfile.py pick NAME   # the lock's entry for one package (the installer)
 
 The digest covers what decides the resolution: the dependency lists, the extras, the Python
 range and the build backend's requirements. `scripts/lock` writes it; `scripts/test` checks it.
@@ -16,7 +15,6 @@ import json
 import re
 import sys
 import tomllib
-from importlib.metadata import distributions
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -83,13 +81,6 @@ def entries(lock: Path = LOCK) -> dict[str, str]:
     return {name: "\n".join(body) + "\n" for name, body in found.items()}
 
 
-def extraneous(lock: Path = LOCK) -> list[str]:
-    """Distributions installed in this interpreter that the lock does not name (tailor aside)."""
-    locked = set(entries(lock)) | {"tailor"}
-    names = {normalize(d.metadata["Name"]) for d in distributions() if d.metadata["Name"]}
-    return sorted(names - locked)
-
-
 def main(argv: list[str]) -> int:
     command = argv[0] if argv else ""
     if command == "check":
@@ -110,10 +101,6 @@ def main(argv: list[str]) -> int:
             print(f"{argv[1]} is not in {LOCK.name}", file=sys.stderr)
             return 1
         sys.stdout.write(entry)
-        return 0
-    if command == "extraneous":
-        for name in extraneous():
-            print(name)
         return 0
     print(__doc__, file=sys.stderr)
     return 2
