@@ -111,9 +111,9 @@ def team_store(tmp_path: Path) -> FileStore:
 
 
 def train_lora(
-    base_dir: Path, texts: list[str], out_dir: Path, *, steps: int, seed: int = 0
+    base_dir: Path, texts: list[str], out_dir: Path, *, steps: int, lr: float, seed: int = 0
 ) -> Path:
-    """A LoRA adapter fine-tuned on texts with the FIM objective (peft, a few dozen steps)."""
+    """A LoRA adapter fine-tuned on texts with the FIM objective (peft, a few hundred steps)."""
     import torch
     from peft import LoraConfig, get_peft_model
     from transformers import AutoModelForCausalLM, AutoTokenizer
@@ -143,12 +143,19 @@ def train_lora(
     rows: list[list[int]] = []
     while len(rows) < steps * 8:  # each pass cuts new FIM examples from the same files
         rows.extend(sequences(rng.sample(texts, len(texts)), pipeline, 128, rng))
-    optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=1e-2)
+    optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=lr)
     model.train()
-    for step in range(steps):
-        batch = torch.tensor(rows[step * 8 : (step + 1) * 8])
-        model(input_ids=batch, labels=batch).loss.backward()
-        optimizer.step()
-        optimizer.zero_grad(set_to_none=True)
+    # One thread: the same adapter whatever the core count, and no thread left spinning
+    # behind a busy core (on a shared 2-core machine two threads ran several times slower).
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        for step in range(steps):
+            batch = torch.tensor(rows[step * 8 : (step + 1) * 8])
+            model(input_ids=batch, labels=batch).loss.backward()
+            optimizer.step()
+            optimizer.zero_grad(set_to_none=True)
+    finally:
+        torch.set_num_threads(threads)
     model.save_pretrained(out_dir)
     return out_dir

@@ -77,6 +77,45 @@ def test_qlora_trains_lora_on_a_4bit_nf4_base_on_the_cpu(
     assert json.loads(dataset.get_bytes(ADAPTER + "tailor.json"))["result"]["method"] == "qlora"
 
 
+def test_qlora_trains_on_after_an_eval_pass_between_its_steps(
+    tiny_base: Path, dataset: FileStore, tmp_path: Path
+) -> None:
+    # train -> eval -> train: on a CPU with AVX512-BF16, bitsandbytes used to leave the 4-bit
+    # weights in its inference layout after the eval pass, and the next step failed.
+    seen: list[Metrics] = []
+    spec = make_spec(
+        tiny_base, method="qlora", max_steps=3, eval_interval=1, learning_rate=1e-2, micro_batch=2
+    )
+
+    run_training(
+        spec, dataset, job_id="job-qlora-eval", work_dir=tmp_path / "work", on_metrics=seen.append
+    )
+
+    assert [m["step"] for m in seen] == [1, 2, 3]
+    assert all(isinstance(m["eval_loss"], float) for m in seen)
+
+
+def test_an_eval_pass_leaves_the_4bit_base_exactly_as_it_was(
+    tiny_base: Path, tmp_path: Path
+) -> None:
+    import torch
+
+    from tailor.train import loop
+    from tailor.train.recipes import qlora
+
+    spec = make_spec(tiny_base, method="qlora", micro_batch=2)
+    s = qlora.setup(spec, loop.Hooks("j", tmp_path), torch.device("cpu"))
+    quantized = {n: p for n, p in s.model.named_parameters() if p.dtype == torch.uint8}
+    before = {n: (p.data.clone(), p.quant_state.absmax.clone()) for n, p in quantized.items()}
+
+    loop.evaluate(s.model, [list(range(1, 65))] * 2, 2, s.device, s.amp)
+
+    assert quantized and all(
+        torch.equal(p.data, before[n][0]) and torch.equal(p.quant_state.absmax, before[n][1])
+        for n, p in quantized.items()
+    )
+
+
 def test_a_stop_request_ends_the_run_without_an_adapter_and_keeps_the_checkpoint(
     tiny_base: Path, dataset: FileStore, tmp_path: Path
 ) -> None:

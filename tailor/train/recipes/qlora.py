@@ -82,6 +82,7 @@ def setup(spec: TrainSpec, hooks: Hooks, device: torch.device) -> lora.Setup:
     model = lora.add_lora(
         base, spec.model_copy(update={"gradient_checkpointing": False}), targets or []
     )
+    keep_training_layout(model)
     precision = {torch.bfloat16: "bf16", torch.float16: "fp16"}.get(dtype, "fp32")
     hooks.on_log(
         f"QLoRA on {spec.base_model}: nf4 weights, {precision} compute, attention {attention}"
@@ -95,3 +96,20 @@ def setup(spec: TrainSpec, hooks: Hooks, device: torch.device) -> lora.Setup:
         method="qlora",
         amp=contextlib.nullcontext,  # bitsandbytes computes in the configured dtype
     )
+
+
+def keep_training_layout(model: Any) -> None:
+    """Keep every 4-bit weight of the model in the layout training reads.
+
+    On a CPU with AVX512-BF16, bitsandbytes repacks a Linear4bit's weight into an
+    inference-only layout the first time the layer runs in eval mode without grad, and leaves
+    it so: the next training step then goes through the inference kernel and fails ("a view of
+    a leaf Variable that requires grad is being used in an in-place operation"). Repacking back
+    after each evaluation would be lossy (the block scales return re-quantised from bf16), so
+    the repack is turned off: evaluation dequantises exactly as training does, on any CPU.
+    """
+    from bitsandbytes.nn import Linear4bit
+
+    for layer in model.modules():
+        if isinstance(layer, Linear4bit):
+            layer.support_avx512bf16_for_cpu = False
