@@ -182,8 +182,11 @@ class Sandbox:
             host.chmod(0o711)  # the sandbox uid may pass through to work/, not list or read
             work = host / "work"
             work.mkdir()
-            (work / "main.py").write_text(source, encoding="utf-8")
-            os.chown(work, self.uid, self.uid)
+            program = work / "main.py"
+            program.write_text(source, encoding="utf-8")
+            # The sandbox's uid owns what it runs: workers run under umask 077 (`tailor up`).
+            for path in (work, program):
+                os.chown(path, self.uid, self.uid)
             work.chmod(0o700)
             result = self._run_in(work, host)
         # Killed namespaces die asynchronously; until they are gone their processes still

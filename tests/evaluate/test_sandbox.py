@@ -129,3 +129,13 @@ def test_the_evaluator_keeps_going_after_hostile_programs(sandbox: Sandbox) -> N
         "import os\nwhile True:\n    try:\n        os.fork()\n    except OSError:\n        pass\n"
     )
     assert sandbox.run("print(sum(range(10)))\n").stdout == "45\n"
+
+
+def test_a_program_runs_when_the_worker_keeps_its_files_private(sandbox: Sandbox) -> None:
+    # `tailor up` runs its workers under umask 077: files they write are theirs alone.
+    old = os.umask(0o077)
+    try:
+        result = sandbox.run("print('hi')")
+    finally:
+        os.umask(old)
+    assert (result.outcome, result.stdout.strip()) == ("passed", "hi")
