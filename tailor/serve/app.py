@@ -300,6 +300,7 @@ def _reserve(state: _Serving, call: _Call, tokens: int) -> Reservation:
             400, "request_too_large", str(exc), members={"limit": "tokens_per_minute"}
         ) from exc
     except RateLimitedError as exc:
+        state.metrics.refused.labels(call.team, exc.limit).inc()
         raise _rate_limited(exc) from exc
 
 
@@ -325,6 +326,7 @@ class _Stream:
             self.ticket = state.backend.submit(req, self.inbox.put, prompt_ids=ids)
         except OverloadedError as exc:
             state.limiter.refund(self.reservation)
+            state.metrics.refused.labels(call.team, "queue_full").inc()
             raise overloaded("overloaded", str(exc), retry_after_header(exc.retry_after_s)) from exc
         except BaseException:
             state.limiter.refund(self.reservation)
@@ -348,6 +350,7 @@ class _Stream:
             raise model_not_found(self.call.model)
         if isinstance(item, QueueTimeoutError):
             self.refused = True
+            self.state.metrics.refused.labels(self.call.team, "queue_timeout").inc()
             raise overloaded("queue_timeout", str(item), retry_after_header(item.retry_after_s))
         if isinstance(item, Exception):
             raise ServeError(500, "generation_failed", f"generation failed: {item}") from item

@@ -305,14 +305,16 @@ class TailorEngine:
         batch: _Batch | None = None
         with torch.inference_mode():
             while True:
-                self._collect(idle=batch is None and not self._waiting)
+                self._collect()
                 batch = self._schedule(batch)
                 if batch is not None:
                     batch = self._step(batch)
-                self._rows = batch.rows if batch is not None else []
-                closed = self._closing.is_set() and self._inbox.empty()
-                if batch is None and closed and not self._waiting:
+                    self._rows = batch.rows if batch is not None else []
+                    continue
+                self._rows = []
+                if self._closing.is_set() and self._inbox.empty() and not self._waiting:
                     return
+                self._collect(wait_s=0.05)  # nothing to run: wait for a request
 
     def _load_base(self) -> None:
         import peft  # noqa: F401  (imported now: it takes seconds, a first request should not)
@@ -327,14 +329,14 @@ class TailorEngine:
         self.prompter = Prompter(tokenizer, int(context or 2048), self.fim_style)
         self.adapters.attach(model)
 
-    def _collect(self, idle: bool) -> None:
-        """Queue what was submitted; drop the cancelled and the expired from the queues."""
+    def _collect(self, wait_s: float = 0.0) -> None:
+        """Queue what was submitted (waiting up to `wait_s` for something); drop the cancelled
+        and the expired from the queues."""
         try:
+            if wait_s:
+                self._waiting.push(self._inbox.get(timeout=wait_s))
             while True:
-                self._waiting.push(
-                    self._inbox.get(timeout=0.05) if idle else self._inbox.get_nowait()
-                )
-                idle = False
+                self._waiting.push(self._inbox.get_nowait())
         except queue.Empty:
             pass
         if not self._waiting:

@@ -131,3 +131,15 @@ def test_a_request_no_minute_could_hold_is_a_400(serve_app: Callable[..., FastAP
     finally:
         live.stop()
     assert err.value.code == "request_too_large"
+
+
+def test_refusals_are_counted_per_team_and_limit(serve_app: Callable[..., FastAPI]) -> None:
+    limits = EndpointLimits(requests_per_minute=1, max_tokens=64)
+    live = start_server(serve_app(limits=limits))
+    try:
+        for _ in range(2):
+            post(live.url, "tok-acme", max_tokens=2)
+        metrics = httpx.get(f"{live.url}/metrics").text
+    finally:
+        live.stop()
+    assert 'tailor_serve_refused_total{reason="requests_per_minute",team="acme"} 1.0' in metrics
