@@ -236,7 +236,7 @@ async def _begin(
 ) -> tuple[_Call, str | None]:
     """Authenticate and resolve the model; the call and the backend adapter key.
 
-    Rate limits are taken later, once the request is known valid (`_Stream.open`): a request
+    Rate limits are taken later, once the request is known valid (`_Stream`): a request
     refused for what it asks costs nothing.
     """
     name = model or BASE_MODEL
