@@ -9,7 +9,10 @@ cancelled rows leave the batch at once, freeing their cache. Decoding is our own
 that every choice has its own seed, stop rules and streaming sink.
 
 Who joins the batch is `FairScheduler`'s decision: max-min fair rows per team, preempting a
-row of a team that holds two more than a waiting team. The queue is bounded: a team may have
+row of a team that holds two more than a waiting team. A preempted row is swapped out, not
+recomputed: its slice of the cache is set aside with it and merged back when it resumes, so
+stepping aside costs it a copy, not a prefill of everything it generated, and its text is
+what it would have been. The queue is bounded: a team may have
 `max_queued_per_team` choices waiting (more are refused at submit, QueueFullError), and a
 request none of whose choices started within `queue_timeout_s` is dropped (QueueTimeoutError
 to its sink); both cost the batch nothing and tell the caller when to retry.
@@ -107,6 +110,7 @@ class _Sequence:
     cancelled: bool = False
     done: bool = False
     queued: bool = True  # counts against its team's queue until it first starts or ends
+    parked: _Batch | None = None  # its cache while preempted
 
     @property
     def request_id(self) -> int:
@@ -363,10 +367,13 @@ class TailorEngine:
         return seq.adapter_key is None or self.adapters.download(seq.adapter_key).done()
 
     def _preempt(self, batch: _Batch, seqs: list[_Sequence]) -> _Batch | None:
-        """Take rows out of the batch (their cache dropped) and back to their queues' fronts."""
+        """Take rows out of the batch, each with its slice of the cache, back to the fronts of
+        their teams' queues."""
         leaving = set(map(id, seqs))
-        for seq in seqs:
-            self._waiting.push(seq, front=True)
+        for row, seq in enumerate(batch.rows):
+            if id(seq) in leaving:
+                seq.parked = _row(batch, row)
+                self._waiting.push(seq, front=True)
         self.preemptions += len(seqs)
         return self._keep(batch, [i for i, s in enumerate(batch.rows) if id(s) not in leaving])
 
@@ -376,15 +383,18 @@ class TailorEngine:
         for seq in seqs:
             if self._bind_adapter(seq, {r.adapter_name for r in running + bound}):
                 bound.append(seq)
-        seqs = bound
-        if not seqs:
-            return batch
-        for seq in seqs:
+        fresh = [s for s in bound if s.parked is None]
+        for seq in bound:
             self._start(seq)
+            if seq.parked is not None:  # resumed: its cache rejoins, nothing is recomputed
+                batch = seq.parked if batch is None else _merge(batch, seq.parked)
+                seq.parked = None
+        if not fresh:
+            return batch
         try:
-            new = self._prefill(seqs)
+            new = self._prefill(fresh)
         except Exception as exc:
-            self._fail(seqs, exc)
+            self._fail(fresh, exc)
             return batch
         return self._prune(new if batch is None else _merge(batch, new))
 
@@ -441,17 +451,14 @@ class TailorEngine:
         return out.logits[:, -1, :]
 
     def _prefill(self, seqs: list[_Sequence]) -> _Batch:
-        """One forward over the choices' prompts (and, for a resumed choice, what it generated
-        before it was preempted); their next tokens come from its last position."""
         from transformers import DynamicCache
 
-        contexts = [seq.prompt_ids + seq.ids for seq in seqs]
-        width = max(len(c) for c in contexts)
+        width = max(len(s.prompt_ids) for s in seqs)
         ids = torch.zeros((len(seqs), width), dtype=torch.long)
         mask = torch.zeros((len(seqs), width), dtype=torch.long)
-        for row, context in enumerate(contexts):
-            ids[row, width - len(context) :] = torch.tensor(context)
-            mask[row, width - len(context) :] = 1
+        for row, seq in enumerate(seqs):
+            ids[row, width - len(seq.prompt_ids) :] = torch.tensor(seq.prompt_ids)
+            mask[row, width - len(seq.prompt_ids) :] = 1
         positions = (mask.cumsum(-1) - 1).clamp(min=0)
         cache = DynamicCache()
         logits = self._forward(seqs, ids, mask, positions, cache)
@@ -517,6 +524,7 @@ class TailorEngine:
         if seq.done:
             return
         seq.done = True
+        seq.parked = None
         self._dequeue(seq)
         with self._lock:
             self._active -= 1
@@ -548,6 +556,7 @@ class TailorEngine:
         for seq in seqs:
             if not seq.done:
                 seq.done = True
+                seq.parked = None
                 self._dequeue(seq)
                 with self._lock:
                     self._active -= 1
@@ -583,6 +592,15 @@ class TailorEngine:
 def _expired(seq: _Sequence, now: float) -> bool:
     """A choice of a request none of whose choices started in time (a preempted one started)."""
     return not seq.job.started and now > seq.job.start_by
+
+
+def _row(batch: _Batch, row: int) -> _Batch:
+    """A one-row batch holding a copy of row `row`'s cache and mask."""
+    from transformers import DynamicCache
+
+    one = slice(row, row + 1)
+    kvs = [(layer.keys[one].clone(), layer.values[one].clone()) for layer in batch.cache.layers]
+    return _Batch([batch.rows[row]], DynamicCache(kvs), batch.mask[one].clone())
 
 
 def _merge(old: _Batch, new: _Batch) -> _Batch:

@@ -2,13 +2,12 @@
 
 A team alone gets every row (work conserving). When several teams wait, each free row goes to
 the waiting team that holds the fewest rows, ties to the one waiting longest. When the batch
-is full and a waiting team holds at least two rows fewer than another, that team's least
-advanced row steps aside for it: preempted by recompute, as vLLM preempts (its cache is
-dropped; it rejoins at the front of its team's queue and rebuilds the cache from its prompt
-and the tokens it already generated). So one team's burst of long, many-choice requests
-delays another team's request by a step, not by the burst's length, and the batch settles at
-shares that differ by at most one row. Without `fair`, every team shares one queue: first
-come, first served (the engine before this scheduler, kept as the benchmark's baseline).
+is full and a waiting team holds at least two rows fewer than another, the other team's least
+advanced row steps aside for it (vLLM's preemption; the engine swaps the row's cache out and
+back in) and rejoins at the front of its team's queue. So one team's burst of long,
+many-choice requests delays another team's request by a step, not by the burst's length, and
+the batch settles at shares that differ by at most one row. Without `fair`, every team shares
+one queue: first come, first served (the engine before this scheduler, the bench's baseline).
 """
 
 from __future__ import annotations
@@ -31,7 +30,7 @@ class Schedulable(Protocol):
 
     @property
     def progress(self) -> int:
-        """Tokens a restart would recompute (prompt plus generated)."""
+        """Tokens its cache holds (prompt plus generated): what stepping aside sets aside."""
         ...
 
 
@@ -111,7 +110,7 @@ class FairScheduler(Generic[S]):
             rich = max((k for k in movable if movable[k]), key=lambda k: rows[k], default=None)
             if rich is None or rows[rich] < rows[needy] + 2:
                 return
-            plan.preempt.append(movable[rich].pop())
+            plan.preempt.append(movable[rich].pop())  # the least advanced: the least set aside
             rows[rich] -= 1
             plan.admit.append(self._take(heads, rows, needy))
 

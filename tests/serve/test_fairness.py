@@ -138,28 +138,30 @@ def test_a_flooding_teams_burst_does_not_delay_another_teams_completion(
     assert ide.items[-1].completion_tokens == 8  # type: ignore[union-attr]
 
 
-def test_the_flood_gets_the_whole_batch_back_and_its_preempted_choice_finishes(
+def test_a_preempted_choice_resumes_where_it_was_and_writes_the_same_text(
     engine_idle: TailorEngine,
 ) -> None:
     eng = engine_idle
+    alone = [g.text for g in eng.generate(long_request("flood", tokens=120))]
     first = len(eng.admitted)
-    flood = Sink()
-    chunks: list[GenerationChunk] = []
+    texts: dict[int, str] = {}
+    ends: list[GenerationChunk] = []
 
-    def both(item: GenerationChunk | Exception) -> None:
-        if isinstance(item, GenerationChunk) and item.finish_reason:
-            chunks.append(item)
-        flood(item)
+    def sink(item: GenerationChunk | Exception) -> None:
+        assert isinstance(item, GenerationChunk)
+        texts[item.index] = texts.get(item.index, "") + item.text
+        if item.finish_reason:
+            ends.append(item)
 
-    eng.submit(long_request("flood", tokens=120), both)
+    eng.submit(long_request("flood", tokens=120), sink)
     until(lambda: eng.batch_shares() == {"flood": ROWS}, "the flood fills the batch")
     eng.submit(GenerationRequest(prompt="y", max_new_tokens=4, team="ide", **LONG), Sink())  # type: ignore[arg-type]
-    until(lambda: len(chunks) == ROWS, "every flood choice ends")
+    until(lambda: len(ends) == ROWS, "every flood choice ends")
 
     resumed = [a for a in list(eng.admitted)[first:] if a.resumed]
     assert [a.team for a in resumed] == ["flood"]  # stepped aside once, then came back
-    assert [c.completion_tokens for c in chunks] == [120] * ROWS
-    assert {c.finish_reason for c in chunks} == {"length"}
+    assert [texts[i] for i in range(ROWS)] == alone
+    assert [c.completion_tokens for c in ends] == [120] * ROWS
 
 
 def test_two_bursts_share_the_batch_equally(engine_idle: TailorEngine) -> None:

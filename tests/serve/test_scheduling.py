@@ -59,7 +59,7 @@ def test_a_full_batch_makes_room_for_a_team_with_no_row() -> None:
     (ide,) = queue(scheduler, "ide", 1)
     plan = scheduler.plan(running, 4, startable)
     assert plan.admit == [ide]
-    assert plan.preempt == [running[1]]  # the least advanced row: the least work redone
+    assert plan.preempt == [running[1]]  # the least advanced row: the least cache set aside
 
 
 def test_two_bursts_settle_at_equal_shares() -> None:
