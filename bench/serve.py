@@ -614,6 +614,11 @@ def victim_timings(victim: RemoteClient, n: int) -> list[Timing]:
     return [victim.time(BASE_MODEL, "lean", VICTIM_TOKENS) for _ in range(n)]
 
 
+def step_ms(timings: list[Timing]) -> float:
+    """Median time per token after the first, in ms."""
+    return statistics.median((t[0] - t[1]) / (VICTIM_TOKENS - 1) for t in timings) * 1e3
+
+
 def statuses(outcomes: list[tuple[int, bool, float | None]]) -> dict[str, int]:
     return dict(sorted(Counter(str(o[0]) for o in outcomes).items()))
 
@@ -640,6 +645,11 @@ def two_teams(base: Path, store: FileStore, args: argparse.Namespace) -> dict[st
             idle += victim_timings(victim, n - n // 2)
             out["victim_idle"] = summarize(idle)
         out[f"victim_flooded_{name}"] = summarize(flooded)
+        # The time of one decoding step of the batch, as the victim's later tokens see it: the
+        # floor of what a newcomer waits for the step in progress to end.
+        out[f"victim_step_ms_flooded_{name}"] = step_ms(flooded)
+        if fair:
+            out["victim_step_ms_idle"] = step_ms(idle)
         out[f"flood_statuses_{name}"] = statuses(flood_outcomes)
         out[f"preemptions_{name}"] = engine.preemptions
         victim.close()
@@ -951,6 +961,10 @@ def print_fairness(f: dict[str, Any]) -> None:
             f"{ttft(fair)}  (x{t['ttft_ratio_p50']:.2f} / x{t['ttft_ratio_p95']:.2f}, goal <= 2)",
         ),
         ("ide TTFT under the flood, first come first served", ttft(fifo)),
+        (
+            "a decoding step (ms): alone | under the flood",
+            f"{t['victim_step_ms_idle']:.1f} | {t['victim_step_ms_flooded_fair']:.1f}",
+        ),
         (
             "overload: capacity -> arrivals (req/s)",
             f"{o['capacity_requests_per_s']:.1f} -> {o['arrival_requests_per_s']:.1f}",
