@@ -1,10 +1,13 @@
-"""Serving benchmark: HTTP overhead, multi-adapter throughput and memory, in one run.
+"""Serving benchmark: HTTP overhead, multi-adapter throughput and memory, fairness between
+teams and overload, in one run.
 
 Baselines are measured in the same run: the engine called directly (for the HTTP stack), one
-adapter for every client (for 20 adapters), and the same throughput runs on an engine that
-serves every adapter through PEFT's `adapter_names` forward (for the stacked LoRA path).
+adapter for every client (for 20 adapters), the same throughput runs on an engine that
+serves every adapter through PEFT's `adapter_names` forward (for the stacked LoRA path), one
+team's completions without the other team's flood (for fairness) and the engine scheduling
+first come, first served (the engine before fair shares).
 Writes bench/results/serve.json and prints a table.
-Run: `.venv/bin/python bench/serve.py [--requests 30] [--clients 20]`.
+Run: `.venv/bin/python bench/serve.py [--requests 30] [--clients 20] [--only-fairness]`.
 """
 
 from __future__ import annotations
@@ -28,7 +31,7 @@ from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import psutil
 import torch
@@ -506,7 +509,7 @@ FLOOD_TOKEN, IDE_TOKEN = "flood-token", "ide-token"
 VICTIM_TOKENS = 16  # an ordinary IDE completion
 # The reviewer's flood: requests of 16 choices, 480 tokens each.
 FLOOD = {"model": BASE_MODEL, "prompt": PREFIX, "n": 16, "max_tokens": 480, **FIXED}
-CAPACITY_S = 10.0  # closed-loop time that measures the overload's capacity
+CAPACITY_S = 15.0  # closed-loop time that measures the overload's capacity
 NO_LIMITS = EndpointLimits(
     requests_per_minute=100_000,
     tokens_per_minute=10**9,
@@ -531,8 +534,17 @@ def two_team_stack(
     return engine, live
 
 
-async def _timed_post(client: Any, body: dict[str, Any]) -> tuple[int, bool, float | None]:
-    """(status, Retry-After present, time to the first SSE line of a 200) of one streamed post."""
+class Outcome(NamedTuple):
+    """One request of a load: its status, whether it said when to retry, its time to the first
+    SSE line (a 200's), and when it ended (the load process's clock)."""
+
+    status: int
+    retry_after: bool
+    ttft: float | None
+    ended: float
+
+
+async def _timed_post(client: Any, body: dict[str, Any]) -> Outcome:
     start = time.perf_counter()
     async with client.stream("POST", "/completions", json={**body, "stream": True}) as response:
         first = None
@@ -540,7 +552,8 @@ async def _timed_post(client: Any, body: dict[str, Any]) -> tuple[int, bool, flo
             if line.startswith("data:"):
                 first = first or time.perf_counter() - start
         ok = response.status_code == 200
-        return response.status_code, "retry-after" in response.headers, first if ok else None
+        retry = "retry-after" in response.headers
+        return Outcome(response.status_code, retry, first if ok else None, time.perf_counter())
 
 
 def _load_process(url: str, token: str, plan: dict[str, Any], conn: Any) -> None:
@@ -548,8 +561,8 @@ def _load_process(url: str, token: str, plan: dict[str, Any], conn: Any) -> None
     (arrivals at a fixed rate for a while, whatever the answers); sends back every outcome."""
     import httpx
 
-    async def main() -> list[tuple[int, bool, float | None]]:
-        outcomes: list[tuple[int, bool, float | None]] = []
+    async def main() -> list[Outcome]:
+        outcomes: list[Outcome] = []
         limits = httpx.Limits(max_connections=None, max_keepalive_connections=None)
         headers = {"Authorization": f"Bearer {token}"}
         async with httpx.AsyncClient(
@@ -560,7 +573,7 @@ def _load_process(url: str, token: str, plan: dict[str, Any], conn: Any) -> None
                 try:
                     outcomes.append(await _timed_post(client, plan["body"]))
                 except httpx.HTTPError:
-                    outcomes.append((0, False, None))
+                    outcomes.append(Outcome(0, False, None, time.perf_counter()))
 
             if plan["mode"] == "open":
                 tasks = []
@@ -575,7 +588,7 @@ def _load_process(url: str, token: str, plan: dict[str, Any], conn: Any) -> None
             async def loop() -> None:
                 while not stop.is_set():
                     await one()
-                    if outcomes[-1][0] != 200:
+                    if outcomes[-1].status != 200:
                         await asyncio.sleep(0.05)
 
             loops = [asyncio.create_task(loop()) for _ in range(plan["clients"])]
@@ -602,10 +615,10 @@ class Load:
         if self.conn.recv() != "ready":
             raise RuntimeError("the load process did not start")
 
-    def result(self) -> list[tuple[int, bool, float | None]]:
+    def result(self) -> list[Outcome]:
         if self.closed:
             self.conn.send("stop")
-        outcomes: list[tuple[int, bool, float | None]] = self.conn.recv()
+        outcomes: list[Outcome] = self.conn.recv()
         self.proc.join(30)
         return outcomes
 
@@ -619,8 +632,8 @@ def step_ms(timings: list[Timing]) -> float:
     return statistics.median((t[0] - t[1]) / (VICTIM_TOKENS - 1) for t in timings) * 1e3
 
 
-def statuses(outcomes: list[tuple[int, bool, float | None]]) -> dict[str, int]:
-    return dict(sorted(Counter(str(o[0]) for o in outcomes).items()))
+def statuses(outcomes: list[Outcome]) -> dict[str, int]:
+    return dict(sorted(Counter(str(o.status) for o in outcomes).items()))
 
 
 def two_teams(base: Path, store: FileStore, args: argparse.Namespace) -> dict[str, Any]:
@@ -673,17 +686,19 @@ def overload(base: Path, store: FileStore, args: argparse.Namespace) -> dict[str
     url = f"{live.url}/v1"
     closed = Load(url, IDE_TOKEN, mode="closed", clients=engine.max_batch_size, body=body)
     time.sleep(CAPACITY_S)
-    served = sum(o[0] == 200 for o in closed.result())
-    if not served:
-        raise RuntimeError(f"no request was served in {CAPACITY_S}s: no capacity")
-    capacity = served / CAPACITY_S
+    # Steady state: completions per second between the first and the last (the first wave
+    # starts together, and the requests cut off at the end are not counted).
+    ends = sorted(o.ended for o in closed.result() if o.status == 200)
+    if len(ends) < 2 * engine.max_batch_size:
+        raise RuntimeError(f"only {len(ends)} requests served in {CAPACITY_S}s: lengthen it")
+    capacity = (len(ends) - 1) / (ends[-1] - ends[0])
     rate = 2 * capacity
     seconds = args.overload_seconds
     got = Load(url, IDE_TOKEN, mode="open", rate=rate, seconds=seconds, body=body).result()
     live.server.should_exit = True
     engine.close()
-    shed = [o for o in got if o[0] == 503]
-    ttft = [o[2] for o in got if o[2] is not None]
+    shed = [o for o in got if o.status == 503]
+    ttft = [o.ttft for o in got if o.ttft is not None]
     return {
         "completion_tokens": args.overload_tokens,
         "queue_timeout_s": timeout_s,
@@ -693,7 +708,9 @@ def overload(base: Path, store: FileStore, args: argparse.Namespace) -> dict[str
         "requests": len(got),
         "statuses": statuses(got),
         "share_503": len(shed) / len(got),
-        "share_of_503_with_retry_after": sum(o[1] for o in shed) / len(shed) if shed else None,
+        "share_of_503_with_retry_after": sum(o.retry_after for o in shed) / len(shed)
+        if shed
+        else None,
         "admitted_ttft_p50_ms": pct(ttft, 0.5) * 1e3 if ttft else None,
         "admitted_ttft_p95_ms": pct(ttft, 0.95) * 1e3 if ttft else None,
         "admitted_ttft_max_ms": max(ttft) * 1e3 if ttft else None,
