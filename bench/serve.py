@@ -1,10 +1,13 @@
-"""Serving benchmark: HTTP overhead, multi-adapter throughput and memory, in one run.
+"""Serving benchmark: HTTP overhead, multi-adapter throughput and memory, fairness between
+teams and overload, in one run.
 
 Baselines are measured in the same run: the engine called directly (for the HTTP stack), one
-adapter for every client (for 20 adapters), and the same throughput runs on an engine that
-serves every adapter through PEFT's `adapter_names` forward (for the stacked LoRA path).
+adapter for every client (for 20 adapters), the same throughput runs on an engine that
+serves every adapter through PEFT's `adapter_names` forward (for the stacked LoRA path), one
+team's completions without the other team's flood (for fairness) and the engine scheduling
+first come, first served (the engine before fair shares).
 Writes bench/results/serve.json and prints a table.
-Run: `.venv/bin/python bench/serve.py [--requests 30] [--clients 20]`.
+Run: `.venv/bin/python bench/serve.py [--requests 30] [--clients 20] [--only-fairness]`.
 """
 
 from __future__ import annotations
@@ -22,12 +25,13 @@ import sys
 import tempfile
 import threading
 import time
+from collections import Counter
 from collections.abc import Callable, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import psutil
 import torch
@@ -38,6 +42,7 @@ sys.path.insert(0, str(ROOT))
 
 from sqlalchemy import Engine, select, text  # noqa: E402
 
+from tailor.config import Settings  # noqa: E402
 from tailor.db import migrate  # noqa: E402
 from tailor.db.models import AdapterVersion, Endpoint, Membership, Role, Team, User  # noqa: E402
 from tailor.db.notices import NotifiedCache  # noqa: E402
@@ -45,7 +50,7 @@ from tailor.db.session import make_engine, session_factory  # noqa: E402
 from tailor.gateway import GrantCache, Routing, routing_channel  # noqa: E402
 from tailor.registry.service import register_version  # noqa: E402
 from tailor.serve.app import create_serving_app  # noqa: E402
-from tailor.serve.callers import Caller, Lookup, lookup_from  # noqa: E402
+from tailor.serve.callers import BASE_MODEL, Caller, Lookup, lookup_from  # noqa: E402
 from tailor.serve.engine import TailorEngine  # noqa: E402
 from tailor.serve.generation import GenerationRequest  # noqa: E402
 from tailor.serve.spec import EndpointLimits  # noqa: E402
@@ -300,16 +305,17 @@ def one_lean(client: Any, body: dict[str, Any]) -> Timing:
 
 
 def _client_process(url: str, token: str, conn: Any) -> None:
-    """A client in its own process, as an IDE is: runs `(model, mode)` asks, answers timings."""
+    """A client in its own process, as an IDE is: runs `(model, mode, tokens)` asks, answers
+    timings."""
     import httpx
     from openai import OpenAI
 
     sdk = OpenAI(base_url=url, api_key=token, max_retries=0)
-    lean = httpx.Client(base_url=url, headers={"Authorization": f"Bearer {token}"})
+    lean = httpx.Client(base_url=url, headers={"Authorization": f"Bearer {token}"}, timeout=600)
     while (ask := conn.recv()) is not None:
-        model, mode = ask
+        model, mode, tokens = ask
         if mode == "lean":
-            body = {"model": model, "prompt": PREFIX, "suffix": SUFFIX, "max_tokens": TOKENS}
+            body = {"model": model, "prompt": PREFIX, "suffix": SUFFIX, "max_tokens": tokens}
             conn.send(one_lean(lean, {**body, "temperature": 0, "stream": True, **FIXED}))
         else:
             conn.send(one_http(sdk, model, stream=mode == "stream"))
@@ -324,9 +330,9 @@ class RemoteClient:
         self.proc = ctx.Process(target=_client_process, args=(url, token, child), daemon=True)
         self.proc.start()
 
-    def time(self, model: str, mode: str = "stream") -> Timing:
-        """One request: mode `stream` / `whole` (OpenAI SDK) or `lean` (raw SSE)."""
-        self.conn.send((model, mode))
+    def time(self, model: str, mode: str = "stream", tokens: int = TOKENS) -> Timing:
+        """One request: mode `stream` / `whole` (OpenAI SDK) or `lean` (raw SSE, `tokens`)."""
+        self.conn.send((model, mode, tokens))
         timing: Timing = self.conn.recv()
         return timing
 
@@ -342,14 +348,14 @@ class EngineClock:
         self.last: float = 0.0
         submit = engine.submit
 
-        def timed(request: GenerationRequest, sink: Any) -> Any:
+        def timed(request: GenerationRequest, sink: Any, **kw: Any) -> Any:
             start = time.perf_counter()
 
             def sink_timed(item: Any) -> None:
                 self.last = time.perf_counter() - start
                 sink(item)
 
-            return submit(request, sink_timed)
+            return submit(request, sink_timed, **kw)
 
         engine.submit = timed  # type: ignore[method-assign]
 
@@ -497,6 +503,220 @@ def compare_throughput(
     }
 
 
+# -- fairness between teams, and overload ------------------------------------------------------
+
+FLOOD_TOKEN, IDE_TOKEN = "flood-token", "ide-token"
+VICTIM_TOKENS = 16  # an ordinary IDE completion
+# The reviewer's flood: requests of 16 choices, 480 tokens each.
+FLOOD = {"model": BASE_MODEL, "prompt": PREFIX, "n": 16, "max_tokens": 480, **FIXED}
+CAPACITY_S = 15.0  # closed-loop time that measures the overload's capacity
+NO_LIMITS = EndpointLimits(
+    requests_per_minute=100_000,
+    tokens_per_minute=10**9,
+    max_tokens=512,
+    request_timeout_s=600,
+)
+
+
+def two_team_stack(
+    base: Path, store: FileStore, *, fair: bool, queued: int, queue_timeout_s: float
+) -> tuple[TailorEngine, Live]:
+    """An engine serving its base model to teams `flood` and `ide`, rate limits out of the way."""
+    engine = TailorEngine(
+        str(base), store, fair=fair, max_queued_per_team=queued, queue_timeout_s=queue_timeout_s
+    )
+    tokens = {FLOOD_TOKEN: "flood", IDE_TOKEN: "ide"}
+    app = create_serving_app(
+        engine, lookup=lookup_from(tokens.get, lambda t, m: None), limits=NO_LIMITS
+    )
+    live = serve(app)
+    engine.wait_ready(120)
+    return engine, live
+
+
+class Outcome(NamedTuple):
+    """One request of a load: its status, whether it said when to retry, its time to the first
+    SSE line (a 200's), and when it ended (the load process's clock)."""
+
+    status: int
+    retry_after: bool
+    ttft: float | None
+    ended: float
+
+
+async def _timed_post(client: Any, body: dict[str, Any]) -> Outcome:
+    start = time.perf_counter()
+    async with client.stream("POST", "/completions", json={**body, "stream": True}) as response:
+        first = None
+        async for line in response.aiter_lines():
+            if line.startswith("data:"):
+                first = first or time.perf_counter() - start
+        ok = response.status_code == 200
+        retry = "retry-after" in response.headers
+        return Outcome(response.status_code, retry, first if ok else None, time.perf_counter())
+
+
+def _load_process(url: str, token: str, plan: dict[str, Any], conn: Any) -> None:
+    """Load from a child process: `closed` (N clients re-sending until told to stop) or `open`
+    (arrivals at a fixed rate for a while, whatever the answers); sends back every outcome."""
+    import httpx
+
+    async def main() -> list[Outcome]:
+        outcomes: list[Outcome] = []
+        limits = httpx.Limits(max_connections=None, max_keepalive_connections=None)
+        headers = {"Authorization": f"Bearer {token}"}
+        async with httpx.AsyncClient(
+            base_url=url, headers=headers, timeout=600, limits=limits
+        ) as client:
+
+            async def one() -> None:
+                try:
+                    outcomes.append(await _timed_post(client, plan["body"]))
+                except httpx.HTTPError:
+                    outcomes.append(Outcome(0, False, None, time.perf_counter()))
+
+            if plan["mode"] == "open":
+                tasks = []
+                start = time.perf_counter()
+                for i in range(round(plan["rate"] * plan["seconds"])):
+                    await asyncio.sleep(max(0.0, start + i / plan["rate"] - time.perf_counter()))
+                    tasks.append(asyncio.create_task(one()))
+                await asyncio.gather(*tasks)
+                return outcomes
+            stop = asyncio.Event()
+
+            async def loop() -> None:
+                while not stop.is_set():
+                    await one()
+                    if outcomes[-1].status != 200:
+                        await asyncio.sleep(0.05)
+
+            loops = [asyncio.create_task(loop()) for _ in range(plan["clients"])]
+            await asyncio.get_running_loop().run_in_executor(None, conn.recv)
+            stop.set()
+            for task in loops:
+                task.cancel()  # requests in flight are dropped: the server cancels them
+            await asyncio.gather(*loops, return_exceptions=True)
+            return outcomes
+
+    conn.send("ready")  # the imports took seconds: the parent's clock starts now
+    conn.send(asyncio.run(main()))
+
+
+class Load:
+    """`_load_process` running; `result()` stops a closed loop and answers every outcome."""
+
+    def __init__(self, url: str, token: str, **plan: Any) -> None:
+        ctx = mp.get_context("spawn")
+        self.conn, child = ctx.Pipe()
+        self.proc = ctx.Process(target=_load_process, args=(url, token, plan, child), daemon=True)
+        self.proc.start()
+        self.closed = plan["mode"] == "closed"
+        if self.conn.recv() != "ready":
+            raise RuntimeError("the load process did not start")
+
+    def result(self) -> list[Outcome]:
+        if self.closed:
+            self.conn.send("stop")
+        outcomes: list[Outcome] = self.conn.recv()
+        self.proc.join(30)
+        return outcomes
+
+
+def victim_timings(victim: RemoteClient, n: int) -> list[Timing]:
+    return [victim.time(BASE_MODEL, "lean", VICTIM_TOKENS) for _ in range(n)]
+
+
+def step_ms(timings: list[Timing]) -> float:
+    """Median time per token after the first, in ms."""
+    return statistics.median((t[0] - t[1]) / (VICTIM_TOKENS - 1) for t in timings) * 1e3
+
+
+def statuses(outcomes: list[Outcome]) -> dict[str, int]:
+    return dict(sorted(Counter(str(o.status) for o in outcomes).items()))
+
+
+def two_teams(base: Path, store: FileStore, args: argparse.Namespace) -> dict[str, Any]:
+    """The ide team's time to first token alone, then while the flood team floods: with fair
+    scheduling, and (fewer requests: each waits out the flood) first come, first served."""
+    out: dict[str, Any] = {}
+    for name, fair, n in (("fair", True, args.victims), ("fifo", False, args.fifo_victims)):
+        engine, live = two_team_stack(base, store, fair=fair, queued=100_000, queue_timeout_s=600)
+        victim = RemoteClient(f"{live.url}/v1", IDE_TOKEN)
+        victim_timings(victim, 3)  # warm-up
+        idle = victim_timings(victim, n // 2) if fair else []
+        flood = Load(f"{live.url}/v1", FLOOD_TOKEN, mode="closed", clients=10, body=FLOOD)
+        deadline = time.monotonic() + 60
+        while engine.batch_shares().get("flood", 0) < engine.max_batch_size:
+            if time.monotonic() > deadline:
+                raise RuntimeError("the flood never filled the batch")
+            time.sleep(0.05)
+        time.sleep(2.0)  # a steady state: flood requests queued behind the running ones
+        flooded = victim_timings(victim, n)
+        flood_outcomes = flood.result()
+        if fair:
+            idle += victim_timings(victim, n - n // 2)
+            out["victim_idle"] = summarize(idle)
+        out[f"victim_flooded_{name}"] = summarize(flooded)
+        # The time of one decoding step of the batch, as the victim's later tokens see it: the
+        # floor of what a newcomer waits for the step in progress to end.
+        out[f"victim_step_ms_flooded_{name}"] = step_ms(flooded)
+        if fair:
+            out["victim_step_ms_idle"] = step_ms(idle)
+        out[f"flood_statuses_{name}"] = statuses(flood_outcomes)
+        out[f"preemptions_{name}"] = engine.preemptions
+        victim.close()
+        live.server.should_exit = True
+        engine.close()
+    idle_s, flooded_s = out["victim_idle"], out["victim_flooded_fair"]
+    out["ttft_ratio_p50"] = flooded_s["ttft_p50_ms"] / idle_s["ttft_p50_ms"]
+    out["ttft_ratio_p95"] = flooded_s["ttft_p95_ms"] / idle_s["ttft_p95_ms"]
+    out["ttft_ratio_p50_fifo"] = out["victim_flooded_fifo"]["ttft_p50_ms"] / idle_s["ttft_p50_ms"]
+    return out
+
+
+def overload(base: Path, store: FileStore, args: argparse.Namespace) -> dict[str, Any]:
+    """Open-loop arrivals at twice the capacity measured just before, with the gateway's default
+    queue bounds: what share is shed with 503 + Retry-After, how long the admitted wait."""
+    settings = Settings.model_fields
+    queued = settings["serve_max_queued_per_team"].default
+    timeout_s = settings["serve_queue_timeout_s"].default
+    engine, live = two_team_stack(base, store, fair=True, queued=queued, queue_timeout_s=timeout_s)
+    body = {"model": BASE_MODEL, "prompt": PREFIX, "max_tokens": args.overload_tokens, **FIXED}
+    url = f"{live.url}/v1"
+    closed = Load(url, IDE_TOKEN, mode="closed", clients=engine.max_batch_size, body=body)
+    time.sleep(CAPACITY_S)
+    # Steady state: completions per second between the first and the last (the first wave
+    # starts together, and the requests cut off at the end are not counted).
+    ends = sorted(o.ended for o in closed.result() if o.status == 200)
+    if len(ends) < 2 * engine.max_batch_size:
+        raise RuntimeError(f"only {len(ends)} requests served in {CAPACITY_S}s: lengthen it")
+    capacity = (len(ends) - 1) / (ends[-1] - ends[0])
+    rate = 2 * capacity
+    seconds = args.overload_seconds
+    got = Load(url, IDE_TOKEN, mode="open", rate=rate, seconds=seconds, body=body).result()
+    live.server.should_exit = True
+    engine.close()
+    shed = [o for o in got if o.status == 503]
+    ttft = [o.ttft for o in got if o.ttft is not None]
+    return {
+        "completion_tokens": args.overload_tokens,
+        "queue_timeout_s": timeout_s,
+        "max_queued_per_team": queued,
+        "capacity_requests_per_s": capacity,
+        "arrival_requests_per_s": rate,
+        "requests": len(got),
+        "statuses": statuses(got),
+        "share_503": len(shed) / len(got),
+        "share_of_503_with_retry_after": sum(o.retry_after for o in shed) / len(shed)
+        if shed
+        else None,
+        "admitted_ttft_p50_ms": pct(ttft, 0.5) * 1e3 if ttft else None,
+        "admitted_ttft_p95_ms": pct(ttft, 0.95) * 1e3 if ttft else None,
+        "admitted_ttft_max_ms": max(ttft) * 1e3 if ttft else None,
+    }
+
+
 def rss_mb() -> float:
     gc.collect()
     return float(psutil.Process().memory_info().rss) / 2**20
@@ -509,10 +729,45 @@ def main() -> None:
     parser.add_argument("--per-client", type=int, default=3, help="requests per client")
     parser.add_argument("--rounds", type=int, default=3, help="alternating throughput rounds")
     parser.add_argument("--database-url", default=POSTGRES, help="PostgreSQL for the gateway")
+    parser.add_argument("--victims", type=int, default=30, help="ide requests per phase")
+    parser.add_argument("--fifo-victims", type=int, default=1, help="the same, first come first")
+    parser.add_argument("--overload-tokens", type=int, default=128, help="tokens per request")
+    parser.add_argument("--overload-seconds", type=float, default=30.0, help="open-loop length")
+    parser.add_argument(
+        "--only-fairness", action="store_true", help="run the two-team and overload parts only"
+    )
     args = parser.parse_args()
     base = tiny_base_cached(Path(os.environ.get("TAILOR_TEST_CACHE", "/tmp/tailor-test-cache")))
     work = Path(tempfile.mkdtemp(prefix="bench-serve-"))
     store = FileStore(work / "objects")
+    out = ROOT / "bench" / "results" / "serve.json"
+    # --only-fairness: the other figures stay as the last full run left them.
+    result = json.loads(out.read_text()) if args.only_fairness else measure(base, store, args)
+    result["fairness"] = {
+        "date": datetime.now(UTC).isoformat(timespec="seconds"),
+        "load_average": os.getloadavg(),
+        "method": "two teams on one engine (16-row batch), tiny model, lean SSE clients in child "
+        f"processes. two_teams: team ide sends {args.victims} ordinary {VICTIM_TOKENS}-token FIM "
+        "completions one after another, alone (half before, half after the flood) and while "
+        "team flood keeps 10 requests of n=16, max_tokens=480 going (closed loop, rate limits "
+        "and queue bounds out of the way: the reviewer's flood); the same flood against the "
+        "engine scheduling first come, first served (`fifo`, the engine before this change) "
+        f"with {args.fifo_victims} ide requests. overload: capacity measured with 16 closed-loop "
+        f"clients of {args.overload_tokens}-token completions for {CAPACITY_S:g}s, then "
+        "open-loop arrivals (one team) at twice "
+        f"that for {args.overload_seconds:g}s with the gateway's default queue bounds",
+        "two_teams": two_teams(base, store, args),
+        "overload": overload(base, store, args),
+        "goals": {"victim_ttft_ratio_max": 2.0},
+    }
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(result, indent=2) + "\n")
+    print_table(result)
+
+
+def measure(base: Path, store: FileStore, args: argparse.Namespace) -> dict[str, Any]:
+    """HTTP overhead, gateway lookups, multi-adapter throughput and memory: the figures before
+    the two-team part."""
     keys = make_adapters(base, store, args.clients)
     models = {f"a{i}": k for i, k in enumerate(keys)}
     rss_start = rss_mb()
@@ -626,10 +881,7 @@ def main() -> None:
         },
         "vllm": "not measured: no GPU was available to this task (vLLM needs one)",
     }
-    out = ROOT / "bench" / "results" / "serve.json"
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(result, indent=2) + "\n")
-    print_table(result)
+    return result
 
 
 def _span(figures: dict[str, Any], what: str) -> str:
@@ -709,6 +961,44 @@ def print_table(r: dict[str, Any]) -> None:
     for name, base, fig in rows:
         print(f"{name:46} {base:>22} {fig:>58}")
     print(f"vLLM: {r['vllm']}")
+    print_fairness(r["fairness"])
+
+
+def print_fairness(f: dict[str, Any]) -> None:
+    t, o = f["two_teams"], f["overload"]
+    idle, fair, fifo = t["victim_idle"], t["victim_flooded_fair"], t["victim_flooded_fifo"]
+
+    def ttft(s: dict[str, float]) -> str:
+        return f"{s['ttft_p50_ms']:.1f} / {s['ttft_p95_ms']:.1f}"
+
+    rows = [
+        ("ide TTFT p50 / p95 (ms), alone", ttft(idle)),
+        (
+            "ide TTFT under the flood, fair scheduling",
+            f"{ttft(fair)}  (x{t['ttft_ratio_p50']:.2f} / x{t['ttft_ratio_p95']:.2f}, goal <= 2)",
+        ),
+        ("ide TTFT under the flood, first come first served", ttft(fifo)),
+        (
+            "a decoding step (ms): alone | under the flood",
+            f"{t['victim_step_ms_idle']:.1f} | {t['victim_step_ms_flooded_fair']:.1f}",
+        ),
+        (
+            "overload: capacity -> arrivals (req/s)",
+            f"{o['capacity_requests_per_s']:.1f} -> {o['arrival_requests_per_s']:.1f}",
+        ),
+        (
+            "overload: 503 share | with Retry-After",
+            f"{o['share_503']:.2f} | {o['share_of_503_with_retry_after'] or 0:.2f}  "
+            f"{o['statuses']}",
+        ),
+        (
+            "overload: admitted TTFT p50 / p95 / max (ms)",
+            f"{o['admitted_ttft_p50_ms']:.0f} / {o['admitted_ttft_p95_ms']:.0f} / "
+            f"{o['admitted_ttft_max_ms']:.0f}",
+        ),
+    ]
+    for name, fig in rows:
+        print(f"{name:50} {fig:>76}")
 
 
 if __name__ == "__main__":

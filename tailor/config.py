@@ -143,6 +143,33 @@ class Settings(BaseSettings):
         description="A stream's chunks between its first and last go out at most this often, "
         "merged (fewer wake-ups of the event loop, less time taken from decoding); 0 = each.",
     )
+    serve_requests_per_minute: int = Field(
+        600, ge=1, description="Requests a team may make per minute at the gateway."
+    )
+    serve_tokens_per_minute: int = Field(
+        600_000,
+        ge=1,
+        description="Tokens a team may use per minute at the gateway: prompt plus n * "
+        "max_tokens held while a request runs, the unused part given back when it ends.",
+    )
+    serve_queue_timeout_s: float = Field(
+        10.0,
+        gt=0,
+        description="A request that could not start within this long answers 503 with "
+        "Retry-After (it costs the team nothing).",
+    )
+    serve_max_queued_per_team: int = Field(
+        64,
+        ge=1,
+        description="Choices (n counts each) one team may have waiting to start; more answer "
+        "503 with Retry-After.",
+    )
+    serve_write_timeout_s: float = Field(
+        15.0,
+        gt=0,
+        description="A client that reads nothing of its response for this long is disconnected "
+        "and its generation cancelled.",
+    )
     auto_eval_fim_tasks: int = Field(
         200, ge=1, description="FIM tasks of the evaluation queued after every new version."
     )

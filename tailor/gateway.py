@@ -168,6 +168,7 @@ def create_gateway(settings: Settings | None = None) -> FastAPI:
     """The serving app for the settings' base model (uvicorn factory: `tailor serve`)."""
     from tailor.serve.app import create_serving_app
     from tailor.serve.engine import TailorEngine
+    from tailor.serve.spec import EndpointLimits
 
     settings = settings or get_settings()
     database = engine_for(settings.database_url)
@@ -181,11 +182,18 @@ def create_gateway(settings: Settings | None = None) -> FastAPI:
         get_store(settings),
         loader=catalog_loader(session_factory(database)),
         adapter_budget_bytes=settings.serve_adapter_budget_mb << 20,
+        queue_timeout_s=settings.serve_queue_timeout_s,
+        max_queued_per_team=settings.serve_max_queued_per_team,
+    )
+    limits = EndpointLimits(
+        requests_per_minute=settings.serve_requests_per_minute,
+        tokens_per_minute=settings.serve_tokens_per_minute,
     )
     return create_serving_app(
         engine,
         lookup=routing.lookup,
         list_models=routing.models,
+        limits=limits,
         stream_interval_s=settings.serve_stream_interval_ms / 1000,
         resources=[cache] if cache else [],
     )

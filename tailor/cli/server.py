@@ -61,6 +61,8 @@ def serve(
     """Run the inference gateway: the base model and every team's published adapters."""
     import uvicorn
 
+    from tailor.serve.connections import write_timeout_protocol
+
     settings = get_settings()
     console.print(f"Tailor gateway on http://{host}:{port}  (base {settings.serve_base_model})")
     uvicorn.run(
@@ -70,6 +72,7 @@ def serve(
         port=port,
         log_level="info",
         timeout_graceful_shutdown=30,
+        http=write_timeout_protocol(settings.serve_write_timeout_s),
     )
 
 

@@ -24,17 +24,31 @@ from starlette.concurrency import run_in_threadpool
 
 from tailor.serve import protocol as p
 from tailor.serve.callers import BASE_MODEL, Caller, Lookup
-from tailor.serve.errors import ServeError, model_not_found, openai_error_body, tgi_error_body
+from tailor.serve.errors import (
+    ServeError,
+    model_not_found,
+    openai_error_body,
+    overloaded,
+    tgi_error_body,
+)
 from tailor.serve.fim import FimError, split_fim_text
 from tailor.serve.generation import (
     ChunkSink,
     Generation,
     GenerationChunk,
     GenerationRequest,
+    OverloadedError,
+    QueueTimeoutError,
     Ticket,
 )
 from tailor.serve.handoff import ChunkInbox
-from tailor.serve.limits import RateLimiter, retry_after_header
+from tailor.serve.limits import (
+    RateLimitedError,
+    RateLimiter,
+    Reservation,
+    TooLargeError,
+    retry_after_header,
+)
 from tailor.serve.lora_cache import AdapterNotFoundError
 from tailor.serve.metrics import ServingMetrics
 from tailor.serve.prompting import Prompter, PromptTooLongError
@@ -48,7 +62,9 @@ class ServingBackend(Protocol):
 
     def start(self) -> Any: ...
     def is_ready(self) -> bool: ...
-    def submit(self, request: GenerationRequest, sink: ChunkSink) -> Ticket: ...
+    def submit(
+        self, request: GenerationRequest, sink: ChunkSink, *, prompt_ids: list[int] | None = None
+    ) -> Ticket: ...
     def add_listener(self, listener: Callable[[str, str], None]) -> None: ...
 
 
@@ -218,7 +234,11 @@ async def _caller(state: _Serving, token: str, model: str | None) -> Caller:
 async def _begin(
     state: _Serving, token: str, model: str | None, route: str
 ) -> tuple[_Call, str | None]:
-    """Authenticate, check limits and resolve the model; the call and the backend adapter key."""
+    """Authenticate and resolve the model; the call and the backend adapter key.
+
+    Rate limits are taken later, once the request is known valid (`_Stream`): a request
+    refused for what it asks costs nothing.
+    """
     name = model or BASE_MODEL
     named = None if name in (BASE_MODEL, state.base_name) else name
     caller = await _caller(state, token, named)
@@ -230,19 +250,19 @@ async def _begin(
             "the base model is still loading; retry shortly",
             headers={"Retry-After": "5"},
         )
-    limits = state.limits_for(team)
-    wait = state.limiter.acquire(team, limits.requests_per_minute)
-    if wait is not None:
-        raise ServeError(
-            429,
-            "rate_limit_exceeded",
-            f"team {team!r} is limited to {limits.requests_per_minute} requests per minute; "
-            f"retry in {wait:.1f}s",
-            headers={"Retry-After": retry_after_header(wait)},
-        )
     if not caller.known:
         raise model_not_found(name)
-    return _Call(team, name, route, limits), caller.adapter
+    return _Call(team, name, route, state.limits_for(team)), caller.adapter
+
+
+def _rate_limited(err: RateLimitedError) -> ServeError:
+    return ServeError(
+        429,
+        "rate_limit_exceeded",
+        f"{err}; retry in {err.retry_after_s:.1f}s",
+        headers={"Retry-After": retry_after_header(err.retry_after_s)},
+        members={"limit": err.limit, "limit_per_minute": err.per_minute},
+    )
 
 
 def _check_max_tokens(call: _Call, asked: int, param: str) -> None:
@@ -255,8 +275,38 @@ def _check_max_tokens(call: _Call, asked: int, param: str) -> None:
         )
 
 
+def _prompt_ids(state: _Serving, req: GenerationRequest) -> list[int]:
+    """The request's prompt tokens (counted before anything is charged); 400 if it cannot run."""
+    assert state.backend.prompter is not None
+    try:
+        return state.backend.prompter.check_fits(req)
+    except PromptTooLongError as exc:
+        raise ServeError(400, "context_length_exceeded", str(exc), param="prompt") from exc
+    except FimError as exc:
+        raise ServeError(400, "fim_unsupported", str(exc), param="suffix") from exc
+
+
+def _reserve(state: _Serving, call: _Call, tokens: int) -> Reservation:
+    limits = call.limits
+    try:
+        return state.limiter.reserve(
+            call.team,
+            requests_per_minute=limits.requests_per_minute,
+            tokens_per_minute=limits.tokens_per_minute,
+            tokens=tokens,
+        )
+    except TooLargeError as exc:
+        raise ServeError(
+            400, "request_too_large", str(exc), members={"limit": "tokens_per_minute"}
+        ) from exc
+    except RateLimitedError as exc:
+        state.metrics.refused.labels(call.team, exc.limit).inc()
+        raise _rate_limited(exc) from exc
+
+
 class _Stream:
-    """A submitted request whose chunks arrive on the event loop."""
+    """A submitted request whose chunks arrive on the event loop; it holds its rate-limit
+    reservation until `close` settles it."""
 
     def __init__(
         self, state: _Serving, call: _Call, req: GenerationRequest, *, streaming: bool
@@ -269,12 +319,18 @@ class _Stream:
         self.prompt_tokens = 0
         self.completion_tokens = 0
         self.status = "200"
+        self.refused = False  # the backend shed it before it started: it costs nothing
+        ids = _prompt_ids(state, req)
+        self.reservation = _reserve(state, call, len(ids) + req.n * req.max_new_tokens)
         try:
-            self.ticket = state.backend.submit(req, self.inbox.put)
-        except PromptTooLongError as exc:
-            raise ServeError(400, "context_length_exceeded", str(exc), param="prompt") from exc
-        except FimError as exc:
-            raise ServeError(400, "fim_unsupported", str(exc), param="suffix") from exc
+            self.ticket = state.backend.submit(req, self.inbox.put, prompt_ids=ids)
+        except OverloadedError as exc:
+            state.limiter.refund(self.reservation)
+            state.metrics.refused.labels(call.team, "queue_full").inc()
+            raise overloaded("overloaded", str(exc), retry_after_header(exc.retry_after_s)) from exc
+        except BaseException:
+            state.limiter.refund(self.reservation)
+            raise
         state.in_flight += 1
         state.metrics.in_flight.inc()
 
@@ -286,16 +342,16 @@ class _Stream:
             try:
                 self.ready.extend(await self.inbox.take())
             except TimeoutError:
-                self.ticket.cancel()
-                raise ServeError(
-                    504,
-                    "request_timeout",
-                    f"the request ran past this endpoint's {self.call.limits.request_timeout_s}s "
-                    "limit; ask for fewer tokens",
-                ) from None
+                raise self._timed_out() from None
+        elif time.perf_counter() > self.call.deadline:
+            raise self._timed_out()  # chunks keep coming, but the request's time is up
         item = self.ready.popleft()
         if isinstance(item, AdapterNotFoundError):
             raise model_not_found(self.call.model)
+        if isinstance(item, QueueTimeoutError):
+            self.refused = True
+            self.state.metrics.refused.labels(self.call.team, "queue_timeout").inc()
+            raise overloaded("queue_timeout", str(item), retry_after_header(item.retry_after_s))
         if isinstance(item, Exception):
             raise ServeError(500, "generation_failed", f"generation failed: {item}") from item
         if self.call.first_chunk is None:
@@ -305,6 +361,15 @@ class _Stream:
             self.prompt_tokens = item.prompt_tokens
             self.completion_tokens += item.completion_tokens
         return item
+
+    def _timed_out(self) -> ServeError:
+        self.ticket.cancel()
+        return ServeError(
+            504,
+            "request_timeout",
+            f"the request ran past this endpoint's {self.call.limits.request_timeout_s}s "
+            "limit; ask for fewer tokens",
+        )
 
     def has_ready(self) -> bool:
         """True when `next` would answer without waiting."""
@@ -333,10 +398,14 @@ class _Stream:
         ]
 
     def close(self, error: ServeError | None = None) -> None:
-        """Cancel what is still running and record the request's metrics."""
+        """Cancel what is still running, settle the rate limits, record the metrics."""
         self.inbox.close()
         if self.open:
             self.ticket.cancel()
+        if self.refused:
+            self.state.limiter.refund(self.reservation)
+        else:
+            self.state.limiter.settle(self.reservation, self.ticket.tokens_used())
         if error is not None:
             self.status = str(error.status)
         m, c = self.state.metrics, self.call
@@ -440,6 +509,7 @@ def _add_openai_routes(app: FastAPI, state: _Serving) -> None:
             stop_at_block_end=body.stop_at_block_end,
             logprobs=body.logprobs,
             ignore_eos=body.ignore_eos,
+            team=call.team,
         )
         stream = _Stream(state, call, req, streaming=body.stream)
         rid, logprobs = p.new_id("cmpl"), body.logprobs is not None
@@ -486,6 +556,7 @@ def _add_openai_routes(app: FastAPI, state: _Serving) -> None:
             stop=[*p.stop_list(body.stop), *rendered.stop],
             seed=body.seed,
             stop_at_block_end=False,
+            team=call.team,
         )
         stream = _Stream(state, call, req, streaming=body.stream)
         rid = p.new_id("chatcmpl")
@@ -553,6 +624,7 @@ def _tgi_request(
         top_p=params.top_p or 1.0,
         stop=params.stop,
         seed=params.seed,
+        team=call.team,
     )
 
 

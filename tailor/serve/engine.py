@@ -7,6 +7,15 @@ row on its own adapter: the adapters' LoRA weights are stacked per layer and gat
 (`batched_lora`), with PEFT's `adapter_names` for adapters only PEFT can run. Finished or
 cancelled rows leave the batch at once, freeing their cache. Decoding is our own token loop so
 that every choice has its own seed, stop rules and streaming sink.
+
+Who joins the batch is `FairScheduler`'s decision: max-min fair rows per team, preempting a
+row of a team that holds two more than a waiting team. A preempted row is swapped out, not
+recomputed: its slice of the cache is set aside with it and merged back when it resumes, so
+stepping aside costs it a copy, not a prefill of everything it generated, and its text is
+what it would have been. The queue is bounded: a team may have
+`max_queued_per_team` choices waiting (more are refused at submit, QueueFullError), and a
+request none of whose choices started within `queue_timeout_s` is dropped (QueueTimeoutError
+to its sink); both cost the batch nothing and tell the caller when to retry.
 """
 
 from __future__ import annotations
@@ -15,7 +24,8 @@ import queue
 import shutil
 import tempfile
 import threading
-from collections import deque
+import time
+from collections import Counter, deque
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -29,6 +39,8 @@ from tailor.serve.generation import (
     Generation,
     GenerationChunk,
     GenerationRequest,
+    QueueFullError,
+    QueueTimeoutError,
     TokenLogprob,
 )
 from tailor.serve.lora_cache import (
@@ -42,6 +54,7 @@ from tailor.serve.model_files import fetch_model
 from tailor.serve.postprocess import Postprocessor
 from tailor.serve.prompting import Prompter
 from tailor.serve.sampling import next_token, rng_for, token_logprobs
+from tailor.serve.scheduling import FairScheduler
 from tailor.serve.streaming import collect, stream_chunks
 from tailor.storage import ObjectStore
 
@@ -56,13 +69,35 @@ class Finished:
 
     request_id: int
     index: int
-    reason: str  # "stop" | "length" | "cancelled" | "error"
+    reason: str  # "stop" | "length" | "cancelled" | "error" | "queue_timeout"
     completion_tokens: int
+    team: str = ""
+
+
+@dataclass(frozen=True)
+class Admitted:
+    """One choice prefilled into the batch (`resumed`: after a preemption)."""
+
+    request_id: int
+    index: int
+    team: str
+    resumed: bool
+
+
+@dataclass(eq=False)
+class _Job:
+    """What the choices of one request share: who asked and until when it may wait to start."""
+
+    request_id: int
+    team: str
+    prompt_tokens: int
+    start_by: float  # engine clock
+    started: bool = False
 
 
 @dataclass(eq=False)
 class _Sequence:
-    request_id: int
+    job: _Job
     index: int
     request: GenerationRequest
     prompt_ids: list[int]
@@ -74,6 +109,24 @@ class _Sequence:
     adapter_name: str = BASE
     cancelled: bool = False
     done: bool = False
+    queued: bool = True  # counts against its team's queue until it first starts or ends
+    parked: _Batch | None = None  # its cache while preempted
+
+    @property
+    def request_id(self) -> int:
+        return self.job.request_id
+
+    @property
+    def team(self) -> str:
+        return self.job.team
+
+    @property
+    def serial(self) -> int:
+        return self.job.request_id
+
+    @property
+    def progress(self) -> int:
+        return len(self.prompt_ids) + len(self.ids)
 
 
 @dataclass
@@ -91,6 +144,10 @@ class _Ticket:
         for seq in self._seqs:
             seq.cancelled = True  # the worker drops the row at its next step
 
+    def tokens_used(self) -> int:
+        job = self._seqs[0].job
+        return (job.prompt_tokens if job.started else 0) + sum(len(s.ids) for s in self._seqs)
+
 
 class TailorEngine:
     """The in-process Generator: base model + hot-swapped LoRA adapters from the object store."""
@@ -106,20 +163,31 @@ class TailorEngine:
         fim_style: FimStyle | None = None,
         device: str = "cpu",
         lora_backend: LoraBackend = "batched",
+        queue_timeout_s: float = 10.0,
+        max_queued_per_team: int = 64,
+        fair: bool = True,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.model_ref = model_ref
         self.loader = loader
         self.device = torch.device(device)
         self.max_batch_size = max_batch_size
         self.fim_style = fim_style
+        self.queue_timeout_s = queue_timeout_s
+        self.max_queued_per_team = max_queued_per_team
+        self.clock = clock
         self.prompter: Prompter | None = None
         self.finished: deque[Finished] = deque(maxlen=1024)
+        self.admitted: deque[Admitted] = deque(maxlen=1024)
+        self.preemptions = 0
         self._workdir = Path(tempfile.mkdtemp(prefix="tailor-serve-"))
         self.adapters = LoraCache(
             store, adapter_budget_bytes, self._workdir / "adapters", backend=lora_backend
         )
         self._inbox: queue.SimpleQueue[_Sequence] = queue.SimpleQueue()
-        self._waiting: list[_Sequence] = []
+        self._waiting: FairScheduler[_Sequence] = FairScheduler(fair=fair)
+        self._queued: Counter[str] = Counter()  # choices waiting to start, per team
+        self._rows: list[_Sequence] = []  # the batch's rows as of the last step
         self._active = 0
         self._ready = threading.Event()
         self._closing = threading.Event()
@@ -165,25 +233,47 @@ class TailorEngine:
         """Choices submitted and not yet finished."""
         return self._active
 
+    def batch_shares(self) -> dict[str, int]:
+        """Rows of the running batch per team."""
+        return dict(Counter(seq.team for seq in self._rows if not seq.done))
+
     # -- the Generator contract --------------------------------------------------------------
 
-    def submit(self, request: GenerationRequest, sink: ChunkSink) -> _Ticket:
-        """Queue a request; its chunks go to `sink` from the worker thread."""
+    def submit(
+        self, request: GenerationRequest, sink: ChunkSink, *, prompt_ids: list[int] | None = None
+    ) -> _Ticket:
+        """Queue a request; its chunks go to `sink` from the worker thread.
+
+        `prompt_ids` are the request's, when the caller has counted them already. Raises
+        QueueFullError when the team has too many choices waiting.
+        """
         if self._closing.is_set():
             raise EngineClosedError("the engine is shutting down")
         self.wait_ready()
         assert self.prompter is not None
-        prompt_ids = self.prompter.check_fits(request)
+        if prompt_ids is None:
+            prompt_ids = self.prompter.check_fits(request)
         key = normalize_key(request.adapter) if request.adapter else None
-        if key is not None:
-            self.adapters.prefetch(key)
+        team = request.team
         with self._lock:
+            queued = self._queued[team]
+            # A team with nothing waiting may always queue one request, however many choices.
+            if queued and queued + request.n > self.max_queued_per_team:
+                raise QueueFullError(
+                    f"team {team!r} already has {queued} choices waiting to start "
+                    f"(at most {self.max_queued_per_team}); retry shortly",
+                    self.queue_timeout_s,
+                )
+            self._queued[team] += request.n
             self._serial += 1
             rid = self._serial
             self._active += request.n
+        if key is not None:
+            self.adapters.prefetch(key)
+        job = _Job(rid, team, len(prompt_ids), self.clock() + self.queue_timeout_s)
         seqs = [
             _Sequence(
-                rid,
+                job,
                 i,
                 request,
                 prompt_ids,
@@ -219,13 +309,16 @@ class TailorEngine:
         batch: _Batch | None = None
         with torch.inference_mode():
             while True:
-                joining = self._admit(idle=batch is None)
-                if joining:
-                    batch = self._join(batch, joining)
+                self._collect()
+                batch = self._schedule(batch)
                 if batch is not None:
                     batch = self._step(batch)
-                elif self._closing.is_set() and not self._waiting and self._inbox.empty():
+                    self._rows = batch.rows if batch is not None else []
+                    continue
+                self._rows = []
+                if self._closing.is_set() and self._inbox.empty() and not self._waiting:
                     return
+                self._collect(wait_s=0.05)  # nothing to run: wait for a request
 
     def _load_base(self) -> None:
         import peft  # noqa: F401  (imported now: it takes seconds, a first request should not)
@@ -240,45 +333,93 @@ class TailorEngine:
         self.prompter = Prompter(tokenizer, int(context or 2048), self.fim_style)
         self.adapters.attach(model)
 
-    def _admit(self, idle: bool) -> list[_Sequence]:
-        """Sequences that may join the batch now (their adapter's files are downloaded)."""
+    def _collect(self, wait_s: float = 0.0) -> None:
+        """Queue what was submitted (waiting up to `wait_s` for something); drop the cancelled
+        and the expired from the queues."""
         try:
+            if wait_s:
+                self._waiting.push(self._inbox.get(timeout=wait_s))
             while True:
-                self._waiting.append(
-                    self._inbox.get(timeout=0.05) if idle else self._inbox.get_nowait()
-                )
-                idle = False
+                self._waiting.push(self._inbox.get_nowait())
         except queue.Empty:
             pass
-        ready: list[_Sequence] = []
-        for seq in list(self._waiting):
+        if not self._waiting:
+            return
+        now = self.clock()
+        for seq in self._waiting.remove_if(lambda s: s.cancelled or _expired(s, now)):
             if seq.cancelled:
-                self._waiting.remove(seq)
                 self._finish(seq, "cancelled")
-                continue
-            if seq.adapter_key is not None and not self.adapters.download(seq.adapter_key).done():
-                continue
-            self._waiting.remove(seq)
-            ready.append(seq)
-        return ready
+            else:
+                self._expire(seq)
+
+    def _schedule(self, batch: _Batch | None) -> _Batch | None:
+        """Preempt and admit as the scheduler plans; prefill the admitted."""
+        if not self._waiting:
+            return batch
+        running = batch.rows if batch is not None else []
+        plan = self._waiting.plan(running, self.max_batch_size, self._startable)
+        if plan.preempt and batch is not None:
+            batch = self._preempt(batch, plan.preempt)
+        return self._join(batch, plan.admit) if plan.admit else batch
+
+    def _startable(self, seq: _Sequence) -> bool:
+        """True once the choice's adapter files are downloaded (or it needs none)."""
+        return seq.adapter_key is None or self.adapters.download(seq.adapter_key).done()
+
+    def _preempt(self, batch: _Batch, seqs: list[_Sequence]) -> _Batch | None:
+        """Take rows out of the batch, each with its slice of the cache, back to the fronts of
+        their teams' queues."""
+        leaving = set(map(id, seqs))
+        for row, seq in enumerate(batch.rows):
+            if id(seq) in leaving:
+                seq.parked = _row(batch, row)
+                self._waiting.push(seq, front=True)
+        self.preemptions += len(seqs)
+        return self._keep(batch, [i for i, s in enumerate(batch.rows) if id(s) not in leaving])
 
     def _join(self, batch: _Batch | None, seqs: list[_Sequence]) -> _Batch | None:
-        room = self.max_batch_size - (len(batch.rows) if batch else 0)
-        seqs, self._waiting[:0] = seqs[:room], seqs[room:]
         running = batch.rows if batch else []
         bound: list[_Sequence] = []
         for seq in seqs:
             if self._bind_adapter(seq, {r.adapter_name for r in running + bound}):
                 bound.append(seq)
-        seqs = bound
-        if not seqs:
+        fresh = [s for s in bound if s.parked is None]
+        for seq in bound:
+            self._start(seq)
+            if seq.parked is not None:  # resumed: its cache rejoins, nothing is recomputed
+                batch = seq.parked if batch is None else _merge(batch, seq.parked)
+                seq.parked = None
+        if not fresh:
             return batch
         try:
-            new = self._prefill(seqs)
+            new = self._prefill(fresh)
         except Exception as exc:
-            self._fail(seqs, exc)
+            self._fail(fresh, exc)
             return batch
         return self._prune(new if batch is None else _merge(batch, new))
+
+    def _start(self, seq: _Sequence) -> None:
+        self.admitted.append(Admitted(seq.request_id, seq.index, seq.team, bool(seq.ids)))
+        seq.job.started = True
+        self._dequeue(seq)
+
+    def _dequeue(self, seq: _Sequence) -> None:
+        """The choice no longer counts against its team's queue (it started, or it ended)."""
+        if seq.queued:
+            seq.queued = False
+            with self._lock:
+                self._queued[seq.team] -= 1
+                if not self._queued[seq.team]:
+                    del self._queued[seq.team]
+
+    def _expire(self, seq: _Sequence) -> None:
+        waited = self.queue_timeout_s
+        error = QueueTimeoutError(
+            f"the server is overloaded: this request could not start within {waited:g}s; "
+            "retry shortly",
+            waited,
+        )
+        self._fail([seq], error, reason="queue_timeout")
 
     def _bind_adapter(self, seq: _Sequence, pinned: set[str]) -> bool:
         if seq.adapter_key is None:
@@ -383,9 +524,11 @@ class TailorEngine:
         if seq.done:
             return
         seq.done = True
+        seq.parked = None
+        self._dequeue(seq)
         with self._lock:
             self._active -= 1
-        self.finished.append(Finished(seq.request_id, seq.index, reason, len(seq.ids)))
+        self.finished.append(Finished(seq.request_id, seq.index, reason, len(seq.ids), seq.team))
         if reason == "cancelled":
             return  # nobody is listening
         assert self.prompter is not None
@@ -409,13 +552,17 @@ class TailorEngine:
         except Exception:  # the listener is gone (closed event loop): stop generating for it
             seq.cancelled = True
 
-    def _fail(self, seqs: list[_Sequence], exc: Exception) -> None:
+    def _fail(self, seqs: list[_Sequence], exc: Exception, reason: str = "error") -> None:
         for seq in seqs:
             if not seq.done:
                 seq.done = True
+                seq.parked = None
+                self._dequeue(seq)
                 with self._lock:
                     self._active -= 1
-                self.finished.append(Finished(seq.request_id, seq.index, "error", len(seq.ids)))
+                self.finished.append(
+                    Finished(seq.request_id, seq.index, reason, len(seq.ids), seq.team)
+                )
                 self._send(seq, exc)
 
     def _prune(self, batch: _Batch) -> _Batch | None:
@@ -423,7 +570,10 @@ class TailorEngine:
         for seq in batch.rows:
             if seq.cancelled and not seq.done:
                 self._finish(seq, "cancelled")
-        keep = [i for i, s in enumerate(batch.rows) if not s.done]
+        return self._keep(batch, [i for i, s in enumerate(batch.rows) if not s.done])
+
+    def _keep(self, batch: _Batch, keep: list[int]) -> _Batch | None:
+        """The batch with only rows `keep` (and the padding columns no row needs any more)."""
         if not keep:
             return None
         if len(keep) < len(batch.rows):
@@ -437,6 +587,20 @@ class TailorEngine:
                 layer.values = layer.values[..., first:, :]
             batch.mask = batch.mask[:, first:]
         return batch
+
+
+def _expired(seq: _Sequence, now: float) -> bool:
+    """A choice of a request none of whose choices started in time (a preempted one started)."""
+    return not seq.job.started and now > seq.job.start_by
+
+
+def _row(batch: _Batch, row: int) -> _Batch:
+    """A one-row batch holding a copy of row `row`'s cache and mask."""
+    from transformers import DynamicCache
+
+    one = slice(row, row + 1)
+    kvs = [(layer.keys[one].clone(), layer.values[one].clone()) for layer in batch.cache.layers]
+    return _Batch([batch.rows[row]], DynamicCache(kvs), batch.mask[one].clone())
 
 
 def _merge(old: _Batch, new: _Batch) -> _Batch:

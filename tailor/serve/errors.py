@@ -20,10 +20,12 @@ class ServeError(Exception):
         *,
         param: str | None = None,
         headers: dict[str, str] | None = None,
+        members: dict[str, Any] | None = None,
     ) -> None:
         super().__init__(message)
         self.status, self.code, self.message, self.param = status, code, message, param
         self.headers = headers or {}
+        self.members = members or {}  # extra problem members (RFC 9457 extensions)
 
     @property
     def openai_type(self) -> str:
@@ -44,6 +46,7 @@ def problem_fields(err: ServeError) -> dict[str, Any]:
         "title": err.code.replace("_", " "),
         "status": err.status,
         "detail": err.message,
+        **err.members,
     }
 
 
@@ -65,6 +68,11 @@ def tgi_error_body(err: ServeError) -> dict[str, Any]:
     body["error"] = err.message
     body["error_type"] = "validation" if err.status in (400, 404, 413, 422) else err.code
     return body
+
+
+def overloaded(code: str, message: str, retry_after: str) -> ServeError:
+    """503 for a request the server could not start in time: nothing was charged."""
+    return ServeError(503, code, message, headers={"Retry-After": retry_after})
 
 
 def model_not_found(model: str) -> ServeError:

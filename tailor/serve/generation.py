@@ -30,6 +30,7 @@ class GenerationRequest(BaseModel):
     ignore_eos: bool = Field(
         False, description="Generate max_new_tokens whatever the model says (benchmarks)."
     )
+    team: str = Field("", description="Who asks: the engine shares its batch fairly between teams.")
 
 
 class TokenLogprob(BaseModel):
@@ -65,6 +66,22 @@ class GenerationChunk(BaseModel):
 ChunkSink = Callable[[GenerationChunk | Exception], None]
 
 
+class OverloadedError(RuntimeError):
+    """The backend cannot take the request now; it may be sent again after `retry_after_s`."""
+
+    def __init__(self, message: str, retry_after_s: float) -> None:
+        super().__init__(message)
+        self.retry_after_s = retry_after_s
+
+
+class QueueFullError(OverloadedError):
+    """Refused at submit: the team already has as many choices waiting as one team may."""
+
+
+class QueueTimeoutError(OverloadedError):
+    """Sent to the sink: no choice of the request could start within the queue timeout."""
+
+
 class Generator(Protocol):
     """Anything that turns requests into post-processed generations (engine, vLLM, a fake)."""
 
@@ -75,10 +92,15 @@ class Ticket(Protocol):
     """A submitted request; cancelling stops its generation and frees what it holds."""
 
     def cancel(self) -> None: ...
+    def tokens_used(self) -> int:
+        """Prompt (once, when a choice started) plus every token generated so far."""
+        ...
 
 
 class StreamingGenerator(Generator, Protocol):
     """A generator that can also stream chunks to a sink (the serving app's view of a backend)."""
 
-    def submit(self, request: GenerationRequest, sink: ChunkSink) -> Ticket: ...
+    def submit(
+        self, request: GenerationRequest, sink: ChunkSink, *, prompt_ids: list[int] | None = None
+    ) -> Ticket: ...
     def stream(self, request: GenerationRequest) -> Iterator[GenerationChunk]: ...

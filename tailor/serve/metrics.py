@@ -43,6 +43,13 @@ class ServingMetrics:
             registry=r,
         )
         self.in_flight = Gauge("tailor_serve_in_flight", "Requests being answered.", registry=r)
+        self.refused = Counter(
+            "tailor_serve_refused",
+            "Requests refused before they started, costing nothing: `reason` is the rate limit "
+            "(requests_per_minute, tokens_per_minute), queue_full or queue_timeout.",
+            ("team", "reason"),
+            registry=r,
+        )
 
     def adapter_event(self, event: str, key: str) -> None:
         """Count an engine adapter load or eviction (an engine listener)."""

@@ -43,6 +43,12 @@ class EndpointLimits(BaseModel):
     requests_per_minute: int = Field(
         600, ge=1, description="Requests a team may make per minute; more answer 429."
     )
+    tokens_per_minute: int = Field(
+        600_000,
+        ge=1,
+        description="Tokens a team may use per minute, counted as prompt plus n * max_tokens "
+        "when a request starts and settled to what it used when it ends; more answer 429.",
+    )
     max_tokens: int = Field(
         512, ge=1, description="Largest `max_tokens`/`max_new_tokens` a request may ask for."
     )

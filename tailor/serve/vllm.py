@@ -42,11 +42,16 @@ class VLLMError(RuntimeError):
 
 
 class _VTicket:
-    def __init__(self) -> None:
+    def __init__(self, prompt_tokens: int) -> None:
         self.cancelled = threading.Event()
+        self.prompt_tokens = prompt_tokens
+        self.generated = 0  # tokens relayed so far; once any arrived, the prompt was read
 
     def cancel(self) -> None:
         self.cancelled.set()
+
+    def tokens_used(self) -> int:
+        return (self.prompt_tokens if self.generated else 0) + self.generated
 
 
 class VLLMBackend:
@@ -131,12 +136,17 @@ class VLLMBackend:
 
     # -- requests -----------------------------------------------------------------------------
 
-    def completion_body(self, request: GenerationRequest, lora_name: str | None) -> dict[str, Any]:
+    def completion_body(
+        self,
+        request: GenerationRequest,
+        lora_name: str | None,
+        prompt_ids: list[int] | None = None,
+    ) -> dict[str, Any]:
         """The JSON sent to vLLM: token-id prompt (FIM built here), never a `suffix`."""
         assert self.prompter is not None
         body: dict[str, Any] = {
             "model": lora_name or self.served_model,
-            "prompt": self.prompter.check_fits(request),
+            "prompt": prompt_ids if prompt_ids is not None else self.prompter.check_fits(request),
             "max_tokens": request.max_new_tokens,
             "temperature": request.temperature,
             "top_p": request.top_p,
@@ -157,20 +167,28 @@ class VLLMBackend:
             body["logprobs"] = request.logprobs
         return body
 
-    def submit(self, request: GenerationRequest, sink: ChunkSink) -> _VTicket:
+    def submit(
+        self, request: GenerationRequest, sink: ChunkSink, *, prompt_ids: list[int] | None = None
+    ) -> _VTicket:
         """Start the request on a thread that relays vLLM's stream to `sink`."""
         assert self.prompter is not None
-        self.prompter.check_fits(request)  # fail fast, before any thread
-        ticket = _VTicket()
+        if prompt_ids is None:
+            prompt_ids = self.prompter.check_fits(request)  # fail fast, before any thread
+        ticket = _VTicket(len(prompt_ids))
         threading.Thread(
-            target=self._relay, args=(request, sink, ticket), daemon=True, name="vllm-relay"
+            target=self._relay,
+            args=(request, prompt_ids, sink, ticket),
+            daemon=True,
+            name="vllm-relay",
         ).start()
         return ticket
 
-    def _relay(self, request: GenerationRequest, sink: ChunkSink, ticket: _VTicket) -> None:
+    def _relay(
+        self, request: GenerationRequest, ids: list[int], sink: ChunkSink, ticket: _VTicket
+    ) -> None:
         try:
             key = normalize_key(request.adapter) if request.adapter else None
-            body = self.completion_body(request, self._lora_name(key) if key else None)
+            body = self.completion_body(request, self._lora_name(key) if key else None, ids)
             self._stream(body, request, sink, ticket)
         except Exception as exc:
             sink(exc)
@@ -195,6 +213,7 @@ class VLLMBackend:
                     continue
                 texts[i] += choice.get("text") or ""
                 counts[i] += 1
+                ticket.generated += 1
                 delta, stopped = posts[i].feed(texts[i])
                 reason = choice.get("finish_reason")
                 if stopped or reason is not None:
