@@ -41,6 +41,8 @@ _CALLER = (
         ApiToken.expires_at,
         ApiToken.last_used_at,
         Team.slug,
+        AdapterVersion.id.label("version_id"),
+        AdapterVersion.created_at.label("version_created_at"),
         AdapterVersion.prefix,
     )
     .join(Team, Team.id == ApiToken.team_id)
@@ -70,11 +72,25 @@ class _Grant:
     expires_at: datetime | None
     last_used_at: datetime | None
     team: str
+    version_id: int | None
+    version_created_at: datetime | None
     prefix: str | None
 
 
 # Keyed by (token hash, model name): the plaintext token is never held.
 GrantCache = NotifiedCache[tuple[str, str | None], _Grant]
+
+
+def _adapter_key(grant: _Grant) -> str:
+    """The version's store prefix, tagged so that no later version under it is taken for it.
+
+    A team deleted and re-created under its slug stores versions under the same prefixes,
+    and SQLite may hand the deleted row's id out again: id and creation time together are
+    never reused (see `lora_cache.store_prefix`).
+    """
+    assert grant.prefix is not None and grant.version_created_at is not None
+    created = int(grant.version_created_at.timestamp() * 1_000_000)
+    return f"{grant.prefix.rstrip('/')}@{grant.version_id}.{created}"
 
 
 class Routing:
@@ -123,7 +139,7 @@ class Routing:
             return Caller(grant.team)
         if grant.prefix is None:
             return Caller(grant.team, known=False)
-        return Caller(grant.team, grant.prefix.rstrip("/"))
+        return Caller(grant.team, _adapter_key(grant))
 
     def models(self, team: str) -> list[str]:
         """The model names (endpoints) the team can call."""

@@ -226,10 +226,10 @@ class Tenant:
         return {"Authorization": f"Bearer {token}"}
 
 
-def create_tenant(session: Session) -> Tenant:
+def create_tenant(session: Session, slug: str | None = None) -> Tenant:
     """A team with an owner and a viewer, committed."""
     owner, viewer = create_user(session), create_user(session)
-    team = create_team(session, owner)
+    team = create_team(session, owner, slug)
     add_member(session, team, viewer, Role.viewer)
     tenant = Tenant(
         team, owner, create_token(session, owner), viewer, create_token(session, viewer)

@@ -38,6 +38,14 @@ def normalize_key(key: str) -> str:
     return check_key(key.strip().rstrip("/"))
 
 
+# A key may end in `@<version id>`: a team deleted and re-created under the same slug
+# stores its versions under the same prefixes again, and a long-running gateway must not
+# take the new version for the old one it still holds.
+def store_prefix(key: str) -> str:
+    """The object-store prefix an adapter key names."""
+    return check_key(key.partition("@")[0])
+
+
 class AdapterNotFoundError(LookupError):
     """No adapter files under the key the registry named."""
 
@@ -98,8 +106,8 @@ class LoraCache:
         return self.workdir / hashlib.sha256(key.encode()).hexdigest()[:24]
 
     def _download(self, key: str) -> Path:
-        prefix = check_key(key)
-        dest = self._dir(prefix)
+        prefix = store_prefix(key)
+        dest = self._dir(key)
         for fname in ADAPTER_FILES:
             if not (dest / fname).is_file():
                 try:

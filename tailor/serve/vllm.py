@@ -30,6 +30,7 @@ from tailor.serve.lora_cache import (
     AdapterListener,
     AdapterNotFoundError,
     normalize_key,
+    store_prefix,
 )
 from tailor.serve.postprocess import Postprocessor
 from tailor.serve.prompting import Prompter
@@ -118,9 +119,10 @@ class VLLMBackend:
 
     def _copy_adapter(self, key: str, name: str) -> Path:
         dest = self.adapter_dir / name
+        prefix = store_prefix(key)
         for fname in ADAPTER_FILES:
             try:
-                self.store.download_file(f"{key}/{fname}", dest / fname)
+                self.store.download_file(f"{prefix}/{fname}", dest / fname)
             except StoreError as exc:
                 raise AdapterNotFoundError(f"no adapter at {key!r}: {exc}") from exc
         return dest

@@ -22,6 +22,7 @@ from tailor.serve.app import create_serving_app
 from tailor.serve.callers import Caller
 from tailor.serve.engine import TailorEngine
 from tailor.serve.generation import GenerationRequest
+from tailor.serve.lora_cache import store_prefix
 from tailor.teams.service import remove_member
 from tailor.tenancy import TeamAccess, team_for
 from tailor.tokens.service import authenticate, revoke_team_token
@@ -177,7 +178,29 @@ def test_lookup_names_the_adapter_the_endpoint_serves(
     routing: Routing, published: Published
 ) -> None:
     caller = routing.lookup(published.ide_token, "completion")
-    assert caller == Caller(published.tenant.slug, published.keys[0])
+    assert caller is not None and caller.adapter is not None
+    assert (caller.team, store_prefix(caller.adapter)) == (published.tenant.slug, published.keys[0])
+
+
+def test_a_team_re_created_under_a_deleted_teams_slug_is_served_its_own_adapter(
+    gateway: LiveServer,
+    published: Published,
+    engine: TailorEngine,
+    session: Session,
+    adapters: AdapterFactory,
+) -> None:
+    old = complete(gateway, published.ide_token)  # the gateway now holds the old version
+    slug = published.tenant.slug
+    session.delete(published.tenant.team)
+    session.commit()
+    # The new team stores its version 1 where the deleted team's was (the store was purged).
+    tenant = create_tenant(session, slug=slug)
+    key = adapters.create(slug, "completion", "1", seed=23)
+    create_version(session, tenant.team, "completion", 1)
+    _access, ide_token = publish_version_1(session, tenant)
+
+    new = complete(gateway, ide_token)
+    assert new == direct(engine, key) and new != old
 
 
 def test_lookup_of_a_model_the_team_has_not_published_is_unknown(
