@@ -11,8 +11,9 @@ from sqlalchemy.orm import Session
 from tailor import audit
 from tailor.config import JOB_STALE_AFTER_S
 from tailor.datasets.schemas import DatasetOut
-from tailor.db.models import Dataset, Job, Repository
+from tailor.db.models import Dataset, Job, JobState, Repository
 from tailor.errors import InvalidInput
+from tailor.harvest.outcome import empty_reason
 from tailor.harvest.spec import HarvestSpec
 from tailor.jobs import service as jobs
 from tailor.pagination import paginate
@@ -71,6 +72,19 @@ def list_datasets(
 def get_dataset(session: Session, access: TeamAccess, uid: str) -> Dataset:
     """One dataset of the team, or 404."""
     return owned(session, Dataset, access, "dataset", uid=uid)
+
+
+def trainable_dataset(session: Session, access: TeamAccess, uid: str) -> Dataset:
+    """A dataset of the team that training and evaluation can read: harvested, not empty."""
+    dataset = get_dataset(session, access, uid)
+    if _job(session, dataset).state != JobState.succeeded:
+        raise InvalidInput(
+            f"dataset {uid} is not ready: wait for its harvest to succeed", field="dataset_id"
+        )
+    if dataset.stats.get("files_kept") == 0:
+        reason = empty_reason(uid, access.team.slug, dataset.stats)
+        raise InvalidInput(reason, field="dataset_id")
+    return dataset
 
 
 def show(session: Session, dataset: Dataset) -> DatasetOut:

@@ -8,6 +8,7 @@ from sqlalchemy.orm import Session
 
 from tailor.catalog import service as catalog
 from tailor.config import Settings
+from tailor.datasets.service import trainable_dataset
 from tailor.db.models import AdapterVersion, Team
 from tailor.errors import InvalidInput
 from tailor.evaluate.spec import EvalSpec, FimSpec, HumanEvalSpec
@@ -87,4 +88,6 @@ def start_evaluation(
     """Queue an evaluation of one of the caller's team's adapter versions (404 otherwise)."""
     _adapter, version = get_version(session, access, request.adapter, request.version)
     catalog.resolve(session, version.base_model)  # a base that left the catalog cannot load
+    if request.dataset_id is not None:
+        trainable_dataset(session, access, request.dataset_id)  # 404 for another team's
     return queue_evaluation(session, access.team, version, sender, request, access)

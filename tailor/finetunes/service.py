@@ -6,10 +6,9 @@ from celery import Celery
 from sqlalchemy.orm import Session
 
 from tailor.catalog import service as catalog
-from tailor.datasets.service import get_dataset
+from tailor.datasets.service import trainable_dataset
 from tailor.db.models import Job, JobState
 from tailor.errors import InvalidInput
-from tailor.harvest.outcome import empty_reason
 from tailor.jobs import service as jobs
 from tailor.jobs.schemas import JobOut
 from tailor.queue import send_after_commit
@@ -36,15 +35,7 @@ def start_finetune(
             field="base_source",
         )
     catalog.check_revision(base, spec.base_revision, "base_revision")
-    dataset = get_dataset(session, access, spec.dataset_id)
-    if session.get_one(Job, dataset.job_id).state != JobState.succeeded:
-        raise InvalidInput(
-            f"dataset {spec.dataset_id} is not ready: wait for its harvest to succeed",
-            field="dataset_id",
-        )
-    if dataset.stats.get("files_kept") == 0:
-        reason = empty_reason(spec.dataset_id, access.team.slug, dataset.stats)
-        raise InvalidInput(reason, field="dataset_id")
+    trainable_dataset(session, access, spec.dataset_id)
     version = next_version(session, access.team_id, spec.adapter_name)
     pending = (
         session.query(Job)
