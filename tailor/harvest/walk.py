@@ -14,15 +14,14 @@ and lists those deleted.
 from __future__ import annotations
 
 import posixpath
-import re
 from collections import Counter
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
-from functools import lru_cache
 from pathlib import Path
 
 from tailor.harvest.blobs import read_blobs
 from tailor.harvest.gitrun import FetchError, git_pipe, local_env
+from tailor.harvest.globs import compile_glob
 from tailor.harvest.spec import FilterConfig
 
 MAX_TREE_ENTRIES = 1_000_000
@@ -69,50 +68,12 @@ class Limits:
     timeout_s: float = LIST_TIMEOUT_S
 
 
-@lru_cache(maxsize=512)
-def glob_regex(pattern: str) -> re.Pattern[str]:
-    """Compile a path glob: `*` within a segment, `**` across segments, `?`, `[...]`.
-
-    A pattern without `/` matches a file name anywhere (`*.py`); a trailing `/` means
-    everything below (`docs/` == `docs/**`).
-    """
-    pat = pattern.strip()
-    if pat.endswith("/"):
-        pat += "**"
-    if "/" not in pat:
-        pat = "**/" + pat
-    pat = pat.lstrip("/")
-    out, i = [], 0
-    while i < len(pat):
-        if pat.startswith("**/", i):
-            out.append("(?:.*/)?")
-            i += 3
-        elif pat.startswith("**", i):
-            out.append(".*")
-            i += 2
-        elif pat[i] == "*":
-            out.append("[^/]*")
-            i += 1
-        elif pat[i] == "?":
-            out.append("[^/]")
-            i += 1
-        elif pat[i] == "[" and "]" in pat[i + 1 :]:
-            j = pat.index("]", i + 1)
-            body = pat[i + 1 : j]
-            out.append("[" + ("^" + body[1:] if body.startswith("!") else body) + "]")
-            i = j + 1
-        else:
-            out.append(re.escape(pat[i]))
-            i += 1
-    return re.compile("".join(out) + r"\Z")
-
-
 def path_selected(path: str, include: Iterable[str], exclude: Iterable[str]) -> bool:
     """True when `path` matches an include glob (or there are none) and no exclude glob."""
     inc = list(include)
-    if inc and not any(glob_regex(g).match(path) for g in inc):
+    if inc and not any(compile_glob(g).matches(path) for g in inc):
         return False
-    return not any(glob_regex(g).match(path) for g in exclude)
+    return not any(compile_glob(g).matches(path) for g in exclude)
 
 
 def language_of(name: str, languages: dict[str, str]) -> str | None:
