@@ -353,14 +353,28 @@ class TailorEngine:
                 self._expire(seq)
 
     def _schedule(self, batch: _Batch | None) -> _Batch | None:
-        """Preempt and admit as the scheduler plans; prefill the admitted."""
+        """Preempt and admit as the scheduler plans; prefill the admitted.
+
+        The newcomers are prefilled before the batch is cut for the preempted rows: their first
+        tokens go out first, not after a copy of every running row's cache.
+        """
         if not self._waiting:
             return batch
         running = batch.rows if batch is not None else []
         plan = self._waiting.plan(running, self.max_batch_size, self._startable)
+        leaving = set(map(id, plan.preempt))
+        staying = [r for r in running if id(r) not in leaving]
+        bound = self._bind(plan.admit, staying)
+        fresh = self._prefill_or_fail([s for s in bound if s.parked is None])
         if plan.preempt and batch is not None:
             batch = self._preempt(batch, plan.preempt)
-        return self._join(batch, plan.admit) if plan.admit else batch
+        for seq in bound:
+            if seq.parked is not None:  # resumed: its cache rejoins, nothing is recomputed
+                batch = seq.parked if batch is None else _merge(batch, seq.parked)
+                seq.parked = None
+        if fresh is None:
+            return batch
+        return self._prune(fresh if batch is None else _merge(batch, fresh))
 
     def _startable(self, seq: _Sequence) -> bool:
         """True once the choice's adapter files are downloaded (or it needs none)."""
@@ -377,26 +391,24 @@ class TailorEngine:
         self.preemptions += len(seqs)
         return self._keep(batch, [i for i, s in enumerate(batch.rows) if id(s) not in leaving])
 
-    def _join(self, batch: _Batch | None, seqs: list[_Sequence]) -> _Batch | None:
-        running = batch.rows if batch else []
+    def _bind(self, seqs: list[_Sequence], running: list[_Sequence]) -> list[_Sequence]:
+        """The admitted whose adapters are bound (the others failed), started."""
         bound: list[_Sequence] = []
         for seq in seqs:
             if self._bind_adapter(seq, {r.adapter_name for r in running + bound}):
                 bound.append(seq)
-        fresh = [s for s in bound if s.parked is None]
         for seq in bound:
             self._start(seq)
-            if seq.parked is not None:  # resumed: its cache rejoins, nothing is recomputed
-                batch = seq.parked if batch is None else _merge(batch, seq.parked)
-                seq.parked = None
-        if not fresh:
-            return batch
+        return bound
+
+    def _prefill_or_fail(self, seqs: list[_Sequence]) -> _Batch | None:
+        if not seqs:
+            return None
         try:
-            new = self._prefill(fresh)
+            return self._prefill(seqs)
         except Exception as exc:
-            self._fail(fresh, exc)
-            return batch
-        return self._prune(new if batch is None else _merge(batch, new))
+            self._fail(seqs, exc)
+            return None
 
     def _start(self, seq: _Sequence) -> None:
         self.admitted.append(Admitted(seq.request_id, seq.index, seq.team, bool(seq.ids)))
