@@ -34,7 +34,7 @@ from tailor.db.session import make_engine, session_factory
 from tailor.jobs import service as jobs
 from tailor.jobs.workers import identity_of
 from tailor.security import CredentialCipher
-from tailor.storage import FileStore
+from tailor.storage import FileStore, S3Store
 from tailor.tokens.service import issue_token
 
 POSTGRES_URL = os.environ.get(
@@ -153,6 +153,36 @@ def settings(tmp_path: Path) -> Iterator[Settings]:
 def store(tmp_path: Path) -> FileStore:
     """A file object store."""
     return FileStore(tmp_path / "objects")
+
+
+@pytest.fixture(scope="session")
+def s3_endpoint() -> Iterator[str]:
+    """A real S3 API on loopback (moto's server), one for the whole run."""
+    # Imported here: moto and boto3 take about a second to import, paid only by S3 tests.
+    from moto.server import ThreadedMotoServer
+
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0)
+    server.start()
+    host, port = server.get_host_and_port()
+    yield f"http://{host}:{port}"
+    server.stop()
+
+
+@pytest.fixture
+def s3_store(s3_endpoint: str) -> S3Store:
+    """An empty bucket of the test's own behind the S3 API."""
+    import boto3
+
+    client = boto3.client(
+        "s3",
+        endpoint_url=s3_endpoint,
+        region_name="us-east-1",
+        aws_access_key_id="test",
+        aws_secret_access_key="test",
+    )
+    bucket = f"t-{uuid.uuid4().hex}"  # one server serves every test: no two share a bucket
+    client.create_bucket(Bucket=bucket)
+    return S3Store(bucket, "tailor", client)
 
 
 @pytest.fixture

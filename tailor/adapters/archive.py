@@ -8,6 +8,9 @@ tar has no directory, so it is read as a stream and judged member by member; its
 checked as soon as it comes. Either way only `adapter_config.json` and
 `adapter_model.safetensors` are written, and their bytes are counted as they are written:
 the archive stops unpacking the moment a limit is passed, whatever its headers declared.
+Every uploaded directory, archived or not, is also refused here if it holds a link or a
+pickle (by name or by its first bytes): the API's intake and the import job both call
+`refuse_pickles`.
 """
 
 from __future__ import annotations
@@ -26,6 +29,7 @@ from tailor.adapters.errors import (
     UnsafeFileError,
     UploadTooLargeError,
 )
+from tailor.adapters.headers import sniff_pickle
 from tailor.adapters.spec import CONFIG_FILE, WEIGHTS_FILE
 
 ARCHIVE_SUFFIXES = (".tar", ".tar.gz", ".tgz", ".tar.bz2", ".tar.xz", ".zip")
@@ -89,6 +93,23 @@ def refuse_pickle_name(where: str, name: str) -> None:
             "(`model.save_pretrained(dir, safe_serialization=True)`) and upload "
             f"{WEIGHTS_FILE} with {CONFIG_FILE}."
         )
+
+
+def refuse_pickles(root: Path) -> None:
+    """Refuse links, and any pickle in the upload, by its name or by its first bytes."""
+    check_no_links(root)
+    for path in sorted(p for p in root.rglob("*") if p.is_file()):
+        rel = path.relative_to(root)
+        refuse_pickle_name("", str(rel))
+        with path.open("rb") as fh:
+            unsafe = sniff_pickle(fh.read(8))
+        if unsafe:
+            raise UnsafeFileError(
+                f"{rel} is {unsafe}; pickles can run code when loaded and are refused, whatever "
+                "the file is called. Save the adapter with safetensors "
+                "(`model.save_pretrained(dir, safe_serialization=True)`) and upload "
+                f"{WEIGHTS_FILE} with {CONFIG_FILE}."
+            )
 
 
 def extract_archive(

@@ -10,15 +10,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from tailor.adapters.archive import check_no_links, extract_archive, is_archive
+from tailor.adapters.archive import extract_archive, is_archive, refuse_pickles
 from tailor.adapters.artifacts import set_config_base, write_manifest
-from tailor.adapters.errors import InvalidAdapterError, ShapeMismatchError, UnsafeFileError
-from tailor.adapters.headers import TensorInfo, read_header, sniff_pickle
+from tailor.adapters.errors import InvalidAdapterError, ShapeMismatchError
+from tailor.adapters.headers import TensorInfo, read_header
 from tailor.adapters.patterns import canonical_config, check_patterns, is_module_name, pattern_value
 from tailor.adapters.shapes import Shapes, base_weight_shapes, find_module_weight
 from tailor.adapters.spec import CONFIG_FILE, WEIGHTS_FILE, AdapterManifest
 
-PICKLE_SUFFIXES = (".bin", ".pt", ".pth", ".pkl", ".pickle", ".ckpt")
 FLOAT_DTYPES = {"F16", "BF16", "F32", "F64"}
 LORA_KEY = re.compile(
     r"^(?:base_model\.model\.)?(?P<module>.+)\."
@@ -45,27 +44,6 @@ class ValidatedAdapter:
     config: dict[str, Any]
     rank: int
     modules: tuple[str, ...]
-
-
-def scan_for_pickles(root: Path) -> None:
-    """Refuse any pickle in the upload, by file name or by its first bytes."""
-    check_no_links(root)
-    for path in sorted(p for p in root.rglob("*") if p.is_file()):
-        rel = path.relative_to(root)
-        if path.suffix.lower() in PICKLE_SUFFIXES:
-            raise UnsafeFileError(
-                f"{rel} is a pickle-format file ({path.suffix}); pickles can run code when loaded "
-                "and are refused. Save the adapter with safetensors "
-                "(`model.save_pretrained(dir, safe_serialization=True)`) and upload "
-                f"{WEIGHTS_FILE} with {CONFIG_FILE}."
-            )
-        with path.open("rb") as fh:
-            unsafe = sniff_pickle(fh.read(8))
-        if unsafe:
-            raise UnsafeFileError(
-                f"{rel} is {unsafe}; pickles can run code when loaded and are refused, whatever "
-                f"the file is called. Upload a real {WEIGHTS_FILE} (saved with safetensors)."
-            )
 
 
 def read_lora_config(adapter_dir: Path) -> dict[str, Any]:
@@ -208,7 +186,7 @@ def shape_problems(config: dict[str, Any], pairs: dict[str, LoraPair], base: Sha
 
 def validate_adapter_dir(adapter_dir: Path, base_dir: Path) -> ValidatedAdapter:
     """Check an adapter directory against the base model in `base_dir`; raise on the first fault."""
-    scan_for_pickles(adapter_dir)
+    refuse_pickles(adapter_dir)
     config = read_lora_config(adapter_dir)
     weights = adapter_dir / WEIGHTS_FILE
     if not weights.is_file():

@@ -15,13 +15,12 @@ from typing import Any
 
 from tailor.adapters.archive import (
     ArchiveLimits,
-    check_no_links,
     extract_archive,
     is_archive,
-    refuse_pickle_name,
+    refuse_pickles,
 )
-from tailor.adapters.errors import InvalidAdapterError, UnsafeFileError
-from tailor.adapters.headers import read_header, sniff_pickle
+from tailor.adapters.errors import InvalidAdapterError
+from tailor.adapters.headers import read_header
 from tailor.adapters.patterns import check_patterns
 from tailor.adapters.spec import CONFIG_FILE, WEIGHTS_FILE
 
@@ -45,22 +44,6 @@ def safe_file_name(name: str | None) -> str:
     if not base or base.startswith("."):
         raise InvalidAdapterError(f"uploaded file name {name!r} is not usable; name the file")
     return base
-
-
-def refuse_pickles(root: Path) -> None:
-    """Refuse any pickle in the upload, by its name or by its first bytes."""
-    check_no_links(root)
-    for path in sorted(p for p in root.rglob("*") if p.is_file()):
-        rel = path.relative_to(root)
-        refuse_pickle_name("", str(rel))
-        with path.open("rb") as fh:
-            unsafe = sniff_pickle(fh.read(8))
-        if unsafe:
-            raise UnsafeFileError(
-                f"{rel} is {unsafe}; pickles can run code when loaded and are refused. Save the "
-                "adapter with safetensors (`model.save_pretrained(dir, safe_serialization=True)`) "
-                f"and upload {WEIGHTS_FILE} with {CONFIG_FILE}."
-            )
 
 
 def parse_config(raw: bytes) -> dict[str, Any]:

@@ -9,13 +9,10 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Iterator
 from pathlib import Path
 
-import boto3
 import pytest
 import torch
-from moto.server import ThreadedMotoServer
 from peft import LoraConfig, get_peft_model
 from sqlalchemy.orm import Session
 from transformers import GPTBigCodeConfig, GPTBigCodeForCausalLM, PreTrainedTokenizerFast
@@ -23,7 +20,6 @@ from transformers import GPTBigCodeConfig, GPTBigCodeForCausalLM, PreTrainedToke
 from tailor.adapters.artifacts import write_manifest
 from tailor.adapters.loading import load_base, load_with_adapters
 from tailor.adapters.spec import AdapterManifest
-from tailor.storage import S3Store
 from tailor.train.tiny import EOS, tiny_base_cached, tiny_config, train_tokenizer
 from tests.conftest import register_base
 
@@ -183,28 +179,3 @@ def set_manifest(adapter_dir: Path, **changes: object) -> None:
     path = adapter_dir / "tailor.json"
     data = json.loads(path.read_text()) | changes
     path.write_text(json.dumps(data))
-
-
-@pytest.fixture(scope="session")
-def s3_endpoint() -> Iterator[str]:
-    """A real S3 API on localhost (moto's server)."""
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0)
-    server.start()
-    host, port = server.get_host_and_port()
-    yield f"http://{host}:{port}"
-    server.stop()
-
-
-@pytest.fixture
-def s3_store(s3_endpoint: str, tmp_path: Path) -> S3Store:
-    """An empty bucket behind the S3 API."""
-    client = boto3.client(
-        "s3",
-        endpoint_url=s3_endpoint,
-        region_name="us-east-1",
-        aws_access_key_id="test",
-        aws_secret_access_key="test",
-    )
-    bucket = f"b-{tmp_path.name[-20:].lower().replace('_', '-')}"
-    client.create_bucket(Bucket=bucket)
-    return S3Store(bucket, "tailor", client)

@@ -15,14 +15,12 @@ from datetime import datetime
 from pathlib import Path
 from urllib.parse import parse_qs, urlparse
 
-import boto3
 import httpx
 import numpy as np
 import pytest
 import redis
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
-from moto.server import ThreadedMotoServer
 from safetensors.numpy import save as save_safetensors
 from sqlalchemy import Connection
 from sqlalchemy.orm import Session, sessionmaker
@@ -304,39 +302,18 @@ def test_a_file_store_cannot_sign_links_and_says_so(
     assert "S3" in resp.json()["detail"]
 
 
-@pytest.fixture(scope="module")
-def s3_endpoint() -> Iterator[str]:
-    """A real S3 API on localhost (moto's server)."""
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0)
-    server.start()
-    host, port = server.get_host_and_port()
-    yield f"http://{host}:{port}"
-    server.stop()
-
-
 @pytest.fixture
 def s3_client(
     settings: Settings,
     connection: Connection,
     sessions: sessionmaker[Session],
-    s3_endpoint: str,
-    tmp_path: Path,
+    s3_store: S3Store,
 ) -> Iterator[tuple[TestClient, S3Store]]:
     """The API on an S3 object store."""
-    client = boto3.client(
-        "s3",
-        endpoint_url=s3_endpoint,
-        region_name="us-east-1",
-        aws_access_key_id="test",
-        aws_secret_access_key="test",
-    )
-    bucket = f"b-{tmp_path.name[-20:].lower().replace('_', '-')}"
-    client.create_bucket(Bucket=bucket)
-    store = S3Store(bucket, "tailor", client)
-    app: FastAPI = create_app(settings, engine=connection.engine, store=store)
+    app: FastAPI = create_app(settings, engine=connection.engine, store=s3_store)
     app.state.sessionmaker = sessions
     with TestClient(app, raise_server_exceptions=False) as c:
-        yield c, store
+        yield c, s3_store
 
 
 def test_export_links_are_presigned_expire_and_download_the_files(

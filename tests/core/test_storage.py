@@ -2,24 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 
-import boto3
 import pytest
-from moto.server import ThreadedMotoServer
 
 from tailor.storage import FileStore, ObjectStore, S3Store, StoreError
-
-
-@pytest.fixture(scope="module")
-def s3_endpoint() -> Iterator[str]:
-    """A real S3 API on localhost."""
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0)
-    server.start()
-    host, port = server.get_host_and_port()
-    yield f"http://{host}:{port}"
-    server.stop()
 
 
 @pytest.fixture(params=["file", "s3"])
@@ -27,17 +14,8 @@ def any_store(request: pytest.FixtureRequest, tmp_path: Path) -> ObjectStore:
     """Each store implementation, empty."""
     if request.param == "file":
         return FileStore(tmp_path / "objects")
-    endpoint = request.getfixturevalue("s3_endpoint")
-    client = boto3.client(
-        "s3",
-        endpoint_url=endpoint,
-        region_name="us-east-1",
-        aws_access_key_id="test",
-        aws_secret_access_key="test",
-    )
-    bucket = f"b-{tmp_path.name[-20:].lower().replace('_', '-')}"
-    client.create_bucket(Bucket=bucket)
-    return S3Store(bucket, "tailor", client)
+    store: S3Store = request.getfixturevalue("s3_store")
+    return store
 
 
 def test_objects_round_trip(any_store: ObjectStore) -> None:

@@ -7,16 +7,13 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-import boto3
 import pytest
-from moto.server import ThreadedMotoServer
 
 from tailor.config import Settings
 from tailor.demo.gitserver import FileContent, GitServer, Symlink
 from tailor.harvest.spec import RepoSource
 from tailor.repositories.addresses import NetworkPolicy
 from tailor.repositories.urls import UrlPolicy
-from tailor.storage import S3Store
 from tests.harvest.planted import secrets_module
 
 TOKEN = "tok-9f8e7d6c5b4a3f2e1d0c"
@@ -232,28 +229,3 @@ def team_repos(git_server: GitServer) -> TeamRepos:
         "payments": git_server.create_repo("payments", payments_files()),
     }
     return TeamRepos(git_server, heads)
-
-
-@pytest.fixture(scope="session")
-def s3_endpoint() -> Iterator[str]:
-    """moto's S3 server on loopback."""
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0)
-    server.start()
-    host, port = server.get_host_and_port()
-    yield f"http://{host}:{port}"
-    server.stop()
-
-
-@pytest.fixture
-def s3_store(s3_endpoint: str, tmp_path: Path) -> S3Store:
-    """An empty bucket behind the S3 API."""
-    client = boto3.client(
-        "s3",
-        endpoint_url=s3_endpoint,
-        region_name="us-east-1",
-        aws_access_key_id="test",
-        aws_secret_access_key="test",
-    )
-    bucket = f"h-{tmp_path.name[-20:].lower().replace('_', '-')}"
-    client.create_bucket(Bucket=bucket)
-    return S3Store(bucket, "tailor", client)
