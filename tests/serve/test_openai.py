@@ -13,7 +13,7 @@ from fastapi import FastAPI
 from tailor.serve.engine import TailorEngine
 from tailor.serve.generation import GenerationRequest
 
-from .conftest import FIM_PREFIX, FIM_SUFFIX, LiveServer, Registry, start_server
+from .conftest import BASE_NAME, FIM_PREFIX, FIM_SUFFIX, LiveServer, Registry, start_server
 
 FIM_TOKENS = ("<fim_prefix>", "<fim_suffix>", "<fim_middle>", "<fim_pad>", "<|endoftext|>")
 
@@ -142,7 +142,7 @@ def test_chat_completion_streams_and_matches(acme_client: openai.OpenAI) -> None
 
 def test_models_lists_the_teams_adapters_and_the_base(acme_client: openai.OpenAI) -> None:
     ids = {m.id for m in acme_client.models.list()}
-    assert ids == {"py", "<base>"}
+    assert ids == {"py", BASE_NAME}
 
 
 def test_other_teams_adapter_is_not_found(acme_client: openai.OpenAI) -> None:
