@@ -37,7 +37,9 @@ def fim_body(model: str, *, stream: bool = True) -> dict[str, Any]:
     }
 
 
-def post(server: LiveServer, path: str, body: Any, token: str | None = "tok-acme") -> httpx.Response:
+def post(
+    server: LiveServer, path: str, body: Any, token: str | None = "tok-acme"
+) -> httpx.Response:
     return httpx.post(
         f"{server.url}{path}", content=json.dumps(body), headers=headers(token), timeout=60
     )
