@@ -107,6 +107,17 @@ def test_a_family_tagged_name_means_the_teams_endpoint(
     assert body["response"] == direct(engine, registry.published[("acme", "py")])
 
 
+def test_ollamas_latest_tag_means_the_untagged_model(
+    server: LiveServer, engine: TailorEngine, registry: Registry
+) -> None:
+    body = post(server, "/api/generate", fim_body("py:latest", stream=False)).json()
+    assert body["response"] == direct(engine, registry.published[("acme", "py")])
+
+
+def test_another_teams_model_with_the_latest_tag_is_404(server: LiveServer) -> None:
+    assert post(server, "/api/generate", fim_body("go:latest")).status_code == 404
+
+
 def test_an_empty_prompt_only_loads_the_model(server: LiveServer) -> None:
     body = post(server, "/api/generate", {"model": "py"}).json()
     assert body["done_reason"] == "load" and body["response"] == ""
