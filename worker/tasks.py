@@ -167,7 +167,7 @@ def adapter_export(job_uid: str, stop: threading.Event) -> None:
 )
 def endpoint_sync(team_id: int, name: str) -> None:
     """Make the team's InferenceEndpoint match what its endpoint serves now (cluster mode)."""
-    from tailor.finetunes.cluster import connect
+    from tailor.k8s import connect
     from tailor.registry.cluster import sync_endpoint
 
     sync_endpoint(_sessions(), get_settings(), int(team_id), str(name), connect())

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import threading
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +22,7 @@ from tailor.finetunes.service import with_base_source
 from tailor.jobs import service as jobs
 from tailor.jobs.attempt import removed_if_interrupted
 from tailor.jobs.recorder import JobRecorder
+from tailor.k8s import connect
 from tailor.queue import make_sender
 from tailor.registry.service import register_version, version_prefix
 from tailor.storage import ObjectStore
@@ -54,7 +56,7 @@ def run_finetune_job(
         if job.executor == "kubernetes":
             # The operator runs it on the cluster and reports each phase to the API.
             if not job.state.final:
-                cluster.submit_finetune(session, settings, job, cluster.connect())
+                cluster.submit_finetune(session, settings, job, connect())
             return
         if not jobs.begin_attempt(session, job):
             return
@@ -140,6 +142,16 @@ def register_trained(
         # the full 164 problems through POST /evaluations.
         request = auto_evaluation(settings or Settings(), spec.adapter_name, version)
         queue_evaluation(session, session.get_one(Team, job.team_id), row, sender, request)
+
+
+def finish_trained(store: ObjectStore, sender: Celery | None) -> Callable[[Session, Job], None]:
+    """How a fine-tune the cluster ran ends once its workload succeeded: as a local one does."""
+
+    def finish(session: Session, job: Job) -> None:
+        slug = session.get_one(Team, job.team_id).slug
+        register_trained(session, store, job, slug, {}, sender)
+
+    return finish
 
 
 def _failure_reason(seen: Relayed, code: int, work_dir: Path) -> str:
