@@ -29,6 +29,7 @@ from tailor.finetunes.run import run_finetune_job
 from tailor.jobs.attempt import Policy, fail_at_hard_limit, run_attempt
 from tailor.jobs.kinds import TASKS
 from tailor.jobs.reaper import start_reaper
+from tailor.registry.cluster import SYNC_TASK
 from tailor.storage import ObjectStore, get_store
 from worker.app import app
 
@@ -159,7 +160,7 @@ def adapter_export(job_uid: str, stop: threading.Event) -> None:
 
 
 @app.task(
-    name="tailor.endpoint.sync",
+    name=SYNC_TASK,
     autoretry_for=(Exception,),  # an unreachable cluster: try again, the state converges
     retry_backoff=5,
     retry_backoff_max=300,

@@ -6,22 +6,21 @@ import os
 import threading
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from celery import Celery
-from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
 from tailor.adapters.spec import AdapterManifest
 from tailor.config import Settings
 from tailor.db.models import Job, Team
-from tailor.errors import TailorError
 from tailor.evaluations.service import auto_evaluation, queue_evaluation
 from tailor.finetunes import cluster
 from tailor.finetunes.service import with_base_source
 from tailor.jobs import service as jobs
 from tailor.jobs.attempt import removed_if_interrupted
 from tailor.jobs.recorder import JobRecorder
+from tailor.jobs.runner import Stage, run_job
 from tailor.k8s import connect
 from tailor.queue import make_sender
 from tailor.registry.service import register_version, version_prefix
@@ -38,6 +37,13 @@ from tailor.train.protocol import (
 from tailor.train.spec import TrainSpec
 
 
+class _FineTune(NamedTuple):
+    """A fine-tune job as read at its start."""
+
+    spec: TrainSpec  # its base resolved to the catalog's files
+    team: str
+
+
 def run_finetune_job(
     sessions: sessionmaker[Session],
     store: ObjectStore,
@@ -49,47 +55,46 @@ def run_finetune_job(
 
     `stop` is the attempt's stop event (`tailor.jobs.attempt`): set, the training stops.
     """
-    with sessions.begin() as session:
-        job = session.scalars(select(Job).where(Job.uid == job_uid)).one_or_none()
-        if job is None:
-            return
+
+    def begin(session: Session, job: Job) -> bool:
         if job.executor == "kubernetes":
             # The operator runs it on the cluster and reports each phase to the API.
             if not job.state.final:
                 cluster.submit_finetune(session, settings, job, connect())
-            return
-        if not jobs.begin_attempt(session, job):
-            return
-        job_id, team_id, spec = job.id, job.team_id, TrainSpec.model_validate(job.spec)
-        team_slug = session.get_one(Team, team_id).slug
-        try:
-            spec = with_base_source(session, spec)
-        except TailorError as exc:
-            jobs.fail(session, job, exc.detail)
-            return
+            return False
+        return jobs.begin_attempt(session, job)
+
+    def read(session: Session, job: Job) -> _FineTune:
+        spec = with_base_source(session, TrainSpec.model_validate(job.spec))
+        return _FineTune(spec, session.get_one(Team, job.team_id).slug)
+
     work_dir = settings.ensure_workspace() / "jobs" / job_uid
-    work_dir.mkdir(parents=True, exist_ok=True)
-    spec_path = work_dir / "spec.json"
-    spec_path.write_text(spec.model_dump_json(indent=2))
-    recorder = JobRecorder(sessions, job_id, stop)
-    # Interrupted (time limit, a cancel the entrypoint did not heed): the job ends here and
-    # nobody resumes it, so its checkpoints go.
-    with removed_if_interrupted(store, spec.checkpoint_prefix(job_uid)):
-        seen, code = _launch(spec_path, job_uid, spec, recorder, settings, work_dir)
-    with sessions.begin() as session:
-        job = jobs.lock_job(session, job_id)
-        if job.cancel_requested:
-            # The entrypoint keeps checkpoints when it stops (a preempted pod resumes from
-            # them); a cancel is final, so they go.
-            store.delete_prefix(spec.checkpoint_prefix(job_uid))
-            jobs.mark_cancelled(session, job)
-        elif code == 0 and seen.final is not None and seen.final["event"] == "result":
+
+    def work(ft: _FineTune, recorder: JobRecorder) -> tuple[Relayed, int]:
+        spec = ft.spec
+        work_dir.mkdir(parents=True, exist_ok=True)
+        spec_path = work_dir / "spec.json"
+        spec_path.write_text(spec.model_dump_json(indent=2))
+        # Interrupted (time limit, a cancel the entrypoint did not heed): the job ends here
+        # and nobody resumes it, so its checkpoints go.
+        with removed_if_interrupted(store, spec.checkpoint_prefix(job_uid)):
+            return _launch(spec_path, job_uid, spec, recorder, settings, work_dir)
+
+    def finish(session: Session, job: Job, ft: _FineTune, ran: tuple[Relayed, int]) -> None:
+        seen, code = ran
+        if code == 0 and seen.final is not None and seen.final["event"] == "result":
             result = {k: v for k, v in seen.final.items() if k != "event"}
-            register_trained(
-                session, store, job, team_slug, result, make_sender(settings), settings
-            )
+            sender = make_sender(settings)
+            register_trained(session, store, job, ft.team, result, sender, settings)
         else:
             jobs.fail(session, job, _failure_reason(seen, code, work_dir))
+
+    def discard(ft: _FineTune, _ran: tuple[Relayed, int] | None) -> None:
+        # The entrypoint keeps checkpoints when it stops (a preempted pod resumes from
+        # them); a cancel is final, so they go.
+        store.delete_prefix(ft.spec.checkpoint_prefix(job_uid))
+
+    run_job(sessions, job_uid, Stage(read, work, finish, discard=discard, begin=begin), stop)
 
 
 def _launch(
