@@ -60,30 +60,6 @@ def encode_document(
     return fim_order(encode(text[:a]), encode(text[a:b]), encode(text[b:]), ids, do_spm)
 
 
-def parse_psm(tokens: Sequence[int], ids: FimTokens) -> tuple[list[int], list[int], list[int]]:
-    """Recover (prefix, middle, suffix) ids from a PSM example."""
-    toks = list(tokens)
-    if len(toks) < 3 or toks[0] != ids.prefix_id:
-        raise FimError("not a FIM example: it does not start with the prefix token")
-    suf_at, mid_at = toks.index(ids.suffix_id), toks.index(ids.middle_id)
-    return toks[1:suf_at], toks[mid_at + 1 :], toks[suf_at + 1 : mid_at]
-
-
-def parse_spm(
-    tokens: Sequence[int], ids: FimTokens, prefix_len: int
-) -> tuple[list[int], list[int], list[int]]:
-    """Recover (prefix, middle, suffix) from an SPM example, given the prefix's token count.
-
-    In SPM the prefix and the middle follow `<mid>` back to back, so the split needs it.
-    """
-    toks = list(tokens)
-    if toks[:2] != [ids.prefix_id, ids.suffix_id]:
-        raise FimError("not an SPM example: it does not start with prefix, suffix tokens")
-    mid_at = toks.index(ids.middle_id)
-    tail = toks[mid_at + 1 :]
-    return tail[:prefix_len], tail[prefix_len:], toks[2:mid_at]
-
-
 def tokenizer_fim_ids(tokenizer: Any, names: FimNames | None) -> FimTokens:
     """FIM token ids of a transformers tokenizer (its full vocabulary, specials included)."""
     return resolve_fim_tokens(tokenizer.get_vocab(), names)
