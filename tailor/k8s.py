@@ -79,25 +79,12 @@ class Rejected(RuntimeError):
 
 def create(api: ApiClient, kind: CustomKind, body: dict[str, Any]) -> bool:
     """Create the resource; False when it exists already (a redelivered task)."""
-    from kubernetes.client import CustomObjectsApi
-    from kubernetes.client.exceptions import ApiException
-
-    namespace = body["metadata"]["namespace"]
-    try:
-        CustomObjectsApi(api).create_namespaced_custom_object(
-            GROUP, VERSION, namespace, kind.plural, body
-        )
-    except ApiException as exc:
-        if exc.status == 409:
-            return False
-        if _refused(exc):
-            raise Rejected(rejection(exc, kind, namespace)) from exc
-        raise
-    return True
+    return apply(api, kind, body, update=False) == "created"
 
 
-def apply(api: ApiClient, kind: CustomKind, body: dict[str, Any]) -> str:
-    """Create the resource, or merge its labels and spec into the existing one."""
+def apply(api: ApiClient, kind: CustomKind, body: dict[str, Any], *, update: bool = True) -> str:
+    """Create the resource, or (`update`) merge its labels and spec into the existing one:
+    "created", "updated", or "exists" (left as it was)."""
     from kubernetes.client import CustomObjectsApi
     from kubernetes.client.exceptions import ApiException
 
@@ -110,6 +97,8 @@ def apply(api: ApiClient, kind: CustomKind, body: dict[str, Any]) -> str:
         except ApiException as exc:
             if exc.status != 409:
                 raise
+        if not update:
+            return "exists"
         patch = {"metadata": {"labels": body["metadata"]["labels"]}, "spec": body["spec"]}
         custom.patch_namespaced_custom_object(GROUP, VERSION, namespace, kind.plural, name, patch)
         return "updated"
