@@ -9,10 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from tailor.fim import FimError, FimNames, FimTokens
-
-# The FIM table and its error live in tailor.fim; serving's modules still name them here.
-__all__ = ["FimError", "fim_prompt_ids", "fim_prompt_text", "split_fim_text"]
+from tailor.fim import FimNames, FimTokens
 
 
 def fim_prompt_ids(
