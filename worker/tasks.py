@@ -29,6 +29,7 @@ from tailor.finetunes.run import run_finetune_job
 from tailor.jobs.attempt import Policy, fail_at_hard_limit, run_attempt
 from tailor.jobs.kinds import TASKS
 from tailor.jobs.reaper import start_reaper
+from tailor.registry.cluster import SYNC_TASK
 from tailor.storage import ObjectStore, get_store
 from worker.app import app
 
@@ -159,7 +160,7 @@ def adapter_export(job_uid: str, stop: threading.Event) -> None:
 
 
 @app.task(
-    name="tailor.endpoint.sync",
+    name=SYNC_TASK,
     autoretry_for=(Exception,),  # an unreachable cluster: try again, the state converges
     retry_backoff=5,
     retry_backoff_max=300,
@@ -167,7 +168,7 @@ def adapter_export(job_uid: str, stop: threading.Event) -> None:
 )
 def endpoint_sync(team_id: int, name: str) -> None:
     """Make the team's InferenceEndpoint match what its endpoint serves now (cluster mode)."""
-    from tailor.finetunes.cluster import connect
+    from tailor.k8s import connect
     from tailor.registry.cluster import sync_endpoint
 
     sync_endpoint(_sessions(), get_settings(), int(team_id), str(name), connect())

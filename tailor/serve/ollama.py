@@ -14,7 +14,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from tailor.serve.fim import FimStyle
+from tailor.fim import FimNames
 
 
 class _Lenient(BaseModel):
@@ -61,7 +61,7 @@ def now() -> str:
     return datetime.now(UTC).isoformat().replace("+00:00", "Z")
 
 
-def template(fim: FimStyle | None) -> str:
+def template(fim: FimNames | None) -> str:
     """A Go template as Ollama's Modelfiles write it; with FIM tokens it uses `.Suffix`."""
     if fim is None:
         return "{{ .Prompt }}"
@@ -84,7 +84,7 @@ def details(family: str) -> dict[str, Any]:
     }
 
 
-def show_body(family: str, fim: FimStyle | None, context_length: int) -> dict[str, Any]:
+def show_body(family: str, fim: FimNames | None, context_length: int) -> dict[str, Any]:
     """`/api/show`: the template, the context window (`num_ctx`) and what the model can do."""
     tmpl = template(fim)
     return {
