@@ -304,6 +304,26 @@ def one_lean(client: Any, body: dict[str, Any]) -> Timing:
     return time.perf_counter() - start, (first or start) - start
 
 
+def one_tabby(client: Any, model: str) -> Timing:
+    """A completion as tabby-agent asks it (Tabby answers whole), under the model's endpoint."""
+    body = {"language": "python", "segments": {"prefix": PREFIX, "suffix": SUFFIX}}
+    start = time.perf_counter()
+    client.post(f"/tabby/{model}/v1/completions", json=body).raise_for_status()
+    return time.perf_counter() - start, time.perf_counter() - start
+
+
+def one_ollama(client: Any, model: str, tokens: int) -> Timing:
+    """A completion as Continue's ollama provider asks it, read as NDJSON lines."""
+    options = {"temperature": 0, "num_predict": tokens}
+    body = {"model": model, "prompt": PREFIX, "suffix": SUFFIX, "options": options}
+    start = time.perf_counter()
+    first = None
+    with client.stream("POST", "/api/generate", json=body) as response:
+        for _line in response.iter_lines():
+            first = first or time.perf_counter()
+    return time.perf_counter() - start, (first or start) - start
+
+
 def _client_process(url: str, token: str, conn: Any) -> None:
     """A client in its own process, as an IDE is: runs `(model, mode, tokens)` asks, answers
     timings."""
@@ -311,12 +331,18 @@ def _client_process(url: str, token: str, conn: Any) -> None:
     from openai import OpenAI
 
     sdk = OpenAI(base_url=url, api_key=token, max_retries=0)
-    lean = httpx.Client(base_url=url, headers={"Authorization": f"Bearer {token}"}, timeout=600)
+    auth = {"Authorization": f"Bearer {token}"}
+    lean = httpx.Client(base_url=url, headers=auth, timeout=600)
+    root = httpx.Client(base_url=url.rstrip("/").removesuffix("/v1"), headers=auth, timeout=600)
     while (ask := conn.recv()) is not None:
         model, mode, tokens = ask
         if mode == "lean":
             body = {"model": model, "prompt": PREFIX, "suffix": SUFFIX, "max_tokens": tokens}
             conn.send(one_lean(lean, {**body, "temperature": 0, "stream": True, **FIXED}))
+        elif mode == "tabby":
+            conn.send(one_tabby(root, model))
+        elif mode == "ollama":
+            conn.send(one_ollama(root, model, tokens))
         else:
             conn.send(one_http(sdk, model, stream=mode == "stream"))
 
@@ -368,6 +394,8 @@ PATHS = (
     "http_lean",
     "http_every_chunk",
     "http_non_streaming",
+    "http_tabby",
+    "http_ollama",
 )
 
 
@@ -395,6 +423,8 @@ def latencies(
         "http_lean": lambda: remote.time("a0", "lean"),
         "http_every_chunk": lambda: every.time("a0"),
         "http_non_streaming": lambda: remote.time("a0", "whole"),
+        "http_tabby": lambda: remote.time("a0", "tabby"),
+        "http_ollama": lambda: remote.time("a0", "ollama"),
     }
     paths: dict[str, list[tuple[float, float, float, float]]] = {name: [] for name in PATHS}
     for _ in range(n):
@@ -840,6 +870,11 @@ def measure(base: Path, store: FileStore, args: argparse.Namespace) -> dict[str,
             "the same read as raw SSE lines with httpx (llm-ls, which llm-vscode uses, is a "
             "Rust client); `http_every_chunk`: OpenAI SDK, every chunk sent as it comes (the "
             "serving app before this change); `http_non_streaming`: OpenAI SDK, stream=false; "
+            "`http_tabby`: tabby-agent's body to /tabby/a0/v1/completions with httpx (whole; "
+            "Tabby's protocol cannot ask for exactly 64 tokens, so its answer ends where the "
+            "model's block does and only its outside_engine figure compares); `http_ollama`: "
+            "Continue's /api/generate body, NDJSON lines read with httpx (num_predict 64, no "
+            "ignore_eos: the same caveat); "
             "event_loop_cpu = CPU time of the servers' event-loop threads per request (what the "
             "loop can take of the GIL the engine's thread decodes with; robust to the machine's "
             "noise where the engine's wall time is not)",
@@ -876,7 +911,8 @@ def measure(base: Path, store: FileStore, args: argparse.Namespace) -> dict[str,
             "http_overhead_p50_ms_max": 5.0,
             "http_overhead_figure": "outside_engine_p50_ms of `http_lean` (the HTTP stack), of "
             "`http` (the same plus the OpenAI Python SDK's own work) and of `http_gateway` (the "
-            "same plus the gateway's token and model lookup, as deployed)",
+            "same plus the gateway's token and model lookup, as deployed); Tabby's and "
+            "Ollama's paths (`http_tabby`, `http_ollama`) are held to the same goal",
             "throughput_ratio_min": 0.8,
         },
         "vllm": "not measured: no GPU was available to this task (vLLM needs one)",
@@ -919,6 +955,8 @@ def print_table(r: dict[str, Any]) -> None:
                 ("http_lean", "lean SSE client"),
                 ("http_every_chunk", "SDK, every chunk (before)"),
                 ("http_non_streaming", "SDK, non-streaming"),
+                ("http_tabby", "Tabby completion (whole)"),
+                ("http_ollama", "Ollama generate (NDJSON)"),
             )
         ),
         ("time to first token overhead p50 (ms)", "", f"{h['ttft_overhead_p50_ms']:.2f}"),

@@ -210,6 +210,7 @@ def create_gateway(settings: Settings | None = None) -> FastAPI:
         lookup=routing.lookup,
         list_models=routing.models,
         limits=limits,
+        base_name=settings.serve_base_model,
         stream_interval_s=settings.serve_stream_interval_ms / 1000,
         resources=[cache] if cache else [],
     )

@@ -7,7 +7,7 @@ import time
 from dataclasses import dataclass, field
 
 from tailor.fim import FimError
-from tailor.serve.callers import BASE_MODEL
+from tailor.serve.callers import BASE_MODEL, model_aliases
 from tailor.serve.deps import ServingState, caller
 from tailor.serve.errors import ServeError, model_not_found
 from tailor.serve.generation import GenerationRequest
@@ -41,7 +41,8 @@ async def begin(
     refused for what it asks costs nothing.
     """
     name = model or BASE_MODEL
-    named = None if name in (BASE_MODEL, state.base_name) else name
+    aliases = model_aliases(name, state.family)
+    named = None if any(state.is_base(a) for a in aliases) else name
     found = await caller(state, token, named)
     if not state.backend.is_ready():
         raise ServeError(
@@ -50,6 +51,10 @@ async def begin(
             "the base model is still loading; retry shortly",
             headers={"Retry-After": "5"},
         )
+    for alias in aliases[1:]:  # only when the literal name is none of the team's endpoints
+        if found.known:
+            break
+        found = await caller(state, token, alias)
     if not found.known:
         raise model_not_found(name)
     return Call(found.team, name, route, state.limits_for(found.team)), found.adapter

@@ -1,4 +1,5 @@
-"""The serving app: OpenAI- and TGI-compatible endpoints over a backend, per-team tokens.
+"""The serving app: OpenAI-, TGI-, Tabby- and Ollama-compatible endpoints over a backend,
+per-team tokens.
 
 Who a token belongs to and which adapter a model name means are the caller's business
 (a `Lookup`: the DB in `tailor up`, dictionaries in tests); the app knows HTTP, limits and
@@ -29,7 +30,7 @@ from tailor.serve.deps import (
 )
 from tailor.serve.errors import ServeError, openai_error_body, tgi_error_body
 from tailor.serve.metrics import ServingMetrics
-from tailor.serve.routers import openai, probes, tgi
+from tailor.serve.routers import ollama, openai, probes, tabby, tgi
 from tailor.serve.spec import EndpointLimits
 
 
@@ -48,9 +49,10 @@ def create_serving_app(
     """The FastAPI app serving one backend to many teams.
 
     `lookup(token, model)` gives the caller's team and the backend's adapter key for one of
-    that team's models, once per request. `<base>` and `base_name` always mean the base
-    model. A stream's chunks between its first and last go out at most once per
-    `stream_interval_s` (merged), so that streaming costs the decoding thread little; 0 sends
+    that team's models, once per request. `<base>`, `base_name` and its last part
+    lower-cased (the id `/v1/models` lists it under) always mean the base model. A stream's
+    chunks between its first and last go out at most once per `stream_interval_s` (merged),
+    so that streaming costs the decoding thread little; 0 sends
     every chunk as it comes. `resources` are entered when the app starts and left when it
     has stopped (the gateway's cache listener).
     """
@@ -82,7 +84,7 @@ def create_serving_app(
     app.state.serving = state
     app.exception_handler(ServeError)(_refused)
     app.exception_handler(RequestValidationError)(_invalid)
-    for module in (probes, openai, tgi):
+    for module in (probes, openai, tgi, tabby, ollama):
         app.include_router(module.router)
     return app
 
@@ -102,9 +104,13 @@ async def _invalid(request: Request, exc: RequestValidationError) -> JSONRespons
     return _error_response(request, _validation_error(exc))
 
 
+# Paths whose clients read OpenAI's error shape; TGI's and Ollama's read `{"error": "..."}`.
+_OPENAI_SHAPED = ("/v1/", "/v1beta/", "/tabby/")
+
+
 def _error_response(request: Request, err: ServeError) -> JSONResponse:
-    tgi_path = not request.url.path.startswith("/v1/")
-    body = tgi_error_body(err) if tgi_path else openai_error_body(err)
+    openai_path = request.url.path.startswith(_OPENAI_SHAPED)
+    body = openai_error_body(err) if openai_path else tgi_error_body(err)
     return JSONResponse(body, status_code=err.status, headers=err.headers)
 
 

@@ -6,6 +6,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 BASE_MODEL = "<base>"
+# What Ollama clients append to a model named without a tag.
+OLLAMA_DEFAULT_TAG = ":latest"
 
 
 @dataclass(frozen=True)
@@ -42,3 +44,27 @@ def lookup_from(
         return Caller(team, None if key == BASE_MODEL else key)
 
     return lookup
+
+
+def base_family(base_name: str) -> str:
+    """The id clients see for the base, which also names its family: the catalog name's last
+    part, lower-cased (`bigcode/StarCoderBase-1B` -> `starcoderbase-1b`)."""
+    return base_name.rsplit("/", 1)[-1].lower()
+
+
+def model_aliases(name: str, family: str) -> list[str]:
+    """The endpoint names `name` may mean, most literal first.
+
+    Clients pick a model's prompt template from its id, so an endpoint may be called with the
+    base family after it (`payments-completion-qwen2.5-coder-1.5b`, or Ollama's tag form
+    `payments-completion:qwen2.5-coder-1.5b`); Ollama clients add `:latest` to untagged names.
+    """
+    names = [name]
+    plain = name.removesuffix(OLLAMA_DEFAULT_TAG)
+    if plain != name:
+        names.append(plain)
+    for sep in ("-", ":"):
+        tail = sep + family
+        if plain.endswith(tail) and len(plain) > len(tail):
+            names.append(plain[: -len(tail)])
+    return names

@@ -10,7 +10,7 @@ from typing import Annotated, Any, Protocol
 from fastapi import Depends, Request
 from starlette.concurrency import run_in_threadpool
 
-from tailor.serve.callers import Caller, Lookup
+from tailor.serve.callers import BASE_MODEL, Caller, Lookup, base_family
 from tailor.serve.errors import ServeError
 from tailor.serve.generation import ChunkSink, GenerationRequest, Ticket
 from tailor.serve.limits import RateLimiter
@@ -48,6 +48,14 @@ class ServingState:
     stream_interval_s: float
     limiter: RateLimiter = field(default_factory=RateLimiter)
     in_flight: int = 0
+    family: str = field(init=False)  # the base's id in listings, and its family in aliases
+
+    def __post_init__(self) -> None:
+        self.family = base_family(self.base_name)
+
+    def is_base(self, name: str) -> bool:
+        """True when `name` means the base model (`<base>`, its catalog name or its id)."""
+        return name in (BASE_MODEL, self.base_name, self.family)
 
 
 async def get_serving(request: Request) -> ServingState:

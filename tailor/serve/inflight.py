@@ -172,6 +172,15 @@ def sse_response(stream: Stream, body: AsyncIterator[bytes]) -> StreamingRespons
     )
 
 
+def ndjson_response(stream: Stream, body: AsyncIterator[bytes]) -> StreamingResponse:
+    """Newline-delimited JSON of a stream (Ollama's), written as few times as the chunks allow."""
+    return StreamingResponse(
+        _coalesced(stream, body),
+        media_type="application/x-ndjson",
+        headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
+    )
+
+
 async def _coalesced(stream: Stream, events: AsyncIterator[bytes]) -> AsyncIterator[bytes]:
     """One write for the events of every chunk already here (a lagging loop catches up at once)."""
     parts: list[bytes] = []

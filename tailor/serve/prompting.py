@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from tailor.fim import FimError, FimStyle, FimTokens, detect_fim
-from tailor.serve.fim import fim_prompt_ids
+from tailor.serve.fim import fim_prompt_ids, split_fim_text
 from tailor.serve.generation import GenerationRequest
 from tailor.serve.postprocess import PostprocessOptions
 
@@ -64,6 +64,12 @@ class Prompter:
         if self.fim is None:
             raise FimError("this model has no fill-in-the-middle tokens; send no `suffix`")
         return fim_prompt_ids(request.prompt, request.suffix, self.fim, self.encode, self.leading)
+
+    def split_fim(self, text: str) -> tuple[str, str | None]:
+        """(prefix, suffix) of a prompt written in this model's FIM tokens (what llm-ls sends),
+        else (text, None)."""
+        parts = split_fim_text(text, self.fim.style) if self.fim else None
+        return parts if parts is not None else (text, None)
 
     def check_fits(self, request: GenerationRequest) -> list[int]:
         """The prompt's ids, or PromptTooLongError with the numbers."""

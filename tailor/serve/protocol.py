@@ -22,6 +22,28 @@ class _Lenient(BaseModel):
     model_config = ConfigDict(extra="ignore")
 
 
+class TgiParameters(_Lenient):
+    """TGI's `parameters` (what llm-ls and huggingface_hub send)."""
+
+    adapter_id: str | None = None
+    max_new_tokens: int | None = Field(None, ge=1)
+    temperature: float | None = Field(None, ge=0.0)
+    top_p: float | None = Field(None, gt=0.0, le=1.0)
+    do_sample: bool = False
+    stop: list[str] = Field(default_factory=list)
+    seed: int | None = None
+    return_full_text: bool | None = False
+    details: bool = False
+
+
+def tgi_sampling(params: TgiParameters) -> tuple[float, float]:
+    """(temperature, top_p) as TGI means them: it samples when asked to, or when a sampling
+    knob is moved off its neutral value; else it decodes greedily."""
+    t = params.temperature
+    sample = params.do_sample or (t is not None and t not in (0.0, 1.0)) or (params.top_p or 1) < 1
+    return ((t if t is not None else 1.0) if sample else 0.0), params.top_p or 1.0
+
+
 class CompletionRequest(_Lenient):
     """OpenAI `/v1/completions`; `suffix` makes it fill-in-the-middle."""
 
@@ -42,6 +64,8 @@ class CompletionRequest(_Lenient):
     single_line: bool = False
     stop_at_block_end: bool | None = None
     ignore_eos: bool = False
+    # llm-ls's OpenAI backend nests TGI's parameters in the body (its `llm.requestBody`).
+    parameters: TgiParameters | None = None
 
     @field_validator("prompt")
     @classmethod
@@ -53,6 +77,22 @@ class CompletionRequest(_Lenient):
     def prompt_text(self) -> str:
         """The single prompt string."""
         return self.prompt[0] if isinstance(self.prompt, list) else self.prompt
+
+    def with_parameters(self) -> CompletionRequest:
+        """The request with TGI's nested `parameters` filling what the body itself leaves unset."""
+        params, given = self.parameters, self.model_fields_set
+        if params is None:
+            return self
+        update: dict[str, Any] = {}
+        if "max_tokens" not in given and params.max_new_tokens:
+            update["max_tokens"] = params.max_new_tokens
+        if not given & {"temperature", "top_p"}:
+            update["temperature"], update["top_p"] = tgi_sampling(params)
+        if "stop" not in given and params.stop:
+            update["stop"] = params.stop
+        if "seed" not in given and params.seed is not None:
+            update["seed"] = params.seed
+        return self.model_copy(update=update)
 
 
 class ChatMessage(_Lenient):
@@ -214,20 +254,6 @@ def sse(payload: dict[str, Any] | str) -> bytes:
 
 
 # -- TGI ----------------------------------------------------------------------------------------
-
-
-class TgiParameters(_Lenient):
-    """TGI's `parameters` (what llm-ls and huggingface_hub send)."""
-
-    adapter_id: str | None = None
-    max_new_tokens: int | None = Field(None, ge=1)
-    temperature: float | None = Field(None, ge=0.0)
-    top_p: float | None = Field(None, gt=0.0, le=1.0)
-    do_sample: bool = False
-    stop: list[str] = Field(default_factory=list)
-    seed: int | None = None
-    return_full_text: bool | None = False
-    details: bool = False
 
 
 class TgiRequest(_Lenient):

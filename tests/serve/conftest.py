@@ -31,6 +31,7 @@ CACHE_ROOT = Path(os.environ.get("TAILOR_TEST_CACHE", "/tmp/tailor-test-cache"))
 TOKENS = {"tok-acme": "acme", "tok-beta": "beta", "tok-bulk": "bulk"}
 FIM_PREFIX = "def add(a, b):\n    "
 FIM_SUFFIX = "\n\ndef sub(a, b):\n    return a - b\n"
+BASE_NAME = "tiny-starcoder"  # the catalog name the session server serves its base under
 
 
 def adapter_key(team: str, name: str, version: str) -> str:
@@ -161,6 +162,7 @@ def serve_app(engine: TailorEngine, registry: Registry) -> Callable[..., FastAPI
         kwargs: dict[str, Any] = {
             "lookup": lookup_from(TOKENS.get, registry.resolve),
             "list_models": registry.list,
+            "base_name": BASE_NAME,
         }
         kwargs.update(overrides)
         return create_serving_app(engine, **kwargs)

@@ -92,6 +92,7 @@ def gateway(routing: Routing, engine: TailorEngine) -> Iterator[LiveServer]:
             engine,
             lookup=routing.lookup,
             list_models=routing.models,
+            base_name=SERVED_BASE,
         )
     )
     yield live
@@ -134,7 +135,7 @@ def test_promotion_is_served_on_the_next_request(
 
 def test_models_lists_the_teams_endpoints(gateway: LiveServer, published: Published) -> None:
     client = openai.OpenAI(base_url=f"{gateway.url}/v1", api_key=published.ide_token)
-    assert {m.id for m in client.models.list()} == {"completion", "<base>"}
+    assert {m.id for m in client.models.list()} == {"completion", SERVED_BASE}
 
 
 def test_another_teams_token_gets_404(

@@ -13,7 +13,7 @@ from fastapi import FastAPI
 from tailor.serve.engine import TailorEngine
 from tailor.serve.generation import GenerationRequest
 
-from .conftest import FIM_PREFIX, FIM_SUFFIX, LiveServer, Registry, start_server
+from .conftest import BASE_NAME, FIM_PREFIX, FIM_SUFFIX, LiveServer, Registry, start_server
 
 FIM_TOKENS = ("<fim_prefix>", "<fim_suffix>", "<fim_middle>", "<fim_pad>", "<|endoftext|>")
 
@@ -142,7 +142,7 @@ def test_chat_completion_streams_and_matches(acme_client: openai.OpenAI) -> None
 
 def test_models_lists_the_teams_adapters_and_the_base(acme_client: openai.OpenAI) -> None:
     ids = {m.id for m in acme_client.models.list()}
-    assert ids == {"py", "<base>"}
+    assert ids == {"py", BASE_NAME}
 
 
 def test_other_teams_adapter_is_not_found(acme_client: openai.OpenAI) -> None:
@@ -191,3 +191,69 @@ def test_missing_field_is_a_422_naming_it(server: LiveServer) -> None:
 def test_an_unknown_token_is_refused_before_the_body_is_judged(server: LiveServer) -> None:
     resp = post_completion(server, "nope", json={"prompt": "x"})
     assert resp.status_code == 401
+
+
+def test_llm_ls_openai_body_with_nested_tgi_parameters(
+    server: LiveServer, engine: TailorEngine, registry: Registry
+) -> None:
+    # llm-ls's build_body for its OpenAI backend: the user's requestBody (llm-ls's default,
+    # TGI's `parameters`) with the FIM prompt it wrote in the model's tokens, model and stream.
+    params = {"max_new_tokens": 24, "temperature": 0.2, "top_p": 0.95, "seed": 3}
+    body = {
+        "parameters": params,
+        "prompt": f"<fim_prefix>{FIM_PREFIX}<fim_suffix>{FIM_SUFFIX}<fim_middle>",
+        "model": "py",
+        "stream": False,
+    }
+    resp = httpx.post(
+        f"{server.url}/v1/completions",
+        json=body,
+        headers={
+            "User-Agent": "llm-ls/0.5.3; rust/unknown; ide/VSCode",
+            "Authorization": "Bearer tok-acme",
+        },
+        timeout=60,
+    )
+    direct = engine.generate(
+        GenerationRequest(
+            prompt=FIM_PREFIX,
+            suffix=FIM_SUFFIX,
+            adapter=registry.published[("acme", "py")],
+            max_new_tokens=24,
+            temperature=0.2,
+            top_p=0.95,
+            seed=3,
+        )
+    )[0].text
+    text = resp.json()["choices"][0]["text"]
+    assert text == direct
+    assert not any(tok in text for tok in FIM_TOKENS)
+
+
+def test_an_endpoint_named_with_the_base_family_is_the_endpoint(
+    acme_client: openai.OpenAI,
+) -> None:
+    def complete(model: str) -> str:
+        out = acme_client.completions.create(
+            model=model, prompt=FIM_PREFIX, suffix=FIM_SUFFIX, max_tokens=16, temperature=0
+        )
+        return out.choices[0].text
+
+    assert complete(f"py-{BASE_NAME}") == complete("py")
+
+
+def test_another_teams_endpoint_named_with_the_family_is_404(
+    acme_client: openai.OpenAI,
+) -> None:
+    with pytest.raises(openai.NotFoundError):
+        acme_client.completions.create(model=f"go-{BASE_NAME}", prompt="def ", max_tokens=4)
+
+
+def test_the_base_answers_to_its_listed_id(
+    acme_client: openai.OpenAI, engine: TailorEngine
+) -> None:
+    out = acme_client.completions.create(
+        model=BASE_NAME, prompt="import ", max_tokens=8, temperature=0.0
+    )
+    direct = engine.generate(GenerationRequest(prompt="import ", max_new_tokens=8))[0].text
+    assert out.choices[0].text == direct

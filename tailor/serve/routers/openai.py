@@ -3,46 +3,58 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from typing import Any
+from typing import Annotated, Any, TypeVar
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Body
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import StreamingResponse
+from pydantic import BaseModel, ValidationError
 from starlette.concurrency import run_in_threadpool
 
 from tailor.serve import protocol as p
+from tailor.serve import tabby as tabby_wire
 from tailor.serve.admission import begin, check_max_tokens
-from tailor.serve.callers import BASE_MODEL
 from tailor.serve.deps import ServingDep, TokenDep, caller
 from tailor.serve.errors import ServeError, openai_error_body
 from tailor.serve.generation import GenerationRequest
 from tailor.serve.inflight import Stream, answer, chunks, first, sse_response
+from tailor.serve.routers import tabby
 
 router = APIRouter(prefix="/v1", tags=["openai"])
+Body_ = TypeVar("Body_", bound=BaseModel)
 
 
 @router.get("/models")
 async def models(state: ServingDep, token: TokenDep) -> dict[str, Any]:
-    """The caller's team's models, and the base model."""
+    """The caller's team's models, and the base model under its own id (its family)."""
     team = (await caller(state, token, None)).team
     names = await run_in_threadpool(state.list_models, team)
     data = [{"id": n, "object": "model", "created": 0, "owned_by": team} for n in names]
-    data.append({"id": BASE_MODEL, "object": "model", "created": 0, "owned_by": "tailor"})
+    data.append({"id": state.family, "object": "model", "created": 0, "owned_by": "tailor"})
     return {"object": "list", "data": data}
 
 
 @router.post("/completions", response_model=None)
 async def completions(
-    body: p.CompletionRequest, state: ServingDep, token: TokenDep
+    raw: Annotated[dict[str, Any], Body()], state: ServingDep, token: TokenDep
 ) -> dict[str, Any] | StreamingResponse:
-    """A completion of `prompt` (with `suffix`: fill-in-the-middle), whole or streamed."""
+    """A completion of `prompt` (with `suffix`: fill-in-the-middle), whole or streamed; a body
+    in Tabby's shape (`segments`) is Tabby's completion of the base model."""
+    if tabby_wire.is_tabby(raw):
+        return await tabby.complete(state, token, None, _parsed(tabby_wire.CompletionRequest, raw))
+    body = _parsed(p.CompletionRequest, raw).with_parameters()
     call, key = await begin(state, token, body.model, "completions")
     max_tokens = body.max_tokens or 16
     check_max_tokens(call, max_tokens, "max_tokens")
     if body.echo:
         raise ServeError(400, "unsupported", "`echo` is not supported", param="echo")
+    assert state.backend.prompter is not None
+    prompt, suffix = body.prompt_text(), body.suffix
+    if suffix is None:  # llm-ls writes the FIM prompt itself, in the model's tokens
+        prompt, suffix = state.backend.prompter.split_fim(prompt)
     req = GenerationRequest(
-        prompt=body.prompt_text(),
-        suffix=body.suffix,
+        prompt=prompt,
+        suffix=suffix,
         adapter=key,
         max_new_tokens=max_tokens,
         temperature=body.temperature,
@@ -135,6 +147,14 @@ async def chat(
         yield p.sse("[DONE]")
 
     return sse_response(stream, _guard_stream(events()))
+
+
+def _parsed(model: type[Body_], raw: dict[str, Any]) -> Body_:
+    """`raw` as `model`, its faults answered as FastAPI answers a body it cannot parse."""
+    try:
+        return model.model_validate(raw)
+    except ValidationError as exc:
+        raise RequestValidationError(exc.errors(include_url=False)) from None
 
 
 async def _guard_stream(events: AsyncIterator[bytes]) -> AsyncIterator[bytes]:

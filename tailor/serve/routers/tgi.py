@@ -15,7 +15,6 @@ from tailor.serve import protocol as p
 from tailor.serve.admission import Call, begin, check_max_tokens
 from tailor.serve.deps import ServingDep, ServingState, TokenDep
 from tailor.serve.errors import ServeError, tgi_error_body
-from tailor.serve.fim import split_fim_text
 from tailor.serve.generation import GenerationRequest
 from tailor.serve.inflight import Stream, answer, chunks, first, sse_response
 
@@ -78,19 +77,16 @@ def _request(
     params = body.parameters
     max_new = params.max_new_tokens or min(100, call.limits.max_tokens)
     check_max_tokens(call, max_new, "max_new_tokens")
-    # TGI samples when asked to, or when a sampling knob is moved off its neutral value.
-    t = params.temperature
-    sample = params.do_sample or (t is not None and t not in (0.0, 1.0)) or (params.top_p or 1) < 1
-    prompter = state.backend.prompter
-    fim = split_fim_text(body.inputs, prompter.fim.style) if prompter and prompter.fim else None
-    prompt, suffix = fim if fim is not None else (body.inputs, None)
+    temperature, top_p = p.tgi_sampling(params)
+    assert state.backend.prompter is not None
+    prompt, suffix = state.backend.prompter.split_fim(body.inputs)
     return GenerationRequest(
         prompt=prompt,
         suffix=suffix,
         adapter=key,
         max_new_tokens=max_new,
-        temperature=(t if t is not None else 1.0) if sample else 0.0,
-        top_p=params.top_p or 1.0,
+        temperature=temperature,
+        top_p=top_p,
         stop=params.stop,
         seed=params.seed,
         team=call.team,
