@@ -33,6 +33,19 @@ def celery_config(settings: Settings) -> dict[str, Any]:
         "broker_connection_retry_on_startup": True,
         "broker_transport_options": _transport_options(settings),
         "task_annotations": time_limits(settings),
+        "beat_schedule": beat_schedule(settings),
+    }
+
+
+def beat_schedule(settings: Settings) -> dict[str, dict[str, Any]]:
+    """Periodic tasks Celery beat sends: in cluster mode, the teams' resync."""
+    if settings.executor != "kubernetes":
+        return {}
+    return {
+        "team-resync": {
+            "task": "tailor.team.resync",
+            "schedule": settings.team_resync_interval_s,
+        }
     }
 
 

@@ -171,3 +171,27 @@ def endpoint_sync(team_id: int, name: str) -> None:
     from tailor.registry.cluster import sync_endpoint
 
     sync_endpoint(_sessions(), get_settings(), int(team_id), str(name), connect())
+
+
+@app.task(
+    name="tailor.team.sync",
+    autoretry_for=(Exception,),  # an unreachable cluster: try again, the state converges
+    retry_backoff=5,
+    retry_backoff_max=300,
+    max_retries=20,
+)
+def team_sync(slug: str) -> None:
+    """Make the team's Team resource match the database (cluster mode)."""
+    from tailor.finetunes.cluster import connect
+    from tailor.teams.cluster import sync_team
+
+    sync_team(_sessions(), str(slug), connect())
+
+
+@app.task(name="tailor.team.resync")
+def team_resync() -> None:
+    """Re-apply every team's Team; report Teams the database does not know (beat, periodic)."""
+    from tailor.finetunes.cluster import connect
+    from tailor.teams.cluster import resync_teams
+
+    resync_teams(_sessions(), connect())
