@@ -90,7 +90,8 @@ def test_deleting_a_team_with_datasets_adapters_or_endpoints_needs_its_slug_agai
     assert (refused.status_code, wrong.status_code) == (409, 409)
     assert refused.json()["holdings"] == {"datasets": 1, "adapters": 1}
     assert client.get(f"/v1/teams/{tenant.slug}", headers=tenant.auth()).status_code == 200
-    confirmed = client.delete(f"/v1/teams/{tenant.slug}?confirm={tenant.slug}", headers=tenant.auth())
+    confirm = f"/v1/teams/{tenant.slug}?confirm={tenant.slug}"
+    confirmed = client.delete(confirm, headers=tenant.auth())
     assert confirmed.status_code == 204
 
 
