@@ -69,6 +69,42 @@ class TeamSeed(BaseModel):
     cluster_quota: ClusterQuota = Field(default_factory=ClusterQuota)
 
 
+class ChartQuota(BaseModel):
+    """A team's quota as the chart's values spell it (the Team resource's fields)."""
+
+    model_config = ConfigDict(extra="forbid")
+    gpus: int = Field(0, ge=0, le=4096)
+    gpuType: str | None = None
+    gpuBorrowingLimit: int | None = None
+    cpu: str | int | None = None
+    memory: str | int | None = None
+    pods: int | None = None
+
+
+class ChartTeam(BaseModel):
+    """One entry of the chart's `teams` value."""
+
+    model_config = ConfigDict(extra="forbid")
+    name: Slug
+    displayName: str | None = None
+    quota: ChartQuota = Field(default_factory=ChartQuota)
+
+    def seed(self) -> TeamSeed:
+        """What the API's seed route takes (checked here, so a bad file sends nothing)."""
+        q = self.quota
+        return TeamSeed(
+            name=self.displayName or self.name,
+            gpu_quota=q.gpus,
+            cluster_quota=ClusterQuota(
+                gpu_type=q.gpuType,
+                gpu_borrowing_limit=q.gpuBorrowingLimit,
+                cpu=None if q.cpu is None else str(q.cpu),
+                memory=None if q.memory is None else str(q.memory),
+                pods=q.pods,
+            ),
+        )
+
+
 class TeamOut(BaseModel):
     """A team as the API shows it."""
 
