@@ -6,11 +6,16 @@ What the sync does on the cluster is tested with the operator in tests/operator.
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
+
 import redis
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
 from sqlalchemy.orm import Session
+from typer.testing import CliRunner, Result
 
+from tailor.cli.main import app as cli_app
 from tailor.config import Settings
 from tailor.teams.cluster import SYNC_TASK
 from tests.api.conftest import queued_tasks
@@ -121,3 +126,36 @@ def test_a_team_member_cannot_seed_teams(client: TestClient, tenant: Tenant) -> 
     assert resp.status_code == 403
     shown = client.get(f"/v1/teams/{tenant.slug}", headers=tenant.auth()).json()
     assert shown["gpu_quota"] == 0
+
+
+def _seed(url: str, token: str, path: Path) -> Result:
+    env = {"TAILOR_URL": url, "TAILOR_TOKEN": token, "TAILOR_OPERATOR_TOKEN": "", "COLUMNS": "200"}
+    return CliRunner().invoke(cli_app, ["admin", "seed-teams", str(path)], env=env)
+
+
+def test_seed_teams_creates_the_files_teams_through_the_api(
+    live_url: str, admin_auth: dict[str, str], tmp_path: Path, client: TestClient
+) -> None:
+    teams = [{"name": "search", "displayName": "Search", "quota": {"gpus": 16, "cpu": 192}}]
+    (tmp_path / "teams.json").write_text(json.dumps(teams))
+    admin = admin_auth["Authorization"].removeprefix("Bearer ")
+
+    for _ in range(2):
+        done = _seed(live_url, admin, tmp_path / "teams.json")
+        assert done.exit_code == 0, done.output
+
+    team = client.get("/v1/teams/search", headers=admin_auth).json()
+    assert (team["name"], team["gpu_quota"], team["cluster_quota"]["cpu"]) == ("Search", 16, "192")
+
+
+def test_seed_teams_with_one_bad_team_sends_none(
+    live_url: str, admin_auth: dict[str, str], tmp_path: Path, client: TestClient
+) -> None:
+    teams = [{"name": "good", "quota": {"gpus": 1}}, {"name": "bad", "quota": {"cpu": "lots"}}]
+    (tmp_path / "teams.json").write_text(json.dumps(teams))
+
+    admin = admin_auth["Authorization"].removeprefix("Bearer ")
+    done = _seed(live_url, admin, tmp_path / "teams.json")
+
+    assert done.exit_code != 0 and "cpu" in done.output
+    assert client.get("/v1/teams/good", headers=admin_auth).status_code == 404
