@@ -13,7 +13,8 @@ queues, quota and isolation. Why a task after the commit rather than a call in t
 - what a lost task or a hand edit leaves behind, the periodic `tailor.team.resync` (Celery
   beat) repairs: every team in the database gets its Team re-applied, and a Team the
   database does not know is reported (logged, and counted in the result), never deleted:
-  a person may have made it on purpose, and deleting it would delete a namespace.
+  a person may have made it on purpose, and deleting it would delete a namespace. Each
+  change of that set is also written to the audit log, which the admin console shows.
 
 The builder is pure; the `kubernetes` client is imported only when a call is made.
 """
@@ -28,7 +29,8 @@ from celery import Celery
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
-from tailor.db.models import Team
+from tailor import audit
+from tailor.db.models import AuditEvent, Team
 from tailor.queue import send_after_commit
 from tailor.teams.service import TeamHook
 
@@ -43,6 +45,7 @@ PLURAL = "teams"
 KIND = "Team"
 SYNC_TASK = "tailor.team.sync"
 RESYNC_TASK = "tailor.team.resync"
+UNKNOWN_TEAMS = "cluster.unknown_teams"  # the audit action that reports stray Teams
 MANAGED_BY = "tailor-api"  # the label that says the API's sync owns the resource
 
 # ClusterQuota field (the API's spelling) -> TeamQuota field (the CRD's).
@@ -198,7 +201,21 @@ def resync_teams(sessions: sessionmaker[Session], api: ApiClient) -> Resync:
             "through the API or delete the Team with kubectl): %s",
             ", ".join(result.unknown),
         )
+    with sessions.begin() as session:
+        _report_unknown(session, result.unknown)
     return result
+
+
+def _report_unknown(session: Session, unknown: list[str]) -> None:
+    """Note in the audit log (the admin console shows it) when the set of stray Teams changes."""
+    last = session.scalar(
+        select(AuditEvent)
+        .where(AuditEvent.action == UNKNOWN_TEAMS)
+        .order_by(AuditEvent.id.desc())
+        .limit(1)
+    )
+    if (last.detail.get("teams") if last else []) != unknown:
+        audit.record(session, None, UNKNOWN_TEAMS, resource="teams", detail={"teams": unknown})
 
 
 def sync_after_commit(sender: Celery) -> TeamHook:

@@ -11,9 +11,11 @@ import logging
 from typing import Any
 
 import pytest
+from sqlalchemy import select
 
+from tailor.db.models import AuditEvent
 from tailor.finetunes.cluster import connect
-from tailor.teams.cluster import resync_teams, sync_team
+from tailor.teams.cluster import UNKNOWN_TEAMS, resync_teams, sync_team
 from tests.charts.validation import validate_manifest
 from tests.operator.conftest import Kube, Platform, custom_resource
 
@@ -77,3 +79,21 @@ async def test_the_resync_restores_a_missing_team_and_reports_a_stray_one(
     assert "stray" in caplog.text
     assert await kube.get(f"{TEAMS}/lost") is not None
     assert await kube.get(f"{TEAMS}/stray") is not None  # reported, never deleted
+
+
+async def test_the_audit_log_notes_each_change_of_the_stray_teams_once(
+    kube: Kube, platform: Platform, kubeconfig: Any
+) -> None:
+    await kube.create(TEAMS, custom_resource("Team", "stray", {}, None))
+    for _ in range(2):
+        await asyncio.to_thread(resync_teams, platform.sessions, connect())
+    await kube.delete(f"{TEAMS}/stray")
+    await asyncio.to_thread(resync_teams, platform.sessions, connect())
+
+    with platform.sessions() as session:
+        notes = session.scalars(
+            select(AuditEvent.detail)
+            .where(AuditEvent.action == UNKNOWN_TEAMS)
+            .order_by(AuditEvent.id)
+        ).all()
+    assert notes == [{"teams": ["stray"]}, {"teams": []}]
