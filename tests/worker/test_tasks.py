@@ -56,3 +56,12 @@ def test_a_job_killed_at_its_hard_time_limit_is_failed_by_the_worker(
         failed = session.get_one(Job, job.id)
     assert failed.state == JobState.failed
     assert "killed at its hard time limit of 1 min 30 s" in (failed.error or "")
+
+
+def test_beat_resyncs_the_teams_on_the_cluster_and_has_nothing_to_do_embedded() -> None:
+    cluster = celery_config(Settings(executor="kubernetes", team_resync_interval_s=120))
+
+    [entry] = cluster["beat_schedule"].values()
+    assert (entry["task"], entry["schedule"]) == ("tailor.team.resync", 120)
+    assert entry["task"] in app.tasks
+    assert celery_config(Settings())["beat_schedule"] == {}
