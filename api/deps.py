@@ -162,7 +162,7 @@ def get_kube(request: Request, settings: SettingsDep) -> ApiClient | None:
     """
     kube: ApiClient | None = getattr(request.app.state, "kube", None)
     if kube is None and settings.executor == "kubernetes":
-        from tailor.finetunes.cluster import connect
+        from tailor.k8s import connect
 
         try:
             kube = request.app.state.kube = connect()

@@ -59,3 +59,11 @@ class RateLimited(TailorError):
     status = 429
     type_slug = "rate-limited"
     title = "Too many requests"
+
+
+class ClusterUnavailable(TailorError):
+    """The Kubernetes API could not be reached or refused the call; nothing changed."""
+
+    status = 503
+    type_slug = "cluster-unavailable"
+    title = "Cluster unavailable"

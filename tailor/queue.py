@@ -41,9 +41,11 @@ def beat_schedule(settings: Settings) -> dict[str, dict[str, Any]]:
     """Periodic tasks Celery beat sends: in cluster mode, the teams' resync."""
     if settings.executor != "kubernetes":
         return {}
+    from tailor.teams.cluster import RESYNC_TASK  # it sends tasks through this module
+
     return {
         "team-resync": {
-            "task": "tailor.team.resync",
+            "task": RESYNC_TASK,
             "schedule": settings.team_resync_interval_s,
         }
     }

@@ -29,7 +29,9 @@ from tailor.finetunes.run import run_finetune_job
 from tailor.jobs.attempt import Policy, fail_at_hard_limit, run_attempt
 from tailor.jobs.kinds import TASKS
 from tailor.jobs.reaper import start_reaper
+from tailor.registry.cluster import SYNC_TASK
 from tailor.storage import ObjectStore, get_store
+from tailor.teams import cluster as teams_cluster
 from worker.app import app
 
 JobRunner = Callable[[str, threading.Event], None]
@@ -159,7 +161,7 @@ def adapter_export(job_uid: str, stop: threading.Event) -> None:
 
 
 @app.task(
-    name="tailor.endpoint.sync",
+    name=SYNC_TASK,
     autoretry_for=(Exception,),  # an unreachable cluster: try again, the state converges
     retry_backoff=5,
     retry_backoff_max=300,
@@ -167,14 +169,14 @@ def adapter_export(job_uid: str, stop: threading.Event) -> None:
 )
 def endpoint_sync(team_id: int, name: str) -> None:
     """Make the team's InferenceEndpoint match what its endpoint serves now (cluster mode)."""
-    from tailor.finetunes.cluster import connect
+    from tailor.k8s import connect
     from tailor.registry.cluster import sync_endpoint
 
     sync_endpoint(_sessions(), get_settings(), int(team_id), str(name), connect())
 
 
 @app.task(
-    name="tailor.team.sync",
+    name=teams_cluster.SYNC_TASK,
     autoretry_for=(Exception,),  # an unreachable cluster: try again, the state converges
     retry_backoff=5,
     retry_backoff_max=300,
@@ -182,16 +184,14 @@ def endpoint_sync(team_id: int, name: str) -> None:
 )
 def team_sync(slug: str) -> None:
     """Make the team's Team resource match the database (cluster mode)."""
-    from tailor.finetunes.cluster import connect
-    from tailor.teams.cluster import sync_team
+    from tailor.k8s import connect
 
-    sync_team(_sessions(), str(slug), connect())
+    teams_cluster.sync_team(_sessions(), str(slug), connect())
 
 
-@app.task(name="tailor.team.resync")
+@app.task(name=teams_cluster.RESYNC_TASK)
 def team_resync() -> None:
     """Re-apply every team's Team; report Teams the database does not know (beat, periodic)."""
-    from tailor.finetunes.cluster import connect
-    from tailor.teams.cluster import resync_teams
+    from tailor.k8s import connect
 
-    resync_teams(_sessions(), connect())
+    teams_cluster.resync_teams(_sessions(), connect())

@@ -9,6 +9,7 @@ from api.deps import InternalCaller, SenderDep, SessionDep, SettingsDep, StoreDe
 from api.responses import errors
 from tailor.db.models import Job
 from tailor.errors import NotFound
+from tailor.finetunes.run import finish_trained
 from tailor.jobs.cluster import PhaseReport, apply_phase
 from tailor.jobs.schemas import JobOut
 from tailor.teams import service as teams
@@ -30,7 +31,8 @@ def report_status(
     job = session.scalar(select(Job).where(Job.uid == job_id))
     if job is None:
         raise NotFound(f"job {job_id} not found")
-    return JobOut.of(apply_phase(session, store, job, body, sender))
+    finish = finish_trained(store, sender) if job.kind == "finetune" else None
+    return JobOut.of(apply_phase(session, job, body, finish))
 
 
 @router.put("/teams/{slug}", response_model=TeamOut, responses=errors(403))

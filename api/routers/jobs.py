@@ -17,8 +17,8 @@ from api.deps import (
     TeamViewer,
 )
 from api.responses import READ, errors
-from tailor.finetunes.cluster import cancel_job as cancel
 from tailor.jobs import service
+from tailor.jobs.cluster import cancel_job as cancel
 from tailor.jobs.schemas import JobEventOut, JobOut, MetricSeries
 from tailor.pagination import Page
 

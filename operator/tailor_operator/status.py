@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from tailor_operator.training import SPEC_ERROR_EXIT_CODE
+from tailor.train.protocol import EXIT_SPEC_ERROR
 
 TERMINAL = {"Succeeded", "Failed", "Cancelled"}
 
@@ -45,7 +45,7 @@ def failure_reason(condition: dict[str, Any]) -> str:
     """A reason a person can act on for a Job's Failed condition."""
     reason = condition.get("reason") or "Failed"
     message = condition.get("message") or ""
-    if reason == "PodFailurePolicy" and re.search(rf"exit code {SPEC_ERROR_EXIT_CODE}\b", message):
+    if reason == "PodFailurePolicy" and re.search(rf"exit code {EXIT_SPEC_ERROR}\b", message):
         return "InvalidSpec"
     return {"BackoffLimitExceeded": "RetriesExhausted"}.get(reason, reason)
 

@@ -7,8 +7,9 @@ index = node rank) whose pods find node 0 through a headless Service:
 `MASTER_ADDR=<job>-0.<service>`. torchrun starts one process per GPU.
 
 Exit codes the Job's podFailurePolicy knows:
-- `SPEC_ERROR_EXIT_CODE` (3): the training entrypoint found the spec unusable (dataset
-  missing, unknown base model, bad LoRA targets). Retrying cannot help: the Job fails at once.
+- `EXIT_SPEC_ERROR` (3, from `tailor.train.protocol`): the training entrypoint found the
+  spec unusable (dataset missing, unknown base model, bad LoRA targets). Retrying cannot
+  help: the Job fails at once.
 - a pod disrupted by the cluster (preemption, node drain, eviction: the DisruptionTarget
   condition) is retried without counting against `maxRetries`;
 - any other failure (OOM kill 137, NCCL timeout, node loss) counts against `maxRetries`.
@@ -19,11 +20,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from tailor.train.protocol import EXIT_SPEC_ERROR, entrypoint_args
 from tailor_operator import naming, pods
 from tailor_operator.config import GpuType, OperatorConfig
 from tailor_operator.resources import API_VERSION, FineTuneJobSpec
 
-SPEC_ERROR_EXIT_CODE = 3
 SPEC_DIR = "/spec"
 SPEC_FILE = "spec.json"
 CONTAINER = "trainer"
@@ -122,7 +123,7 @@ def build_service(ft: FineTune, config: OperatorConfig) -> dict[str, Any]:
 
 def entrypoint(ft: FineTune) -> list[str]:
     """The training entrypoint, the same command `tailor` runs on a laptop."""
-    return ["tailor", "train", "run", f"{SPEC_DIR}/{SPEC_FILE}", "--job-id", ft.job_id]
+    return ["tailor", *entrypoint_args(f"{SPEC_DIR}/{SPEC_FILE}", ft.job_id)]
 
 
 def command(ft: FineTune) -> list[str]:
@@ -173,7 +174,7 @@ def pod_failure_policy() -> dict[str, Any]:
                 "onExitCodes": {
                     "containerName": CONTAINER,
                     "operator": "In",
-                    "values": [SPEC_ERROR_EXIT_CODE],
+                    "values": [EXIT_SPEC_ERROR],
                 },
             },
             {

@@ -93,10 +93,3 @@ class TransferSpec(BaseModel):
 
     target_base: str = Field(description="Hub id, local path or s3 URL of the new base.")
     target_revision: str | None = None
-
-
-class ExportSpec(BaseModel):
-    """Merge an adapter into its base and export a standalone safetensors checkpoint."""
-
-    max_shard_size: str = Field("5GB", pattern=r"^[1-9][0-9]*(KB|MB|GB)$")
-    link_expires_s: int = Field(3600, ge=60, le=7 * 24 * 3600, description="S3 allows 7 days.")

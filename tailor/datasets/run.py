@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import logging
 import threading
+from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from sqlalchemy import select
@@ -14,11 +16,12 @@ from tailor.datasets.service import previous_dataset_uids
 from tailor.db.models import Dataset, Job, Repository, Team
 from tailor.harvest.fetch import private_dir
 from tailor.harvest.outcome import unchanged_since
-from tailor.harvest.pipeline import HarvestCancelled, HarvestError, run_harvest
+from tailor.harvest.pipeline import HarvestCancelled, HarvestError, HarvestResult, run_harvest
 from tailor.harvest.spec import HarvestSpec, RepoSource
 from tailor.jobs import service as jobs
 from tailor.jobs.attempt import removed_if_interrupted
 from tailor.jobs.recorder import JobRecorder
+from tailor.jobs.runner import Stage, run_job
 from tailor.repositories.service import read_credential
 from tailor.repositories.urls import UrlPolicy
 from tailor.security import CredentialCipher
@@ -49,6 +52,23 @@ def _sources(session: Session, dataset: Dataset, cipher: CredentialCipher) -> li
     ]
 
 
+@dataclass(frozen=True)
+class _Harvest:
+    """A harvest job as read at its start."""
+
+    spec: HarvestSpec
+    sources: list[RepoSource]
+    previous: list[str]
+    dataset_id: int
+    team: str
+    dataset_uid: str
+    cache_dir: Path
+
+    @property
+    def output(self) -> str:
+        return f"teams/{self.team}/datasets/{self.dataset_uid}/"
+
+
 def run_harvest_job(
     sessions: sessionmaker[Session],
     store: ObjectStore,
@@ -61,30 +81,31 @@ def run_harvest_job(
     `stop` is the attempt's stop event (`tailor.jobs.attempt`); without one the harvest asks
     the database whether it was cancelled.
     """
-    with sessions.begin() as session:
-        job = session.scalars(select(Job).where(Job.uid == job_uid)).one_or_none()
-        if job is None or not jobs.begin_attempt(session, job):
-            return
+
+    def read(session: Session, job: Job) -> _Harvest:
         dataset = session.scalars(select(Dataset).where(Dataset.job_id == job.id)).one()
         team = session.get_one(Team, dataset.team_id)
-        spec = HarvestSpec.model_validate(job.spec)
-        sources = _sources(session, dataset, CredentialCipher(settings.encryption_key()))
-        previous = list(previous_dataset_uids(session, dataset))
-        job_id, dataset_id, team_slug = job.id, dataset.id, team.slug
-        dataset_uid, cache_dir = dataset.uid, git_cache_dir(settings.workspace, team)
-    private_dir(cache_dir.parent)  # the caches of every team: only the worker may enter
-    recorder = JobRecorder(sessions, job_id, stop)
-    output = f"teams/{team_slug}/datasets/{dataset_uid}/"
-    try:
-        with removed_if_interrupted(store, output):
-            result = run_harvest(
-                spec,
-                sources,
+        return _Harvest(
+            HarvestSpec.model_validate(job.spec),
+            _sources(session, dataset, CredentialCipher(settings.encryption_key())),
+            list(previous_dataset_uids(session, dataset)),
+            dataset.id,
+            team.slug,
+            dataset.uid,
+            git_cache_dir(settings.workspace, team),
+        )
+
+    def work(h: _Harvest, recorder: JobRecorder) -> HarvestResult:
+        private_dir(h.cache_dir.parent)  # the caches of every team: only the worker may enter
+        with removed_if_interrupted(store, h.output):
+            return run_harvest(
+                h.spec,
+                h.sources,
                 store,
-                team=team_slug,
-                dataset_id=dataset_uid,
-                cache_dir=cache_dir,
-                previous_datasets=previous,
+                team=h.team,
+                dataset_id=h.dataset_uid,
+                cache_dir=h.cache_dir,
+                previous_datasets=h.previous,
                 parallelism=settings.harvest_parallelism,
                 timeout_s=settings.harvest_timeout_s,
                 max_repo_bytes=settings.harvest_max_repo_mb << 20,
@@ -92,21 +113,17 @@ def run_harvest_job(
                 cancelled=recorder.cancelled,
                 policy=UrlPolicy.of(settings),
             )
-    except HarvestCancelled:
-        if recorder.finish(jobs.mark_cancelled):  # not when another worker has it now
-            store.delete_prefix(output)
-        return
-    except HarvestError as exc:
-        reason = str(exc)
-        recorder.finish(lambda session, job: jobs.fail(session, job, reason))
-        return
-    with sessions.begin() as session:
-        job = jobs.lock_job(session, job_id)
-        if job.cancel_requested:  # asked after the harvest's last check: its output goes
-            store.delete_prefix(output)
-            jobs.mark_cancelled(session, job)
-        else:
-            _succeed(session, job, session.get_one(Dataset, dataset_id), result.manifest)
+
+    def finish(session: Session, job: Job, h: _Harvest, result: HarvestResult) -> None:
+        _succeed(session, job, session.get_one(Dataset, h.dataset_id), result.manifest)
+
+    def discard(h: _Harvest, _result: HarvestResult | None) -> None:
+        store.delete_prefix(h.output)
+
+    stage = Stage(
+        read, work, finish, cancelled=(HarvestCancelled,), expected=(HarvestError,), discard=discard
+    )
+    run_job(sessions, job_uid, stage, stop)
 
 
 def _succeed(session: Session, job: Job, dataset: Dataset, manifest: dict[str, Any]) -> None:

@@ -16,12 +16,13 @@ from tailor.errors import InvalidInput
 from tailor.harvest.outcome import empty_reason
 from tailor.harvest.spec import HarvestSpec
 from tailor.jobs import service as jobs
+from tailor.jobs.kinds import TASKS
 from tailor.pagination import paginate
 from tailor.queue import send_after_commit
 from tailor.storage import ObjectStore, team_prefix
 from tailor.tenancy import TeamAccess, owned, team_select
 
-HARVEST_TASK = "tailor.harvest"
+HARVEST_TASK = TASKS["harvest"]
 
 
 def _repository_names(session: Session, access: TeamAccess, wanted: list[str] | None) -> list[str]:

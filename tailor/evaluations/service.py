@@ -13,12 +13,13 @@ from tailor.db.models import AdapterVersion, Team
 from tailor.errors import InvalidInput
 from tailor.evaluate.spec import EvalSpec, FimSpec, HumanEvalSpec
 from tailor.jobs import service as jobs
+from tailor.jobs.kinds import TASKS
 from tailor.jobs.schemas import JobOut
 from tailor.queue import send_after_commit
 from tailor.registry.service import get_version
 from tailor.tenancy import TeamAccess
 
-EVALUATE_TASK = "tailor.evaluate"
+EVALUATE_TASK = TASKS["evaluation"]
 
 
 class EvaluationCreate(BaseModel):

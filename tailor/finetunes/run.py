@@ -3,80 +3,45 @@
 from __future__ import annotations
 
 import os
-import signal
-import subprocess
-import sys
 import threading
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from celery import Celery
-from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
 from tailor.adapters.spec import AdapterManifest
 from tailor.config import Settings
 from tailor.db.models import Job, Team
-from tailor.errors import TailorError
 from tailor.evaluations.service import auto_evaluation, queue_evaluation
 from tailor.finetunes import cluster
-from tailor.finetunes.events import EXIT_SPEC_ERROR, parse
 from tailor.finetunes.service import with_base_source
 from tailor.jobs import service as jobs
 from tailor.jobs.attempt import removed_if_interrupted
 from tailor.jobs.recorder import JobRecorder
+from tailor.jobs.runner import Stage, run_job
+from tailor.k8s import connect
 from tailor.queue import make_sender
 from tailor.registry.service import register_version, version_prefix
 from tailor.storage import ObjectStore
+from tailor.train.protocol import (
+    EXIT_SPEC_ERROR,
+    Launch,
+    Relayed,
+    entrypoint_args,
+    launch,
+    local_command,
+    log_tail,
+)
 from tailor.train.spec import TrainSpec
 
 
-def train_command(spec_path: Path, job_uid: str, processes: int) -> list[str]:
-    """The entrypoint command: torchrun for several processes, plain Python for one.
+class _FineTune(NamedTuple):
+    """A fine-tune job as read at its start."""
 
-    Exit status: 0 done, 1 failed, 3 (EXIT_SPEC_ERROR) spec can never work, 4 stopped.
-    """
-    entry = ["-m", "tailor.cli.main", "train", "run", str(spec_path), "--job-id", job_uid]
-    if processes > 1:
-        return [
-            sys.executable,
-            "-m",
-            "torch.distributed.run",
-            "--standalone",
-            "--nproc-per-node",
-            str(processes),
-            *entry,
-        ]
-    return [sys.executable, *entry]
-
-
-def _watch_cancel(
-    proc: subprocess.Popen[str], recorder: JobRecorder, stopped: threading.Event
-) -> None:
-    while not stopped.wait(1.0):
-        if recorder.cancelled():
-            # The entrypoint stops at the next step on SIGTERM and writes no adapter.
-            os.killpg(proc.pid, signal.SIGTERM)
-            return
-
-
-def _mirror(proc: subprocess.Popen[str], recorder: JobRecorder) -> dict[str, Any]:
-    outcome: dict[str, Any] = {}
-    assert proc.stdout is not None
-    for line in proc.stdout:
-        event = parse(line)
-        if event is None:
-            continue
-        kind = event.pop("event")
-        if kind == "metrics":
-            recorder.metrics(event)
-        elif kind == "progress":
-            recorder.progress(float(event.get("fraction", 0.0)), str(event.get("message", "")))
-        elif kind == "log":
-            recorder.log(str(event.get("message", "")), str(event.get("level", "info")))
-        elif kind in ("result", "error"):
-            outcome[kind] = event
-    return outcome
+    spec: TrainSpec  # its base resolved to the catalog's files
+    team: str
 
 
 def run_finetune_job(
@@ -90,46 +55,46 @@ def run_finetune_job(
 
     `stop` is the attempt's stop event (`tailor.jobs.attempt`): set, the training stops.
     """
-    with sessions.begin() as session:
-        job = session.scalars(select(Job).where(Job.uid == job_uid)).one_or_none()
-        if job is None:
-            return
+
+    def begin(session: Session, job: Job) -> bool:
         if job.executor == "kubernetes":
             # The operator runs it on the cluster and reports each phase to the API.
             if not job.state.final:
-                cluster.submit_finetune(session, settings, job, cluster.connect())
-            return
-        if not jobs.begin_attempt(session, job):
-            return
-        job_id, team_id, spec = job.id, job.team_id, TrainSpec.model_validate(job.spec)
-        team_slug = session.get_one(Team, team_id).slug
-        try:
-            spec = with_base_source(session, spec)
-        except TailorError as exc:
-            jobs.fail(session, job, exc.detail)
-            return
+                cluster.submit_finetune(session, settings, job, connect())
+            return False
+        return jobs.begin_attempt(session, job)
+
+    def read(session: Session, job: Job) -> _FineTune:
+        spec = with_base_source(session, TrainSpec.model_validate(job.spec))
+        return _FineTune(spec, session.get_one(Team, job.team_id).slug)
+
     work_dir = settings.ensure_workspace() / "jobs" / job_uid
-    work_dir.mkdir(parents=True, exist_ok=True)
-    spec_path = work_dir / "spec.json"
-    spec_path.write_text(spec.model_dump_json(indent=2))
-    recorder = JobRecorder(sessions, job_id, stop)
-    # Interrupted (time limit, a cancel the entrypoint did not heed): the job ends here and
-    # nobody resumes it, so its checkpoints go.
-    with removed_if_interrupted(store, spec.checkpoint_prefix(job_uid)):
-        outcome, code = _launch(spec_path, job_uid, spec, recorder, settings, work_dir)
-    with sessions.begin() as session:
-        job = jobs.lock_job(session, job_id)
-        if job.cancel_requested:
-            # The entrypoint keeps checkpoints when it stops (a preempted pod resumes from
-            # them); a cancel is final, so they go.
-            store.delete_prefix(spec.checkpoint_prefix(job_uid))
-            jobs.mark_cancelled(session, job)
-        elif code == 0 and "result" in outcome:
-            register_trained(
-                session, store, job, team_slug, outcome["result"], make_sender(settings), settings
-            )
+
+    def work(ft: _FineTune, recorder: JobRecorder) -> tuple[Relayed, int]:
+        spec = ft.spec
+        work_dir.mkdir(parents=True, exist_ok=True)
+        spec_path = work_dir / "spec.json"
+        spec_path.write_text(spec.model_dump_json(indent=2))
+        # Interrupted (time limit, a cancel the entrypoint did not heed): the job ends here
+        # and nobody resumes it, so its checkpoints go.
+        with removed_if_interrupted(store, spec.checkpoint_prefix(job_uid)):
+            return _launch(spec_path, job_uid, spec, recorder, settings, work_dir)
+
+    def finish(session: Session, job: Job, ft: _FineTune, ran: tuple[Relayed, int]) -> None:
+        seen, code = ran
+        if code == 0 and seen.final is not None and seen.final["event"] == "result":
+            result = {k: v for k, v in seen.final.items() if k != "event"}
+            sender = make_sender(settings)
+            register_trained(session, store, job, ft.team, result, sender, settings)
         else:
-            jobs.fail(session, job, _failure_reason(outcome, code, work_dir))
+            jobs.fail(session, job, _failure_reason(seen, code, work_dir))
+
+    def discard(ft: _FineTune, _ran: tuple[Relayed, int] | None) -> None:
+        # The entrypoint keeps checkpoints when it stops (a preempted pod resumes from
+        # them); a cancel is final, so they go.
+        store.delete_prefix(ft.spec.checkpoint_prefix(job_uid))
+
+    run_job(sessions, job_uid, Stage(read, work, finish, discard=discard, begin=begin), stop)
 
 
 def _launch(
@@ -139,30 +104,18 @@ def _launch(
     recorder: JobRecorder,
     settings: Settings,
     work_dir: Path,
-) -> tuple[dict[str, Any], int]:
+) -> tuple[Relayed, int]:
     env = {**os.environ, "TAILOR_WORKSPACE": str(settings.workspace)}
-    with (work_dir / "train.log").open("a") as log:
-        proc = subprocess.Popen(
-            train_command(spec_path, job_uid, spec.num_processes),
-            stdout=subprocess.PIPE,
-            stderr=log,
-            text=True,
-            env=env,
-            start_new_session=True,
-        )
-        stopped = threading.Event()
-        watcher = threading.Thread(
-            target=_watch_cancel, args=(proc, recorder, stopped), daemon=True
-        )
-        watcher.start()
-        try:
-            outcome = _mirror(proc, recorder)
-            code = proc.wait()
-        finally:
-            stopped.set()
-            if proc.poll() is None:
-                os.killpg(proc.pid, signal.SIGKILL)
-    return outcome, code
+    stop_file = work_dir / "STOP"
+    run = Launch(
+        local_command(spec.num_processes, entrypoint_args(spec_path, job_uid, None, stop_file)),
+        env,
+        work_dir / "train.log",
+        stop_file,
+        recorder.cancelled,
+        poll_s=1.0,
+    )
+    return launch(run, recorder.metrics, recorder.log, recorder.progress)
 
 
 def register_trained(
@@ -196,9 +149,19 @@ def register_trained(
         queue_evaluation(session, session.get_one(Team, job.team_id), row, sender, request)
 
 
-def _failure_reason(outcome: dict[str, Any], code: int, work_dir: Path) -> str:
-    if "error" in outcome:
-        return str(outcome["error"].get("message", "training failed"))
-    tail = (work_dir / "train.log").read_text(errors="replace").strip().splitlines()[-5:]
+def finish_trained(store: ObjectStore, sender: Celery | None) -> Callable[[Session, Job], None]:
+    """How a fine-tune the cluster ran ends once its workload succeeded: as a local one does."""
+
+    def finish(session: Session, job: Job) -> None:
+        slug = session.get_one(Team, job.team_id).slug
+        register_trained(session, store, job, slug, {}, sender)
+
+    return finish
+
+
+def _failure_reason(seen: Relayed, code: int, work_dir: Path) -> str:
+    if seen.final is not None and seen.final["event"] == "error":
+        return str(seen.final.get("message", "training failed"))
+    tail = log_tail(work_dir / "train.log", 5)
     kind = "invalid spec" if code == EXIT_SPEC_ERROR else f"training exited with code {code}"
     return f"{kind}: " + (" | ".join(tail) or "no output; see the worker's log")

@@ -10,13 +10,14 @@ from tailor.datasets.service import trainable_dataset
 from tailor.db.models import Job, JobState
 from tailor.errors import InvalidInput
 from tailor.jobs import service as jobs
+from tailor.jobs.kinds import TASKS
 from tailor.jobs.schemas import JobOut
 from tailor.queue import send_after_commit
 from tailor.registry.service import next_version
 from tailor.tenancy import TeamAccess
 from tailor.train.spec import TrainSpec
 
-FINETUNE_TASK = "tailor.finetune"
+FINETUNE_TASK = TASKS["finetune"]
 
 
 def start_finetune(

@@ -14,7 +14,7 @@ operator rolls the Deployment over), deleted on unpublish. Why a task after the 
 - a resource the cluster refuses (RBAC, missing CRD or namespace) is logged by the worker
   with the fix, and the InferenceEndpoint's own status shows readiness.
 
-The builders are pure; the `kubernetes` client is imported only when a call is made.
+The builders are pure; talking to the cluster (and its errors) is `tailor.k8s`.
 """
 
 from __future__ import annotations
@@ -29,7 +29,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from tailor.catalog import service as catalog
 from tailor.config import Settings
 from tailor.db.models import AdapterVersion, Endpoint, Team
-from tailor.finetunes.cluster import team_namespace
+from tailor.k8s import INFERENCE_ENDPOINT, Rejected, apply, delete, manifest, team_namespace
 from tailor.queue import send_after_commit
 from tailor.registry.service import EndpointHook
 from tailor.serve.spec import AdapterRef, EndpointSpec
@@ -39,10 +39,6 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-GROUP = "tailor.dev"
-VERSION = "v1alpha1"
-PLURAL = "inferenceendpoints"
-KIND = "InferenceEndpoint"
 SYNC_TASK = "tailor.endpoint.sync"
 VLLM_GPUS = 1  # vLLM serves on a GPU; more (tensor parallel) is a cluster-side edit
 
@@ -67,16 +63,7 @@ def endpoint_resource(name: str, namespace: str, spec: EndpointSpec) -> dict[str
     body: dict[str, Any] = spec.model_dump(mode="json")
     if spec.backend == "vllm":
         body["resources"] = {"gpus": VLLM_GPUS}
-    return {
-        "apiVersion": f"{GROUP}/{VERSION}",
-        "kind": KIND,
-        "metadata": {
-            "name": name,
-            "namespace": namespace,
-            "labels": {"app.kubernetes.io/part-of": "tailor", "tailor.dev/team": spec.team},
-        },
-        "spec": body,
-    }
+    return manifest(INFERENCE_ENDPOINT, name, namespace, {"tailor.dev/team": spec.team}, body)
 
 
 def desired_resource(
@@ -101,61 +88,6 @@ def desired_resource(
     return namespace, endpoint_resource(name, namespace, spec)
 
 
-class EndpointRejected(RuntimeError):
-    """The cluster refused the resource; sending it again unchanged cannot help."""
-
-
-def apply(api: ApiClient, manifest: dict[str, Any]) -> str:
-    """Create the resource, or merge its spec into the existing one: "created"/"updated"."""
-    from kubernetes.client import CustomObjectsApi
-    from kubernetes.client.exceptions import ApiException
-
-    custom = CustomObjectsApi(api)
-    namespace, name = manifest["metadata"]["namespace"], manifest["metadata"]["name"]
-    try:
-        try:
-            custom.create_namespaced_custom_object(GROUP, VERSION, namespace, PLURAL, manifest)
-            return "created"
-        except ApiException as exc:
-            if exc.status != 409:
-                raise
-        patch = {"metadata": {"labels": manifest["metadata"]["labels"]}, "spec": manifest["spec"]}
-        custom.patch_namespaced_custom_object(GROUP, VERSION, namespace, PLURAL, name, patch)
-        return "updated"
-    except ApiException as exc:
-        if exc.status is not None and 400 <= exc.status < 500 and exc.status != 429:
-            raise EndpointRejected(_rejection(exc, namespace)) from exc
-        raise
-
-
-def remove(api: ApiClient, namespace: str, name: str) -> bool:
-    """Delete the resource (the operator removes its Deployment); False if already gone."""
-    from kubernetes.client import CustomObjectsApi
-    from kubernetes.client.exceptions import ApiException
-
-    try:
-        CustomObjectsApi(api).delete_namespaced_custom_object(
-            GROUP, VERSION, namespace, PLURAL, name
-        )
-    except ApiException as exc:
-        if exc.status == 404:
-            return False
-        raise
-    return True
-
-
-def _rejection(exc: Exception, namespace: str) -> str:
-    status = getattr(exc, "status", None)
-    if status == 404:
-        return (
-            f"namespace {namespace} or the InferenceEndpoint CRD does not exist: create the "
-            "team's Team resource and install the chart's CRDs"
-        )
-    if status in (401, 403):
-        return f"the worker may not write InferenceEndpoints in {namespace}: check its RBAC"
-    return f"the cluster rejected the InferenceEndpoint ({status}): {getattr(exc, 'body', '')}"
-
-
 def sync_endpoint(
     sessions: sessionmaker[Session], settings: Settings, team_id: int, name: str, api: ApiClient
 ) -> str:
@@ -168,12 +100,12 @@ def sync_endpoint(
         desired = desired_resource(session, settings, team_id, name)
     if desired is None:
         return "absent"
-    namespace, manifest = desired
-    if manifest is None:
-        return "deleted" if remove(api, namespace, name) else "absent"
+    namespace, body = desired
+    if body is None:
+        return "deleted" if delete(api, INFERENCE_ENDPOINT, namespace, name) else "absent"
     try:
-        return apply(api, manifest)
-    except EndpointRejected as exc:
+        return apply(api, INFERENCE_ENDPOINT, body)
+    except Rejected as exc:
         log.error("endpoint %s/%s not synced to the cluster: %s", namespace, name, exc)
         return "rejected"
 

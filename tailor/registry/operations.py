@@ -37,6 +37,7 @@ from tailor.catalog import service as catalog
 from tailor.db.models import Adapter, AdapterVersion, BaseModelEntry
 from tailor.errors import InvalidInput, TailorError
 from tailor.jobs import service as jobs
+from tailor.jobs.kinds import TASKS
 from tailor.jobs.schemas import JobOut
 from tailor.queue import send_after_commit
 from tailor.registry.intake import UPLOAD_FILES, check_upload
@@ -51,10 +52,10 @@ from tailor.registry.service import get_version
 from tailor.storage import FileStore, ObjectStore, StoreError, team_prefix
 from tailor.tenancy import TeamAccess
 
-COMPOSE_TASK = "tailor.adapter.compose"
-EXPORT_TASK = "tailor.adapter.export"
-TRANSFER_TASK = "tailor.adapter.transfer"
-IMPORT_TASK = "tailor.adapter.import"
+COMPOSE_TASK = TASKS["adapter-compose"]
+EXPORT_TASK = TASKS["adapter-export"]
+TRANSFER_TASK = TASKS["adapter-transfer"]
+IMPORT_TASK = TASKS["adapter-import"]
 # The same limit `tailor.adapters.compose` enforces in the worker (a test keeps them equal);
 # checked here too so a 'cat' over it is refused before a job is queued.
 MAX_RANK = 256

@@ -46,6 +46,7 @@ from tailor.errors import TailorError
 from tailor.evaluations.service import auto_evaluation, queue_evaluation
 from tailor.jobs import service as jobs
 from tailor.jobs.recorder import JobRecorder
+from tailor.jobs.runner import Stage, run_job
 from tailor.queue import make_sender
 from tailor.registry.service import next_version, register_version
 from tailor.serve.model_files import fetch_model
@@ -80,17 +81,13 @@ class NewVersion:
 Operation = Callable[[Started, ObjectStore, Settings, JobRecorder, Path], "NewVersion | dict"]
 
 
-def _begin(sessions: sessionmaker[Session], store: ObjectStore, job_uid: str) -> Started | None:
-    with sessions.begin() as session:
-        job = session.scalars(select(Job).where(Job.uid == job_uid)).one_or_none()
-        if job is None:
-            return None
-        if not jobs.begin_attempt(session, job):
-            if job.state.final and job.spec.get("staging"):
-                store.delete_prefix(job.spec["staging"])  # an upload cancelled while queued
-            return None
-        team = session.get_one(Team, job.team_id)
-        return Started(job.id, job.uid, job.team_id, team.slug, dict(job.spec))
+@dataclass(frozen=True)
+class Saved:
+    """A new version stored under its number, not yet registered."""
+
+    new: NewVersion
+    version: int
+    manifest: AdapterManifest
 
 
 def run_operation(
@@ -103,39 +100,45 @@ def run_operation(
     stop: threading.Event | None = None,
 ) -> None:
     """Run one adapter operation job to a final state (`stop`: see `tailor.jobs.attempt`)."""
-    started = _begin(sessions, store, job_uid)
-    if started is None:
-        return
-    recorder = JobRecorder(sessions, started.job_id, stop)
-    try:
+
+    def begin(session: Session, job: Job) -> bool:
+        if jobs.begin_attempt(session, job):
+            return True
+        if job.state.final and job.spec.get("staging"):
+            store.delete_prefix(job.spec["staging"])  # an upload cancelled while queued
+        return False
+
+    def read(session: Session, job: Job) -> Started:
+        team = session.get_one(Team, job.team_id)
+        return Started(job.id, job.uid, job.team_id, team.slug, dict(job.spec))
+
+    def work(started: Started, recorder: JobRecorder) -> Saved | dict[str, Any]:
         with tempfile.TemporaryDirectory(prefix=f"tailor-{job_uid}-") as tmp:
             outcome = operation(started, store, settings, recorder, Path(tmp))
-            if isinstance(outcome, NewVersion):
-                _store_and_register(
-                    sessions, store, started, outcome, sender or make_sender(settings), settings
-                )
-            else:
-                _finish(sessions, started, outcome)
-    except Exception as exc:
-        with sessions.begin() as session:
-            jobs.fail(session, jobs.lock_job(session, started.job_id), _reason(exc))
-        if not isinstance(exc, EXPECTED):
-            raise  # a bug: the job says so, and the worker's log has the traceback
+            if not isinstance(outcome, NewVersion):
+                return outcome
+            return Saved(outcome, *_save(sessions, store, started, outcome))
+
+    def finish(session: Session, job: Job, started: Started, done: Saved | dict[str, Any]) -> None:
+        if isinstance(done, Saved):
+            _register(session, store, job, started, done, sender or make_sender(settings), settings)
+        else:
+            jobs.succeed(session, job, done)
+
+    def discard(started: Started, done: Saved | dict[str, Any] | None) -> None:
+        if isinstance(done, Saved):
+            store.delete_prefix(adapter_prefix(started.team, done.new.name, done.version))
+
+    stage = Stage(
+        read, work, finish, expected=EXPECTED, reason=_reason, discard=discard, begin=begin
+    )
+    run_job(sessions, job_uid, stage, stop)
 
 
 def _reason(exc: Exception) -> str:
     if isinstance(exc, TailorError):
         return exc.detail
     return f"{type(exc).__name__}: {exc}"
-
-
-def _finish(sessions: sessionmaker[Session], started: Started, result: dict[str, Any]) -> None:
-    with sessions.begin() as session:
-        job = jobs.lock_job(session, started.job_id)
-        if job.cancel_requested:
-            jobs.mark_cancelled(session, job)
-        else:
-            jobs.succeed(session, job, result)
 
 
 def _save(
@@ -171,42 +174,38 @@ def reserved_versions(session: Session, team_id: int, name: str) -> set[int]:
     }
 
 
-def _store_and_register(
-    sessions: sessionmaker[Session],
+def _register(
+    session: Session,
     store: ObjectStore,
+    job: Job,
     started: Started,
-    new: NewVersion,
+    saved: Saved,
     sender: Celery,
     settings: Settings,
 ) -> None:
-    version, manifest = _save(sessions, store, started, new)
-    prefix = adapter_prefix(started.team, new.name, version)
+    """Register a stored version, queue its evaluation and finish the job, in one transaction."""
+    new, version, manifest = saved.new, saved.version, saved.manifest
     try:
-        with sessions.begin() as session:
-            job = jobs.lock_job(session, started.job_id)
-            if job.cancel_requested:
-                store.delete_prefix(prefix)
-                jobs.mark_cancelled(session, job)
-                return
-            row = register_version(
-                session,
-                team_id=started.team_id,
-                team_slug=started.team,
-                name=new.name,
-                version=version,
-                manifest=manifest.model_dump(mode="json"),
-                job_id=started.job_id,
-            )
-            evaluation = _queue_evaluation(session, job, row, new, sender, settings)
-            result = {
-                "adapter": new.name,
-                "version": version,
-                "parents": manifest.parents,
-                "evaluation_job": evaluation,
-            }
-            jobs.succeed(session, job, result)
+        row = register_version(
+            session,
+            team_id=started.team_id,
+            team_slug=started.team,
+            name=new.name,
+            version=version,
+            manifest=manifest.model_dump(mode="json"),
+            job_id=started.job_id,
+        )
+        evaluation = _queue_evaluation(session, job, row, new, sender, settings)
+        result = {
+            "adapter": new.name,
+            "version": version,
+            "parents": manifest.parents,
+            "evaluation_job": evaluation,
+        }
+        jobs.succeed(session, job, result)
     except BaseException:  # an interruption too (JobInterrupted)
-        store.delete_prefix(prefix)  # a version the registry does not know must not linger
+        # A version the registry does not know must not linger.
+        store.delete_prefix(adapter_prefix(started.team, new.name, version))
         raise
 
 

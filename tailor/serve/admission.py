@@ -6,10 +6,10 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass, field
 
+from tailor.fim import FimError
 from tailor.serve.callers import BASE_MODEL
 from tailor.serve.deps import ServingState, caller
 from tailor.serve.errors import ServeError, model_not_found
-from tailor.serve.fim import FimError
 from tailor.serve.generation import GenerationRequest
 from tailor.serve.limits import RateLimitedError, Reservation, TooLargeError, retry_after_header
 from tailor.serve.prompting import PromptTooLongError

@@ -33,7 +33,7 @@ from typing import Any
 
 import torch
 
-from tailor.serve.fim import FimStyle
+from tailor.fim import FimStyle
 from tailor.serve.generation import (
     ChunkSink,
     Generation,

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Literal, Protocol
 
 from pydantic import BaseModel, Field
@@ -95,12 +95,3 @@ class Ticket(Protocol):
     def tokens_used(self) -> int:
         """Prompt (once, when a choice started) plus every token generated so far."""
         ...
-
-
-class StreamingGenerator(Generator, Protocol):
-    """A generator that can also stream chunks to a sink (the serving app's view of a backend)."""
-
-    def submit(
-        self, request: GenerationRequest, sink: ChunkSink, *, prompt_ids: list[int] | None = None
-    ) -> Ticket: ...
-    def stream(self, request: GenerationRequest) -> Iterator[GenerationChunk]: ...

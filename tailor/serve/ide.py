@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from tailor.serve.fim import STARCODER, FimStyle
+from tailor.fim import STARCODER, FimStyle
 
 
 def ide_settings(

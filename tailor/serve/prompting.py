@@ -5,7 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from tailor.serve.fim import FimError, FimStyle, FimTokens, detect_fim, fim_prompt_ids
+from tailor.fim import FimError, FimStyle, FimTokens, detect_fim
+from tailor.serve.fim import fim_prompt_ids
 from tailor.serve.generation import GenerationRequest
 from tailor.serve.postprocess import PostprocessOptions
 

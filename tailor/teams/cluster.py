@@ -31,6 +31,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from tailor import audit
 from tailor.db.models import AuditEvent, Team
+from tailor.k8s import GROUP, VERSION
 from tailor.queue import send_after_commit
 from tailor.teams.service import TeamHook
 
@@ -39,8 +40,6 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-GROUP = "tailor.dev"
-VERSION = "v1alpha1"
 PLURAL = "teams"
 KIND = "Team"
 SYNC_TASK = "tailor.team.sync"

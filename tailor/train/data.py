@@ -14,10 +14,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from tailor.fim import FimTokens
 from tailor.harvest.outcome import empty_reason
 from tailor.storage import ObjectStore, StoreError
 from tailor.train.errors import DatasetError
-from tailor.train.fim import FimTokenIds, encode_document
+from tailor.train.fim import encode_document
 from tailor.train.packing import PackingStats, pack
 
 SPLITS = ("train", "holdout")
@@ -149,7 +150,7 @@ class TokenPipeline:
 
     encode: Callable[[str], list[int]]
     eos_id: int
-    fim_ids: FimTokenIds | None
+    fim_ids: FimTokens | None
     fim_rate: float
     spm_rate: float
 
@@ -232,7 +233,7 @@ def count_train_tokens(
 
 
 def token_pipeline(
-    tokenizer: Any, fim_ids: FimTokenIds | None, fim_rate: float, spm_rate: float
+    tokenizer: Any, fim_ids: FimTokens | None, fim_rate: float, spm_rate: float
 ) -> TokenPipeline:
     """The encoder of a transformers tokenizer, reading special-token text as plain text.
 

@@ -1,26 +1,14 @@
-"""The one entrypoint every executor calls: in-process, a local subprocess, or a Kubernetes Job.
+"""The one entrypoint every executor runs: in-process, a local subprocess, or a Kubernetes Job.
 
-    tailor train run SPEC --job-id ID [--work-dir DIR] [--stop-file PATH]
-    python -m tailor.train SPEC --job-id ID [...]          (the same, without the CLI)
-
-Both print one JSON object per line on stdout (the protocol of `tailor.finetunes.events`):
-`{"event": "metrics", ...}` per optimizer step, `{"event": "progress", "fraction", "message"}`,
-`{"event": "log", "message"}`, and last `{"event": "result", ...}`,
-`{"event": "error", "message", "kind"}` or `{"event": "cancelled", "message"}`. Under
-torchrun only rank 0 speaks.
-
-Exit status: 0 done; 1 failed (a retry may help: out of memory, a lost node); 3 the spec can
-never work (bad spec file, unknown model, missing or empty dataset: do not retry);
-4 stopped on request (SIGTERM or the stop file) with checkpoints kept for a resume.
+`tailor train run SPEC --job-id ID` (the CLI) calls `run_command`; how it reports and what its
+exit status means is the protocol of `tailor.train.protocol`.
 """
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import signal
-import sys
 import threading
 from collections.abc import Callable
 from pathlib import Path
@@ -29,15 +17,17 @@ from typing import Any
 import yaml
 from pydantic import ValidationError
 
-from tailor.finetunes.events import EXIT_SPEC_ERROR, emit
 from tailor.storage import ObjectStore
 from tailor.train.errors import SpecError, TrainError, TrainingCancelled
+from tailor.train.protocol import (
+    EXIT_CANCELLED,
+    EXIT_FAILED,
+    EXIT_OK,
+    EXIT_SPEC_ERROR,
+    Metrics,
+    emit,
+)
 from tailor.train.spec import TrainResult, TrainSpec
-
-EXIT_OK, EXIT_FAILED, EXIT_CANCELLED = 0, 1, 4
-__all__ = ["EXIT_CANCELLED", "EXIT_FAILED", "EXIT_OK", "EXIT_SPEC_ERROR", "run_training"]
-
-Metrics = dict[str, float | int | None]
 
 
 def run_training(
@@ -92,11 +82,6 @@ def _dispatch(spec: TrainSpec, store: ObjectStore, hooks: Any) -> TrainResult:
     return full.launch(spec, store, hooks)
 
 
-def discard_job(store: ObjectStore, team: str, job_id: str) -> int:
-    """Delete what a job left in the store (its checkpoints) once it is cancelled for good."""
-    return store.delete_prefix(f"teams/{team}/finetunes/{job_id}/")
-
-
 def load_spec(path: Path) -> TrainSpec:
     """A TrainSpec from a JSON or YAML file; unknown fields are errors."""
     text = path.read_text()
@@ -114,7 +99,7 @@ def spec_errors(exc: ValidationError) -> str:
 
 
 def exit_code(exc: BaseException) -> int:
-    """The exit status a failure maps to (see the module docstring)."""
+    """The exit status a failure maps to (see `tailor.train.protocol`)."""
     if isinstance(exc, TrainingCancelled):
         return EXIT_CANCELLED
     if isinstance(exc, SpecError):
@@ -181,18 +166,3 @@ def run_command(
             signal.signal(signal.SIGTERM, previous)
     _say("result", **result.model_dump(mode="json", exclude={"metrics"}))
     return EXIT_OK
-
-
-def main(argv: list[str] | None = None) -> int:
-    """`python -m tailor.train SPEC --job-id ID`: `tailor train run` without the CLI."""
-    parser = argparse.ArgumentParser(prog="python -m tailor.train", description=__doc__)
-    parser.add_argument("spec", type=Path, help="TrainSpec as JSON or YAML")
-    parser.add_argument("--job-id", required=True, help="job id (checkpoints are kept under it)")
-    parser.add_argument("--work-dir", type=Path, default=None, help="local scratch directory")
-    parser.add_argument("--stop-file", type=Path, default=None, help="stop when this exists")
-    args = parser.parse_args(argv)
-    return run_command(args.spec, args.job_id, args.work_dir, args.stop_file)
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -23,8 +23,9 @@ import torch
 from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
 from transformers import GPTBigCodeConfig, GPTBigCodeForCausalLM, PreTrainedTokenizerFast
 
+from tailor.fim import STARCODER
 from tailor.train.corpus import code_files, read_text
-from tailor.train.fim import STARCODER, encode_document, resolve_fim_tokens
+from tailor.train.fim import encode_document, resolve_fim_tokens
 from tailor.train.packing import batch_rows, pack
 
 # Bump when the recipe below changes, so cached builds are rebuilt.

@@ -16,8 +16,8 @@ import pytest
 from tailor_operator.resources import InferenceEndpointSpec
 from tailor_operator.serving import workload_name
 
+from tailor import k8s as tailor_k8s
 from tailor.db.models import AdapterVersion, Endpoint, Team
-from tailor.finetunes import cluster as finetunes_cluster
 from tailor.registry.cluster import SYNC_TASK, endpoint_resource, endpoint_spec, sync_endpoint
 from tests.api.conftest import queued_tasks
 from tests.charts.validation import validate_manifest
@@ -91,7 +91,7 @@ async def test_publish_promote_and_unpublish_drive_the_endpoint_on_the_cluster(
 
     async def worker_sync() -> str:
         assert queued_tasks(platform.broker)[-1] == (SYNC_TASK, [team_id, "style"])
-        api = finetunes_cluster.connect()
+        api = tailor_k8s.connect()
         args = (platform.sessions, platform.settings, team_id, "style", api)
         return await asyncio.to_thread(sync_endpoint, *args)
 
@@ -131,7 +131,7 @@ async def test_publish_promote_and_unpublish_drive_the_endpoint_on_the_cluster(
             platform.settings,
             team_id,
             "style",
-            finetunes_cluster.connect(),
+            tailor_k8s.connect(),
         )
         == "absent"
     )  # fmt: skip  (a repeated task changes nothing)

@@ -14,7 +14,7 @@ import pytest
 from sqlalchemy import select
 
 from tailor.db.models import AuditEvent
-from tailor.finetunes.cluster import connect
+from tailor.k8s import connect
 from tailor.teams.cluster import UNKNOWN_TEAMS, resync_teams, sync_team
 from tests.charts.validation import validate_manifest
 from tests.operator.conftest import Kube, Platform, custom_resource

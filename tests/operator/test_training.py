@@ -12,6 +12,7 @@ from tailor_operator.config import OperatorConfig
 from tailor_operator.pods import UnknownGpuType
 from tailor_operator.resources import FineTuneJobSpec
 
+from tailor.train.protocol import EXIT_SPEC_ERROR
 from tests.charts.validation import validate_manifest
 from tests.operator.conftest import NAMESPACE, finetune_spec, train_spec
 
@@ -50,7 +51,7 @@ def test_single_gpu_job_runs_the_entrypoint_directly_so_exit_codes_reach_the_pol
     assert container["command"] == training.entrypoint(make_finetune())
     rule = job["spec"]["podFailurePolicy"]["rules"][0]
     assert rule["action"] == "FailJob"
-    assert rule["onExitCodes"]["values"] == [training.SPEC_ERROR_EXIT_CODE]
+    assert rule["onExitCodes"]["values"] == [EXIT_SPEC_ERROR]
     assert job["spec"]["completionMode"] == "NonIndexed"
 
 

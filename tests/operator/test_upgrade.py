@@ -24,7 +24,7 @@ from typing import Any
 import pytest
 from tailor_operator.config import OperatorConfig
 
-from tailor.finetunes.cluster import connect
+from tailor.k8s import connect
 from tailor.teams.cluster import SYNC_TASK, sync_team
 from tests.api.conftest import queued_tasks
 from tests.charts.conftest import PRODUCTION, Helm, render

@@ -6,7 +6,8 @@ from pathlib import Path
 
 from transformers import AutoTokenizer
 
-from tailor.serve.fim import STARCODER, fim_prompt_text, split_fim_text
+from tailor.fim import STARCODER
+from tailor.serve.fim import fim_prompt_text, split_fim_text
 from tailor.serve.generation import GenerationRequest
 from tailor.serve.prompting import Prompter
 from tailor.train.fim import fim_order, tokenizer_fim_ids

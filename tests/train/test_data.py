@@ -56,7 +56,7 @@ def test_training_rows_are_packed_fim_sequences_without_padding(
 
     assert {len(r) for r in rows} == {64}
     assert stats.padding_fraction == 0.0
-    assert any(fim.middle in r for r in rows) and any(tokenizer.eos_token_id in r for r in rows)
+    assert any(fim.middle_id in r for r in rows) and any(tokenizer.eos_token_id in r for r in rows)
 
 
 def test_the_holdout_rows_are_the_same_every_time(

@@ -14,16 +14,10 @@ from typing import Any
 import pytest
 
 from tailor.config import get_settings
-from tailor.finetunes.events import parse
 from tailor.storage import FileStore
 from tailor.train import checkpoints
-from tailor.train.entrypoint import (
-    EXIT_CANCELLED,
-    EXIT_FAILED,
-    EXIT_SPEC_ERROR,
-    run_command,
-    run_training,
-)
+from tailor.train.entrypoint import run_command, run_training
+from tailor.train.protocol import EXIT_CANCELLED, EXIT_FAILED, EXIT_SPEC_ERROR, parse
 from tailor.train.spec import TrainSpec
 from tests.train.conftest import TEAM, make_spec
 
@@ -136,13 +130,13 @@ _CAPPED = textwrap.dedent(
     """
     import resource, sys
     import pyarrow.parquet, torch, transformers, peft
-    from tailor.train.entrypoint import main
+    from tailor.cli.main import app
     from tailor.train.recipes import lora
     torch.zeros(1) + 1
     status = open("/proc/self/status").read()
     vm = int(status.split("VmSize:")[1].split()[0]) * 1024
     resource.setrlimit(resource.RLIMIT_AS, (vm + (1 << 30), resource.RLIM_INFINITY))
-    sys.exit(main(sys.argv[1:]))
+    app(["train", "run", *sys.argv[1:]], prog_name="tailor")
     """
 )
 

@@ -15,12 +15,11 @@ from typing import Any
 import psutil
 import pytest
 
-from tailor.finetunes.events import emit, parse
 from tailor.storage import FileStore
 from tailor.train import checkpoints
 from tailor.train.errors import TrainingCancelled
-from tailor.train.loop import Hooks
-from tailor.train.recipes.full import outcome, relay_events
+from tailor.train.protocol import emit, parse, relay
+from tailor.train.recipes.full import outcome
 from tailor.train.spec import TrainSpec
 from tests.train.conftest import make_spec
 
@@ -112,11 +111,10 @@ def test_a_stop_reported_by_rank_0_is_a_cancellation_although_torchrun_exits_1(
     emit("log", out, message="stopped on request after step 1; checkpoints are kept")
     emit("cancelled", out, message="stopped on request after step 1")
     logs: list[str] = []
-    hooks = Hooks("job", tmp_path, on_log=logs.append)
 
-    final, history = relay_events(io.StringIO(out.getvalue()), hooks)
+    seen = relay(io.StringIO(out.getvalue()), on_log=logs.append)
 
-    assert [m["step"] for m in history] == [1]
+    assert [m["step"] for m in seen.metrics] == [1]
     assert logs == ["stopped on request after step 1; checkpoints are kept"]
     with pytest.raises(TrainingCancelled, match="stopped on request"):
-        outcome(final, history, 1, tmp_path / "torchrun.log")
+        outcome(seen, 1, tmp_path / "torchrun.log")

@@ -10,9 +10,10 @@ import pytest
 from tailor.adapters.artifacts import load_version
 from tailor.storage import FileStore
 from tailor.train import checkpoints
-from tailor.train.entrypoint import EXIT_SPEC_ERROR, exit_code, run_training
+from tailor.train.entrypoint import exit_code, run_training
 from tailor.train.errors import DatasetError, ModelError, TrainingCancelled
 from tailor.train.loop import Metrics
+from tailor.train.protocol import EXIT_SPEC_ERROR
 from tests.train.conftest import DATASET, TEAM, make_spec
 
 pytestmark = pytest.mark.slow

@@ -8,9 +8,9 @@ from pathlib import Path
 import pytest
 from pydantic import ValidationError
 
-from tailor.finetunes.events import EXIT_SPEC_ERROR, parse
 from tailor.train.entrypoint import load_spec, run_command, spec_errors
 from tailor.train.errors import ModelError
+from tailor.train.protocol import EXIT_SPEC_ERROR, parse
 from tailor.train.spec import TrainSpec, default_lora_targets
 
 BASE = {"base_model": "bigcode/starcoderbase-1b", "team": "acme", "dataset_id": "ds-1"}

@@ -13,6 +13,7 @@ from tailor.config import DEFAULT_TIME_LIMITS_S, Settings, get_settings
 from tailor.db import migrate
 from tailor.db.models import Job, JobState
 from tailor.db.session import engine_for, session_factory
+from tailor.jobs import service as jobs
 from tailor.jobs.kinds import TASKS
 from tailor.jobs.workers import this_worker
 from tailor.queue import celery_config
@@ -56,6 +57,23 @@ def test_a_job_killed_at_its_hard_time_limit_is_failed_by_the_worker(
         failed = session.get_one(Job, job.id)
     assert failed.state == JobState.failed
     assert "killed at its hard time limit of 1 min 30 s" in (failed.error or "")
+
+
+def test_an_adapter_task_that_crashes_fails_its_job_without_quoting_the_crash(
+    workspace: sessionmaker[Session],
+) -> None:
+    with workspace() as session:
+        tenant = create_tenant(session)
+        job = jobs.create_system_job(session, tenant.team.id, "adapter-compose", {})
+        session.commit()
+
+    with pytest.raises(KeyError):  # a spec without its composition: a bug, not a user error
+        tasks.adapter_compose(job.uid)
+
+    with workspace() as session:
+        failed = session.get_one(Job, job.id)
+    assert failed.state == JobState.failed
+    assert "KeyError" in (failed.error or "") and "composition" not in (failed.error or "")
 
 
 def test_beat_resyncs_the_teams_on_the_cluster_and_has_nothing_to_do_embedded() -> None:

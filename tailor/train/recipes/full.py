@@ -2,7 +2,7 @@
 
 `run_rank` is what each rank runs: setup → resume → train → save → clean up. In a cluster
 the operator starts torchrun around `tailor train run`, so every rank lands in `run_rank`;
-`launch` does the same on this machine (`torchrun --nproc-per-node N -m tailor.train ...`)
+`launch` does the same on this machine (torchrun around the same command)
 and relays rank 0's JSON-line events to the caller's hooks.
 
 Checkpoints are sharded with torch.distributed.checkpoint (DCP): every `checkpoint_interval`
@@ -19,27 +19,34 @@ from __future__ import annotations
 
 import os
 import shutil
-import subprocess
-import sys
-import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO, Any
+from typing import Any
 
 import torch
 
 import tailor
-from tailor.finetunes.events import EXIT_SPEC_ERROR, parse
 from tailor.storage import ObjectStore
 from tailor.train import checkpoints, data, loop, models
 from tailor.train.artifacts import store_artifact
-from tailor.train.entrypoint import EXIT_CANCELLED
 from tailor.train.errors import SpecError, TrainError, TrainingCancelled
 from tailor.train.fim import tokenizer_fim_ids
 from tailor.train.loop import Hooks, Metrics
 from tailor.train.packing import PackingStats
+from tailor.train.protocol import (
+    EXIT_CANCELLED,
+    EXIT_SPEC_ERROR,
+    Launch,
+    Relayed,
+    entrypoint_args,
+    local_command,
+    log_tail,
+)
+from tailor.train.protocol import (
+    launch as launch_entrypoint,
+)
 from tailor.train.recipes.lora import restore_rng, rng_state
 from tailor.train.spec import TrainResult, TrainSpec
 
@@ -430,86 +437,33 @@ def save_model(
 # --- launching on this machine ---------------------------------------------------------
 
 
-def torchrun_command(spec_file: Path, nproc: int, args: list[str]) -> list[str]:
-    """torchrun running the training entrypoint on nproc local processes."""
-    return [
-        sys.executable, "-m", "torch.distributed.run", "--standalone",
-        f"--nproc-per-node={nproc}", "-m", "tailor.train", str(spec_file), *args,
-    ]  # fmt: skip
-
-
 def launch(spec: TrainSpec, store: ObjectStore, hooks: Hooks) -> TrainResult:
     """Run the recipe under torchrun on this machine and relay rank 0's events."""
     work = hooks.work_dir
-    spec_file, stop_file, log_path = work / "spec.json", work / "STOP", work / "torchrun.log"
+    spec_file, stop_file = work / "spec.json", work / "STOP"
     spec_file.write_text(spec.model_dump_json())
-    stop_file.unlink(missing_ok=True)
-    args = ["--job-id", hooks.job_id, "--work-dir", str(work), "--stop-file", str(stop_file)]
+    args = entrypoint_args(spec_file, hooks.job_id, work, stop_file)
     env = dict(os.environ, TAILOR_OBJECT_STORE_URL=store.url)
     package_root = str(Path(tailor.__file__).resolve().parent.parent)
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [package_root, env.get("PYTHONPATH")]))
-    with open(log_path, "w") as log:
-        proc = subprocess.Popen(
-            torchrun_command(spec_file, spec.num_processes, args),
-            stdout=subprocess.PIPE, stderr=log, env=env, text=True,
-        )  # fmt: skip
-        done = threading.Event()
-        watcher = threading.Thread(target=_forward_stop, args=(hooks, stop_file, done))
-        watcher.start()
-        try:
-            final, history = relay_events(proc.stdout, hooks)
-            code = proc.wait()
-        finally:
-            done.set()
-            watcher.join()
-            if proc.poll() is None:
-                proc.kill()
-    return outcome(final, history, code, log_path)
+    run = Launch(
+        local_command(spec.num_processes, args), env, work / "torchrun.log", stop_file,
+        hooks.should_stop,
+    )  # fmt: skip
+    seen, code = launch_entrypoint(run, hooks.on_metrics, hooks.on_log, hooks.on_progress)
+    return outcome(seen, code, run.log_path)
 
 
-def _forward_stop(hooks: Hooks, stop_file: Path, done: threading.Event) -> None:
-    while not done.wait(0.2):
-        if hooks.should_stop():
-            stop_file.touch()
-            return
-
-
-def relay_events(
-    stdout: IO[str] | None, hooks: Hooks
-) -> tuple[dict[str, Any] | None, list[Metrics]]:
-    """Forward rank 0's events while torchrun runs; the final event and the metrics seen."""
-    final: dict[str, Any] | None = None
-    history: list[Metrics] = []
-    for line in stdout or ():
-        event = parse(line)
-        if event is None:
-            continue
-        kind = event.pop("event")
-        if kind == "metrics":
-            history.append(event)
-            hooks.on_metrics(event)
-        elif kind == "log":
-            hooks.on_log(str(event.get("message", "")))
-        elif kind == "progress":
-            hooks.on_progress(float(event.get("fraction", 0.0)), str(event.get("message", "")))
-        elif kind in ("result", "error", "cancelled"):
-            # A cancel counts as one though torchrun exits 1 (not rank 0's 4) after it
-            # has stopped the other ranks.
-            final = {"event": kind, **event}
-    return final, history
-
-
-def outcome(
-    final: dict[str, Any] | None, history: list[Metrics], code: int, log_path: Path
-) -> TrainResult:
+def outcome(seen: Relayed, code: int, log_path: Path) -> TrainResult:
     """The launch's result, or its failure as the exception the in-process recipes raise."""
+    final = seen.final
     if code == 0 and final is not None and final["event"] == "result":
         final.pop("event")
-        return TrainResult.model_validate({**final, "metrics": history})
+        return TrainResult.model_validate({**final, "metrics": seen.metrics})
     if code == EXIT_CANCELLED or (final is not None and final["event"] == "cancelled"):
         raise TrainingCancelled("stopped on request")
     if final is not None and final["event"] == "error":
         message = str(final.get("message", "training failed"))
         raise SpecError(message) if code == EXIT_SPEC_ERROR else TrainError(message)
-    tail = log_path.read_text(errors="replace").strip().splitlines()[-15:]
+    tail = log_tail(log_path, 15)
     raise TrainError(f"torchrun exited with status {code}:\n" + "\n".join(tail))

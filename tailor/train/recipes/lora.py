@@ -328,7 +328,7 @@ def cancel(hooks: Hooks, step: int) -> None:
     """Stop without storing an adapter.
 
     Checkpoints stay: a stop is also how a preempted pod leaves, and its retry resumes from
-    them; whoever cancels the job for good deletes them (`entrypoint.discard_job`).
+    them; whoever cancels the job for good deletes them (the worker, the operator).
     """
     hooks.on_log(f"stopped on request after step {step}; no adapter was stored")
     raise TrainingCancelled(f"stopped on request after step {step}")
