@@ -8,9 +8,13 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import socket
+from pathlib import Path
 from typing import Any
 
 import pytest
+import urllib3
+import yaml
 from sqlalchemy import select
 
 from tailor.db.models import AuditEvent
@@ -97,3 +101,27 @@ async def test_the_audit_log_notes_each_change_of_the_stray_teams_once(
             .order_by(AuditEvent.id)
         ).all()
     assert notes == [{"teams": ["stray"]}, {"teams": []}]
+
+
+async def test_an_unreachable_cluster_fails_the_task_so_it_is_retried(
+    platform: Platform, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    admin = _admin(platform)
+    assert platform.client.post("/v1/teams", json={"slug": "later", "name": "L"}, headers=admin)
+    with socket.socket() as sock:  # a port nothing listens on
+        sock.bind(("127.0.0.1", 0))
+        server = f"http://127.0.0.1:{sock.getsockname()[1]}"
+    config = {"apiVersion": "v1", "kind": "Config", "current-context": "c",
+              "clusters": [{"name": "c", "cluster": {"server": server}}],
+              "users": [{"name": "u", "user": {"token": "t"}}],
+              "contexts": [{"name": "c", "context": {"cluster": "c", "user": "u"}}]}  # fmt: skip
+    (tmp_path / "down").write_text(yaml.safe_dump(config))
+    monkeypatch.setenv("KUBECONFIG", str(tmp_path / "down"))
+    monkeypatch.delenv("KUBERNETES_SERVICE_HOST", raising=False)
+    api = connect()
+    api.configuration.retries = 0
+
+    with pytest.raises(urllib3.exceptions.HTTPError):
+        await asyncio.to_thread(sync_team, platform.sessions, "later", api)
+
+    assert platform.client.get("/v1/teams/later", headers=admin).status_code == 200
