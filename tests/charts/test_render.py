@@ -244,3 +244,16 @@ def test_an_existing_secret_gives_both_the_operator_token(helm: Helm, tmp_path: 
     for deployment in ("t-tailor-api", "t-tailor-operator"):
         ref = _operator_token_ref(manifests, deployment)
         assert ref == {"name": "platform-secrets", "key": "operator-token"}
+
+
+@pytest.mark.parametrize("name", ["a", "team-", "x" * 41])
+def test_a_team_name_the_api_would_refuse_fails_at_render_time(
+    helm: Helm, tmp_path: Path, name: str
+) -> None:
+    # Otherwise the seed Job would fail after the install, leaving the release half done.
+    values = tmp_path / "teams.yaml"
+    values.write_text(yaml.safe_dump({"teams": [{"name": name}]}))
+
+    result = helm("template", "t", str(CHART), "--values", str(values), check=False)
+
+    assert result.returncode != 0 and "name" in result.stderr
