@@ -23,6 +23,7 @@ from tailor.pagination import CURSOR_PATTERN, DEFAULT_LIMIT, MAX_LIMIT
 from tailor.registry.service import EndpointHook
 from tailor.security import CredentialCipher
 from tailor.storage import ObjectStore
+from tailor.teams.service import TeamHook
 from tailor.tenancy import Principal, TeamAccess, team_for
 from tailor.tokens.service import authenticate
 
@@ -205,6 +206,18 @@ def endpoint_hook(settings: SettingsDep, sender: SenderDep) -> EndpointHook | No
 
 
 EndpointSync = Annotated[EndpointHook | None, Depends(endpoint_hook)]
+
+
+def team_hook(settings: SettingsDep, sender: SenderDep) -> TeamHook | None:
+    """In cluster mode, what keeps the teams' Team resources in step with the database."""
+    if settings.executor != "kubernetes":
+        return None
+    from tailor.teams.cluster import sync_after_commit
+
+    return sync_after_commit(sender)
+
+
+TeamSync = Annotated[TeamHook | None, Depends(team_hook)]
 
 
 def _has_nul(value: Any) -> bool:

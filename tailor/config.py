@@ -214,6 +214,12 @@ class Settings(BaseSettings):
     )
     executor: str = Field("local", pattern="^(local|kubernetes)$", description="Where jobs run.")
     kubernetes_namespace_prefix: str = "tailor-team-"
+    team_resync_interval_s: float = Field(
+        300.0,
+        ge=10,
+        description="Cluster mode: how often Celery beat re-applies every team's Team resource "
+        "and reports Teams the database does not know.",
+    )
     operator_token: SecretStr | None = Field(
         None,
         description="Bearer token the Kubernetes operator reports job status with "

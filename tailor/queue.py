@@ -33,6 +33,21 @@ def celery_config(settings: Settings) -> dict[str, Any]:
         "broker_connection_retry_on_startup": True,
         "broker_transport_options": _transport_options(settings),
         "task_annotations": time_limits(settings),
+        "beat_schedule": beat_schedule(settings),
+    }
+
+
+def beat_schedule(settings: Settings) -> dict[str, dict[str, Any]]:
+    """Periodic tasks Celery beat sends: in cluster mode, the teams' resync."""
+    if settings.executor != "kubernetes":
+        return {}
+    from tailor.teams.cluster import RESYNC_TASK  # it sends tasks through this module
+
+    return {
+        "team-resync": {
+            "task": RESYNC_TASK,
+            "schedule": settings.team_resync_interval_s,
+        }
     }
 
 

@@ -31,6 +31,7 @@ from tailor.jobs.kinds import TASKS
 from tailor.jobs.reaper import start_reaper
 from tailor.registry.cluster import SYNC_TASK
 from tailor.storage import ObjectStore, get_store
+from tailor.teams import cluster as teams_cluster
 from worker.app import app
 
 JobRunner = Callable[[str, threading.Event], None]
@@ -172,3 +173,25 @@ def endpoint_sync(team_id: int, name: str) -> None:
     from tailor.registry.cluster import sync_endpoint
 
     sync_endpoint(_sessions(), get_settings(), int(team_id), str(name), connect())
+
+
+@app.task(
+    name=teams_cluster.SYNC_TASK,
+    autoretry_for=(Exception,),  # an unreachable cluster: try again, the state converges
+    retry_backoff=5,
+    retry_backoff_max=300,
+    max_retries=20,
+)
+def team_sync(slug: str) -> None:
+    """Make the team's Team resource match the database (cluster mode)."""
+    from tailor.k8s import connect
+
+    teams_cluster.sync_team(_sessions(), str(slug), connect())
+
+
+@app.task(name=teams_cluster.RESYNC_TASK)
+def team_resync() -> None:
+    """Re-apply every team's Team; report Teams the database does not know (beat, periodic)."""
+    from tailor.k8s import connect
+
+    teams_cluster.resync_teams(_sessions(), connect())

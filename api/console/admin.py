@@ -23,7 +23,7 @@ from api.console.web import (
     render,
     saved,
 )
-from api.deps import SessionDep
+from api.deps import SessionDep, TeamSync
 from tailor.db.models import AuditEvent, Job, JobState, Role, Team
 from tailor.errors import TailorError
 from tailor.pagination import MAX_LIMIT
@@ -86,13 +86,18 @@ def overview(request: Request, principal: PlatformAdmin, session: SessionDep) ->
 
 @router.post("/teams/{team}/quota")
 def set_quota(
-    team: str, request: Request, form: Form, principal: PlatformAdmin, session: SessionDep
+    team: str,
+    request: Request,
+    form: Form,
+    principal: PlatformAdmin,
+    session: SessionDep,
+    sync: TeamSync,
 ) -> Response:
     """Set a team's GPU quota."""
     access = team_for(session, principal, team, Role.admin)
     try:
         body = parse(TeamUpdate, {"gpu_quota": optional_int(form_text(form, "gpu_quota"))})
-        teams.update_team(session, access, body)
+        teams.update_team(session, access, body, sync)
     except (FormErrors, TailorError) as exc:
         session.rollback()
         errors = exc.errors if isinstance(exc, FormErrors) else service_errors(exc)

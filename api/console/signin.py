@@ -20,7 +20,7 @@ from api.console.web import (
     saved,
     set_cookie,
 )
-from api.deps import DEFAULT_PAGE, SessionDep, SettingsDep, StoreDep
+from api.deps import DEFAULT_PAGE, SessionDep, SettingsDep, StoreDep, TeamSync
 from tailor.errors import Forbidden, TailorError, Unauthorized
 from tailor.pagination import MAX_LIMIT
 from tailor.teams import service as teams
@@ -100,12 +100,13 @@ def create_team(
     session: SessionDep,
     store: StoreDep,
     settings: SettingsDep,
+    sync: TeamSync,
 ) -> Response:
     """Create a team owned by the caller."""
     values = {"slug": form_text(form, "slug"), "name": form_text(form, "name")}
     try:
         body = parse(TeamCreate, values)
-        team = teams.create_team(session, principal, body, store, settings.workspace)
+        team = teams.create_team(session, principal, body, store, settings.workspace, sync)
     except (FormErrors, TailorError) as exc:
         session.rollback()
         errors = exc.errors if isinstance(exc, FormErrors) else service_errors(exc)

@@ -5,13 +5,15 @@ from __future__ import annotations
 from fastapi import APIRouter
 from sqlalchemy import select
 
-from api.deps import InternalCaller, SenderDep, SessionDep, StoreDep
+from api.deps import InternalCaller, SenderDep, SessionDep, SettingsDep, StoreDep, TeamSync
 from api.responses import errors
 from tailor.db.models import Job
 from tailor.errors import NotFound
 from tailor.finetunes.run import finish_trained
 from tailor.jobs.cluster import PhaseReport, apply_phase
 from tailor.jobs.schemas import JobOut
+from tailor.teams import service as teams
+from tailor.teams.schemas import Slug, TeamOut, TeamSeed
 
 router = APIRouter(prefix="/v1/internal", tags=["internal"])
 
@@ -31,3 +33,18 @@ def report_status(
         raise NotFound(f"job {job_id} not found")
     finish = finish_trained(store, sender) if job.kind == "finetune" else None
     return JobOut.of(apply_phase(session, job, body, finish))
+
+
+@router.put("/teams/{slug}", response_model=TeamOut, responses=errors(403))
+def seed_team(
+    slug: Slug,
+    body: TeamSeed,
+    caller: InternalCaller,
+    session: SessionDep,
+    store: StoreDep,
+    settings: SettingsDep,
+    sync: TeamSync,
+) -> TeamOut:
+    """Create or update a team the chart declares (`tailor admin seed-teams`); idempotent."""
+    team, _ = teams.seed_team(session, caller, slug, body, store, settings.workspace, sync)
+    return TeamOut.model_validate(team)

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter, status
+from typing import Annotated
+
+from fastapi import APIRouter, Query, status
 
 from api.deps import (
     DEFAULT_PAGE,
@@ -14,6 +16,7 @@ from api.deps import (
     StoreDep,
     TeamAdmin,
     TeamOwner,
+    TeamSync,
     TeamViewer,
 )
 from api.responses import READ, WRITE, errors
@@ -34,9 +37,10 @@ def create_team(
     principal: CurrentPrincipal,
     store: StoreDep,
     settings: SettingsDep,
+    sync: TeamSync,
 ) -> TeamOut:
     """Create a team; the caller becomes its owner."""
-    team = service.create_team(session, principal, body, store, settings.workspace)
+    team = service.create_team(session, principal, body, store, settings.workspace, sync)
     return TeamOut.model_validate(team)
 
 
@@ -59,20 +63,39 @@ def get_team(access: TeamViewer) -> TeamOut:
 
 
 @router.patch("/{team}", response_model=TeamOut, responses=WRITE)
-def update_team(body: TeamUpdate, access: TeamAdmin, session: SessionDep) -> TeamOut:
-    """Rename a team; platform admins also set its GPU quota."""
-    return TeamOut.model_validate(service.update_team(session, access, body))
+def update_team(
+    body: TeamUpdate, access: TeamAdmin, session: SessionDep, sync: TeamSync
+) -> TeamOut:
+    """Rename a team; platform admins also set its GPU and cluster quota."""
+    return TeamOut.model_validate(service.update_team(session, access, body, sync))
+
+
+Confirm = Annotated[
+    str | None,
+    Query(
+        max_length=40,
+        description="The team's slug again: needed while it holds datasets, adapters or endpoints.",
+    ),
+]
 
 
 @router.delete("/{team}", status_code=status.HTTP_204_NO_CONTENT, responses=WRITE)
 def delete_team(
-    access: TeamOwner, session: SessionDep, store: StoreDep, settings: SettingsDep
+    access: TeamOwner,
+    session: SessionDep,
+    store: StoreDep,
+    settings: SettingsDep,
+    sync: TeamSync,
+    confirm: Confirm = None,
 ) -> None:
     """Delete a team, everything registered in it and everything it stored.
 
-    Refused (409) while a worker still runs one of its jobs: cancel those first.
+    Refused (409) while it holds datasets, adapters or endpoints unless `confirm` repeats
+    its slug, and while a worker still runs one of its jobs: cancel those first.
     """
-    service.delete_team(session, access, store, settings.workspace, settings.job_stale_after_s)
+    service.delete_team(
+        session, access, store, settings.workspace, settings.job_stale_after_s, confirm, sync
+    )
 
 
 @router.put("/{team}/publish-policy", response_model=GatePolicy, responses=WRITE)

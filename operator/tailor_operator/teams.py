@@ -50,6 +50,7 @@ def apply(rt: Runtime, name: str, uid: str, spec: Mapping[str, Any]) -> dict[str
     except ValueError as exc:
         raise kopf.PermanentError(f"Team {name}: {exc}") from exc
     rt.cluster.ensure_all(manifests, immutable=set())
+    _disown(rt, [m for m in manifests if "namespace" not in m["metadata"]])
     result: dict[str, Any] = {
         "namespace": tenancy.namespace_name(rt.config, name),
         "localQueue": rt.config.kueue.localQueueName if rt.config.kueue.enabled else None,
@@ -70,6 +71,24 @@ def apply(rt: Runtime, name: str, uid: str, spec: Mapping[str, Any]) -> dict[str
         [tenancy.build_object_store_secret(tenant, rt.config, data)], immutable=set()
     )
     return {**result, "phase": "Ready", "reason": "Provisioned", "message": None}
+
+
+def _disown(rt: Runtime, manifests: list[dict[str, Any]]) -> None:
+    """Drop the ownerReference an older operator gave the Namespace and ClusterQueue.
+
+    Owned, they are garbage-collected whenever the Team object goes away, even when it is
+    re-created at once (what Helm did on every upgrade): only `delete` may remove them.
+    """
+    for manifest in manifests:
+        api_version, kind = manifest["apiVersion"], manifest["kind"]
+        name = manifest["metadata"]["name"]
+        try:
+            current = rt.cluster.get(api_version, kind, None, name)
+            if current and current.get("metadata", {}).get("ownerReferences"):
+                body = {"metadata": {"ownerReferences": None}}
+                rt.cluster.patch(api_version, kind, None, name, body)
+        except _API_ERRORS as exc:
+            raise as_kopf_error(exc, f"disowning {kind} {name}") from exc
 
 
 def delete(rt: Runtime, name: str) -> None:

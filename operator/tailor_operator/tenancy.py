@@ -43,13 +43,18 @@ def cluster_queue_name(config: OperatorConfig, team: str) -> str:
 
 
 def _metadata(tenant: Tenant, name: str, namespace: str | None) -> dict[str, Any]:
-    meta: dict[str, Any] = {
-        "name": name,
-        "labels": naming.labels("tenancy", tenant.name),
-        "ownerReferences": [naming.owner_reference(API_VERSION, "Team", tenant.name, tenant.uid)],
-    }
+    """Labels, and for objects inside the namespace an ownerReference to the Team.
+
+    The cluster-scoped Namespace and ClusterQueue carry none: the garbage collector would
+    delete them whenever a Team object goes away, including one deleted and re-created
+    with the same name (a replace, a restore); only the Team delete handler removes them.
+    """
+    meta: dict[str, Any] = {"name": name, "labels": naming.labels("tenancy", tenant.name)}
     if namespace is not None:
         meta["namespace"] = namespace
+        meta["ownerReferences"] = [
+            naming.owner_reference(API_VERSION, "Team", tenant.name, tenant.uid)
+        ]
     return meta
 
 

@@ -2,14 +2,20 @@
 
 from __future__ import annotations
 
+import json
+import os
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import typer
+from pydantic import ValidationError
 
+from tailor.cli.client import Client
 from tailor.config import get_settings
 from tailor.db import migrate
 from tailor.db.session import engine_for, session_factory
+from tailor.teams.schemas import ChartTeam
 from tailor.tokens.service import create_admin_token
 
 admin_app = typer.Typer(help="Platform administration.", no_args_is_help=True)
@@ -28,6 +34,28 @@ def create_token(
         token = create_admin_token(session, email, name)
         session.commit()
     typer.echo(token)
+
+
+@admin_app.command("seed-teams")
+def seed_teams(
+    path: Path = typer.Argument(..., help="JSON list of teams as the chart's `teams` value."),
+    url: str = typer.Option(None, envvar="TAILOR_URL", help="The API's URL."),
+) -> None:
+    """Create or update the teams a file declares, through the API (idempotent).
+
+    Authenticates with $TAILOR_OPERATOR_TOKEN (the chart's operator token), else
+    $TAILOR_TOKEN (a platform admin's). Every team is checked before the first is sent.
+    """
+    try:
+        raw = json.loads(path.read_text())
+        seeds = [(t.name, t.seed()) for t in map(ChartTeam.model_validate, raw or [])]
+    except (OSError, ValueError, TypeError) as exc:
+        detail = exc.errors() if isinstance(exc, ValidationError) else exc
+        raise typer.BadParameter(f"{path}: {detail}", param_hint="PATH") from exc
+    client = Client(url=url, token=os.environ.get("TAILOR_OPERATOR_TOKEN") or None)
+    for name, seed in seeds:
+        client.request("PUT", f"/v1/internal/teams/{name}", json=seed.model_dump())
+        typer.echo(f"seeded team {name}")
 
 
 def register(app: typer.Typer, api_errors: Callable[[Any], Any]) -> None:

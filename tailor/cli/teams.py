@@ -38,7 +38,8 @@ def delete(slug: str, yes: bool = typer.Option(False, "--yes", help="Do not ask.
     """Delete a team and everything in it."""
     if not yes:
         typer.confirm(f"Delete team {slug} and everything in it?", abort=True)
-    Client().delete(f"/v1/teams/{slug}")
+    # Asked (or --yes): that is the confirmation the API wants for a team that holds work.
+    Client().request("DELETE", f"/v1/teams/{slug}", params={"confirm": slug})
     typer.echo(f"deleted team {slug}")
 
 

@@ -33,6 +33,8 @@ class Team(Timestamped, Base):
     slug: Mapped[str] = mapped_column(String(63), unique=True)
     name: Mapped[str] = mapped_column(String(200))
     gpu_quota: Mapped[int] = mapped_column(default=0)
+    # The rest of the Team resource's quota (ClusterQuota, camelCase as the CRD spells it).
+    cluster_quota: Mapped[dict[str, Any]] = mapped_column(default=dict)
     publish_policy: Mapped[dict[str, Any]] = mapped_column(default=dict)
 
 

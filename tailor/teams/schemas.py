@@ -15,6 +15,32 @@ Slug = Annotated[
 ]
 
 
+# Kubernetes' resource.Quantity, without a sign: a quota is never negative.
+Quantity = Annotated[
+    str,
+    StringConstraints(
+        max_length=32,
+        pattern=r"^(([0-9]+(\.[0-9]*)?)|(\.[0-9]+))(([KMGTPE]i)|[numkMGTPE]|"
+        r"([eE](\+|-)?(([0-9]+(\.[0-9]*)?)|(\.[0-9]+))))?$",
+    ),
+]
+
+
+class ClusterQuota(BaseModel):
+    """What a team gets on the cluster besides its GPUs; unset means the platform default."""
+
+    model_config = ConfigDict(extra="forbid")
+    gpu_type: str | None = Field(
+        None, pattern=r"^[a-z0-9][a-z0-9.-]{0,62}$", description="GPU pool of the guarantee."
+    )
+    gpu_borrowing_limit: int | None = Field(
+        None, ge=0, le=4096, description="Idle GPUs of other teams it may borrow."
+    )
+    cpu: Quantity | None = Field(None, description="CPU its pods may request, e.g. '96'.")
+    memory: Quantity | None = Field(None, description="Memory its pods may request, e.g. '768Gi'.")
+    pods: int | None = Field(None, ge=1, le=10_000, description="Pods at once in its namespace.")
+
+
 class TeamCreate(BaseModel):
     """A new team; the caller becomes its owner."""
 
@@ -28,7 +54,55 @@ class TeamUpdate(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
     name: str | None = Field(None, min_length=1, max_length=200)
-    gpu_quota: int | None = Field(None, ge=0, le=10_000, description="GPUs the team may use.")
+    gpu_quota: int | None = Field(None, ge=0, le=4096, description="GPUs the team may use.")
+    cluster_quota: ClusterQuota | None = Field(
+        None, description="Platform admins only: replaces the team's cluster quota."
+    )
+
+
+class TeamSeed(BaseModel):
+    """A team as the chart declares it: created if new, else brought in line (idempotent)."""
+
+    model_config = ConfigDict(extra="forbid")
+    name: str = Field(min_length=1, max_length=200, description="Display name.")
+    gpu_quota: int = Field(0, ge=0, le=4096, description="GPUs the team is guaranteed.")
+    cluster_quota: ClusterQuota = Field(default_factory=ClusterQuota)
+
+
+class ChartQuota(BaseModel):
+    """A team's quota as the chart's values spell it (the Team resource's fields)."""
+
+    model_config = ConfigDict(extra="forbid")
+    gpus: int = Field(0, ge=0, le=4096)
+    gpuType: str | None = None
+    gpuBorrowingLimit: int | None = None
+    cpu: str | int | None = None
+    memory: str | int | None = None
+    pods: int | None = None
+
+
+class ChartTeam(BaseModel):
+    """One entry of the chart's `teams` value."""
+
+    model_config = ConfigDict(extra="forbid")
+    name: Slug
+    displayName: str | None = None
+    quota: ChartQuota = Field(default_factory=ChartQuota)
+
+    def seed(self) -> TeamSeed:
+        """What the API's seed route takes (checked here, so a bad file sends nothing)."""
+        q = self.quota
+        return TeamSeed(
+            name=self.displayName or self.name,
+            gpu_quota=q.gpus,
+            cluster_quota=ClusterQuota(
+                gpu_type=q.gpuType,
+                gpu_borrowing_limit=q.gpuBorrowingLimit,
+                cpu=None if q.cpu is None else str(q.cpu),
+                memory=None if q.memory is None else str(q.memory),
+                pods=q.pods,
+            ),
+        )
 
 
 class TeamOut(BaseModel):
@@ -38,6 +112,7 @@ class TeamOut(BaseModel):
     slug: str
     name: str
     gpu_quota: int
+    cluster_quota: ClusterQuota = Field(default_factory=ClusterQuota)
     created_at: datetime
 
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -11,15 +11,41 @@ from sqlalchemy.orm import Session
 
 from tailor import audit
 from tailor.config import JOB_STALE_AFTER_S
-from tailor.db.models import Job, JobState, Membership, Role, Team, User
+from tailor.db.models import (
+    Adapter,
+    Dataset,
+    Endpoint,
+    Job,
+    JobState,
+    Membership,
+    Role,
+    Team,
+    User,
+)
 from tailor.errors import Conflict, Forbidden, InvalidInput, NotFound
 from tailor.jobs import service as jobs
 from tailor.jobs.workers import is_alive
 from tailor.pagination import paginate
 from tailor.storage import ObjectStore
 from tailor.teams.purge import purge_leftovers, purge_team
-from tailor.teams.schemas import MemberCreate, MemberOut, MemberUpdate, TeamCreate, TeamUpdate
+from tailor.teams.schemas import (
+    MemberCreate,
+    MemberOut,
+    MemberUpdate,
+    TeamCreate,
+    TeamSeed,
+    TeamUpdate,
+)
 from tailor.tenancy import Principal, TeamAccess, check_can_grant
+
+# Called with the team's slug in the transaction that changed it (cluster mode: sync its
+# Team resource once committed, see tailor.teams.cluster).
+TeamHook = Callable[[Session, str], None]
+
+
+def _changed(session: Session, hook: TeamHook | None, slug: str) -> None:
+    if hook is not None:
+        hook(session, slug)
 
 
 def create_team(
@@ -28,6 +54,7 @@ def create_team(
     body: TeamCreate,
     store: ObjectStore,
     workspace: Path,
+    on_change: TeamHook | None = None,
 ) -> Team:
     """Create a team owned by the caller; nothing a deleted team left under its slug remains."""
     principal.require_scope("write")
@@ -41,7 +68,43 @@ def create_team(
     session.flush()
     session.add(Membership(team_id=team.id, user_id=principal.user_id, role=Role.owner))
     audit.record(session, principal, "team.create", team_id=team.id, resource=f"teams/{team.slug}")
+    _changed(session, on_change, team.slug)
     return team
+
+
+def seed_team(
+    session: Session,
+    actor: str,
+    slug: str,
+    body: TeamSeed,
+    store: ObjectStore,
+    workspace: Path,
+    on_change: TeamHook | None = None,
+) -> tuple[Team, bool]:
+    """Create the team the chart declares, or bring its name and quotas in line; (team, created).
+
+    Seeded teams have no owner: platform admins manage them and add their members. `actor`
+    names the platform component (or admin) in the audit log.
+    """
+    team = session.scalar(select(Team).where(Team.slug == slug).with_for_update())
+    created = team is None
+    if team is None:
+        purge_leftovers(store, workspace, slug)
+        team = Team(slug=slug, name=body.name)
+        session.add(team)
+    team.name, team.gpu_quota = body.name, body.gpu_quota
+    team.cluster_quota = body.cluster_quota.model_dump(exclude_none=True)
+    session.flush()
+    audit.record(
+        session,
+        None,
+        "team.seed",
+        team_id=team.id,
+        resource=f"teams/{slug}",
+        detail={"by": actor, "created": created, **body.model_dump(exclude_none=True)},
+    )
+    _changed(session, on_change, slug)
+    return team, created
 
 
 def list_teams(
@@ -57,13 +120,18 @@ def list_teams(
     return paginate(session, stmt, Team.id, cursor, limit)
 
 
-def update_team(session: Session, access: TeamAccess, body: TeamUpdate) -> Team:
-    """Rename a team or (platform admins only) change its GPU quota."""
+def update_team(
+    session: Session, access: TeamAccess, body: TeamUpdate, on_change: TeamHook | None = None
+) -> Team:
+    """Rename a team or (platform admins only) change its GPU and cluster quota."""
     team = access.team
+    quota = body.gpu_quota is not None or body.cluster_quota is not None
+    if quota and not access.principal.platform_admin:
+        raise Forbidden("only a platform admin can change a team's GPU or cluster quota")
     if body.gpu_quota is not None:
-        if not access.principal.platform_admin:
-            raise Forbidden("only a platform admin can change a team's GPU quota")
         team.gpu_quota = body.gpu_quota
+    if body.cluster_quota is not None:
+        team.cluster_quota = body.cluster_quota.model_dump(exclude_none=True)
     if body.name is not None:
         team.name = body.name
     audit.record(
@@ -74,7 +142,16 @@ def update_team(session: Session, access: TeamAccess, body: TeamUpdate) -> Team:
         resource=f"teams/{team.slug}",
         detail=body.model_dump(exclude_none=True),
     )
+    _changed(session, on_change, team.slug)
     return team
+
+
+def _holdings(session: Session, team_id: int) -> dict[str, int]:
+    counts = {}
+    for label, model in (("datasets", Dataset), ("adapters", Adapter), ("endpoints", Endpoint)):
+        stmt = select(func.count()).select_from(model).where(model.team_id == team_id)
+        counts[label] = session.scalar(stmt) or 0
+    return {label: n for label, n in counts.items() if n}
 
 
 def delete_team(
@@ -83,15 +160,29 @@ def delete_team(
     store: ObjectStore,
     workspace: Path,
     stale_after_s: float = JOB_STALE_AFTER_S,
+    confirm: str | None = None,
+    on_change: TeamHook | None = None,
 ) -> None:
     """Delete a team, everything registered in it and everything it stored.
 
-    Its queued jobs, and running ones whose worker is gone, are cancelled; a job that a live
-    worker runs refuses the deletion (409, naming it): the worker would go on writing under
-    the team's prefix after the purge. Objects and local caches go before the commit, so a
-    store that cannot be emptied leaves the team in place, to delete again.
+    A team that still holds datasets, adapters or endpoints is deleted only when `confirm`
+    repeats its slug (409 otherwise, with the counts): on the cluster the deletion also
+    removes its namespace with every endpoint serving there. Its queued jobs, and running
+    ones whose worker is gone, are cancelled; a job that a live worker runs refuses the
+    deletion (409, naming it): the worker would go on writing under the team's prefix after
+    the purge. Objects and local caches go before the commit, so a store that cannot be
+    emptied leaves the team in place, to delete again.
     """
     team = access.team
+    held = _holdings(session, team.id)
+    if held and confirm != team.slug:
+        what = ", ".join(f"{n} {label}" for label, n in held.items())
+        raise Conflict(
+            f"team '{team.slug}' still has {what}; deleting it deletes them (and on the cluster "
+            f"its namespace): repeat the slug to confirm (DELETE /v1/teams/{team.slug}"
+            f"?confirm={team.slug})",
+            holdings=held,
+        )
     running = []
     unfinished = select(Job).where(
         Job.team_id == team.id, Job.state.in_([JobState.queued, JobState.running])
@@ -118,6 +209,7 @@ def delete_team(
         session, access.principal, "team.delete", team_id=None, resource=f"teams/{team.slug}"
     )
     session.delete(team)
+    _changed(session, on_change, team.slug)
 
 
 def _member_out(m: Membership, u: User) -> MemberOut:

@@ -169,7 +169,8 @@ def test_a_new_team_with_a_deleted_teams_slug_sees_nothing_of_it(
         git.create_repo("api", {"billing/ledger.py": "def total(xs):\n    return sum(xs)\n"})
         old = harvested_team(client, tenant, git, sessions, settings, store, slug)
     assert store.list(f"teams/{slug}/") and any((settings.workspace / "git-cache").iterdir())
-    assert client.delete(f"/v1/teams/{slug}", headers=tenant.auth()).status_code == 204
+    deleted = client.delete(f"/v1/teams/{slug}?confirm={slug}", headers=tenant.auth())
+    assert deleted.status_code == 204
     again = client.post("/v1/teams", json={"slug": slug, "name": "New"}, headers=tenant.auth())
     assert again.status_code == 201
     datasets = client.get(f"/v1/teams/{slug}/datasets", headers=tenant.auth()).json()["items"]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import tarfile
 from pathlib import Path
 from typing import Any
@@ -10,9 +11,9 @@ import pytest
 import yaml
 from tailor_operator.config import OperatorConfig
 from tailor_operator.crds import generate_crds
-from tailor_operator.resources import TeamSpec
 
 from tailor.config import Settings
+from tailor.teams.schemas import ChartTeam
 from tests.charts.conftest import CHART, PRODUCTION, Helm, by_kind, pod_specs, render
 from tests.charts.validation import validate_manifest
 
@@ -96,7 +97,9 @@ def test_helm_test_checks_the_api_readiness(default_manifests: list[dict[str, An
 def test_the_operator_config_is_one_the_operator_reads(
     production_manifests: list[dict[str, Any]],
 ) -> None:
-    [configmap] = by_kind(production_manifests, "ConfigMap")
+    [configmap] = [
+        c for c in by_kind(production_manifests, "ConfigMap") if "operator.json" in c["data"]
+    ]
 
     config = OperatorConfig.model_validate_json(configmap["data"]["operator.json"])
 
@@ -106,15 +109,37 @@ def test_the_operator_config_is_one_the_operator_reads(
     assert config.apiUrl == "http://t-tailor-api.tailor.svc:80"
 
 
-def test_production_teams_become_team_resources_after_install(
+def test_production_teams_are_seeded_through_the_api_by_a_job(
     production_manifests: list[dict[str, Any]],
 ) -> None:
-    teams = by_kind(production_manifests, "Team")
+    [job] = [
+        j for j in by_kind(production_manifests, "Job") if "seed-teams" in j["metadata"]["name"]
+    ]
+    [configmap] = [
+        c for c in by_kind(production_manifests, "ConfigMap") if "teams.json" in c["data"]
+    ]
 
-    assert [t["metadata"]["name"] for t in teams] == ["search", "payments", "platform-infra"]
-    for team in teams:
-        TeamSpec.model_validate(team["spec"])
-        assert "post-install" in team["metadata"]["annotations"]["helm.sh/hook"]
+    assert by_kind(production_manifests, "Team") == []
+    teams = [ChartTeam.model_validate(t) for t in json.loads(configmap["data"]["teams.json"])]
+    assert [t.name for t in teams] == ["search", "payments", "platform-infra"]
+    assert job["metadata"]["annotations"]["helm.sh/hook"] == "post-install,post-upgrade"
+    [container] = job["spec"]["template"]["spec"]["containers"]
+    assert container["command"] == ["tailor", "admin", "seed-teams", "/seed/teams.json"]
+
+
+@pytest.mark.parametrize("fixture", ["default_manifests", "production_manifests"])
+def test_only_jobs_and_test_pods_are_hooks_helm_deletes(
+    fixture: str, request: pytest.FixtureRequest
+) -> None:
+    manifests: list[dict[str, Any]] = request.getfixturevalue(fixture)
+
+    deleted_by_helm = {
+        m["kind"]
+        for m in manifests
+        if "helm.sh/hook-delete-policy" in (m["metadata"].get("annotations") or {})
+    }
+
+    assert deleted_by_helm <= {"Job", "Pod"}
 
 
 def test_each_gpu_pool_gets_a_kueue_flavor_and_the_shared_pool_lends(
@@ -219,3 +244,16 @@ def test_an_existing_secret_gives_both_the_operator_token(helm: Helm, tmp_path: 
     for deployment in ("t-tailor-api", "t-tailor-operator"):
         ref = _operator_token_ref(manifests, deployment)
         assert ref == {"name": "platform-secrets", "key": "operator-token"}
+
+
+@pytest.mark.parametrize("name", ["a", "team-", "x" * 41])
+def test_a_team_name_the_api_would_refuse_fails_at_render_time(
+    helm: Helm, tmp_path: Path, name: str
+) -> None:
+    # Otherwise the seed Job would fail after the install, leaving the release half done.
+    values = tmp_path / "teams.yaml"
+    values.write_text(yaml.safe_dump({"teams": [{"name": name}]}))
+
+    result = helm("template", "t", str(CHART), "--values", str(values), check=False)
+
+    assert result.returncode != 0 and "name" in result.stderr

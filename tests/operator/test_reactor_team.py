@@ -94,3 +94,24 @@ async def test_deleting_a_team_removes_its_namespace_and_cluster_queue(
     await kube.wait_for(f"{TEAMS}/payments", lambda o: o is None)
     assert await kube.get(f"{KUEUE}/clusterqueues/tailor-payments") is None
     assert await kube.get(f"/api/v1/namespaces/{NAMESPACE}") is None
+
+
+async def test_a_namespace_an_older_operator_owned_is_disowned(
+    kube: Kube, running_operator: Operator
+) -> None:
+    # Owned by the Team, the garbage collector would delete it whenever the Team object is
+    # re-created; only the Team delete handler may remove a team namespace.
+    await _platform_secret(kube)
+    owner = {"apiVersion": "tailor.dev/v1alpha1", "kind": "Team", "name": "payments",
+             "uid": "0ld-team-uid", "controller": True}  # fmt: skip
+    namespace = {"apiVersion": "v1", "kind": "Namespace",
+                 "metadata": {"name": NAMESPACE, "ownerReferences": [owner]}}  # fmt: skip
+    await kube.create("/api/v1/namespaces", namespace)
+
+    await kube.create(TEAMS, custom_resource("Team", "payments", {}, None))
+
+    disowned = await kube.wait_for(
+        f"/api/v1/namespaces/{NAMESPACE}",
+        lambda o: bool(o and not o["metadata"].get("ownerReferences")),
+    )
+    assert disowned is not None

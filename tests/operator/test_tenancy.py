@@ -35,7 +35,17 @@ def test_a_team_gets_its_own_restricted_namespace(operator_config: OperatorConfi
 
     assert namespace["metadata"]["name"] == "tailor-team-search"
     assert namespace["metadata"]["labels"]["pod-security.kubernetes.io/enforce"] == "restricted"
-    assert namespace["metadata"]["ownerReferences"][0]["kind"] == "Team"
+
+
+def test_no_cluster_scoped_object_is_owned_by_the_team(operator_config: OperatorConfig) -> None:
+    # Owned, they would be garbage-collected whenever a Team object goes away, even one
+    # deleted and re-created under the same name; the Team delete handler removes them.
+    tenant = make_tenant()
+    namespace = tenancy.build_namespace(tenant, operator_config)
+    queue = tenancy.build_cluster_queue(tenant, operator_config)
+
+    assert "ownerReferences" not in namespace["metadata"]
+    assert "ownerReferences" not in queue["metadata"]
 
 
 def test_the_cluster_queue_guarantees_the_quota_and_lets_the_team_borrow(

@@ -74,3 +74,12 @@ def test_an_adapter_task_that_crashes_fails_its_job_without_quoting_the_crash(
         failed = session.get_one(Job, job.id)
     assert failed.state == JobState.failed
     assert "KeyError" in (failed.error or "") and "composition" not in (failed.error or "")
+
+
+def test_beat_resyncs_the_teams_on_the_cluster_and_has_nothing_to_do_embedded() -> None:
+    cluster = celery_config(Settings(executor="kubernetes", team_resync_interval_s=120))
+
+    [entry] = cluster["beat_schedule"].values()
+    assert (entry["task"], entry["schedule"]) == ("tailor.team.resync", 120)
+    assert entry["task"] in app.tasks
+    assert celery_config(Settings())["beat_schedule"] == {}
