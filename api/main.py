@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import httpx
 from fastapi import Depends, FastAPI
 from sqlalchemy import Engine
 
@@ -25,6 +26,7 @@ from api.routers import (
 from tailor import __version__
 from tailor.config import Settings, get_settings
 from tailor.db.session import engine_for, session_factory
+from tailor.identity.oidc import OidcClient
 from tailor.queue import make_sender
 from tailor.storage import ObjectStore, get_store
 
@@ -51,6 +53,10 @@ def create_app(
     app.state.store = store or get_store(settings)
     app.state.sender = make_sender(settings)
     app.state.metrics = metrics.ApiMetrics()
+    if settings.oidc_issuer:
+        # Discovery and keys are fetched at first use: the API starts while the provider is down.
+        http = httpx.Client(timeout=settings.oidc_timeout_s)
+        app.state.oidc = OidcClient(settings, http)
     problems.install(app)
     metrics.install(app, app.state.metrics)
     for module in (
