@@ -10,11 +10,13 @@ from api import console, metrics, problems
 from api.deps import reject_nul_characters
 from api.routers import (
     adapters,
+    auth,
     base_models,
     datasets,
     endpoints,
     evaluations,
     finetunes,
+    group_mappings,
     health,
     internal,
     jobs,
@@ -73,6 +75,8 @@ def create_app(
         endpoints,
         internal,
         base_models,
+        auth,
+        group_mappings,
     ):
         app.include_router(module.router)
     app.include_router(console.router)

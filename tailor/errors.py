@@ -59,3 +59,9 @@ class RateLimited(TailorError):
     status = 429
     type_slug = "rate-limited"
     title = "Too many requests"
+
+
+class UpstreamUnavailable(TailorError):
+    status = 502
+    type_slug = "upstream-unavailable"
+    title = "A service Tailor depends on is unavailable"

@@ -77,8 +77,8 @@ def sync_memberships(session: Session, user: User, groups: list[str]) -> None:
     """Make the user's memberships in mapped teams follow `groups` (audited).
 
     A team with group mappings gets the strongest mapped role of the person's groups, and a
-    membership made from groups goes when the groups no longer give one. Manual memberships,
-    and teams without mappings, are left alone.
+    membership made from groups goes when the groups (or the mappings) no longer give one.
+    Manual memberships are left alone.
     """
     mappings = session.scalars(select(GroupMapping)).all()
     wanted: dict[int, Role] = {}
@@ -87,12 +87,13 @@ def sync_memberships(session: Session, user: User, groups: list[str]) -> None:
             m.team_id not in wanted or m.role.rank > wanted[m.team_id].rank
         ):
             wanted[m.team_id] = m.role
-    mapped = {m.team_id for m in mappings}
     current = {
         m.team_id: m
-        for m in session.scalars(
-            select(Membership).where(Membership.user_id == user.id, Membership.team_id.in_(mapped))
-        )
+        for m in session.scalars(select(Membership).where(Membership.user_id == user.id))
+    }
+    # Teams with a mapping, and teams where groups gave a membership whose mapping is gone.
+    mapped = {m.team_id for m in mappings} | {
+        team_id for team_id, m in current.items() if m.source == GROUPS
     }
     actor = Principal(user_id=user.id, email=user.email, scopes=frozenset())
     for team_id in sorted(mapped):
