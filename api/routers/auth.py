@@ -39,7 +39,7 @@ def start_device(client: OidcDep) -> DeviceStart:
 
 @router.post(
     "/device/token",
-    response_model=CliSessionOut,
+    response_model=CliSessionOut | DevicePending,
     responses={202: {"model": DevicePending}, **errors(404, 502)},
 )
 def poll_device(

@@ -88,7 +88,8 @@ def login(
     provider (a session that refreshes itself, ended by `tailor logout`)."""
     url = url.rstrip("/")
     if sso:
-        session = device_sign_in(Client(url, token=""), console.print)
+        # Plain echo: rich would wrap the URL at the terminal's width, breaking it in two.
+        session = device_sign_in(Client(url, token=""), typer.echo)
         path = save_config(url, session["access_token"], session["refresh_token"])
         console.print(f"signed in as {session['email']}; session saved to {path}")
         return

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 import time
 from collections.abc import Callable
 from typing import Any
@@ -14,6 +15,7 @@ def device_sign_in(client: Client, say: Callable[[str], Any]) -> dict[str, Any]:
     grant = client.post("/v1/auth/device")
     where = grant.get("verification_uri_complete") or grant["verification_uri"]
     say(f"Open {where} and confirm the code {grant['user_code']}")
+    sys.stdout.flush()  # shown now, also when the output goes to a pipe or a log
     deadline = time.monotonic() + int(grant["expires_in"])
     interval = int(grant["interval"])
     while time.monotonic() < deadline:
