@@ -214,6 +214,12 @@ class Settings(BaseSettings):
     oidc_display_name: str = Field(
         "single sign-on", description="The provider's name on the console's sign-in button."
     )
+    oidc_redirect_url: str = Field(
+        "",
+        description="The console's callback as registered at the provider "
+        "(https://<tailor>/console/sso/callback); empty = from the request's own URL, which "
+        "behind a TLS-terminating proxy needs uvicorn's --proxy-headers.",
+    )
     oidc_timeout_s: float = Field(10.0, gt=0, description="Each call to the provider.")
     cli_session_days: int = Field(
         30,

@@ -7,6 +7,7 @@ from fastapi import APIRouter, Request, Response
 from api.console.signin import safe_next
 from api.console.web import PREFIX, SESSION_COOKIE, ConsoleRoute, redirect, render, set_cookie
 from api.deps import OidcDep, SessionDep, SettingsDep, discard_changes
+from tailor.config import Settings
 from tailor.identity.oidc import ProviderError
 from tailor.identity.signin import (
     SignInRefused,
@@ -26,7 +27,8 @@ CALLBACK = PREFIX + "/sso/callback"
 
 
 def _callback_url(request: Request) -> str:
-    return str(request.url_for("sso_callback"))
+    settings: Settings = request.app.state.settings
+    return settings.oidc_redirect_url or str(request.url_for("sso_callback"))
 
 
 @router.get("/sign-in/sso")
@@ -41,7 +43,7 @@ def start(request: Request, session: SessionDep, client: OidcDep, next: str = ""
         return _refused(request, provider_error_text(exc), 502)
     session.commit()
     response = redirect(started.url)
-    secure = request.url.scheme == "https"
+    secure = request.url.scheme == "https" or request.headers.get("x-forwarded-proto") == "https"
     response.set_cookie(
         FLOW_COOKIE,
         started.browser_secret,
