@@ -183,6 +183,10 @@ def refresh_cli_session(session: Session, settings: Settings, refresh_token: str
     )
     if row is None or row.expires_at <= utcnow():
         raise Unauthorized("this CLI session has ended: run 'tailor login --sso' again")
+    # Deleted by id with a row count: of two refreshes racing with one token, one wins.
+    gone = session.execute(delete(WebSession).where(WebSession.id == row.id))
+    if gone.rowcount != 1:  # type: ignore[attr-defined]
+        raise Unauthorized("this refresh token was used already: run 'tailor login --sso' again")
     old = session.get_one(ApiToken, row.token_id)
     user = session.get_one(User, old.user_id)
     session.execute(
@@ -191,8 +195,6 @@ def refresh_cli_session(session: Session, settings: Settings, refresh_token: str
         .values(revoked_at=utcnow())
     )
     remaining = row.expires_at - utcnow()
-    session.delete(row)
-    session.flush()
     refresh, access = open_owned_session(
         session,
         user,

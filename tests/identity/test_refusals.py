@@ -16,7 +16,12 @@ from sqlalchemy import func, select
 
 from tailor.db.models import User, WebSession
 from tailor.identity.oidc import OidcClient, TokenRefused
-from tests.identity.conftest import SsoApp, oidc_settings, provider_id_token
+from tests.identity.conftest import (
+    SsoApp,
+    headless_sign_in,
+    oidc_settings,
+    provider_id_token,
+)
 from tests.support.idp import IdentityProvider, walk_to
 
 
@@ -138,3 +143,12 @@ def test_an_id_token_from_another_issuer_is_refused(
 
 def _b64(data: bytes) -> str:
     return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
+
+
+def test_a_person_the_provider_sends_without_an_address_is_refused(sso: SsoApp) -> None:
+    sso.idp.person("nox", None, ["g"])
+    with httpx.Client() as http:
+        answer = headless_sign_in(sso, http, "nox")
+        assert answer.status_code == 403
+        assert "sent no e-mail address" in answer.text
+        assert http.get(sso.url + "/console/teams").status_code == 303

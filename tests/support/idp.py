@@ -116,9 +116,11 @@ class IdentityProvider:
         self.keys = [signing_key()]
         self.start()
 
-    def person(self, login: str, email: str, groups: list[str]) -> None:
+    def person(self, login: str, email: str | None, groups: list[str]) -> None:
         """Add or change a person; the provider reads this at every sign-in."""
-        self.people[login] = {"email": email, "groups": groups, "name": login}
+        self.people[login] = {"groups": groups, "name": login}
+        if email is not None:
+            self.people[login]["email"] = email
         self._write_people()
 
     def _write_people(self) -> None:
