@@ -50,13 +50,15 @@ def total_steps(spec: TrainSpec, train_tokens: int | None) -> int:
         return spec.max_steps
     assert train_tokens is not None, "epochs need the train token count"
     per_step = spec.seq_len * spec.micro_batch * spec.grad_accum
-    return max(1, math.floor(spec.epochs * train_tokens / per_step))
+    return max(1, math.floor(spec.number("epochs") * train_tokens / per_step))
 
 
 def make_optimizer(model: Any, spec: TrainSpec) -> torch.optim.Optimizer:
     """AdamW over the trainable parameters."""
     params = [p for p in model.parameters() if p.requires_grad]
-    return torch.optim.AdamW(params, lr=spec.learning_rate, weight_decay=spec.weight_decay)
+    return torch.optim.AdamW(
+        params, lr=spec.number("learning_rate"), weight_decay=spec.weight_decay
+    )
 
 
 def make_scheduler(optimizer: torch.optim.Optimizer, spec: TrainSpec, steps: int) -> Any:

@@ -94,8 +94,8 @@ def add_lora(model: Any, spec: TrainSpec, targets: list[str]) -> Any:
         model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
         model.enable_input_require_grads()
     config = LoraConfig(
-        r=spec.lora_r,
-        lora_alpha=spec.lora_alpha,
+        r=int(spec.number("lora_r")),
+        lora_alpha=int(spec.number("lora_alpha")),
         lora_dropout=spec.lora_dropout,
         target_modules=targets,
         task_type="CAUSAL_LM",
