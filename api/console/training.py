@@ -295,11 +295,7 @@ def evaluation_detail(
             report = EvalReport.model_validate(job.result)
         except ValidationError:
             report = None
-    gate = (
-        evaluation_gate(access.team.publish_policy, job.result)
-        if report and access.team.publish_policy
-        else None
-    )
+    gate = evaluation_gate(access.team.publish_policy, job.result) if report else None
     return render(
         request,
         "evaluation.html",
