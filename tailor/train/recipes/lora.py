@@ -152,6 +152,9 @@ def train(spec: TrainSpec, store: ObjectStore, hooks: Hooks, s: Setup) -> TrainR
             if hooks.should_stop():
                 cancel(hooks, step - 1)
             metrics = train_one_step(spec, s, optimizer, scheduler, groups, step, meter)
+            first = state.history[0]["loss"] if state.history else None
+            # Before anything records it: a NaN must end the run, not reach the job's rows.
+            loop.check_loss(float(metrics["loss"] or 0.0), step, first, float(metrics["lr"] or 0.0))
             metrics["trainable_params"] = trainable
             if step == steps or (spec.eval_interval and step % spec.eval_interval == 0):
                 metrics["eval_loss"] = evaluate()
