@@ -50,11 +50,23 @@ def read_text(path: Path) -> str:
     return path.read_bytes().decode("utf-8", errors="replace")
 
 
+# Packages of the site-packages the broad corpus reads: widely used, pinned by the lock file,
+# so installing an unrelated package (or reinstalling this project, whose own sources hold
+# the tests' synthetic team code) does not change the corpus and rebuild the base.
+CORPUS_PACKAGES = (
+    "alembic", "boto3", "botocore", "celery", "click", "fastapi", "httpx", "jinja2",
+    "jsonschema", "kombu", "networkx", "numpy", "pandas", "peft", "pyarrow", "pydantic",
+    "redis", "rich", "sqlalchemy", "starlette", "sympy", "torch", "transformers", "typer",
+    "urllib3", "yaml",
+)  # fmt: skip
+
+
 def site_packages_dirs() -> list[Path]:
-    """This interpreter's site-packages directories (pure and platform), without repeats."""
+    """The CORPUS_PACKAGES installed in this interpreter's site-packages, in a stable order."""
     paths = sysconfig.get_paths()
-    dirs = [Path(paths[key]) for key in ("purelib", "platlib")]
-    return [d for i, d in enumerate(dirs) if d.is_dir() and d not in dirs[:i]]
+    roots = [Path(paths[key]) for key in ("purelib", "platlib")]
+    roots = [r for i, r in enumerate(roots) if r.is_dir() and r not in roots[:i]]
+    return [r / name for name in CORPUS_PACKAGES for r in roots if (r / name).is_dir()]
 
 
 def _candidates(root: Path, min_bytes: int, max_bytes: int) -> Iterator[tuple[str, Path]]:
@@ -69,18 +81,24 @@ def _candidates(root: Path, min_bytes: int, max_bytes: int) -> Iterator[tuple[st
 def broad_code_files(
     limit: int, *, site_packages: bool = True, min_bytes: int = 1_000, max_bytes: int = 20_000
 ) -> list[Path]:
-    """A spread sample of up to `limit` .py files from the stdlib and the site-packages.
+    """A spread sample of up to `limit` .py files from the stdlib and common site-packages.
 
-    Files are picked by a hash of their relative path, not alphabetically, so one large
-    package does not fill the sample, and the same installation gives the same sample.
+    The roots (the stdlib, each package) take turns, each giving its files in the order of a
+    hash of their relative path: a large package (transformers) does not crowd out the
+    stdlib, and the same installation gives the same sample.
     """
     roots = [stdlib_dir()] + (site_packages_dirs() if site_packages else [])
-    seen: dict[str, Path] = {}
+    queues = []
     for root in roots:
-        for rel, path in _candidates(root, min_bytes, max_bytes):
-            seen.setdefault(rel, path)
-    ranked = sorted(seen, key=lambda rel: hashlib.sha1(rel.encode()).hexdigest())
-    return [seen[rel] for rel in ranked[:limit]]
+        files = dict(_candidates(root, min_bytes, max_bytes))
+        order = sorted(files, key=lambda rel: hashlib.sha1(rel.encode()).hexdigest())
+        queues.append([files[rel] for rel in order])
+    picked: list[Path] = []
+    for turn in range(max((len(q) for q in queues), default=0)):
+        picked.extend(q[turn] for q in queues if turn < len(q))
+        if len(picked) >= limit:
+            break
+    return picked[:limit]
 
 
 def corpus_digest(paths: list[Path]) -> str:
