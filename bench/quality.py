@@ -161,10 +161,11 @@ def main() -> None:
     parser.add_argument("--every", type=int, default=50)
     parser.add_argument("--tasks", type=int, default=30)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--base", type=Path, default=None, help="A built base (default: CODE).")
     args = parser.parse_args()
     torch.set_num_threads(1)  # the shared machine's cores; and the same numbers on any core count
     started = time.perf_counter()
-    base = tiny_base_cached(CACHE, recipe=CODE)
+    base = args.base or tiny_base_cached(CACHE, recipe=CODE)
     built = json.loads((base / "tailor_tiny.json").read_text())
     import tempfile
 
@@ -178,7 +179,7 @@ def main() -> None:
         "date": datetime.now(UTC).isoformat(timespec="seconds"),
         "machine": machine(),
         "base": {k: built[k] for k in ("parameters", "eval_loss", "last_loss", "build_s", "files")},
-        "settings": vars(args) | {"seq_len": SEQ_LEN, "batch": BATCH},
+        "settings": vars(args) | {"base": str(base), "seq_len": SEQ_LEN, "batch": BATCH},
         "baseline": "the base model on the same FIM tasks and held-out files (each row's 'base')",
         "corpora": results,
         "wall_s": round(time.perf_counter() - started, 1),
