@@ -289,6 +289,39 @@ def register_base(
         session.commit()
 
 
+def evaluation_report(
+    *,
+    eval_loss: tuple[float, float] | None = (2.0, 1.5),
+    edit_similarity: tuple[float, float, float] = (0.20, 0.30, 0.05),
+    humaneval: tuple[float, float] | None = None,
+) -> dict[str, object]:
+    """A stored evaluation: (base, adapter) eval loss and HumanEval pass@1, and the edit
+    similarity as (base, adapter, lower end of the delta's 95% CI). Defaults pass the gate."""
+    from tailor.evaluate.spec import Comparison, EvalReport, EvalSpec, ModelScores
+
+    base, adapter, low = edit_similarity
+    rows = [
+        Comparison(
+            metric="fim.edit_similarity", base=base, adapter=adapter, delta=adapter - base,
+            ci_low=low, ci_high=2 * (adapter - base) - low, n=100,
+        )
+    ]  # fmt: skip
+    if eval_loss is not None:
+        b, a = eval_loss
+        rows.append(Comparison(metric="eval_loss", base=b, adapter=a, delta=a - b))
+    if humaneval is not None:
+        b, a = humaneval
+        rows.append(Comparison(metric="humaneval.pass@1", base=b, adapter=a, delta=a - b, n=164))
+    spec = EvalSpec(team="acme", base_model=SERVED_BASE, dataset_id="ds-1")
+    report = EvalReport(
+        spec=spec,
+        base=ModelScores(label="base"),
+        adapter=ModelScores(label="adapter"),
+        comparison=rows,
+    )
+    return report.model_dump(mode="json")
+
+
 def create_version(
     session: Session,
     team: Team,
@@ -296,18 +329,25 @@ def create_version(
     version: int = 1,
     evaluation: dict[str, object] | None = None,
     base: str = SERVED_BASE,
+    evaluated: bool = True,
 ) -> None:
-    """A registered adapter version on a catalog base (files are the test's business)."""
+    """A registered adapter version on a catalog base (files are the test's business).
+
+    Evaluated by default (an evaluation that passes the default publish gate), unless
+    `evaluated` is False or `evaluation` is given.
+    """
     from tailor.registry.service import register_version
 
     register_base(session, base)
+    if evaluation is None:
+        evaluation = evaluation_report() if evaluated else {}
     register_version(
         session,
         team_id=team.id,
         team_slug=team.slug,
         name=name,
         version=version,
-        manifest={"base_model": base, "evaluation": evaluation or {}},
+        manifest={"base_model": base, "evaluation": evaluation},
     )
     session.commit()
 

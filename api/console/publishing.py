@@ -7,7 +7,7 @@ from typing import Any
 
 from fastapi import Request, Response
 
-from api.console.forms import FormErrors, optional_int, parse, service_errors
+from api.console.forms import FormErrors, optional_float, optional_int, parse, service_errors
 from api.console.web import (
     PREFIX,
     Admin,
@@ -20,11 +20,13 @@ from api.console.web import (
 )
 from api.deps import EndpointSync, SessionDep, SettingsDep
 from tailor.errors import TailorError
+from tailor.evaluate.spec import GatePolicy
 from tailor.pagination import MAX_LIMIT
 from tailor.registry import service as registry
-from tailor.registry.gate import evaluation_gate
+from tailor.registry.gate import evaluation_gate, team_policy
 from tailor.registry.schemas import EndpointCreate
 from tailor.serve.ide import ide_settings
+from tailor.teams import service as teams
 from tailor.tenancy import TeamAccess
 
 router = team_router()
@@ -32,6 +34,26 @@ router = team_router()
 
 def _base(access: TeamAccess) -> str:
     return f"{PREFIX}/teams/{access.team.slug}"
+
+
+# The publish gate's form: field -> (label, hint); its values are the team's GatePolicy.
+POLICY_FIELDS: dict[str, tuple[str, str]] = {
+    "max_eval_loss_increase": ("Eval loss may rise by", "Nats per token over the base's."),
+    "min_edit_similarity_ci_low_points": (
+        "Edit similarity: CI lower end at least (points)",
+        "Lower end of the 95% CI of adapter - base; a small negative margin passes an "
+        "adapter as good as its base.",
+    ),
+    "min_fim_exact_match_delta_points": (
+        "Exact match gain at least (points)",
+        "Empty: not checked.",
+    ),
+    "max_humaneval_pass1_drop_points": ("HumanEval pass@1 may drop by (points)", ""),
+}
+POLICY_CHECKS = {
+    "require_eval_loss": "Refuse an evaluation without held-out eval loss",
+    "require_humaneval": "Refuse an evaluation without HumanEval",
+}
 
 
 def _adapters_page(
@@ -42,6 +64,8 @@ def _adapters_page(
     status: int = 200,
     errors: dict[str, str] | None = None,
     values: dict[str, Any] | None = None,
+    policy_errors: dict[str, str] | None = None,
+    policy_values: dict[str, Any] | None = None,
 ) -> Response:
     adapters, _ = registry.list_adapters(session, access, None, MAX_LIMIT)
     versions = {a.name: registry.list_versions(session, access, a.name) for a in adapters}
@@ -60,6 +84,11 @@ def _adapters_page(
         endpoints=endpoints,
         errors=errors or {},
         values={"name": first, "adapter": first, **(values or {})},
+        policy=team_policy(access.team.publish_policy).model_dump(),
+        policy_fields=POLICY_FIELDS,
+        policy_checks=POLICY_CHECKS,
+        policy_errors=policy_errors or {},
+        policy_values=policy_values,
     )
 
 
@@ -100,6 +129,25 @@ def publish(
         errors = exc.errors if isinstance(exc, FormErrors) else service_errors(exc)
         return _adapters_page(request, access, session, settings, 422, errors, values)
     return saved(session, f"{_base(access)}/endpoints/{ep.name}", "published")
+
+
+@router.post("/publish-policy")
+def set_policy(
+    request: Request, form: Form, access: Admin, session: SessionDep, settings: SettingsDep
+) -> Response:
+    """Set the team's publish gate (every field; empty exact-match gain: not checked)."""
+    values: dict[str, Any] = {k: form_text(form, k) for k in POLICY_FIELDS}
+    data: dict[str, Any] = {k: optional_float(v) for k, v in values.items()}
+    for name in POLICY_CHECKS:
+        values[name] = data[name] = form.get(name) == "on"
+    try:
+        policy = parse(GatePolicy, data)
+    except FormErrors as exc:
+        return _adapters_page(
+            request, access, session, settings, 422, policy_errors=exc.errors, policy_values=values
+        )
+    teams.set_publish_policy(session, access, policy.model_dump())
+    return saved(session, f"{_base(access)}/adapters", "publish-gate-saved")
 
 
 @router.get("/endpoints/{name}")

@@ -38,10 +38,10 @@ router = team_router()
 
 # Fields of the fine-tune form: name -> (label, kind); the defaults come from TrainSpec.
 TRAIN_FIELDS: dict[str, tuple[str, str]] = {
-    "lora_r": ("LoRA rank", "int"),
-    "lora_alpha": ("LoRA alpha", "int"),
-    "learning_rate": ("Learning rate", "float"),
-    "epochs": ("Epochs", "float"),
+    "lora_r": ("LoRA rank (empty: auto)", "int"),
+    "lora_alpha": ("LoRA alpha (empty: 2 x rank)", "int"),
+    "learning_rate": ("Learning rate (empty: auto)", "float"),
+    "epochs": ("Epochs (empty: auto)", "float"),
     "max_steps": ("Max steps (empty: by epochs)", "int"),
     "seq_len": ("Sequence length (tokens)", "int"),
     "micro_batch": ("Micro-batch", "int"),
@@ -295,11 +295,7 @@ def evaluation_detail(
             report = EvalReport.model_validate(job.result)
         except ValidationError:
             report = None
-    gate = (
-        evaluation_gate(access.team.publish_policy, job.result)
-        if report and access.team.publish_policy
-        else None
-    )
+    gate = evaluation_gate(access.team.publish_policy, job.result) if report else None
     return render(
         request,
         "evaluation.html",

@@ -209,6 +209,7 @@ NOTICES = {
     "published": "Endpoint published.",
     "unpublished": "Endpoint removed.",
     "member-added": "Member added.",
+    "publish-gate-saved": "Publish gate saved.",
     "member-updated": "Role changed.",
     "member-removed": "Member removed.",
     "token-revoked": "Token revoked.",

@@ -22,6 +22,7 @@ from api.deps import (
 from api.responses import READ, WRITE, errors
 from tailor.evaluate.spec import GatePolicy
 from tailor.pagination import Page
+from tailor.registry.gate import team_policy
 from tailor.teams import service
 from tailor.teams.schemas import TeamCreate, TeamOut, TeamUpdate
 
@@ -105,8 +106,7 @@ def set_publish_policy(body: GatePolicy, access: TeamAdmin, session: SessionDep)
     return body
 
 
-@router.get("/{team}/publish-policy", response_model=GatePolicy | None, responses=READ)
-def get_publish_policy(access: TeamViewer) -> GatePolicy | None:
-    """The team's publish gate, or null when none is set."""
-    policy = access.team.publish_policy
-    return GatePolicy.model_validate(policy) if policy else None
+@router.get("/{team}/publish-policy", response_model=GatePolicy, responses=READ)
+def get_publish_policy(access: TeamViewer) -> GatePolicy:
+    """The team's publish gate: the policy it set, or the default every team starts with."""
+    return team_policy(access.team.publish_policy)

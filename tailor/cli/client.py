@@ -113,6 +113,10 @@ class Client:
         """POST a JSON body."""
         return self.request("POST", path, json=body)
 
+    def put(self, path: str, body: Any) -> Any:
+        """PUT a JSON body."""
+        return self.request("PUT", path, json=body)
+
     def patch(self, path: str, body: Any) -> Any:
         """PATCH a JSON body."""
         return self.request("PATCH", path, json=body)

@@ -33,6 +33,13 @@ def _finish(job: dict[str, Any]) -> None:
         raise typer.Exit(1)
 
 
+def _show_hyperparameters(job: dict[str, Any]) -> None:
+    chosen = (job.get("result") or {}).get("hyperparameters")
+    if job.get("kind") == "finetune" and chosen:
+        auto = ", ".join(chosen["auto"]) or "none"
+        console.print(f"hyperparameters (auto: {auto}): {chosen['reason']}")
+
+
 def dataset_create(
     team: str,
     repo: list[str] = typer.Option([], help="Only these (repeatable)."),
@@ -85,6 +92,8 @@ def finetune_start(
         job = follow_job(api, team, job["id"])
         _finish(job)
     show(job, output, JOB_COLS)
+    if output != Output.json:
+        _show_hyperparameters(job)
 
 
 def job_list(
@@ -98,8 +107,11 @@ def job_list(
 
 
 def job_show(team: str, job_id: str, output: Output = OutputOpt) -> None:
-    """A job's state."""
-    show(Client().get(f"/v1/teams/{team}/jobs/{job_id}"), output, JOB_COLS)
+    """A job's state (a fine-tune's also with the hyperparameters it trained with)."""
+    job = Client().get(f"/v1/teams/{team}/jobs/{job_id}")
+    show(job, output, JOB_COLS)
+    if output != Output.json:
+        _show_hyperparameters(job)
 
 
 def job_follow(team: str, job_id: str, output: Output = OutputOpt) -> None:

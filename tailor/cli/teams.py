@@ -74,6 +74,54 @@ def create_token(
     typer.echo(Client().post(f"/v1/teams/{slug}/tokens", body)["token"])
 
 
+def policy(slug: str, output: Output = OutputOpt) -> None:
+    """The team's publish gate (the default one until the team sets its own)."""
+    show(Client().get(f"/v1/teams/{slug}/publish-policy"), output)
+
+
+def set_policy(
+    slug: str,
+    max_eval_loss_increase: float = typer.Option(
+        None, help="How much the adapter's held-out eval loss may exceed its base's."
+    ),
+    min_edit_similarity_ci_low: float = typer.Option(
+        None,
+        help="Points the lower end of the 95% CI of the FIM edit-similarity delta must reach "
+        "(negative: a margin for an adapter as good as its base).",
+    ),
+    min_exact_match_delta: float = typer.Option(
+        None, help="Points of FIM exact match the adapter must gain (unset: not checked)."
+    ),
+    max_humaneval_drop: float = typer.Option(
+        None, help="Points of HumanEval pass@1 the adapter may lose."
+    ),
+    require_humaneval: bool = typer.Option(
+        None, "--require-humaneval/--humaneval-optional", help="Refuse unless HumanEval ran."
+    ),
+    require_eval_loss: bool = typer.Option(
+        None,
+        "--require-eval-loss/--eval-loss-optional",
+        help="Refuse unless eval loss was measured.",
+    ),
+    reset: bool = typer.Option(False, help="Back to the default gate, then apply the options."),
+    output: Output = OutputOpt,
+) -> None:
+    """Change the team's publish gate: the options given, the rest as they are."""
+    api = Client()
+    url = f"/v1/teams/{slug}/publish-policy"
+    current: dict[str, Any] = {} if reset else api.get(url)
+    changes = {
+        "max_eval_loss_increase": max_eval_loss_increase,
+        "min_edit_similarity_ci_low_points": min_edit_similarity_ci_low,
+        "min_fim_exact_match_delta_points": min_exact_match_delta,
+        "max_humaneval_pass1_drop_points": max_humaneval_drop,
+        "require_humaneval": require_humaneval,
+        "require_eval_loss": require_eval_loss,
+    }
+    body = current | {k: v for k, v in changes.items() if v is not None}
+    show(api.put(url, body), output)
+
+
 def register(app: typer.Typer, api_errors: Callable[[Any], Any]) -> None:
     """Attach `tailor team` to the root app."""
     for name, fn in (
@@ -84,6 +132,8 @@ def register(app: typer.Typer, api_errors: Callable[[Any], Any]) -> None:
         ("add-member", add_member),
         ("members", members),
         ("create-token", create_token),
+        ("policy", policy),
+        ("set-policy", set_policy),
     ):
         team_app.command(name)(api_errors(fn))
     app.add_typer(team_app, name="team")

@@ -64,24 +64,25 @@ def harvest(api: Client) -> str:
     return str(dataset["id"])
 
 
-def finetune(api: Client, base_model: str, dataset_id: str, steps: int) -> dict[str, Any]:
-    """Fine-tune a base of the catalog on the dataset with LoRA and the FIM objective."""
-    spec = {
+def finetune(api: Client, base_model: str, dataset_id: str, steps: int | None) -> dict[str, Any]:
+    """Fine-tune a base of the catalog on the dataset with LoRA and the FIM objective.
+
+    Epochs, learning rate and rank are left to Tailor (chosen from the dataset's size);
+    --steps fixes the step count instead.
+    """
+    spec: dict[str, Any] = {
         "base_model": base_model,
         "team": TEAM,
         "dataset_id": dataset_id,
         "adapter_name": ADAPTER,
         "method": "lora",
-        "lora_r": 16,
-        "lora_alpha": 32,
         "seq_len": 256,
-        "max_steps": steps,
-        "learning_rate": 3e-3,
         "micro_batch": 8,
         "grad_accum": 1,
-        "eval_interval": max(1, steps // 4),
-        "checkpoint_interval": max(1, steps // 2),
+        "eval_interval": 25,
     }
+    if steps is not None:
+        spec |= {"max_steps": steps, "checkpoint_interval": max(1, steps // 2)}
     job = api.post(f"/v1/teams/{TEAM}/finetunes", spec)
     return run_job(api, job["id"], "fine-tune (LoRA, fill-in-the-middle)")
 
@@ -125,7 +126,7 @@ def main() -> None:
         help="Catalog name of the base (`tailor base build-tiny` registers tiny-starcoder).",
     )
     parser.add_argument("--gateway", default=os.environ.get("TAILOR_SERVE_URL", ""))
-    parser.add_argument("--steps", type=int, default=60)
+    parser.add_argument("--steps", type=int, default=None, help="Default: chosen by Tailor.")
     args = parser.parse_args()
     api = Client()
     token = secrets.token_urlsafe(16)

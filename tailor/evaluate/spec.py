@@ -251,15 +251,36 @@ class EvalReport(BaseModel):
 
 
 class GatePolicy(BaseModel):
-    """A team's publish policy: what an adapter must show before it is published."""
+    """A team's publish policy: what an adapter must show before it is published.
+
+    Every team has one: a team that set none gets these defaults (an adapter that does not
+    hurt its base on the team's held-out code and on general coding).
+    """
 
     model_config = ConfigDict(extra="forbid")
 
-    min_fim_exact_match_delta_points: float = Field(
+    max_eval_loss_increase: float = Field(
         default=0.0,
+        ge=0.0,
+        le=100.0,
+        description="Adapter's held-out eval loss must be ≤ base's + this (nats per token).",
+    )
+    require_eval_loss: bool = Field(
+        default=True, description="Fail the gate when the evaluation did not measure eval loss."
+    )
+    min_edit_similarity_ci_low_points: float = Field(
+        default=-2.0,
         ge=-100.0,
         le=100.0,
-        description="Adapter's FIM exact match must be ≥ base + this many percentage points.",
+        description="Lower end of the 95% CI of the FIM edit-similarity delta (adapter - base) "
+        "must be ≥ this many percentage points: a small negative margin lets an adapter that "
+        "is as good as its base through, one that is surely worse not.",
+    )
+    min_fim_exact_match_delta_points: float | None = Field(
+        default=None,
+        ge=-100.0,
+        le=100.0,
+        description="If set, adapter's FIM exact match must be ≥ base + this many points.",
     )
     max_humaneval_pass1_drop_points: float = Field(
         default=2.0,
@@ -283,17 +304,50 @@ def check_gate(report: EvalReport, policy: GatePolicy) -> GateDecision:
     """Apply a publish policy to an evaluation report (pure)."""
     if report.adapter is None:
         return GateDecision(passed=False, reasons=["the evaluation has no adapter to publish"])
-    checks = [_check_fim(report, policy), _check_humaneval(report, policy)]
-    return GateDecision(
-        passed=all(ok for ok, _ in checks), reasons=[reason for _, reason in checks]
+    checks = [
+        _check_loss(report, policy),
+        _check_edit_similarity(report, policy),
+        _check_fim(report, policy),
+        _check_humaneval(report, policy),
+    ]
+    kept = [c for c in checks if c is not None]
+    return GateDecision(passed=all(ok for ok, _ in kept), reasons=[reason for _, reason in kept])
+
+
+def _check_loss(report: EvalReport, policy: GatePolicy) -> tuple[bool, str]:
+    row = report.row("eval_loss")
+    if row is None or row.base is None or row.adapter is None:
+        ok = not policy.require_eval_loss
+        return ok, "held-out eval loss was not measured" + ("" if ok else ": the gate needs it")
+    allowed = policy.max_eval_loss_increase
+    ok = row.adapter <= row.base + allowed + _EPS
+    return ok, (
+        f"held-out eval loss {_verdict(ok)}: adapter {row.adapter:.3f} vs base {row.base:.3f} "
+        f"(may rise ≤ {allowed:.3f})"
     )
 
 
-def _check_fim(report: EvalReport, policy: GatePolicy) -> tuple[bool, str]:
+def _check_edit_similarity(report: EvalReport, policy: GatePolicy) -> tuple[bool, str]:
+    row = report.row("fim.edit_similarity")
+    if row is None or row.ci_low is None or row.delta is None:
+        return False, "FIM edit similarity was not measured: the gate needs it"
+    low, need = 100.0 * row.ci_low, policy.min_edit_similarity_ci_low_points
+    ok = low >= need - _EPS
+    return ok, (
+        f"FIM edit similarity {_verdict(ok)}: adapter {_pct(row.adapter)} vs base "
+        f"{_pct(row.base)} ({100 * row.delta:+.1f} points, 95% CI from {low:+.1f}, "
+        f"needs ≥ {need:+.1f}; n={row.n})"
+    )
+
+
+def _check_fim(report: EvalReport, policy: GatePolicy) -> tuple[bool, str] | None:
+    need = policy.min_fim_exact_match_delta_points
+    if need is None:
+        return None
     row = report.row("fim.exact_match")
     if row is None or row.delta is None:
         return False, "FIM exact match was not measured: the gate needs it"
-    delta, need = 100.0 * row.delta, policy.min_fim_exact_match_delta_points
+    delta = 100.0 * row.delta
     ok = delta >= need - _EPS
     return ok, (
         f"FIM exact match {_verdict(ok)}: adapter {_pct(row.adapter)} vs base {_pct(row.base)} "

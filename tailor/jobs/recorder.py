@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import threading
 import time
 from collections.abc import Callable
@@ -55,7 +56,10 @@ class JobRecorder:
         numeric = {
             k: float(v)
             for k, v in values.items()
-            if k != "step" and isinstance(v, int | float) and not isinstance(v, bool)
+            if k != "step"
+            and isinstance(v, int | float)
+            and not isinstance(v, bool)
+            and math.isfinite(v)  # JSON and the charts have no NaN
         }
         self._with_job(service.add_metrics, step, numeric)
 

@@ -333,7 +333,7 @@ def _keep_an_owner(session: Session, access: TeamAccess) -> None:
 
 
 def set_publish_policy(session: Session, access: TeamAccess, policy: dict[str, Any]) -> Team:
-    """Replace the team's publish gate (an empty policy publishes without checks)."""
+    """Replace the team's publish gate (an empty policy is the default gate)."""
     access.team.publish_policy = policy
     audit.record(
         session,

@@ -54,7 +54,11 @@ def run_training(
     hooks.should_stop = should_stop or hooks.should_stop
     hooks.on_progress = on_progress or hooks.on_progress
     try:
-        return _dispatch(spec, store, hooks)
+        from tailor.train import auto
+
+        spec, chosen = auto.resolve_for_run(spec, store, hooks)
+        result = _dispatch(spec, store, hooks)
+        return result.model_copy(update={"hyperparameters": chosen.model_dump(mode="json")})
     except (TrainError, TrainingCancelled):
         raise
     except Exception as exc:

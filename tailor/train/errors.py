@@ -23,6 +23,10 @@ class ModelError(SpecError):
     """The base model cannot be loaded or does not fit the spec."""
 
 
+class DivergedError(SpecError):
+    """The loss became NaN/infinite or blew up: the same spec diverges again."""
+
+
 class OutOfMemory(TrainError):
     """Training ran out of accelerator or host memory."""
 

@@ -14,7 +14,7 @@ from typing import Any
 
 import torch
 
-from tailor.train.errors import OutOfMemory
+from tailor.train.errors import DivergedError, OutOfMemory
 from tailor.train.spec import TrainSpec
 
 Metrics = dict[str, float | int | None]
@@ -50,13 +50,15 @@ def total_steps(spec: TrainSpec, train_tokens: int | None) -> int:
         return spec.max_steps
     assert train_tokens is not None, "epochs need the train token count"
     per_step = spec.seq_len * spec.micro_batch * spec.grad_accum
-    return max(1, math.floor(spec.epochs * train_tokens / per_step))
+    return max(1, math.floor(spec.number("epochs") * train_tokens / per_step))
 
 
 def make_optimizer(model: Any, spec: TrainSpec) -> torch.optim.Optimizer:
     """AdamW over the trainable parameters."""
     params = [p for p in model.parameters() if p.requires_grad]
-    return torch.optim.AdamW(params, lr=spec.learning_rate, weight_decay=spec.weight_decay)
+    return torch.optim.AdamW(
+        params, lr=spec.number("learning_rate"), weight_decay=spec.weight_decay
+    )
 
 
 def make_scheduler(optimizer: torch.optim.Optimizer, spec: TrainSpec, steps: int) -> Any:
@@ -111,6 +113,23 @@ def train_step(
     scheduler.step()
     optimizer.zero_grad(set_to_none=True)
     return total
+
+
+# A loss this many times the run's first is a run that diverged, not a noisy batch.
+DIVERGED_FACTOR = 3.0
+
+
+def check_loss(loss: float, step: int, first_loss: float | None, lr: float) -> None:
+    """Stop a run whose loss became NaN/infinite or blew up, saying what to change."""
+    advice = f"lower the learning rate (it was {lr:.3g} at that step)"
+    if not math.isfinite(loss):
+        word = "NaN" if math.isnan(loss) else "infinite"
+        raise DivergedError(f"loss became {word} at step {step}; {advice}")
+    if first_loss is not None and first_loss > 0 and loss > DIVERGED_FACTOR * first_loss:
+        raise DivergedError(
+            f"loss diverged to {loss:.4g} at step {step}, over {DIVERGED_FACTOR:g}x its first "
+            f"value {first_loss:.4g}; {advice}"
+        )
 
 
 @torch.no_grad()

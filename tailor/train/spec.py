@@ -6,7 +6,7 @@ carries no torch.
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
@@ -15,6 +15,9 @@ from tailor.catalog.schemas import BaseName
 from tailor.train.errors import ModelError
 
 SLUG = r"^[a-z0-9][a-z0-9-]{0,62}$"
+# Hyperparameters Tailor chooses from the dataset's and the base's size when left null or
+# "auto" (tailor.train.auto). Null in the stored form: a CRD field has one type.
+AUTO_FIELDS = ("epochs", "learning_rate", "lora_r", "lora_alpha")
 
 # LoRA target modules per architecture (`config.model_type`). Attention and MLP projections:
 # adapting both matters for code style more than attention alone.
@@ -111,8 +114,17 @@ class TrainSpec(BaseModel):
         description="lora: low-rank adapters on a bf16/fp32 base; qlora: adapters on a 4-bit "
         "NF4 base (bitsandbytes); full: every weight trained, sharded with FSDP.",
     )
-    lora_r: int = Field(16, ge=1, le=1024, description="LoRA rank.")
-    lora_alpha: int = Field(32, ge=1, description="LoRA scaling numerator (scale = alpha / r).")
+    lora_r: Annotated[int, Field(ge=1, le=1024)] | None = Field(
+        None,
+        description='LoRA rank; null (or "auto") grows with the dataset: 8 below 2M '
+        "train tokens, then 16, 32, 64.",
+    )
+
+    lora_alpha: Annotated[int, Field(ge=1)] | None = Field(
+        None,
+        description='LoRA scaling numerator (scale = alpha / r); null (or "auto") is 2 x rank.',
+    )
+
     lora_dropout: float = Field(0.05, ge=0.0, lt=1.0, description="Dropout on the LoRA input.")
     lora_target_modules: list[str] | None = Field(
         None,
@@ -130,16 +142,25 @@ class TrainSpec(BaseModel):
         None,
         description="FIM token texts; None detects StarCoder's or CodeLlama's in the tokenizer.",
     )
-    learning_rate: float = Field(2e-4, gt=0.0, le=1.0, description="Peak learning rate.")
+    learning_rate: Annotated[float, Field(gt=0.0, le=1.0)] | None = Field(
+        None,
+        description='Peak learning rate; null (or "auto") scales LoRA\'s 2e-4 at 1B parameters '
+        "by 1/sqrt(base size), within 1e-4..3e-3 (full fine-tuning: a tenth).",
+    )
+
     lr_schedule: Literal["cosine", "linear", "constant"] = Field(
         "cosine", description="Decay after warmup."
     )
     warmup_steps: int = Field(0, ge=0, description="Optimizer steps of linear warmup.")
     weight_decay: float = Field(0.0, ge=0.0, description="AdamW weight decay.")
     max_grad_norm: float = Field(1.0, gt=0.0, description="Gradient clipping norm.")
-    epochs: float = Field(
-        1.0, gt=0.0, le=1000.0, description="Passes over the dataset (when max_steps is unset)."
+    epochs: Annotated[float, Field(gt=0.0, le=1000.0)] | None = Field(
+        None,
+        description='Passes over the dataset (when max_steps is unset); null (or "auto") is '
+        "3, more for a small dataset (at least 100 steps, at most 50 epochs), fewer for a "
+        "large one (at most 5,000 steps, at least 1 epoch).",
     )
+
     max_steps: int | None = Field(
         None, ge=1, description="Optimizer steps to run; overrides epochs when set."
     )
@@ -180,6 +201,13 @@ class TrainSpec(BaseModel):
         "with compute capability 8.0+, else sdpa.",
     )
 
+    @model_validator(mode="before")
+    @classmethod
+    def _auto_is_null(cls, data: Any) -> Any:
+        if isinstance(data, dict):
+            return {k: None if k in AUTO_FIELDS and v == "auto" else v for k, v in data.items()}
+        return data
+
     @model_validator(mode="after")
     def _check_combinations(self) -> TrainSpec:
         if self.num_processes > 1 and self.method != "full":
@@ -190,6 +218,13 @@ class TrainSpec(BaseModel):
         if self.lora_target_modules is not None and not self.lora_target_modules:
             raise ValueError("lora_target_modules is empty: leave it unset for the default")
         return self
+
+    def number(self, name: Literal["epochs", "learning_rate", "lora_r", "lora_alpha"]) -> float:
+        """A hyperparameter's value once chosen; an error while it is still auto."""
+        value = getattr(self, name)
+        if value is None:
+            raise ModelError(f"{name} is 'auto': the run chooses it first (tailor.train.auto)")
+        return float(value)
 
     def base_location(self) -> str:
         """Where the entrypoint loads the base from: the catalog source the platform set."""
@@ -236,6 +271,9 @@ class TrainResult(BaseModel):
     peak_memory_bytes: int = Field(description="Peak accelerator (or process) memory.")
     padding_fraction: float = Field(description="Share of training positions that were padding.")
     duration_s: float = Field(description="Wall time of the run.")
+    hyperparameters: dict[str, object] | None = Field(
+        None, description="The values trained with and which were chosen automatically."
+    )
     metrics: list[dict[str, float | int | None]] = Field(
         default_factory=list, description="Per-step metrics (the job's time series)."
     )

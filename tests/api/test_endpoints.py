@@ -2,14 +2,19 @@
 
 from __future__ import annotations
 
+import json
+
+from click.testing import Result
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
 from sqlalchemy import select
 from sqlalchemy.orm import Session
+from typer.testing import CliRunner
 
+from tailor.cli.main import app as cli_app
 from tailor.config import Settings
 from tailor.db.models import AuditEvent
-from tests.conftest import Tenant, create_version
+from tests.conftest import Tenant, create_version, evaluation_report
 
 
 def publish(client: TestClient, tenant: Tenant, **body: object) -> dict[str, object]:
@@ -74,9 +79,7 @@ def test_a_version_in_use_cannot_be_deleted(
 def test_the_publish_gate_refuses_an_unevaluated_version(
     client: TestClient, tenant: Tenant, session: Session
 ) -> None:
-    tenant.team.publish_policy = {"min_fim_exact_match_delta_points": 0.0}
-    session.commit()
-    create_version(session, tenant.team, version=1)
+    create_version(session, tenant.team, version=1, evaluated=False)
     resp = client.post(
         f"/v1/teams/{tenant.slug}/endpoints",
         json={"name": "completion", "adapter": "completion"},
@@ -85,12 +88,84 @@ def test_the_publish_gate_refuses_an_unevaluated_version(
     assert resp.status_code == 409 and "evaluat" in resp.json()["detail"]
 
 
+def test_a_team_without_a_policy_has_the_default_gate(
+    client: TestClient, tenant: Tenant, session: Session
+) -> None:
+    worse = evaluation_report(eval_loss=(6.64, 6.86), edit_similarity=(0.035, 0.006, -0.05))
+    create_version(session, tenant.team, version=1, evaluation=worse)
+    resp = client.post(
+        f"/v1/teams/{tenant.slug}/endpoints",
+        json={"name": "completion", "adapter": "completion"},
+        headers=tenant.auth(),
+    )
+    assert resp.status_code == 409
+    assert [r.split(":")[0] for r in resp.json()["reasons"]] == [
+        "held-out eval loss FAILED",
+        "FIM edit similarity FAILED",
+        "HumanEval was not run",
+    ]
+    listed = client.get(f"/v1/teams/{tenant.slug}/endpoints", headers=tenant.auth()).json()
+    assert listed == []
+
+
+def test_the_default_policy_is_shown_until_the_team_sets_its_own(
+    client: TestClient, tenant: Tenant
+) -> None:
+    url = f"/v1/teams/{tenant.slug}/publish-policy"
+    shown = client.get(url, headers=tenant.auth()).json()
+    assert (shown["max_eval_loss_increase"], shown["min_edit_similarity_ci_low_points"]) == (
+        0.0,
+        -2.0,
+    )
+    client.put(url, json={"min_edit_similarity_ci_low_points": 1.0}, headers=tenant.auth())
+    assert client.get(url, headers=tenant.auth()).json()["min_edit_similarity_ci_low_points"] == 1.0
+
+
+def test_a_stricter_team_policy_refuses_what_the_default_passes(
+    client: TestClient, tenant: Tenant, session: Session
+) -> None:
+    url = f"/v1/teams/{tenant.slug}/publish-policy"
+    client.put(url, json={"min_edit_similarity_ci_low_points": 10.0}, headers=tenant.auth())
+    create_version(session, tenant.team, version=1)  # CI lower end +5 points
+    resp = client.post(
+        f"/v1/teams/{tenant.slug}/endpoints",
+        json={"name": "completion", "adapter": "completion"},
+        headers=tenant.auth(),
+    )
+    assert resp.status_code == 409 and "needs ≥ +10.0" in resp.json()["detail"]
+
+
+def test_the_cli_shows_and_tightens_the_gate_which_then_refuses(
+    live_url: str, tenant: Tenant, session: Session
+) -> None:
+    env = {"TAILOR_URL": live_url, "TAILOR_TOKEN": tenant.owner_token, "COLUMNS": "200"}
+
+    def tailor(*args: str) -> Result:
+        return CliRunner().invoke(cli_app, list(args), env=env)
+
+    shown = json.loads(tailor("team", "policy", tenant.slug, "-o", "json").output)
+    assert shown["min_edit_similarity_ci_low_points"] == -2.0
+    result = tailor(
+        "team", "set-policy", tenant.slug, "--min-edit-similarity-ci-low", "10", "-o", "json"
+    )
+    assert result.exit_code == 0, result.output
+    stored = json.loads(result.output)
+    assert (stored["min_edit_similarity_ci_low_points"], stored["max_eval_loss_increase"]) == (
+        10.0,
+        0.0,
+    )
+    create_version(session, tenant.team, version=1)  # CI lower end +5 points
+    refused = tailor("endpoint", "publish", tenant.slug, "completion")
+    assert refused.exit_code == 1 and "needs ≥ +10.0" in refused.output
+    bad = tailor("team", "set-policy", tenant.slug, "--max-humaneval-drop", "-3")
+    assert bad.exit_code == 1 and "max_humaneval_pass1_drop_points" in bad.output
+    assert json.loads(tailor("team", "policy", tenant.slug, "-o", "json").output) == stored
+
+
 def test_overriding_the_gate_is_audited(
     client: TestClient, tenant: Tenant, session: Session
 ) -> None:
-    tenant.team.publish_policy = {"min_fim_exact_match_delta_points": 0.0}
-    session.commit()
-    create_version(session, tenant.team, version=1)
+    create_version(session, tenant.team, version=1, evaluated=False)
     assert publish(client, tenant, override_gate=True)["gate_overridden"] is True
     event = session.scalars(select(AuditEvent).where(AuditEvent.action == "endpoint.publish")).one()
     assert event.detail["override_gate"] is True

@@ -55,3 +55,24 @@ def test_build_tiny_does_not_take_over_a_name_registered_elsewhere(
     result = CliRunner().invoke(cli_app, ["base", "build-tiny", str(second), "--name", "tiny"])
     assert result.exit_code == 1 and "registered already" in result.output
     assert _entry(workspace, "tiny") == (str(first), "gpt_bigcode")
+
+
+def test_build_tiny_builds_through_the_cache_and_states_its_size(
+    workspace: Path, tmp_path: Path
+) -> None:
+    args = ["base", "build-tiny", "--recipe", "tiny", "--steps", "2", "--no-register"]
+    first = CliRunner().invoke(cli_app, [*args, str(tmp_path / "a")])
+    second = CliRunner().invoke(cli_app, [*args, str(tmp_path / "b")])
+    assert first.exit_code == second.exit_code == 0, first.output
+    assert "parameters" in first.output
+    assert len(list((workspace / "cache" / "bases").glob("tiny-base-*/model.safetensors"))) == 1
+    for out in ("a", "b"):
+        assert (tmp_path / out / "model.safetensors").is_file()
+
+
+def test_build_tiny_refuses_an_unknown_recipe(workspace: Path, tmp_path: Path) -> None:
+    result = CliRunner().invoke(
+        cli_app, ["base", "build-tiny", str(tmp_path / "m"), "--recipe", "huge"]
+    )
+    assert result.exit_code == 2 and "--recipe must be one of" in result.output
+    assert not (tmp_path / "m").exists()

@@ -149,7 +149,10 @@ def test_onboarding_harvest_finetune_compare_publish(
     # Publish, then copy the IDE settings from the endpoint's page.
     page.get_by_role("link", name="Adapters & endpoints", exact=True).click()
     page.get_by_label("Model name").fill("house-style")
-    page.get_by_role("button", name="Publish").click()
+    # Six steps on the tiny base prove plumbing, not learning: the default gate's verdict on
+    # six FIM tasks is not this story's subject, so the lead overrides it (audited).
+    page.get_by_label("Publish even if the team's gate refuses (audited)").check()
+    page.get_by_role("button", name="Publish", exact=True).click()
     expect(page.get_by_role("status")).to_have_text("Endpoint published.")
     page.get_by_role("button", name="Copy llm-vscode (settings.json)").click()
     expect(page.locator("#announcer")).to_have_text("Copied to the clipboard.")

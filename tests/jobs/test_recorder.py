@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
-from tailor.db.models import Job, JobState
+from tailor.db.models import Job, JobMetric, JobState
 from tailor.jobs import service as jobs
 from tailor.jobs.recorder import JobRecorder
 from tests.conftest import create_tenant, running_job
@@ -28,3 +29,13 @@ def test_a_deleted_job_reads_as_cancelled(
     session.delete(job)
     session.commit()
     assert recorder.cancelled()
+
+
+def test_a_non_finite_metric_is_left_out_and_the_rest_recorded(
+    sessions: sessionmaker[Session], session: Session, live_worker: str
+) -> None:
+    job = running_job(session, create_tenant(session), live_worker, kind="finetune")
+    JobRecorder(sessions, job.id).metrics({"step": 3, "loss": float("nan"), "lr": 0.5})
+    session.expire_all()
+    rows = session.scalars(select(JobMetric).where(JobMetric.job_id == job.id)).all()
+    assert [(m.step, m.name, m.value) for m in rows] == [(3, "lr", 0.5)]

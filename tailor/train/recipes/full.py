@@ -184,6 +184,8 @@ def run_rank(spec: TrainSpec, store: ObjectStore, hooks: Hooks) -> TrainResult:
             lr = scheduler.get_last_lr()[0]
             meter.start()
             loss = fsdp_step(acc, model, optimizer, scheduler, batches, spec.max_grad_norm)
+            first = state.history[0]["loss"] if state.history else None
+            loop.check_loss(loss, step, None if first is None else float(first), lr)
             tokens_per_s = meter.stop(sum(len(r) for b in batches for r in b)) * acc.num_processes
             metrics: Metrics = {
                 "step": step,

@@ -94,8 +94,8 @@ def add_lora(model: Any, spec: TrainSpec, targets: list[str]) -> Any:
         model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
         model.enable_input_require_grads()
     config = LoraConfig(
-        r=spec.lora_r,
-        lora_alpha=spec.lora_alpha,
+        r=int(spec.number("lora_r")),
+        lora_alpha=int(spec.number("lora_alpha")),
         lora_dropout=spec.lora_dropout,
         target_modules=targets,
         task_type="CAUSAL_LM",
@@ -152,6 +152,9 @@ def train(spec: TrainSpec, store: ObjectStore, hooks: Hooks, s: Setup) -> TrainR
             if hooks.should_stop():
                 cancel(hooks, step - 1)
             metrics = train_one_step(spec, s, optimizer, scheduler, groups, step, meter)
+            first = state.history[0]["loss"] if state.history else None
+            # Before anything records it: a NaN must end the run, not reach the job's rows.
+            loop.check_loss(float(metrics["loss"] or 0.0), step, first, float(metrics["lr"] or 0.0))
             metrics["trainable_params"] = trainable
             if step == steps or (spec.eval_interval and step % spec.eval_interval == 0):
                 metrics["eval_loss"] = evaluate()

@@ -1,0 +1,94 @@
+"""Hyperparameters left auto: chosen from the dataset's and the base's size, and recorded."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tailor.storage import FileStore
+from tailor.train.auto import MAX_EPOCHS, MAX_STEPS, MIN_STEPS, choose
+from tailor.train.entrypoint import run_training
+from tailor.train.spec import TrainSpec
+from tests.train.conftest import make_spec
+
+AUTO = {"epochs": "auto", "learning_rate": "auto", "lora_r": "auto", "lora_alpha": "auto"}
+
+
+def _spec(**changes: Any) -> TrainSpec:
+    fields = {"base_model": "b", "team": "acme", "dataset_id": "d", "adapter_name": "a"}
+    return TrainSpec.model_validate(fields | {"method": "lora", "seq_len": 1024} | changes)
+
+
+def test_a_spec_that_says_nothing_leaves_every_hyperparameter_to_tailor() -> None:
+    spec = _spec()
+    assert (spec.epochs, spec.learning_rate, spec.lora_r, spec.lora_alpha) == (None,) * 4
+    assert _spec(**AUTO) == spec
+
+
+def test_a_small_repository_gets_more_epochs_to_reach_enough_steps() -> None:
+    chosen = choose(_spec(), train_tokens=40_000, base_params=None)  # 4.9 steps an epoch
+    assert chosen.steps is not None and chosen.epochs is not None
+    assert chosen.epochs > 3 and chosen.steps >= MIN_STEPS
+    assert chosen.auto == ["epochs", "learning_rate", "lora_r", "lora_alpha"]
+
+
+def test_a_tiny_repository_stops_at_the_epoch_cap() -> None:
+    chosen = choose(_spec(), train_tokens=2_000, base_params=None)
+    assert chosen.epochs == MAX_EPOCHS and chosen.steps is not None and chosen.steps < MIN_STEPS
+
+
+def test_a_large_dataset_gets_fewer_epochs_and_bounded_steps() -> None:
+    chosen = choose(_spec(), train_tokens=20_000_000, base_params=None)
+    assert chosen.epochs is not None and 1.0 < chosen.epochs < 3
+    assert chosen.steps is not None and 0.99 * MAX_STEPS <= chosen.steps <= MAX_STEPS
+
+
+def test_a_huge_dataset_is_still_read_once() -> None:
+    chosen = choose(_spec(), train_tokens=200_000_000, base_params=None)
+    assert chosen.epochs == 1.0 and chosen.steps == 200_000_000 // 8192
+
+
+def test_the_rank_grows_with_the_data() -> None:
+    ranks = [choose(_spec(), t, None).lora_r for t in (10_000, 5_000_000, 50_000_000, 10**9)]
+    assert ranks == [8, 16, 32, 64]
+    assert choose(_spec(), 10_000, None).lora_alpha == 16
+
+
+def test_a_smaller_base_takes_a_larger_learning_rate_within_bounds() -> None:
+    rates = [choose(_spec(), 10_000, p).learning_rate for p in (4_000_000, 10**9, 7 * 10**9)]
+    assert rates == [3e-3, 2e-4, 1e-4]
+    full = choose(_spec(method="full"), 10_000, 10**9).learning_rate
+    assert full == pytest.approx(2e-5)
+
+
+def test_values_the_spec_sets_are_kept() -> None:
+    spec = _spec(epochs=2, learning_rate=1e-3, lora_r=4, lora_alpha=4)
+    chosen = choose(spec, 40_000, 10**9)
+    assert (chosen.epochs, chosen.learning_rate, chosen.lora_r, chosen.lora_alpha) == (
+        2,
+        1e-3,
+        4,
+        4,
+    )
+    assert chosen.auto == [] and chosen.steps == 9  # 2 x 40,000 / 8,192
+
+
+def test_max_steps_needs_no_token_count() -> None:
+    chosen = choose(_spec(max_steps=7), None, None)
+    assert (chosen.steps, chosen.epochs) == (7, None)
+
+
+@pytest.mark.slow
+def test_a_run_records_the_values_it_chose(
+    tiny_base: Path, dataset: FileStore, tmp_path: Path
+) -> None:
+    spec = make_spec(tiny_base, max_steps=None, seq_len=128, **AUTO)
+    logs: list[str] = []
+    result = run_training(spec, dataset, job_id="auto-1", work_dir=tmp_path, on_log=logs.append)
+    chosen = result.hyperparameters
+    assert chosen is not None and chosen["auto"] == list(AUTO)
+    assert result.steps == chosen["steps"] >= MIN_STEPS
+    assert chosen["learning_rate"] == 3e-3  # a 1M-parameter base: the top of the range
+    assert any(line.startswith("hyperparameters chosen") for line in logs)
