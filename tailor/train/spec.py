@@ -128,7 +128,7 @@ class TrainSpec(BaseModel):
     )
     fim_tokens: FimTokenNames | None = Field(
         None,
-        description="FIM token texts; None detects the family (tailor.fim's table) in the tokenizer.",
+        description="FIM token texts; None detects the family (tailor.fim) in the tokenizer.",
     )
     learning_rate: float = Field(2e-4, gt=0.0, le=1.0, description="Peak learning rate.")
     lr_schedule: Literal["cosine", "linear", "constant"] = Field(
