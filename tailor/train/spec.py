@@ -24,6 +24,7 @@ _LORA_TARGETS: dict[str, tuple[str, ...]] = {
     "llama": ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"),
     "mistral": ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"),
     "qwen2": ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"),
+    "gemma": ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"),
 }
 
 
@@ -117,7 +118,7 @@ class TrainSpec(BaseModel):
     lora_target_modules: list[str] | None = Field(
         None,
         description="Module names to adapt; None uses the architecture's default "
-        "(gpt_bigcode, starcoder2, llama, mistral, qwen2).",
+        "(gpt_bigcode, starcoder2, llama, mistral, qwen2, gemma).",
     )
     seq_len: int = Field(1024, ge=16, le=131072, description="Tokens per packed training sequence.")
     fim_rate: float = Field(
