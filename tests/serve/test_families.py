@@ -70,7 +70,7 @@ def _arch(name: str, **extra: Any) -> Callable[[int], Any]:
 
 DEEPSEEK_BOS = "<\uff5cbegin\u2581of\u2581sentence\uff5c>"
 DEEPSEEK_EOS = "<\uff5cend\u2581of\u2581sentence\uff5c>"
-PSM = ("PRE", "SUF")
+DEEPSEEK_FIM = tuple(f"<\uff5cfim\u2581{t}\uff5c>" for t in ("begin", "hole", "end"))
 FAMILIES = (
     Family(
         STARCODER,
@@ -105,8 +105,7 @@ FAMILIES = (
         _arch("LlamaConfig"),
         DEEPSEEK_EOS,
         DEEPSEEK_BOS,
-        (DEEPSEEK_BOS, DEEPSEEK_CODER.prefix, "PRE", DEEPSEEK_CODER.suffix, "SUF")
-        + (DEEPSEEK_CODER.middle,),
+        (DEEPSEEK_BOS, DEEPSEEK_FIM[0], "PRE", DEEPSEEK_FIM[1], "SUF", DEEPSEEK_FIM[2]),
     ),
     Family(
         CODESTRAL,
