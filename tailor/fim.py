@@ -14,6 +14,10 @@ from dataclasses import dataclass
 from typing import Literal, Protocol
 
 FimOrder = Literal["psm", "suffix_first"]
+# How a family's pre-training laid out several files of one repository (None: it did not):
+#   starcoder2: <repo_name>repo<file_sep>path\ncode<file_sep><fim_prefix>path\nprefix...
+#   qwen:       <|repo_name|>repo\n<|file_sep|>path\ncode\n<|file_sep|>path\n<|fim_prefix|>...
+RepoLayout = Literal["starcoder2", "qwen"]
 
 
 class FimNames(Protocol):
@@ -39,6 +43,7 @@ class FimStyle:
     order: FimOrder = "psm"
     file_sep: str | None = None  # opens each file of a repository-level example
     repo_name: str | None = None  # opens the repository's name
+    repo_layout: RepoLayout | None = None
 
     @property
     def repo_tokens(self) -> tuple[str, ...]:
@@ -63,6 +68,7 @@ STARCODER2 = FimStyle(
     ("<fim_pad>",),
     file_sep="<file_sep>",
     repo_name="<repo_name>",
+    repo_layout="starcoder2",
 )
 CODELLAMA = FimStyle("codellama", "▁<PRE>", "▁<SUF>", "▁<MID>", ("▁<EOT>",))
 QWEN_CODER = FimStyle(
@@ -73,6 +79,7 @@ QWEN_CODER = FimStyle(
     ("<|fim_pad|>",),
     file_sep="<|file_sep|>",
     repo_name="<|repo_name|>",
+    repo_layout="qwen",
 )
 # DeepSeek's bars are FULLWIDTH VERTICAL LINE (U+FF5C), as in its tokenizer.json.
 DEEPSEEK_CODER = FimStyle(
@@ -116,6 +123,13 @@ class FimTokens:
     def order(self) -> FimOrder:
         """PSM, or Mistral's suffix-first layout."""
         return getattr(self.style, "order", "psm")
+
+    @property
+    def repo_layout(self) -> RepoLayout | None:
+        """The family's repository-level layout, when its vocabulary has the tokens for it."""
+        if self.file_sep_id is None or self.repo_name_id is None:
+            return None
+        return getattr(self.style, "repo_layout", None)
 
     @property
     def texts(self) -> tuple[str, ...]:

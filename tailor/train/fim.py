@@ -50,14 +50,18 @@ def encode_document(
     rng: random.Random,
     fim_rate: float,
     spm_rate: float,
+    head: str = "",
 ) -> list[int]:
-    """Token ids of one document: FIM with probability fim_rate, else plain left-to-right."""
+    """Token ids of one document: FIM with probability fim_rate, else plain left-to-right.
+
+    `head` (a file's path line) opens the prefix and is never cut into the middle.
+    """
     # Draw both decisions always, so the random stream does not depend on the text.
     do_fim, do_spm = rng.random() < fim_rate, rng.random() < spm_rate
     if ids is None or not do_fim:
-        return encode(text)
+        return encode(head + text)
     a, b = split_points(len(text), rng)
-    return fim_order(encode(text[:a]), encode(text[a:b]), encode(text[b:]), ids, do_spm)
+    return fim_order(encode(head + text[:a]), encode(text[a:b]), encode(text[b:]), ids, do_spm)
 
 
 def tokenizer_fim_ids(tokenizer: Any, names: FimNames | None) -> FimTokens:

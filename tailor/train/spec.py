@@ -127,6 +127,14 @@ class TrainSpec(BaseModel):
     spm_rate: float = Field(
         0.5, ge=0.0, le=1.0, description="Share of FIM documents in SPM order (the rest PSM)."
     )
+    repo_rate: float = Field(
+        0.3,
+        ge=0.0,
+        le=1.0,
+        description="Share of groups of a repository's files laid out as one repository-level "
+        "example (repo name, file separators, paths), for families pre-trained that way "
+        "(StarCoder2, Qwen2.5-Coder); other families train file by file.",
+    )
     fim_tokens: FimTokenNames | None = Field(
         None,
         description="FIM token texts; None detects the family (tailor.fim) in the tokenizer.",
