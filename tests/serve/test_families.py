@@ -40,12 +40,12 @@ def expected_prompt(family: Family, tokenizer: Any) -> list[int]:
     return ids
 
 
-def train_adapter(base: Path, store: FileStore, work: Path) -> str:
-    """A few LoRA steps through the training entry; the adapter's store key."""
+def train_adapter(base: Path, store: FileStore, work: Path, method: str = "lora") -> str:
+    """A few LoRA (or QLoRA) steps through the training entry; the adapter's store key."""
     write_documents(store, TEAM, DATASET, house_style_documents(24, 6), rows_per_shard=10)
-    spec = make_spec(base, max_steps=3, seq_len=64, fim_rate=1.0, eval_batches=1)
+    spec = make_spec(base, method=method, max_steps=3, seq_len=64, fim_rate=1.0, eval_batches=1)
     result = run_training(spec, store, job_id="job-family", work_dir=work)
-    assert result.method == "lora"
+    assert (result.method, result.fallback_reason) == (method, None)
     return f"teams/{TEAM}/adapters/{spec.adapter_name}/1"
 
 
@@ -92,3 +92,13 @@ def test_each_family_trains_serves_stacked_lora_and_completes_fim_in_its_own_ord
     assert stacked
     fim = family.style
     assert not any(t in text for t in (fim.prefix, fim.suffix, fim.middle, *fim.repo_tokens))
+
+
+@pytest.mark.parametrize("family", FAMILIES, ids=lambda f: f.style.name)
+def test_each_family_trains_qlora_on_a_4bit_base_on_the_cpu(family: Family, tmp_path: Path) -> None:
+    base = build_base(family, tmp_path / "base")
+    store = FileStore(tmp_path / "objects")
+
+    adapter = train_adapter(base, store, tmp_path / "work", method="qlora")
+
+    assert store.exists(f"{adapter}/adapter_model.safetensors")
