@@ -125,3 +125,9 @@ def test_file_separators_and_repo_names_never_reach_a_client() -> None:
     t = require_fim(family_vocab(STARCODER2))
 
     assert {"<repo_name>", "<file_sep>", "<fim_pad>"} <= set(t.texts)
+
+
+def test_codestrals_ollama_template_sends_the_suffix_first() -> None:
+    from tailor.serve.ollama import template
+
+    assert "[SUFFIX]{{ .Suffix }}[PREFIX]{{ .Prompt }}{{- else }}" in template(CODESTRAL)
