@@ -66,10 +66,11 @@ def template(fim: FimNames | None) -> str:
     if fim is None:
         return "{{ .Prompt }}"
     pre, suf, mid = (t.replace("▁", " ").lstrip() for t in (fim.prefix, fim.suffix, fim.middle))
-    return (
-        f"{{{{- if .Suffix }}}}{pre}{{{{ .Prompt }}}}{suf}{{{{ .Suffix }}}}{mid}"
-        "{{- else }}{{ .Prompt }}{{- end }}"
-    )
+    if getattr(fim, "order", "psm") == "suffix_first":
+        body = f"{suf}{{{{ .Suffix }}}}{pre}{{{{ .Prompt }}}}"
+    else:
+        body = f"{pre}{{{{ .Prompt }}}}{suf}{{{{ .Suffix }}}}{mid}"
+    return f"{{{{- if .Suffix }}}}{body}{{{{- else }}}}{{{{ .Prompt }}}}{{{{- end }}}}"
 
 
 def details(family: str) -> dict[str, Any]:

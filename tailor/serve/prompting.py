@@ -58,7 +58,7 @@ class Prompter:
         return str(self.tokenizer.decode(ids, skip_special_tokens=True))
 
     def prompt_ids(self, request: GenerationRequest) -> list[int]:
-        """The ids the model sees: a PSM FIM prompt when `suffix` is set, else the prompt."""
+        """The ids the model sees: a FIM prompt (the family's order) when `suffix` is set."""
         if request.suffix is None:
             return [*self.leading, *self.encode(request.prompt)]
         if self.fim is None:

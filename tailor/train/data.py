@@ -20,9 +20,11 @@ from tailor.storage import ObjectStore, StoreError
 from tailor.train.errors import DatasetError
 from tailor.train.fim import encode_document
 from tailor.train.packing import PackingStats, pack
+from tailor.train.repo_level import SourceFile, file_documents
 
 SPLITS = ("train", "holdout")
 COLUMNS = ["content", "split"]
+_WHERE = ["repo", "path"]  # read when the shard has them (repository-level examples)
 _ROWS_PER_READ = 128
 _SHARD = re.compile(r"shard-\d{5}\.parquet$")
 
@@ -106,6 +108,16 @@ def iter_texts(
     scratch: Path,
 ) -> Iterator[str]:
     """The `content` of every row of a split, shard by shard, row batch by row batch."""
+    return (f.content for f in iter_files(store, shards, split, scratch))
+
+
+def iter_files(
+    store: ObjectStore,
+    shards: Iterable[Shard],
+    split: str,
+    scratch: Path,
+) -> Iterator[SourceFile]:
+    """Every row of a split as a file (repository, path, content), in the harvest's order."""
     scratch.mkdir(parents=True, exist_ok=True)
     for shard in shards:
         local = scratch / Path(shard.key).name
@@ -117,13 +129,13 @@ def iter_texts(
                 "re-run the harvest"
             ) from exc
         try:
-            yield from _split_texts(local, shard.key, split)
+            yield from _split_files(local, shard.key, split)
         finally:
             local.unlink(missing_ok=True)
 
 
-def _split_texts(local: Path, key: str, split: str) -> Iterator[str]:
-    """The `content` of one shard's rows of a split; a DatasetError naming the shard if bad."""
+def _split_files(local: Path, key: str, split: str) -> Iterator[SourceFile]:
+    """One shard's rows of a split; a DatasetError naming the shard if it is bad."""
     import pyarrow as pa
     import pyarrow.parquet as pq
 
@@ -135,11 +147,14 @@ def _split_texts(local: Path, key: str, split: str) -> Iterator[str]:
                 f"shard {key} lacks the column(s) {missing} the harvest writes "
                 f"(it has {parquet.schema_arrow.names}); re-run the harvest"
             )
-        for batch in parquet.iter_batches(_ROWS_PER_READ, columns=COLUMNS):
+        where = [c for c in _WHERE if c in parquet.schema_arrow.names]
+        for batch in parquet.iter_batches(_ROWS_PER_READ, columns=COLUMNS + where):
             cols = batch.to_pydict()
-            yield from (
-                c for c, s in zip(cols["content"], cols["split"], strict=True) if s == split and c
-            )
+            n = len(cols["content"])
+            repos, paths = (cols.get(c) or [""] * n for c in _WHERE)
+            for c, s, r, p in zip(cols["content"], cols["split"], repos, paths, strict=True):
+                if s == split and c:
+                    yield SourceFile(r or "", p or "", c)
     except (pa.ArrowException, OSError) as exc:
         raise DatasetError(f"shard {key} is not a readable parquet file: {exc}") from exc
 
@@ -153,6 +168,7 @@ class TokenPipeline:
     fim_ids: FimTokens | None
     fim_rate: float
     spm_rate: float
+    repo_rate: float = 0.0  # share of repository-level examples, where the family has them
 
 
 def sequences(
@@ -166,6 +182,19 @@ def sequences(
     p = pipeline
     docs = (encode_document(t, p.encode, p.fim_ids, rng, p.fim_rate, p.spm_rate) for t in texts)
     return pack(docs, seq_len, p.eos_id, stats)
+
+
+def file_sequences(
+    files: Iterable[SourceFile],
+    pipeline: TokenPipeline,
+    seq_len: int,
+    rng: random.Random,
+    stats: PackingStats | None = None,
+) -> Iterator[list[int]]:
+    """Packed sequences of files, some as repository-level examples (`repo_rate`)."""
+    p = pipeline
+    rates = (p.fim_rate, p.spm_rate, p.repo_rate)
+    return pack(file_documents(files, p.encode, p.fim_ids, rng, rates), seq_len, p.eos_id, stats)
 
 
 def shuffled(rows: Iterable[list[int]], buffer: int, rng: random.Random) -> Iterator[list[int]]:
@@ -193,9 +222,9 @@ def training_stream(
     while True:
         shards = list(manifest.shards)
         rng.shuffle(shards)
-        texts = iter_texts(store, shards, "train", scratch)
+        files = iter_files(store, shards, "train", scratch)
         produced = False
-        for row in shuffled(sequences(texts, pipeline, seq_len, rng, stats), 64, rng):
+        for row in shuffled(file_sequences(files, pipeline, seq_len, rng, stats), 64, rng):
             produced = True
             yield row
         if not produced:
@@ -233,7 +262,11 @@ def count_train_tokens(
 
 
 def token_pipeline(
-    tokenizer: Any, fim_ids: FimTokens | None, fim_rate: float, spm_rate: float
+    tokenizer: Any,
+    fim_ids: FimTokens | None,
+    fim_rate: float,
+    spm_rate: float,
+    repo_rate: float = 0.0,
 ) -> TokenPipeline:
     """The encoder of a transformers tokenizer, reading special-token text as plain text.
 
@@ -251,4 +284,5 @@ def token_pipeline(
 
     if tokenizer.eos_token_id is None:
         raise DatasetError("the base model's tokenizer has no EOS token to separate documents")
-    return TokenPipeline(encode, int(tokenizer.eos_token_id), fim_ids, fim_rate, spm_rate)
+    eos = int(tokenizer.eos_token_id)
+    return TokenPipeline(encode, eos, fim_ids, fim_rate, spm_rate, repo_rate)

@@ -1,8 +1,10 @@
-"""Fill-in-the-middle: cut a document into prefix/middle/suffix and order it PSM or SPM.
+"""Fill-in-the-middle: cut a document into prefix/middle/suffix and lay it out in its style.
 
-Formats (as in StarCoder's training; CodeLlama's differ only in token names):
+Formats (as in StarCoder's training; most families differ only in token names):
   PSM  <pre> prefix <suf> suffix <mid> middle
   SPM  <pre> <suf> suffix <mid> prefix middle
+  Mistral (Codestral), always:  [SUFFIX] suffix [PREFIX] prefix middle
+The order comes from the one table (`tailor.fim.fim_layout`), which serving reads too.
 The cut points are character positions, so a split can fall inside a token.
 """
 
@@ -12,7 +14,7 @@ import random
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from tailor.fim import FimError, FimNames, FimTokens, require_fim
+from tailor.fim import FimError, FimNames, FimTokens, fim_layout, require_fim
 from tailor.train.errors import SpecError
 
 
@@ -37,10 +39,8 @@ def split_points(length: int, rng: random.Random) -> tuple[int, int]:
 def fim_order(
     prefix: Sequence[int], middle: Sequence[int], suffix: Sequence[int], ids: FimTokens, spm: bool
 ) -> list[int]:
-    """Token ids of one FIM example in PSM or SPM order."""
-    if spm:
-        return [ids.prefix_id, ids.suffix_id, *suffix, ids.middle_id, *prefix, *middle]
-    return [ids.prefix_id, *prefix, ids.suffix_id, *suffix, ids.middle_id, *middle]
+    """Token ids of one FIM example in its style's order (SPM where the style has it)."""
+    return fim_layout(ids, prefix, suffix, middle, spm)
 
 
 def encode_document(
@@ -50,14 +50,18 @@ def encode_document(
     rng: random.Random,
     fim_rate: float,
     spm_rate: float,
+    head: str = "",
 ) -> list[int]:
-    """Token ids of one document: FIM with probability fim_rate, else plain left-to-right."""
+    """Token ids of one document: FIM with probability fim_rate, else plain left-to-right.
+
+    `head` (a file's path line) opens the prefix and is never cut into the middle.
+    """
     # Draw both decisions always, so the random stream does not depend on the text.
     do_fim, do_spm = rng.random() < fim_rate, rng.random() < spm_rate
     if ids is None or not do_fim:
-        return encode(text)
+        return encode(head + text)
     a, b = split_points(len(text), rng)
-    return fim_order(encode(text[:a]), encode(text[a:b]), encode(text[b:]), ids, do_spm)
+    return fim_order(encode(head + text[:a]), encode(text[a:b]), encode(text[b:]), ids, do_spm)
 
 
 def tokenizer_fim_ids(tokenizer: Any, names: FimNames | None) -> FimTokens:

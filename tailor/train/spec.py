@@ -27,6 +27,7 @@ _LORA_TARGETS: dict[str, tuple[str, ...]] = {
     "llama": ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"),
     "mistral": ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"),
     "qwen2": ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"),
+    "gemma": ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"),
 }
 
 
@@ -129,7 +130,7 @@ class TrainSpec(BaseModel):
     lora_target_modules: list[str] | None = Field(
         None,
         description="Module names to adapt; None uses the architecture's default "
-        "(gpt_bigcode, starcoder2, llama, mistral, qwen2).",
+        "(gpt_bigcode, starcoder2, llama, mistral, qwen2, gemma).",
     )
     seq_len: int = Field(1024, ge=16, le=131072, description="Tokens per packed training sequence.")
     fim_rate: float = Field(
@@ -138,9 +139,17 @@ class TrainSpec(BaseModel):
     spm_rate: float = Field(
         0.5, ge=0.0, le=1.0, description="Share of FIM documents in SPM order (the rest PSM)."
     )
+    repo_rate: float = Field(
+        0.3,
+        ge=0.0,
+        le=1.0,
+        description="Share of groups of a repository's files laid out as one repository-level "
+        "example (repo name, file separators, paths), for families pre-trained that way "
+        "(StarCoder2, Qwen2.5-Coder); other families train file by file.",
+    )
     fim_tokens: FimTokenNames | None = Field(
         None,
-        description="FIM token texts; None detects StarCoder's or CodeLlama's in the tokenizer.",
+        description="FIM token texts; None detects the family (tailor.fim) in the tokenizer.",
     )
     learning_rate: Annotated[float, Field(gt=0.0, le=1.0)] | None = Field(
         None,

@@ -116,7 +116,9 @@ def train(spec: TrainSpec, store: ObjectStore, hooks: Hooks, s: Setup) -> TrainR
     try:
         manifest = data.read_manifest(store, spec.team, spec.dataset_id)
         fim_ids = tokenizer_fim_ids(s.tokenizer, spec.fim_tokens) if spec.fim_rate > 0 else None
-        pipeline = data.token_pipeline(s.tokenizer, fim_ids, spec.fim_rate, spec.spm_rate)
+        pipeline = data.token_pipeline(
+            s.tokenizer, fim_ids, spec.fim_rate, spec.spm_rate, spec.repo_rate
+        )
         holdout = data.holdout_rows(
             store, manifest, pipeline, spec.seq_len, spec.eval_batches * spec.micro_batch, scratch
         )
