@@ -313,3 +313,42 @@ class UploadSlot(Base):
     slot: Mapped[int]
     # A slot whose API process died is taken over once this has passed.
     expires_at: Mapped[datetime]
+
+
+class ServedCompletion(Base):
+    """One completion the gateway served (its `cmpl-` id), without its text: who asked, for
+    which version, in which language, how fast and how long."""
+
+    __tablename__ = "served_completions"
+    __table_args__ = (Index("ix_served_completions_team_created", "team_id", "created_at"),)
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    team_id: Mapped[int] = mapped_column(ForeignKey("teams.id", ondelete="CASCADE"))
+    user_id: Mapped[int | None] = mapped_column(
+        ForeignKey("users.id", ondelete="SET NULL"), default=None
+    )
+    # None: the base model. A version deleted later leaves its completions counted as unknown.
+    version_id: Mapped[int | None] = mapped_column(
+        ForeignKey("adapter_versions.id", ondelete="SET NULL"), default=None
+    )
+    model: Mapped[str] = mapped_column(String(200))
+    route: Mapped[str] = mapped_column(String(32))
+    language: Mapped[str | None] = mapped_column(String(64), default=None)
+    latency_ms: Mapped[float]
+    prompt_tokens: Mapped[int] = mapped_column(default=0)
+    completion_tokens: Mapped[int] = mapped_column(default=0)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class CompletionEvent(Base):
+    """What the editor did with a served completion: shown (view), kept (select), dismissed."""
+
+    __tablename__ = "completion_events"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    completion_id: Mapped[str] = mapped_column(
+        ForeignKey("served_completions.id", ondelete="CASCADE"), index=True
+    )
+    kind: Mapped[str] = mapped_column(String(16))
+    choice_index: Mapped[int] = mapped_column(default=0)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
