@@ -20,6 +20,7 @@ from api.routers import (
     members,
     repositories,
     teams,
+    telemetry,
     tokens,
 )
 from tailor import __version__
@@ -67,6 +68,7 @@ def create_app(
         endpoints,
         internal,
         base_models,
+        telemetry,
     ):
         app.include_router(module.router)
     app.include_router(console.router)
