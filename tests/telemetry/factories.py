@@ -27,6 +27,7 @@ def record(
     language: str | None = "python",
     latency_ms: float = 40.0,
     at: datetime | None = None,
+    version_id: int | None = None,
 ) -> str:
     """One served completion of `team` by `user`, with `kinds` of events, through a recorder
     on the session's connection; its id."""
@@ -42,7 +43,7 @@ def record(
         id=cid,
         team_id=team.id,
         user_id=user.id,
-        version_id=None,
+        version_id=version_id,
         model="completion",
         route="completions",
         language=language,
