@@ -51,7 +51,7 @@ def test_the_usage_page_plots_acceptance_per_version_and_latency(
     assert len((line.get_attribute("points") or "").split()) == 2  # yesterday and today
     bins = page.locator("svg[data-plot='Latency'] rect.bin")
     counts = [int(b.get_attribute("data-count") or 0) for b in bins.all()]
-    # ≤25 ms: 20, 20; ≤50: 30; ≤100: 60; ≤200: 120 ×3; ≤1600: 900
+    # ≤25 ms: 20, 20; ≤50: 30; ≤100: 60; ≤200: 120 three times; ≤1600: 900
     assert counts == [2, 1, 1, 3, 0, 0, 1, 0, 0]
     expect(page.locator("#acceptance-total")).to_have_text("67%")  # 4 kept of 6 reported
     snap(console, page, "60-ide-usage")
