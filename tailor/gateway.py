@@ -47,6 +47,7 @@ _CALLER = (
         AdapterVersion.prefix,
         Team.id.label("team_id"),
         ApiToken.user_id,
+        Team.telemetry_keeps_code,
     )
     .join(Team, Team.id == ApiToken.team_id)
     # A member who left the team keeps their tokens but not the team's models (as in the API).
@@ -80,6 +81,7 @@ class _Grant:
     prefix: str | None
     team_id: int
     user_id: int
+    keeps_code: bool
 
 
 # Keyed by (token hash, model name): the plaintext token is never held.
@@ -140,7 +142,12 @@ class Routing:
                 conn.execute(_RECORD_USE, {"token_id": grant.token_id, "used_at": now})
             # Last use is not announced (it would empty every gateway's cache): keep it here.
             self._keep(key, replace(grant, last_used_at=now), generation)
-        who = Caller(grant.team, team_id=grant.team_id, member_id=grant.user_id)
+        who = Caller(
+            grant.team,
+            team_id=grant.team_id,
+            member_id=grant.user_id,
+            keeps_code=grant.keeps_code,
+        )
         if model is None:
             return who
         if grant.prefix is None:
@@ -160,7 +167,7 @@ class Routing:
             row = conn.execute(_CALLER, {"token_hash": key[0], "model": key[1]}).first()
         if row is None:  # unknown tokens are not kept: guessing must not fill the cache
             return None
-        grant = _Grant(*row)
+        grant = _Grant(*tuple(row))  # more columns than SQLAlchemy's typed rows name
         self._keep(key, grant, generation)
         return grant
 

@@ -5,7 +5,8 @@ Revises: 0007
 Create Date: 2026-12-02 14:20:00.000000
 
 Each completion the gateway serves is a row (no code text), and each view, select or dismiss
-event an editor reports against its id another. The (team, created_at) index serves the
+event an editor reports against its id another. A team may opt in to keeping the code text
+(redacted) with its completions. The (team, created_at) index serves the
 team's statistics and the retention purge.
 """
 
@@ -22,6 +23,12 @@ depends_on: str | Sequence[str] | None = None
 
 
 def upgrade() -> None:
+    with op.batch_alter_table("teams", schema=None) as batch_op:
+        batch_op.add_column(
+            sa.Column(
+                "telemetry_keeps_code", sa.Boolean(), nullable=False, server_default=sa.false()
+            )
+        )
     op.create_table(
         "served_completions",
         sa.Column("id", sa.String(length=64), nullable=False),
@@ -34,6 +41,8 @@ def upgrade() -> None:
         sa.Column("latency_ms", sa.Float(), nullable=False),
         sa.Column("prompt_tokens", sa.Integer(), nullable=False),
         sa.Column("completion_tokens", sa.Integer(), nullable=False),
+        sa.Column("prompt_text", sa.Text(), nullable=True),
+        sa.Column("completion_text", sa.Text(), nullable=True),
         sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
         sa.ForeignKeyConstraint(["team_id"], ["teams.id"], ondelete="CASCADE"),
         sa.ForeignKeyConstraint(["user_id"], ["users.id"], ondelete="SET NULL"),
@@ -71,3 +80,5 @@ def downgrade() -> None:
     op.drop_table("completion_events")
     op.drop_index("ix_served_completions_team_created", table_name="served_completions")
     op.drop_table("served_completions")
+    with op.batch_alter_table("teams", schema=None) as batch_op:
+        batch_op.drop_column("telemetry_keeps_code")

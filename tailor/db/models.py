@@ -6,7 +6,7 @@ import enum
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Enum, ForeignKey, Index, LargeBinary, String, UniqueConstraint
+from sqlalchemy import Enum, ForeignKey, Index, LargeBinary, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from tailor.db.base import Base, Timestamped, utcnow
@@ -34,6 +34,8 @@ class Team(Timestamped, Base):
     name: Mapped[str] = mapped_column(String(200))
     gpu_quota: Mapped[int] = mapped_column(default=0)
     publish_policy: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    # Completion telemetry keeps the prompt and completion text (redacted) only when opted in.
+    telemetry_keeps_code: Mapped[bool] = mapped_column(default=False)
 
 
 class User(Timestamped, Base):
@@ -337,6 +339,9 @@ class ServedCompletion(Base):
     latency_ms: Mapped[float]
     prompt_tokens: Mapped[int] = mapped_column(default=0)
     completion_tokens: Mapped[int] = mapped_column(default=0)
+    # Redacted as harvest redacts; None unless the team keeps code (`telemetry_keeps_code`).
+    prompt_text: Mapped[str | None] = mapped_column(Text, default=None)
+    completion_text: Mapped[str | None] = mapped_column(Text, default=None)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
 

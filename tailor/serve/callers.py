@@ -21,6 +21,7 @@ class Caller:
     team_id: int | None = None
     member_id: int | None = None  # the token's user
     version_id: int | None = None  # the adapter version served; None for the base
+    keeps_code: bool = False  # the team's telemetry keeps the code text (redacted)
 
 
 # (token, model name or None for the base) -> the caller, or None for a token that may not

@@ -25,7 +25,7 @@ from tailor.serve.limits import retry_after_header
 from tailor.serve.lora_cache import AdapterNotFoundError
 from tailor.serve.protocol import new_id
 from tailor.serve.streaming import ChunkCollector
-from tailor.telemetry.records import Served
+from tailor.telemetry.records import FIM_HOLE, Served
 
 
 class Stream:
@@ -52,6 +52,8 @@ class Stream:
         self.completion_tokens = 0
         self.status = "200"
         self.refused = False  # the backend shed it before it started: it costs nothing
+        # The text of choice 0, for a team whose telemetry keeps code (None: not kept).
+        self.text: list[str] | None = [] if call.who is not None and call.who.keeps_code else None
         ids = prompt_ids(state, req)
         self.reservation = reserve(state, call, len(ids) + req.n * req.max_new_tokens)
         try:
@@ -88,6 +90,8 @@ class Stream:
             raise ServeError(500, "generation_failed", f"generation failed: {item}") from item
         if self.call.first_chunk is None:
             self.call.first_chunk = time.perf_counter()
+        if self.text is not None and item.index == 0:
+            self.text.append(item.text)
         if item.finish_reason is not None:
             self.open -= 1
             self.prompt_tokens = item.prompt_tokens
@@ -157,8 +161,18 @@ class Stream:
                 latency_ms=latency_s * 1000,
                 prompt_tokens=self.prompt_tokens,
                 completion_tokens=self.completion_tokens,
+                prompt_text=self._prompt_text(),
+                completion_text=None if self.text is None else "".join(self.text),
             )
         )
+
+    def _prompt_text(self) -> str | None:
+        """The prompt, where the team keeps code (redacted when written); FIM's hole marked."""
+        if self.text is None:
+            return None
+        if self.req.suffix is None:
+            return self.req.prompt
+        return self.req.prompt + FIM_HOLE + self.req.suffix
 
 
 async def answer(stream: Stream) -> list[Generation]:

@@ -29,6 +29,11 @@ class TeamUpdate(BaseModel):
     model_config = ConfigDict(extra="forbid")
     name: str | None = Field(None, min_length=1, max_length=200)
     gpu_quota: int | None = Field(None, ge=0, le=10_000, description="GPUs the team may use.")
+    telemetry_keeps_code: bool | None = Field(
+        None,
+        description="Keep the prompt and completion text of served completions, redacted as "
+        "harvest redacts (off by default: only counts and timings are kept).",
+    )
 
 
 class TeamOut(BaseModel):
@@ -38,6 +43,7 @@ class TeamOut(BaseModel):
     slug: str
     name: str
     gpu_quota: int
+    telemetry_keeps_code: bool = False
     created_at: datetime
 
 

@@ -66,6 +66,8 @@ def update_team(session: Session, access: TeamAccess, body: TeamUpdate) -> Team:
         team.gpu_quota = body.gpu_quota
     if body.name is not None:
         team.name = body.name
+    if body.telemetry_keeps_code is not None:
+        team.telemetry_keeps_code = body.telemetry_keeps_code
     audit.record(
         session,
         access.principal,

@@ -17,6 +17,7 @@ from types import TracebackType
 from sqlalchemy import Connection, bindparam, insert, select
 
 from tailor.db.models import CompletionEvent, ServedCompletion
+from tailor.harvest.redact import redact
 from tailor.telemetry.records import Feedback, Served
 
 log = logging.getLogger(__name__)
@@ -77,7 +78,8 @@ class Recorder:
             try:
                 with self.write() as conn:
                     if served:
-                        conn.execute(insert(ServedCompletion), [_row(s) for s in served])
+                        rows = [_served_row(s) for s in served]
+                        conn.execute(insert(ServedCompletion), rows)
                     if events:
                         conn.execute(insert(CompletionEvent), [_row(e) for e in events])
             except Exception:
@@ -117,5 +119,15 @@ class Recorder:
             log.exception("could not write completion telemetry; will retry")
 
 
-def _row(record: Served | Feedback) -> dict[str, object]:
+def _row(record: Feedback) -> dict[str, object]:
     return dataclasses.asdict(record)
+
+
+def _served_row(record: Served) -> dict[str, object]:
+    """The row of a served completion, its text (if kept) redacted as harvest redacts."""
+    row = dataclasses.asdict(record)
+    language = record.language or ""
+    for key in ("prompt_text", "completion_text"):
+        if row[key] is not None:
+            row[key] = redact(row[key], language=language).text
+    return row

@@ -46,6 +46,8 @@ _EXTENSIONS = {
     "css": "css",
 }
 _MAX_LANGUAGE = 64
+# Where the completion goes in a kept fill-in-the-middle prompt (prefix, this, suffix).
+FIM_HOLE = "<|completion|>"
 
 
 def language_of(language: str | None, path: str | None) -> str | None:
@@ -75,6 +77,9 @@ class Served:
     prompt_tokens: int
     completion_tokens: int
     created_at: datetime = field(default_factory=utcnow)
+    # Raw; redacted by the recorder's writer, off the request path. None: not kept.
+    prompt_text: str | None = None
+    completion_text: str | None = None
 
 
 @dataclass(frozen=True)

@@ -47,3 +47,10 @@ def test_another_team_sees_none_of_it(
 def test_a_window_out_of_range_is_refused(client: TestClient, tenant: Tenant) -> None:
     resp = client.get(f"/v1/teams/{tenant.slug}/telemetry?days=0", headers=tenant.auth())
     assert resp.status_code == 422
+
+
+def test_a_team_admin_opts_in_to_keeping_code(client: TestClient, tenant: Tenant) -> None:
+    url = f"/v1/teams/{tenant.slug}"
+    assert client.get(url, headers=tenant.auth()).json()["telemetry_keeps_code"] is False
+    resp = client.patch(url, json={"telemetry_keeps_code": True}, headers=tenant.auth())
+    assert resp.status_code == 200 and resp.json()["telemetry_keeps_code"] is True

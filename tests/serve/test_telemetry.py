@@ -194,5 +194,24 @@ def test_no_code_text_is_stored(
     cid = openai_completion(gateway, team.owner_token)
     recorder.flush()
     row = session.get(ServedCompletion, cid)
-    assert row is not None
+    assert row is not None and (row.prompt_text, row.completion_text) == (None, None)
     assert FIM_PREFIX.strip() not in " ".join(str(v) for v in vars(row).values())
+
+
+SECRET_PREFIX = 'token = "ghp_R4nd0mT0k3nV4lu3F0rT3st1ngAbCdEf1234"\n' + FIM_PREFIX
+
+
+def test_a_team_that_keeps_code_gets_it_redacted(
+    gateway: str, team: Team, recorder: Recorder, session: Session
+) -> None:
+    team.tenant.team.telemetry_keeps_code = True
+    session.commit()
+    client = openai.OpenAI(base_url=f"{gateway}/v1", api_key=team.owner_token, max_retries=0)
+    out = client.completions.create(
+        model="completion", prompt=SECRET_PREFIX, suffix=FIM_SUFFIX, **SHORT
+    )
+    recorder.flush()
+    row = session.get(ServedCompletion, out.id)
+    assert row is not None and row.prompt_text is not None
+    assert "ghp_" not in row.prompt_text and "<TOKEN>" in row.prompt_text
+    assert FIM_SUFFIX in row.prompt_text and row.completion_text == out.choices[0].text
