@@ -38,7 +38,7 @@ def upgrade() -> None:
         sa.Column("model", sa.String(length=200), nullable=False),
         sa.Column("route", sa.String(length=32), nullable=False),
         sa.Column("language", sa.String(length=64), nullable=True),
-        sa.Column("latency_ms", sa.Float(), nullable=False),
+        sa.Column("latency_ms", sa.Double(), nullable=False),
         sa.Column("prompt_tokens", sa.Integer(), nullable=False),
         sa.Column("completion_tokens", sa.Integer(), nullable=False),
         sa.Column("prompt_text", sa.Text(), nullable=True),
