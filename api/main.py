@@ -23,6 +23,7 @@ from api.routers import (
     members,
     repositories,
     teams,
+    telemetry,
     tokens,
 )
 from tailor import __version__
@@ -77,6 +78,7 @@ def create_app(
         base_models,
         auth,
         group_mappings,
+        telemetry,
     ):
         app.include_router(module.router)
     app.include_router(console.router)

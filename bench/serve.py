@@ -40,13 +40,21 @@ import uvicorn
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from sqlalchemy import Engine, select, text  # noqa: E402
+from sqlalchemy import Engine, func, select, text  # noqa: E402
 
 from tailor.config import Settings  # noqa: E402
 from tailor.db import migrate  # noqa: E402
-from tailor.db.models import AdapterVersion, Endpoint, Membership, Role, Team, User  # noqa: E402
+from tailor.db.models import (  # noqa: E402
+    AdapterVersion,
+    Endpoint,
+    Membership,
+    Role,
+    ServedCompletion,
+    Team,
+    User,
+)
 from tailor.db.notices import NotifiedCache  # noqa: E402
-from tailor.db.session import make_engine, session_factory  # noqa: E402
+from tailor.db.session import READ_ONLY, make_engine, session_factory  # noqa: E402
 from tailor.gateway import GrantCache, Routing, routing_channel  # noqa: E402
 from tailor.registry.service import register_version  # noqa: E402
 from tailor.serve.app import create_serving_app  # noqa: E402
@@ -55,6 +63,7 @@ from tailor.serve.engine import TailorEngine  # noqa: E402
 from tailor.serve.generation import GenerationRequest  # noqa: E402
 from tailor.serve.spec import EndpointLimits  # noqa: E402
 from tailor.storage import FileStore  # noqa: E402
+from tailor.telemetry.recorder import Recorder  # noqa: E402
 from tailor.tokens.service import authenticate, issue_token  # noqa: E402
 from tailor.train.tiny import tiny_base_cached  # noqa: E402
 
@@ -126,6 +135,7 @@ def serve_engine(
     stream_interval_s: float = 0.02,
     lookup: Lookup | None = None,
     resources: Sequence[AbstractContextManager[object]] = (),
+    telemetry: Recorder | None = None,
 ) -> Live:
     """The serving app over `engine` on a live server (bench token, no effective limits)."""
     app = create_serving_app(
@@ -134,6 +144,7 @@ def serve_engine(
         limits=EndpointLimits(requests_per_minute=100_000, max_tokens=512, request_timeout_s=600),
         stream_interval_s=stream_interval_s,
         resources=resources,
+        telemetry=telemetry,
     )
     return serve(app)
 
@@ -747,6 +758,67 @@ def overload(base: Path, store: FileStore, args: argparse.Namespace) -> dict[str
     }
 
 
+def telemetry_overhead(base: Path, store: FileStore, args: argparse.Namespace) -> dict[str, Any]:
+    """The gateway as deployed (PostgreSQL lookup, cached) without and with completion
+    telemetry, interleaved request by request: what recording costs a completion."""
+    keys = make_adapters(base, store, 1)
+    models = {"a0": keys[0]}
+    engine = TailorEngine(str(base), store, lora_backend="batched")
+    db = bench_database(args.database_url, models)
+    cache: GrantCache = NotifiedCache(db.engine, routing_channel(db.engine))
+    routing = Routing.on(db.engine, cache)
+    read_only = db.engine.execution_options(**{READ_ONLY: True})
+    recorder = Recorder(read_only.begin, db.engine.begin, interval_s=1.0)
+    plain_live = serve_engine(engine, models, lookup=routing.lookup, resources=[cache])
+    recorded_live = serve_engine(engine, models, lookup=routing.lookup, telemetry=recorder)
+    engine.wait_ready(120)
+    clients = {
+        name: (RemoteClient(f"{live.url}/v1", db.token), live)
+        for name, live in (("http_gateway", plain_live), ("http_gateway_telemetry", recorded_live))
+    }
+    for _ in range(3):
+        for client, _live in clients.values():
+            client.time("a0")
+    clock = EngineClock(engine)
+    rows: dict[str, list[tuple[float, float, float, float]]] = {name: [] for name in clients}
+    for _ in range(args.requests):
+        for name, (client, live) in clients.items():
+            cpu = live.loop_cpu()
+            latency, ttft = client.time("a0")
+            rows[name].append((latency, ttft, clock.last, live.loop_cpu() - cpu))
+    for client, _live in clients.values():
+        client.close()
+    recorder.flush()
+    with db.engine.connect() as conn:
+        recorded = conn.scalar(select(func.count()).select_from(ServedCompletion))
+    for live in (plain_live, recorded_live):
+        live.server.should_exit = True
+    time.sleep(0.5)
+    db.drop()
+    engine.close()
+    outside = {
+        name: statistics.median(t[0] - t[2] for t in timings) * 1e3
+        for name, timings in rows.items()
+    }
+    loop_cpu = {
+        name: statistics.mean(t[3] for t in timings) * 1e3 for name, timings in rows.items()
+    }
+    return {
+        "date": datetime.now(UTC).isoformat(timespec="seconds"),
+        "load_average": os.getloadavg(),
+        "method": f"{args.requests} rounds, each one streamed {TOKENS}-token completion (OpenAI "
+        "SDK in a child process) through the gateway on PostgreSQL without telemetry and one "
+        "with it (recorder flushing every 1 s), interleaved; outside_engine = client latency "
+        "minus the engine's own time for the same request; event_loop_cpu = CPU time of the "
+        "server's event-loop thread per request (robust to the machine's noise)",
+        "outside_engine_p50_ms": outside,
+        "event_loop_cpu_ms_per_request": loop_cpu,
+        "telemetry_cost_p50_ms": outside["http_gateway_telemetry"] - outside["http_gateway"],
+        "completions_recorded": recorded,
+        "goals": {"http_overhead_p50_ms_max": 5.0},
+    }
+
+
 def rss_mb() -> float:
     gc.collect()
     return float(psutil.Process().memory_info().rss) / 2**20
@@ -766,13 +838,26 @@ def main() -> None:
     parser.add_argument(
         "--only-fairness", action="store_true", help="run the two-team and overload parts only"
     )
+    parser.add_argument(
+        "--only-telemetry", action="store_true", help="run the telemetry overhead part only"
+    )
     args = parser.parse_args()
     base = tiny_base_cached(Path(os.environ.get("TAILOR_TEST_CACHE", "/tmp/tailor-test-cache")))
     work = Path(tempfile.mkdtemp(prefix="bench-serve-"))
     store = FileStore(work / "objects")
     out = ROOT / "bench" / "results" / "serve.json"
-    # --only-fairness: the other figures stay as the last full run left them.
-    result = json.loads(out.read_text()) if args.only_fairness else measure(base, store, args)
+    # --only-fairness / --only-telemetry: the other figures stay as the last full run left them.
+    if args.only_telemetry:
+        result = json.loads(out.read_text())
+        result["telemetry"] = telemetry_overhead(base, store, args)
+        out.write_text(json.dumps(result, indent=2) + "\n")
+        print(json.dumps(result["telemetry"], indent=2))
+        return
+    if args.only_fairness:
+        result = json.loads(out.read_text())
+    else:
+        result = measure(base, store, args)
+        result["telemetry"] = telemetry_overhead(base, store, args)
     result["fairness"] = {
         "date": datetime.now(UTC).isoformat(timespec="seconds"),
         "load_average": os.getloadavg(),

@@ -172,6 +172,17 @@ class Settings(BaseSettings):
         description="A client that reads nothing of its response for this long is disconnected "
         "and its generation cancelled.",
     )
+    telemetry_retention_days: int = Field(
+        90,
+        ge=1,
+        description="Served completions and their editor events older than this are deleted "
+        "(by each worker's periodic sweep).",
+    )
+    telemetry_flush_interval_s: float = Field(
+        1.0,
+        gt=0,
+        description="How often the gateway writes the completions it served, in one batch.",
+    )
     auto_eval_fim_tasks: int = Field(
         200, ge=1, description="FIM tasks of the evaluation queued after every new version."
     )

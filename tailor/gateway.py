@@ -23,6 +23,7 @@ from tailor.security import hash_token
 from tailor.serve.callers import Caller
 from tailor.serve.model_files import fetch_model
 from tailor.storage import get_store
+from tailor.telemetry.recorder import Recorder
 from tailor.tokens.service import check_usable, last_use_is_stale
 
 if TYPE_CHECKING:
@@ -44,6 +45,9 @@ _CALLER = (
         AdapterVersion.id.label("version_id"),
         AdapterVersion.created_at.label("version_created_at"),
         AdapterVersion.prefix,
+        Team.id.label("team_id"),
+        ApiToken.user_id,
+        Team.telemetry_keeps_code,
     )
     .join(Team, Team.id == ApiToken.team_id)
     # A member who left the team keeps their tokens but not the team's models (as in the API).
@@ -75,6 +79,9 @@ class _Grant:
     version_id: int | None
     version_created_at: datetime | None
     prefix: str | None
+    team_id: int
+    user_id: int
+    keeps_code: bool
 
 
 # Keyed by (token hash, model name): the plaintext token is never held.
@@ -135,11 +142,17 @@ class Routing:
                 conn.execute(_RECORD_USE, {"token_id": grant.token_id, "used_at": now})
             # Last use is not announced (it would empty every gateway's cache): keep it here.
             self._keep(key, replace(grant, last_used_at=now), generation)
+        who = Caller(
+            grant.team,
+            team_id=grant.team_id,
+            member_id=grant.user_id,
+            keeps_code=grant.keeps_code,
+        )
         if model is None:
-            return Caller(grant.team)
+            return who
         if grant.prefix is None:
-            return Caller(grant.team, known=False)
-        return Caller(grant.team, _adapter_key(grant))
+            return replace(who, known=False)
+        return replace(who, adapter=_adapter_key(grant), version_id=grant.version_id)
 
     def models(self, team: str) -> list[str]:
         """The model names (endpoints) the team can call."""
@@ -154,7 +167,7 @@ class Routing:
             row = conn.execute(_CALLER, {"token_hash": key[0], "model": key[1]}).first()
         if row is None:  # unknown tokens are not kept: guessing must not fill the cache
             return None
-        grant = _Grant(*row)
+        grant = _Grant(*tuple(row))  # more columns than SQLAlchemy's typed rows name
         self._keep(key, grant, generation)
         return grant
 
@@ -193,6 +206,10 @@ def create_gateway(settings: Settings | None = None) -> FastAPI:
         channel = routing_channel(database)
         cache = NotifiedCache(database, channel, max_age_s=settings.serve_lookup_cache_s)
     routing = Routing.on(database, cache)
+    read_only = database.execution_options(**{READ_ONLY: True})
+    telemetry = Recorder(
+        read_only.begin, database.begin, interval_s=settings.telemetry_flush_interval_s
+    )
     engine = TailorEngine(
         settings.serve_base_model,
         get_store(settings),
@@ -213,4 +230,5 @@ def create_gateway(settings: Settings | None = None) -> FastAPI:
         base_name=settings.serve_base_model,
         stream_interval_s=settings.serve_stream_interval_ms / 1000,
         resources=[cache] if cache else [],
+        telemetry=telemetry,
     )

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from tailor.jobs.schemas import MetricPoint
 
@@ -143,3 +143,66 @@ def job_plots(series: dict[str, list[MetricPoint]]) -> list[Plot]:
         if name not in LOSS_SERIES and len(values) > 1:
             plots.append(line_plot(series, [name], name, width=320, height=200))
     return plots
+
+
+@dataclass(frozen=True)
+class Bar:
+    """One histogram bin as an SVG rectangle, with its label and count."""
+
+    x: float
+    y: float
+    width: float
+    height: float
+    label: str
+    count: int
+
+
+@dataclass(frozen=True)
+class Histogram:
+    """Everything the template needs to draw a histogram."""
+
+    title: str
+    width: int
+    height: int
+    left: int
+    top: int
+    right: int
+    bottom: int
+    bars: list[Bar] = field(default_factory=list)
+    y_ticks: list[Tick] = field(default_factory=list)
+    x_label: str = ""
+
+    @property
+    def empty(self) -> bool:
+        """No count to draw."""
+        return not any(b.count for b in self.bars)
+
+
+def histogram(
+    labels: Sequence[str], counts: Sequence[int], title: str, x_label: str, width: int = 640
+) -> Histogram:
+    """Bars of `counts` (one per label), on a count axis from zero."""
+    height = 240
+    left, top, right, bottom = 56, 16, width - 16, height - 36
+    top_count = max(counts, default=0) or 1
+    slot = (right - left) / max(1, len(counts))
+
+    def sy(value: float) -> float:
+        return bottom - (bottom - top) * value / top_count
+
+    bars = [
+        Bar(left + i * slot + 2, sy(n), slot - 4, bottom - sy(n), label, n)
+        for i, (label, n) in enumerate(zip(labels, counts, strict=True))
+    ]
+    ticks = [t for t in _ticks(0, top_count, sy) if float(t.label).is_integer()]
+    return Histogram(title, width, height, left, top, right, bottom, bars, ticks, x_label)
+
+
+def acceptance_plot(points: dict[str, list[tuple[int, float]]], since: str) -> Plot:
+    """Acceptance rate per adapter version, by day (day 0 is `since`)."""
+    series = {
+        version: [MetricPoint(step=day, value=rate) for day, rate in pts]
+        for version, pts in points.items()
+    }
+    plot = line_plot(series, sorted(series), "Acceptance rate")
+    return replace(plot, x_label=f"days since {since}")

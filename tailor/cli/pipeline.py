@@ -186,6 +186,38 @@ def endpoint_rollback(team: str, name: str, output: Output = OutputOpt) -> None:
     show(Client().post(f"/v1/teams/{team}/endpoints/{name}/rollback"), output, ENDPOINT_COLS)
 
 
+def endpoint_usage(
+    team: str,
+    days: int = typer.Option(30, min=1, max=366, help="How many days back."),
+    by: str = typer.Option(
+        "member", help="Slice by member, language, version or day (total: the first row)."
+    ),
+    output: Output = OutputOpt,
+) -> None:
+    """Completions served and kept from the team's IDEs: acceptance rate, latency, tokens."""
+    if by not in USAGE_SLICES:
+        raise typer.BadParameter(f"--by is one of {', '.join(USAGE_SLICES)}", param_hint="--by")
+    stats = Client().get(f"/v1/teams/{team}/telemetry", params={"days": days})
+    if output == Output.json:
+        show(stats, output)
+        return
+    rows = [{"key": "(all)", **stats["total"]}, *stats[f"by_{by}"]]
+    show(rows, output, USAGE_COLS)
+
+
+USAGE_SLICES = ("member", "language", "version", "day")
+USAGE_COLS = (
+    "key",
+    "completions",
+    "accepted",
+    "acceptance_rate",
+    "latency_p50_ms",
+    "latency_p95_ms",
+    "prompt_tokens",
+    "completion_tokens",
+)
+
+
 COMMANDS: dict[typer.Typer, dict[str, Callable[..., None]]] = {
     dataset_app: {"create": dataset_create, "list": dataset_list, "show": dataset_show},
     finetune_app: {"start": finetune_start},
@@ -210,6 +242,7 @@ COMMANDS: dict[typer.Typer, dict[str, Callable[..., None]]] = {
         "ide": endpoint_ide,
         "promote": endpoint_promote,
         "rollback": endpoint_rollback,
+        "usage": endpoint_usage,
     },
 }
 NAMES = {

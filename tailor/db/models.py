@@ -6,7 +6,7 @@ import enum
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Enum, ForeignKey, Index, LargeBinary, String, UniqueConstraint
+from sqlalchemy import Enum, ForeignKey, Index, LargeBinary, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from tailor.db.base import Base, Timestamped, utcnow
@@ -36,6 +36,8 @@ class Team(Timestamped, Base):
     # The rest of the Team resource's quota (ClusterQuota, camelCase as the CRD spells it).
     cluster_quota: Mapped[dict[str, Any]] = mapped_column(default=dict)
     publish_policy: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    # Completion telemetry keeps the prompt and completion text (redacted) only when opted in.
+    telemetry_keeps_code: Mapped[bool] = mapped_column(default=False)
 
 
 class User(Timestamped, Base):
@@ -369,3 +371,45 @@ class UploadSlot(Base):
     slot: Mapped[int]
     # A slot whose API process died is taken over once this has passed.
     expires_at: Mapped[datetime]
+
+
+class ServedCompletion(Base):
+    """One completion the gateway served (its `cmpl-` id), without its text: who asked, for
+    which version, in which language, how fast and how long."""
+
+    __tablename__ = "served_completions"
+    __table_args__ = (Index("ix_served_completions_team_created", "team_id", "created_at"),)
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    team_id: Mapped[int] = mapped_column(ForeignKey("teams.id", ondelete="CASCADE"))
+    user_id: Mapped[int | None] = mapped_column(
+        ForeignKey("users.id", ondelete="SET NULL"), default=None
+    )
+    # None: the base model. A version deleted later leaves its completions counted as unknown.
+    version_id: Mapped[int | None] = mapped_column(
+        ForeignKey("adapter_versions.id", ondelete="SET NULL"), default=None
+    )
+    model: Mapped[str] = mapped_column(String(200))
+    route: Mapped[str] = mapped_column(String(32))
+    language: Mapped[str | None] = mapped_column(String(64), default=None)
+    latency_ms: Mapped[float]
+    prompt_tokens: Mapped[int] = mapped_column(default=0)
+    completion_tokens: Mapped[int] = mapped_column(default=0)
+    # Redacted as harvest redacts; None unless the team keeps code (`telemetry_keeps_code`).
+    prompt_text: Mapped[str | None] = mapped_column(Text, default=None)
+    completion_text: Mapped[str | None] = mapped_column(Text, default=None)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class CompletionEvent(Base):
+    """What the editor did with a served completion: shown (view), kept (select), dismissed."""
+
+    __tablename__ = "completion_events"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    completion_id: Mapped[str] = mapped_column(
+        ForeignKey("served_completions.id", ondelete="CASCADE"), index=True
+    )
+    kind: Mapped[str] = mapped_column(String(16))
+    choice_index: Mapped[int] = mapped_column(default=0)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)

@@ -23,6 +23,7 @@ from tailor.jobs import service
 from tailor.jobs.kinds import TASKS
 from tailor.jobs.workers import is_alive
 from tailor.queue import send_after_commit
+from tailor.telemetry.retention import purge_expired
 
 log = logging.getLogger("tailor.jobs.reaper")
 
@@ -80,13 +81,24 @@ def reap_once(sessions: sessionmaker[Session], settings: Settings, sender: Celer
 def start_reaper(
     sessions: sessionmaker[Session], settings: Settings, sender: Celery
 ) -> threading.Event:
-    """Reap now and then every `job_reaper_interval_s` in a thread; set the event to stop."""
+    """Reap now and then every `job_reaper_interval_s` in a thread; set the event to stop.
+
+    The same sweep deletes completion telemetry past its retention.
+    """
     stop = threading.Event()
 
-    def loop() -> None:
+    def sweep() -> None:
         reap_once(sessions, settings, sender)
+        try:
+            with sessions.begin() as session:
+                purge_expired(session, settings.telemetry_retention_days)
+        except Exception:  # the next sweep tries again; reaping must not stop for it
+            log.exception("could not purge expired completion telemetry")
+
+    def loop() -> None:
+        sweep()
         while not stop.wait(settings.job_reaper_interval_s):
-            reap_once(sessions, settings, sender)
+            sweep()
 
     threading.Thread(target=loop, name="tailor-reaper", daemon=True).start()
     return stop

@@ -7,7 +7,7 @@ import time
 from dataclasses import dataclass, field
 
 from tailor.fim import FimError
-from tailor.serve.callers import BASE_MODEL, model_aliases
+from tailor.serve.callers import BASE_MODEL, Caller, model_aliases
 from tailor.serve.deps import ServingState, caller
 from tailor.serve.errors import ServeError, model_not_found
 from tailor.serve.generation import GenerationRequest
@@ -24,6 +24,7 @@ class Call:
     model: str
     route: str
     limits: EndpointLimits
+    who: Caller | None = None  # the lookup's answer (the database's ids, for telemetry)
     started: float = field(default_factory=time.perf_counter)
     first_chunk: float | None = None
 
@@ -57,7 +58,7 @@ async def begin(
         found = await caller(state, token, alias)
     if not found.known:
         raise model_not_found(name)
-    return Call(found.team, name, route, state.limits_for(found.team)), found.adapter
+    return Call(found.team, name, route, state.limits_for(found.team), found), found.adapter
 
 
 def check_max_tokens(call: Call, asked: int, param: str) -> None:

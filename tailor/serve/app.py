@@ -32,6 +32,7 @@ from tailor.serve.errors import ServeError, openai_error_body, tgi_error_body
 from tailor.serve.metrics import ServingMetrics
 from tailor.serve.routers import ollama, openai, probes, tabby, tgi
 from tailor.serve.spec import EndpointLimits
+from tailor.telemetry.recorder import Recorder
 
 
 def create_serving_app(
@@ -45,6 +46,7 @@ def create_serving_app(
     drain_timeout_s: float = 30.0,
     stream_interval_s: float = 0.02,
     resources: Sequence[contextlib.AbstractContextManager[object]] = (),
+    telemetry: Recorder | None = None,
 ) -> FastAPI:
     """The FastAPI app serving one backend to many teams.
 
@@ -54,7 +56,8 @@ def create_serving_app(
     chunks between its first and last go out at most once per `stream_interval_s` (merged),
     so that streaming costs the decoding thread little; 0 sends
     every chunk as it comes. `resources` are entered when the app starts and left when it
-    has stopped (the gateway's cache listener).
+    has stopped (the gateway's cache listener). `telemetry` records the completions served
+    and their editor events (started and stopped with the app).
     """
     fixed = limits or EndpointLimits.model_validate({})
     state = ServingState(
@@ -65,7 +68,10 @@ def create_serving_app(
         metrics=metrics or ServingMetrics(),
         base_name=base_name,
         stream_interval_s=stream_interval_s,
+        telemetry=telemetry,
     )
+    if telemetry is not None:
+        resources = [*resources, telemetry]
     backend.add_listener(state.metrics.adapter_event)
 
     @contextlib.asynccontextmanager

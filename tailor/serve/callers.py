@@ -17,6 +17,11 @@ class Caller:
     team: str
     adapter: str | None = None  # the backend's adapter key; None is the base model
     known: bool = True  # False: the team has no model by that name (404)
+    # The database's ids, for telemetry (None where the lookup has no database: no recording).
+    team_id: int | None = None
+    member_id: int | None = None  # the token's user
+    version_id: int | None = None  # the adapter version served; None for the base
+    keeps_code: bool = False  # the team's telemetry keeps the code text (redacted)
 
 
 # (token, model name or None for the base) -> the caller, or None for a token that may not

@@ -17,6 +17,7 @@ from tailor.serve.limits import RateLimiter
 from tailor.serve.metrics import ServingMetrics
 from tailor.serve.prompting import Prompter
 from tailor.serve.spec import EndpointLimits
+from tailor.telemetry.recorder import Recorder
 
 
 class ServingBackend(Protocol):
@@ -46,6 +47,7 @@ class ServingState:
     metrics: ServingMetrics
     base_name: str
     stream_interval_s: float
+    telemetry: Recorder | None = None  # None: completions are not recorded
     limiter: RateLimiter = field(default_factory=RateLimiter)
     in_flight: int = 0
     family: str = field(init=False)  # the base's id in listings, and its family in aliases

@@ -23,7 +23,9 @@ from tailor.serve.generation import (
 from tailor.serve.handoff import ChunkInbox
 from tailor.serve.limits import retry_after_header
 from tailor.serve.lora_cache import AdapterNotFoundError
+from tailor.serve.protocol import new_id
 from tailor.serve.streaming import ChunkCollector
+from tailor.telemetry.records import FIM_HOLE, Served
 
 
 class Stream:
@@ -31,9 +33,17 @@ class Stream:
     reservation until `close` settles it."""
 
     def __init__(
-        self, state: ServingState, call: Call, req: GenerationRequest, *, streaming: bool
+        self,
+        state: ServingState,
+        call: Call,
+        req: GenerationRequest,
+        *,
+        streaming: bool,
+        kind: str = "cmpl",
+        language: str | None = None,
     ) -> None:
         self.state, self.call, self.req = state, call, req
+        self.id, self.language = new_id(kind), language  # what telemetry records it under
         interval = state.stream_interval_s if streaming else None
         self.inbox = ChunkInbox(asyncio.get_running_loop(), call.deadline, interval=interval)
         self.ready: deque[GenerationChunk | Exception] = deque()
@@ -42,6 +52,8 @@ class Stream:
         self.completion_tokens = 0
         self.status = "200"
         self.refused = False  # the backend shed it before it started: it costs nothing
+        # The text of choice 0, for a team whose telemetry keeps code (None: not kept).
+        self.text: list[str] | None = [] if call.who is not None and call.who.keeps_code else None
         ids = prompt_ids(state, req)
         self.reservation = reserve(state, call, len(ids) + req.n * req.max_new_tokens)
         try:
@@ -78,6 +90,8 @@ class Stream:
             raise ServeError(500, "generation_failed", f"generation failed: {item}") from item
         if self.call.first_chunk is None:
             self.call.first_chunk = time.perf_counter()
+        if self.text is not None and item.index == 0:
+            self.text.append(item.text)
         if item.finish_reason is not None:
             self.open -= 1
             self.prompt_tokens = item.prompt_tokens
@@ -123,9 +137,42 @@ class Stream:
         m.completion_tokens.labels(*labels).inc(self.completion_tokens)
         if c.first_chunk is not None:
             m.ttft.labels(*labels).observe(c.first_chunk - c.started)
-        m.latency.labels(*labels).observe(time.perf_counter() - c.started)
+        latency = time.perf_counter() - c.started
+        m.latency.labels(*labels).observe(latency)
         m.in_flight.dec()
         self.state.in_flight -= 1
+        if self.status == "200":
+            self._record(latency)
+
+    def _record(self, latency_s: float) -> None:
+        """Queue the served completion for telemetry (where the caller is the database's)."""
+        who, recorder = self.call.who, self.state.telemetry
+        if recorder is None or who is None or who.team_id is None:
+            return
+        recorder.served(
+            Served(
+                id=self.id,
+                team_id=who.team_id,
+                user_id=who.member_id,
+                version_id=who.version_id,
+                model=self.call.model,
+                route=self.call.route,
+                language=self.language,
+                latency_ms=latency_s * 1000,
+                prompt_tokens=self.prompt_tokens,
+                completion_tokens=self.completion_tokens,
+                prompt_text=self._prompt_text(),
+                completion_text=None if self.text is None else "".join(self.text),
+            )
+        )
+
+    def _prompt_text(self) -> str | None:
+        """The prompt, where the team keeps code (redacted when written); FIM's hole marked."""
+        if self.text is None:
+            return None
+        if self.req.suffix is None:
+            return self.req.prompt
+        return self.req.prompt + FIM_HOLE + self.req.suffix
 
 
 async def answer(stream: Stream) -> list[Generation]:

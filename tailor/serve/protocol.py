@@ -256,6 +256,15 @@ def sse(payload: dict[str, Any] | str) -> bytes:
 # -- TGI ----------------------------------------------------------------------------------------
 
 
+class FeedbackRequest(BaseModel):
+    """Tailor's OpenAI-side event: what the editor did with a completion (Tabby's event kinds)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    event: Literal["view", "select", "dismiss"]
+    choice_index: int = Field(0, ge=0, le=127)
+
+
 class TgiRequest(_Lenient):
     """TGI `/generate`, `/generate_stream` and `/` bodies."""
 

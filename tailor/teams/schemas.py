@@ -58,6 +58,11 @@ class TeamUpdate(BaseModel):
     cluster_quota: ClusterQuota | None = Field(
         None, description="Platform admins only: replaces the team's cluster quota."
     )
+    telemetry_keeps_code: bool | None = Field(
+        None,
+        description="Keep the prompt and completion text of served completions, redacted as "
+        "harvest redacts (off by default: only counts and timings are kept).",
+    )
 
 
 class TeamSeed(BaseModel):
@@ -113,6 +118,7 @@ class TeamOut(BaseModel):
     name: str
     gpu_quota: int
     cluster_quota: ClusterQuota = Field(default_factory=ClusterQuota)
+    telemetry_keeps_code: bool = False
     created_at: datetime
 
 

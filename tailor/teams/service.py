@@ -134,6 +134,8 @@ def update_team(
         team.cluster_quota = body.cluster_quota.model_dump(exclude_none=True)
     if body.name is not None:
         team.name = body.name
+    if body.telemetry_keeps_code is not None:
+        team.telemetry_keeps_code = body.telemetry_keeps_code
     audit.record(
         session,
         access.principal,

@@ -5,12 +5,13 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from typing import Annotated, Any, TypeVar
 
-from fastapi import APIRouter, Body
+from fastapi import APIRouter, Body, Path
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import StreamingResponse
 from pydantic import BaseModel, ValidationError
 from starlette.concurrency import run_in_threadpool
 
+from tailor.serve import feedback
 from tailor.serve import protocol as p
 from tailor.serve import tabby as tabby_wire
 from tailor.serve.admission import begin, check_max_tokens
@@ -69,7 +70,7 @@ async def completions(
         team=call.team,
     )
     stream = Stream(state, call, req, streaming=body.stream)
-    rid, logprobs = p.new_id("cmpl"), body.logprobs is not None
+    rid, logprobs = stream.id, body.logprobs is not None
     if not body.stream:
         return p.completion_body(rid, body.model, await answer(stream), logprobs)
     head = await first(stream)
@@ -91,6 +92,19 @@ async def completions(
         yield p.sse("[DONE]")
 
     return sse_response(stream, _guard_stream(events()))
+
+
+@router.post("/completions/{completion_id}/feedback")
+async def completion_feedback(
+    completion_id: Annotated[str, Path(max_length=64)],
+    body: p.FeedbackRequest,
+    state: ServingDep,
+    token: TokenDep,
+) -> dict[str, Any]:
+    """What the editor did with one of the team's completions (`view`, `select`: kept,
+    `dismiss`); 404 for an id that is not the team's."""
+    who = await caller(state, token, None)
+    return await feedback.record(state, who, completion_id, body.event, body.choice_index)
 
 
 @router.post("/chat/completions", response_model=None)
@@ -117,8 +131,8 @@ async def chat(
         stop_at_block_end=False,
         team=call.team,
     )
-    stream = Stream(state, call, req, streaming=body.stream)
-    rid = p.new_id("chatcmpl")
+    stream = Stream(state, call, req, streaming=body.stream, kind="chatcmpl")
+    rid = stream.id
     if not body.stream:
         return p.chat_body(rid, body.model, await answer(stream))
     head = await first(stream)

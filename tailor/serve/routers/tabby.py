@@ -3,8 +3,8 @@ setting and events, for the base at the root (`/v1/...`; a Tabby-shaped `/v1/com
 comes here from the OpenAI router) and for a team's model under `/tabby/{model}`, which is the
 endpoint a Tabby plugin is given.
 
-Events are checked and acknowledged; nothing of them is stored yet (completion telemetry is
-a later part of the same issue).
+Events are recorded against the completion's id (`tailor.serve.feedback`): another team's id
+is 404.
 """
 
 from __future__ import annotations
@@ -14,12 +14,13 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Query
 
 from tailor import __version__
-from tailor.serve import protocol as p
+from tailor.serve import feedback
 from tailor.serve import tabby as wire
 from tailor.serve.admission import begin, check_max_tokens
 from tailor.serve.deps import ServingDep, ServingState, TokenDep, caller
 from tailor.serve.generation import GenerationRequest
 from tailor.serve.inflight import Stream, answer
+from tailor.telemetry.records import language_of
 
 router = APIRouter(tags=["tabby"])
 
@@ -47,8 +48,10 @@ async def complete(
         seed=body.seed,
         team=call.team,
     )
-    gens = await answer(Stream(state, call, req, streaming=False))
-    return wire.completion_body(p.new_id("cmpl"), [g.text for g in gens])
+    path = body.segments.filepath if body.segments else None
+    stream = Stream(state, call, req, streaming=False, language=language_of(body.language, path))
+    gens = await answer(stream)
+    return wire.completion_body(stream.id, [g.text for g in gens])
 
 
 @router.post("/tabby/{model}/v1/completions")
@@ -94,9 +97,9 @@ async def events(
     token: TokenDep,
     select_kind: Annotated[str | None, Query(max_length=16)] = None,
 ) -> dict[str, Any]:
-    """A view, select or dismiss event of a completion, checked and acknowledged."""
-    await caller(state, token, None)
-    return _acknowledged(body)
+    """A view, select or dismiss event of one of the team's completions, recorded."""
+    who = await caller(state, token, None)
+    return await feedback.record(state, who, body.completion_id, body.type, body.choice_index)
 
 
 @router.post("/tabby/{model}/v1/events")
@@ -107,16 +110,12 @@ async def events_named(
     token: TokenDep,
     select_kind: Annotated[str | None, Query(max_length=16)] = None,
 ) -> dict[str, Any]:
-    """An event of a completion from one of the team's models."""
-    await _known(state, token, model)
-    return _acknowledged(body)
+    """An event of a completion from one of the team's models, recorded."""
+    call, _key = await begin(state, token, model, "tabby")
+    assert call.who is not None
+    return await feedback.record(state, call.who, body.completion_id, body.type, body.choice_index)
 
 
 async def _known(state: ServingState, token: str, model: str) -> None:
     """401 for a token that may not call, 404 for a model that is not the team's."""
     await begin(state, token, model, "tabby")
-
-
-def _acknowledged(body: wire.LogEventRequest) -> dict[str, Any]:
-    # `recorded: false` says it plainly: events are not stored yet.
-    return {"accepted": body.type, "completion_id": body.completion_id, "recorded": False}

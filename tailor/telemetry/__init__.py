@@ -1,0 +1,1 @@
+"""Completion telemetry: what the gateway served, what editors kept, and per-team statistics."""
