@@ -127,6 +127,10 @@ class Backend:
         prompter: Prompter | None = self.engine.prompter
         return prompter
 
+    @prompter.setter
+    def prompter(self, value: Prompter | None) -> None:
+        self.engine.prompter = value
+
     def start(self) -> Any:
         return self.engine.start()
 
@@ -152,7 +156,9 @@ def create_endpoint_app(settings: Settings, config_path: Path) -> FastAPI:
     from tailor.serve.engine import TailorEngine
     from tailor.storage import get_store
 
-    if settings.serve_endpoint_token is None or not settings.serve_endpoint_token.get_secret_value():
+    secret = settings.serve_endpoint_token
+    token = secret.get_secret_value() if secret else ""
+    if not token:
         raise EndpointConfigError(
             "TAILOR_SERVE_ENDPOINT_TOKEN is not set: an endpoint pod answers only the gateway, "
             "with the token of the Secret the operator references"
@@ -172,7 +178,7 @@ def create_endpoint_app(settings: Settings, config_path: Path) -> FastAPI:
     spec = mounted.current()
     return create_serving_app(
         Backend(engine, prefetch(spec)),
-        lookup=gateway_lookup(mounted, settings.serve_endpoint_token.get_secret_value()),
+        lookup=gateway_lookup(mounted, token),
         list_models=lambda team: sorted(adapter_keys(mounted.current())),
         limits=lambda team: mounted.current().limits,
         base_name=spec.base_model,
