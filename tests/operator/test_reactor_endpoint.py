@@ -47,7 +47,8 @@ async def test_an_endpoint_becomes_a_deployment_behind_a_service(
     assert service is not None
     assert service["spec"]["selector"] == deployment["spec"]["selector"]["matchLabels"]
     container = deployment["spec"]["template"]["spec"]["containers"][0]
-    assert container["command"][:4] == ["tailor", "serve-endpoint", "--config", "/config/endpoint.json"]
+    command = ["tailor", "serve-endpoint", "--config", "/config/endpoint.json"]
+    assert container["command"][:4] == command
     assert container["readinessProbe"]["httpGet"]["path"] == "/readyz"
     # No replica has loaded the model yet.
     ie = await kube.wait_for(

@@ -44,7 +44,8 @@ def test_the_tailor_engine_reads_the_endpoint_spec_and_is_ready_after_loading(
     configmap = serving.build_configmap(ep)
 
     container = _container(deployment)
-    assert container["command"][:4] == ["tailor", "serve-endpoint", "--config", "/config/endpoint.json"]
+    command = ["tailor", "serve-endpoint", "--config", "/config/endpoint.json"]
+    assert container["command"][:4] == command
     assert container["readinessProbe"]["httpGet"]["path"] == "/readyz"
     written = json.loads(configmap["data"]["endpoint.json"])
     assert written["adapters"][0]["prefix"] == "teams/search/adapters/search-style/1/"
