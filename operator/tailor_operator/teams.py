@@ -34,7 +34,10 @@ def _tenant(name: str, uid: str, spec: Mapping[str, Any]) -> tenancy.Tenant:
 def _credentials(rt: Runtime) -> dict[str, str] | None:
     """The platform's object-store Secret data (the Team's namespace gets a copy)."""
     store = rt.config.objectStore
-    namespace, name = store.sourceSecretNamespace, store.sourceSecretName
+    return _secret_data(rt, store.sourceSecretNamespace, store.sourceSecretName)
+
+
+def _secret_data(rt: Runtime, namespace: str, name: str) -> dict[str, str] | None:
     try:
         secret = rt.cluster.get("v1", "Secret", namespace, name)
     except _API_ERRORS as exc:
@@ -67,10 +70,21 @@ def apply(rt: Runtime, name: str, uid: str, spec: Mapping[str, Any]) -> dict[str
             f"{rt.config.objectStore.sourceSecretName}); set s3 credentials in the chart",
             delay=60,
         )
-    rt.cluster.ensure_all(
-        [tenancy.build_object_store_secret(tenant, rt.config, data)], immutable=set()
+    secrets = [tenancy.build_object_store_secret(tenant, rt.config, data)]
+    token_name = rt.config.endpointTokenSecretName
+    token = _secret_data(rt, rt.config.platformNamespace, token_name)
+    if token is not None:
+        secrets.append(tenancy.build_copied_secret(tenant, rt.config, token_name, token))
+    rt.cluster.ensure_all(secrets, immutable=set())
+    # Training and vLLM endpoints do not need the gateway's token: the team is usable, and
+    # the admin is told why its Tailor-engine endpoint pods would wait for the Secret.
+    message = (
+        None
+        if token is not None
+        else f"gateway token Secret {rt.config.platformNamespace}/{token_name} not found: "
+        "Tailor-engine endpoint pods of this team cannot start until it exists"
     )
-    return {**result, "phase": "Ready", "reason": "Provisioned", "message": None}
+    return {**result, "phase": "Ready", "reason": "Provisioned", "message": message}
 
 
 def _disown(rt: Runtime, manifests: list[dict[str, Any]]) -> None:

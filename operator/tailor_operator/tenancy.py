@@ -193,12 +193,19 @@ def build_object_store_secret(
     tenant: Tenant, config: OperatorConfig, data: dict[str, str]
 ) -> dict[str, Any]:
     """The object-store credentials in the team namespace (`data` is base64 already)."""
+    return build_copied_secret(tenant, config, config.objectStore.secretName, data)
+
+
+def build_copied_secret(
+    tenant: Tenant, config: OperatorConfig, name: str, data: dict[str, str]
+) -> dict[str, Any]:
+    """A platform Secret's copy in the team namespace (`data` is base64 already)."""
     namespace = namespace_name(config, tenant.name)
     return {
         "apiVersion": "v1",
         "kind": "Secret",
         "type": "Opaque",
-        "metadata": _metadata(tenant, config.objectStore.secretName, namespace),
+        "metadata": _metadata(tenant, name, namespace),
         "data": dict(data),
     }
 
