@@ -4,8 +4,9 @@ Pure: an Endpoint and the operator config in, manifests out.
 
 Backend `tailor` runs one endpoint pod of the Tailor engine (`tailor serve-endpoint --config
 …`), which pulls the base and adapters from the object store itself, has no database, and
-answers only the gateway (a shared token from the Secret `endpointTokenSecretName`, since the
-team tokens it cannot check live in the database). Backend `vllm` runs vLLM's OpenAI server
+answers only the gateway (the team's own token, from the Secret `endpointTokenSecretName` the
+Team handler makes in the team namespace, since the team tokens it cannot check live in the
+database). Backend `vllm` runs vLLM's OpenAI server
 with LoRA enabled; an init container copies the adapters (and an s3:// base model) to a shared
 volume first. The pod template carries a hash of what the pods run: for vLLM that includes the
 adapters, so promoting a version rolls the pods over without downtime (maxUnavailable 0); the
@@ -30,7 +31,6 @@ CONFIG_FILE = "endpoint.json"
 ADAPTERS_DIR = "/adapters"
 BASE_MODEL_DIR = "/models/base"
 CONTAINER = "server"
-ENDPOINT_TOKEN_KEY = "TAILOR_SERVE_ENDPOINT_TOKEN"
 
 
 class UnsupportedEndpoint(ValueError):
@@ -130,10 +130,10 @@ def serve_command(config: OperatorConfig) -> list[str]:
 
 
 def endpoint_token_env(config: OperatorConfig) -> dict[str, Any]:
-    """The gateway's token, from the Secret in the team namespace (the pod will not start
+    """The team's gateway token, from its Secret in the team namespace (the pod will not start
     without it: an endpoint pod answering anyone would serve the team's adapters to anyone)."""
-    ref = {"name": config.endpointTokenSecretName, "key": ENDPOINT_TOKEN_KEY}
-    return {"name": ENDPOINT_TOKEN_KEY, "valueFrom": {"secretKeyRef": ref}}
+    ref = {"name": config.endpointTokenSecretName, "key": pods.ENDPOINT_TOKEN_KEY}
+    return {"name": pods.ENDPOINT_TOKEN_KEY, "valueFrom": {"secretKeyRef": ref}}
 
 
 def _tailor_container(ep: Endpoint, config: OperatorConfig, pool: GpuType | None) -> dict[str, Any]:

@@ -71,20 +71,13 @@ def apply(rt: Runtime, name: str, uid: str, spec: Mapping[str, Any]) -> dict[str
             delay=60,
         )
     secrets = [tenancy.build_object_store_secret(tenant, rt.config, data)]
-    token_name = rt.config.endpointTokenSecretName
-    token = _secret_data(rt, rt.config.platformNamespace, token_name)
-    if token is not None:
-        secrets.append(tenancy.build_copied_secret(tenant, rt.config, token_name, token))
+    # The team's own token for the gateway to call its endpoint pods: made once, kept after,
+    # since running pods read it at start. Per team, so no pod holds a platform-wide secret.
+    namespace = tenancy.namespace_name(rt.config, name)
+    if _secret_data(rt, namespace, rt.config.endpointTokenSecretName) is None:
+        secrets.append(tenancy.build_endpoint_token_secret(tenant, rt.config))
     rt.cluster.ensure_all(secrets, immutable=set())
-    # Training and vLLM endpoints do not need the gateway's token: the team is usable, and
-    # the admin is told why its Tailor-engine endpoint pods would wait for the Secret.
-    message = (
-        None
-        if token is not None
-        else f"gateway token Secret {rt.config.platformNamespace}/{token_name} not found: "
-        "Tailor-engine endpoint pods of this team cannot start until it exists"
-    )
-    return {**result, "phase": "Ready", "reason": "Provisioned", "message": message}
+    return {**result, "phase": "Ready", "reason": "Provisioned", "message": None}
 
 
 def _disown(rt: Runtime, manifests: list[dict[str, Any]]) -> None:
