@@ -94,7 +94,7 @@ async def published(
     kube: Kube, kubelet: Kubelet, config: OperatorConfig, name: str, base: str, prefix: str
 ) -> AsyncIterator[Pod]:
     """Publish an endpoint, let the operator render it, run its pod until it is ready."""
-    # What the Team handler and the chart put in a team namespace.
+    # What the Team handler puts in a team namespace (its reactor is not what is tested here).
     await kube.create(
         SECRETS,
         _secret(
