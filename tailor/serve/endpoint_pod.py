@@ -118,9 +118,9 @@ def gateway_lookup(mounted: MountedSpec, token: str) -> Callable[[str, str | Non
 class Backend:
     """What the pod serves: a backend that is ready once its base and first adapters are."""
 
-    def __init__(self, engine: Any, initial: list[Future[Path]]) -> None:
+    def __init__(self, engine: Any, initial: list[str]) -> None:
         self.engine = engine
-        self.initial = initial
+        self.initial = initial  # adapter keys
 
     @property
     def prompter(self) -> Prompter | None:
@@ -138,7 +138,10 @@ class Backend:
         """Base loaded and every adapter the pod started with downloaded."""
         if not self.engine.is_ready():
             return False
-        return all(f.done() and f.exception() is None for f in self.initial)
+        # prefetch joins a download under way and retries a failed one (a store outage at
+        # start must not leave the pod unready for good).
+        futures = [self.engine.adapters.prefetch(key) for key in self.initial]
+        return all(f.done() and f.exception() is None for f in futures)
 
     def submit(
         self, request: GenerationRequest, sink: ChunkSink, *, prompt_ids: list[int] | None = None
@@ -176,8 +179,9 @@ def create_endpoint_app(settings: Settings, config_path: Path) -> FastAPI:
 
     mounted = MountedSpec(config_path, on_change=prefetch)
     spec = mounted.current()
+    prefetch(spec)
     return create_serving_app(
-        Backend(engine, prefetch(spec)),
+        Backend(engine, list(adapter_keys(spec).values())),
         lookup=gateway_lookup(mounted, token),
         list_models=lambda team: sorted(adapter_keys(mounted.current())),
         limits=lambda team: mounted.current().limits,

@@ -11,7 +11,10 @@ from typer.testing import CliRunner
 
 from tailor.cli.main import app as cli_app
 from tailor.config import get_settings
-from tailor.serve.endpoint_pod import MountedSpec, gateway_lookup
+from tailor.serve.endpoint_pod import Backend, MountedSpec, gateway_lookup
+from tailor.serve.engine import TailorEngine
+from tests.conftest import eventually
+from tests.serve.conftest import Registry
 
 V1 = "teams/search/adapters/style/1/"
 V2 = "teams/search/adapters/style/2/"
@@ -85,3 +88,20 @@ def test_the_command_refuses_to_start_without_the_gateway_token(
     get_settings.cache_clear()
     assert result.exit_code == 2
     assert "TAILOR_SERVE_ENDPOINT_TOKEN" in result.output
+
+
+def test_the_pod_is_not_ready_while_an_adapter_it_serves_is_missing(engine: TailorEngine) -> None:
+    absent = "teams/search/adapters/absent/1"
+    backend = Backend(engine, [absent])
+    backend.is_ready()  # starts the download
+    assert eventually(lambda: engine.adapters.download(absent).done())
+
+    assert not backend.is_ready()
+
+
+def test_the_pod_is_ready_once_its_base_and_adapters_are_loaded(
+    engine: TailorEngine, registry: Registry
+) -> None:
+    backend = Backend(engine, [registry.published[("acme", "py")]])
+
+    assert eventually(backend.is_ready)
