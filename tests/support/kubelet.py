@@ -127,6 +127,15 @@ class Pod:
             time.sleep(0.2)
         raise PodFailed(f"pod {self.name} never became ready:\n{self.output()[-4000:]}")
 
+    def wait_succeeded(self, timeout_s: float = 600.0) -> None:
+        """A Job's pod: the container must exit 0."""
+        try:
+            code = self.process.wait(timeout_s)
+        except subprocess.TimeoutExpired as exc:
+            raise PodFailed(f"pod {self.name} still running:\n{self.output()[-4000:]}") from exc
+        if code != 0:
+            raise PodFailed(f"pod {self.name} exited {code}:\n{self.output()[-4000:]}")
+
     def sync_volumes(self, objects: Objects) -> None:
         """Rewrite the ConfigMap and Secret volumes from `objects` (the kubelet's periodic
         sync after an object changed), each file replaced atomically."""
