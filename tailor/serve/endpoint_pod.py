@@ -84,8 +84,9 @@ class MountedSpec:
                     log.warning("keeping the last endpoint spec: %s", exc)
                     self._signature = signature
                     return self._spec
-                if spec.team != self._spec.team:
-                    log.warning("keeping the last endpoint spec: its team may not change")
+                if (spec.team, spec.base_model) != (self._spec.team, self._spec.base_model):
+                    # The operator rolls the pods for a new base; a team never changes.
+                    log.warning("keeping the last endpoint spec: team and base are fixed")
                 else:
                     self._spec = spec
                     if self.on_change:  # the new versions start downloading now

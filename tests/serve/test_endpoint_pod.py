@@ -20,10 +20,12 @@ V1 = "teams/search/adapters/style/1/"
 V2 = "teams/search/adapters/style/2/"
 
 
-def _write(path: Path, prefix: str, team: str = "search") -> None:
+def _write(
+    path: Path, prefix: str, team: str = "search", base: str = "s3://bucket/models/tiny"
+) -> None:
     spec: dict[str, Any] = {
         "team": team,
-        "base_model": "s3://bucket/models/tiny",
+        "base_model": base,
         "adapters": [{"name": "style", "version": prefix.split("/")[-2], "prefix": prefix}],
     }
     tmp = path.with_suffix(".tmp")
@@ -63,6 +65,17 @@ def test_a_spec_for_another_team_is_not_taken(spec_file: Path) -> None:
 
     found = lookup("gw", "style")
     assert found is not None and (found.team, found.adapter) == ("search", V1.rstrip("/"))
+
+
+def test_a_spec_on_another_base_is_left_to_the_pods_that_replace_this_one(
+    spec_file: Path,
+) -> None:
+    lookup = gateway_lookup(MountedSpec(spec_file), "gw")
+
+    _write(spec_file, V2, base="s3://bucket/models/other")
+
+    found = lookup("gw", "style")
+    assert found is not None and found.adapter == V1.rstrip("/")
 
 
 def test_only_the_gateways_token_is_answered(spec_file: Path) -> None:
