@@ -18,7 +18,8 @@ from sqlalchemy.orm import Session
 from tailor.config import Settings
 from tailor.db.conflicts import conflict_from
 from tailor.db.models import Role
-from tailor.errors import Forbidden, InvalidInput, Unauthorized
+from tailor.errors import Forbidden, InvalidInput, NotFound, Unauthorized
+from tailor.identity.oidc import OidcClient
 from tailor.pagination import CURSOR_PATTERN, DEFAULT_LIMIT, MAX_LIMIT
 from tailor.registry.service import EndpointHook
 from tailor.security import CredentialCipher
@@ -95,7 +96,16 @@ def get_cipher(settings: Annotated[Settings, Depends(get_settings_dep)]) -> Cred
     return CredentialCipher(settings.encryption_key())
 
 
+def get_oidc(request: Request) -> OidcClient:
+    """The identity provider's client; 404 where single sign-on is not configured."""
+    client: OidcClient | None = getattr(request.app.state, "oidc", None)
+    if client is None:
+        raise NotFound("single sign-on is not configured (TAILOR_OIDC_ISSUER)")
+    return client
+
+
 SettingsDep = Annotated[Settings, Depends(get_settings_dep)]
+OidcDep = Annotated[OidcClient, Depends(get_oidc)]
 SessionDep = Annotated[Session, Depends(get_session, scope="function")]
 StoreDep = Annotated[ObjectStore, Depends(get_store)]
 CipherDep = Annotated[CredentialCipher, Depends(get_cipher)]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import httpx
 from fastapi import Depends, FastAPI
 from sqlalchemy import Engine
 
@@ -9,11 +10,13 @@ from api import console, metrics, problems
 from api.deps import reject_nul_characters
 from api.routers import (
     adapters,
+    auth,
     base_models,
     datasets,
     endpoints,
     evaluations,
     finetunes,
+    group_mappings,
     health,
     internal,
     jobs,
@@ -25,6 +28,7 @@ from api.routers import (
 from tailor import __version__
 from tailor.config import Settings, get_settings
 from tailor.db.session import engine_for, session_factory
+from tailor.identity.oidc import OidcClient
 from tailor.queue import make_sender
 from tailor.storage import ObjectStore, get_store
 
@@ -51,6 +55,10 @@ def create_app(
     app.state.store = store or get_store(settings)
     app.state.sender = make_sender(settings)
     app.state.metrics = metrics.ApiMetrics()
+    if settings.oidc_issuer:
+        # Discovery and keys are fetched at first use: the API starts while the provider is down.
+        http = httpx.Client(timeout=settings.oidc_timeout_s)
+        app.state.oidc = OidcClient(settings, http)
     problems.install(app)
     metrics.install(app, app.state.metrics)
     for module in (
@@ -67,6 +75,8 @@ def create_app(
         endpoints,
         internal,
         base_models,
+        auth,
+        group_mappings,
     ):
         app.include_router(module.router)
     app.include_router(console.router)

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
 import ipaddress
 import os
 import secrets
 from functools import lru_cache
 from pathlib import Path
+from urllib.parse import urlsplit
 
 from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -191,6 +193,47 @@ class Settings(BaseSettings):
         description="A console sign-in lasts this long at most (signing out or revoking its "
         "API token ends it sooner).",
     )
+    oidc_issuer: str = Field(
+        "",
+        description="Single sign-on: the OpenID Connect provider's issuer URL (its discovery "
+        "document is <issuer>/.well-known/openid-configuration); empty = no single sign-on, "
+        "API-token sign-in only.",
+    )
+    oidc_client_id: str = Field("", description="Tailor's client id at the provider.")
+    oidc_client_secret: SecretStr | None = Field(
+        None, description="Tailor's client secret at the provider (a confidential client)."
+    )
+    oidc_scopes: list[str] = Field(
+        default_factory=lambda: ["openid", "email", "profile", "groups"],
+        description="Scopes asked for, as JSON; `openid` is required, `email` gives the "
+        "address people are known by.",
+    )
+    oidc_groups_claim: str = Field(
+        "groups",
+        min_length=1,
+        description="ID-token claim listing the person's groups (mapped to teams by an admin).",
+    )
+    oidc_clock_skew_s: int = Field(
+        60, ge=0, le=600, description="Tolerated clock difference with the provider (exp, iat)."
+    )
+    oidc_display_name: str = Field(
+        "single sign-on", description="The provider's name on the console's sign-in button."
+    )
+    oidc_redirect_url: str = Field(
+        "",
+        description="The console's callback as registered at the provider "
+        "(https://<tailor>/console/sso/callback); empty = from the request's own URL, which "
+        "behind a TLS-terminating proxy needs uvicorn's --proxy-headers.",
+    )
+    oidc_timeout_s: float = Field(10.0, gt=0, description="Each call to the provider.")
+    cli_session_days: int = Field(
+        30,
+        ge=1,
+        le=365,
+        description="A `tailor login --sso` session can be refreshed for this long; its access "
+        "token lasts TAILOR_CLI_ACCESS_MINUTES and is replaced at each refresh.",
+    )
+    cli_access_minutes: int = Field(60, ge=1, le=24 * 60, description="See cli_session_days.")
     adapter_upload_max_file_mb: int = Field(
         2048, ge=1, description="Largest file of an adapter upload, as sent (streamed, 413)."
     )
@@ -238,6 +281,17 @@ class Settings(BaseSettings):
         for net in networks:
             ipaddress.ip_network(net, strict=False)  # ValueError names the bad one
         return networks
+
+    @model_validator(mode="after")
+    def _oidc_complete(self) -> Settings:
+        if not self.oidc_issuer:
+            return self
+        check_issuer_url(self.oidc_issuer)
+        if not self.oidc_client_id:
+            raise ValueError("TAILOR_OIDC_ISSUER is set: set TAILOR_OIDC_CLIENT_ID too")
+        if "openid" not in self.oidc_scopes:
+            raise ValueError("TAILOR_OIDC_SCOPES must include 'openid'")
+        return self
 
     @field_validator("time_limits_s", mode="after")
     @classmethod
@@ -303,6 +357,21 @@ class Settings(BaseSettings):
             with os.fdopen(fd, "w") as fh:
                 fh.write(secrets.token_urlsafe(32))
         return path.read_text().strip()
+
+
+def check_issuer_url(url: str) -> None:
+    """An issuer is an https URL without query or fragment; plain http only on loopback
+    (a provider on this machine), where no one on the network can alter its keys."""
+    parts = urlsplit(url)
+    if parts.query or parts.fragment or not parts.hostname:
+        raise ValueError(f"TAILOR_OIDC_ISSUER {url!r} is not an issuer URL (https://host/path)")
+    if parts.scheme == "https":
+        return
+    loopback = parts.hostname == "localhost"
+    with contextlib.suppress(ValueError):  # a host name, not an address
+        loopback = loopback or ipaddress.ip_address(parts.hostname).is_loopback
+    if parts.scheme != "http" or not loopback:
+        raise ValueError(f"TAILOR_OIDC_ISSUER {url!r} must use https")
 
 
 def _restrict(path: Path, mode: int) -> None:

@@ -67,3 +67,9 @@ class ClusterUnavailable(TailorError):
     status = 503
     type_slug = "cluster-unavailable"
     title = "Cluster unavailable"
+
+
+class UpstreamUnavailable(TailorError):
+    status = 502
+    type_slug = "upstream-unavailable"
+    title = "A service Tailor depends on is unavailable"

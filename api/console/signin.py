@@ -31,7 +31,7 @@ from tailor.tokens.web_sessions import close_web_session, open_web_session
 router = APIRouter(prefix=PREFIX, route_class=ConsoleRoute, include_in_schema=False)
 
 
-def _safe_next(target: str) -> str:
+def safe_next(target: str) -> str:
     # Only paths inside the console: an absolute or protocol-relative URL would be an open
     # redirect to another site.
     if target.startswith(PREFIX + "/") and not target.startswith("//") and "\\" not in target:
@@ -48,14 +48,14 @@ def index() -> RedirectResponse:
 @router.get("/sign-in")
 def sign_in_form(request: Request, next: str = "") -> Response:
     """The sign-in form: one field, an API token."""
-    return render(request, "sign_in.html", next=_safe_next(next), errors={})
+    return render(request, "sign_in.html", next=safe_next(next), errors={})
 
 
 @router.post("/sign-in")
 def sign_in(request: Request, form: Form, session: SessionDep, settings: SettingsDep) -> Response:
     """Check the token and start a session: the cookie gets a random id, never the token."""
     token = form_text(form, "token")
-    target = _safe_next(form_text(form, "next"))
+    target = safe_next(form_text(form, "next"))
     if not token:
         errors = {"token": "Enter an API token (it starts with tlr_)."}
         return render(request, "sign_in.html", 422, next=target, errors=errors)

@@ -170,6 +170,7 @@ def render(
             "csrf": csrf_token(request, settings),
             "csrf_field": CSRF_FIELD,
             "notice": NOTICES.get(request.query_params.get("done", "")),
+            "sso_name": settings.oidc_display_name if settings.oidc_issuer else None,
             **context,
         },
         status_code=status,

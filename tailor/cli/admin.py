@@ -12,6 +12,7 @@ import typer
 from pydantic import ValidationError
 
 from tailor.cli.client import Client
+from tailor.cli.output import Output, OutputOpt, show
 from tailor.config import get_settings
 from tailor.db import migrate
 from tailor.db.session import engine_for, session_factory
@@ -19,6 +20,11 @@ from tailor.teams.schemas import ChartTeam
 from tailor.tokens.service import create_admin_token
 
 admin_app = typer.Typer(help="Platform administration.", no_args_is_help=True)
+groups_app = typer.Typer(
+    help="Identity-provider groups that give teams and roles at sign-in.", no_args_is_help=True
+)
+MAPPING_COLS = ("id", "group", "team", "role", "created_at")
+MAPPINGS = "/v1/admin/group-mappings"
 
 
 @admin_app.command("create-token")
@@ -58,6 +64,32 @@ def seed_teams(
         typer.echo(f"seeded team {name}")
 
 
+def list_mappings(output: Output = OutputOpt) -> None:
+    """Every group mapping."""
+    show(Client().get(MAPPINGS), output, MAPPING_COLS)
+
+
+def add_mapping(
+    group: str = typer.Argument(..., help="Group name, exactly as in the groups claim."),
+    team: str = typer.Argument(..., help="Team slug."),
+    role: str = typer.Option("member", help="owner, admin, member or viewer."),
+    output: Output = OutputOpt,
+) -> None:
+    """Members of GROUP get ROLE in TEAM from their next sign-in on."""
+    body = {"group": group, "team": team, "role": role}
+    show(Client().post(MAPPINGS, body), output, MAPPING_COLS)
+
+
+def remove_mapping(mapping_id: int) -> None:
+    """Remove a mapping; the memberships it gave go at each member's next sign-in."""
+    Client().delete(f"{MAPPINGS}/{mapping_id}")
+    typer.echo(f"removed group mapping {mapping_id}")
+
+
 def register(app: typer.Typer, api_errors: Callable[[Any], Any]) -> None:
     """Attach `tailor admin` to the root app."""
+    groups_app.command("list")(api_errors(list_mappings))
+    groups_app.command("add")(api_errors(add_mapping))
+    groups_app.command("remove")(api_errors(remove_mapping))
+    admin_app.add_typer(groups_app, name="group-mappings")
     app.add_typer(admin_app, name="admin")

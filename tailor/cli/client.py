@@ -31,14 +31,25 @@ def load_config() -> dict[str, str]:
     return json.loads(path.read_text()) if path.is_file() else {}
 
 
-def save_config(url: str, token: str) -> Path:
-    """Save the server URL and token for later commands, readable by the user only."""
+def save_config(url: str, token: str, refresh_token: str | None = None) -> Path:
+    """Save the server URL and token (and a single sign-on session's refresh token) for later
+    commands, readable by the user only."""
     path = config_path()
     path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    saved = {"url": url, "token": token}
+    if refresh_token:
+        saved["refresh_token"] = refresh_token
     with os.fdopen(fd, "w") as fh:
-        json.dump({"url": url, "token": token}, fh)
+        json.dump(saved, fh)
     return path
+
+
+def forget_config() -> dict[str, str]:
+    """Remove the saved token (sign-out); returns what was saved."""
+    saved = load_config()
+    config_path().unlink(missing_ok=True)
+    return saved
 
 
 class Client:
@@ -52,17 +63,40 @@ class Client:
             url or os.environ.get("TAILOR_URL") or cfg.get("url") or "http://127.0.0.1:8000"
         ).rstrip("/")
         self.token = token or os.environ.get("TAILOR_TOKEN") or cfg.get("token")
+        # A single sign-on session's token expires within the hour: refreshed on a 401, but
+        # only the saved one (a token given by flag or environment is used as it is).
+        saved = self.token == cfg.get("token") and cfg.get("url", "").rstrip("/") == self.url
+        self._refresh = cfg.get("refresh_token") if saved else None
         headers = {"Authorization": f"Bearer {self.token}"} if self.token else {}
         self._http = httpx.Client(base_url=self.url, headers=headers, timeout=timeout)
 
     def request(self, method: str, path: str, **kwargs: Any) -> Any:
         """Send a request; the decoded JSON body (None for 204)."""
+        resp = self._send(method, path, **kwargs)
+        if resp.status_code == 401 and self._refresh and self._refreshed():
+            resp = self._send(method, path, **kwargs)
+        return self._decode(resp)
+
+    def _refreshed(self) -> bool:
+        refresh, self._refresh = self._refresh, None
+        resp = self._send("POST", "/v1/auth/refresh", json={"refresh_token": refresh})
+        if resp.status_code != 200:
+            return False
+        body = resp.json()
+        save_config(self.url, body["access_token"], body["refresh_token"])
+        self.token = body["access_token"]
+        self._http.headers["Authorization"] = f"Bearer {self.token}"
+        return True
+
+    def _send(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
         try:
-            resp = self._http.request(method, path, **kwargs)
+            return self._http.request(method, path, **kwargs)
         except httpx.TransportError as exc:
             raise ApiError(
                 0, {"title": "cannot reach the API", "detail": f"{self.url}: {exc}"}
             ) from exc
+
+    def _decode(self, resp: httpx.Response) -> Any:
         if resp.status_code >= 400:
             try:
                 problem = resp.json()

@@ -8,8 +8,9 @@ from typing import Any
 
 import typer
 
-from tailor.cli.client import Client, save_config
+from tailor.cli.client import ApiError, Client, forget_config, save_config
 from tailor.cli.output import console
+from tailor.cli.sso import device_sign_in
 from tailor.config import get_settings
 from tailor.db import migrate
 
@@ -108,12 +109,38 @@ def serve_endpoint(
 
 
 def login(
-    token: str = typer.Option(..., prompt=True, hide_input=True, help="An API token."),
+    sso: bool = typer.Option(
+        False, "--sso", help="Sign in through the company's identity provider (device code)."
+    ),
+    token: str | None = typer.Option(None, help="An API token (asked for unless --sso)."),
     url: str = typer.Option("http://127.0.0.1:8000", envvar="TAILOR_URL", help="API URL."),
 ) -> None:
-    """Check a token against the server and save both for later commands."""
+    """Sign in for later commands: with an API token, or with --sso through the identity
+    provider (a session that refreshes itself, ended by `tailor logout`)."""
+    url = url.rstrip("/")
+    if sso:
+        # Plain echo: rich would wrap the URL at the terminal's width, breaking it in two.
+        session = device_sign_in(Client(url, token=""), typer.echo)
+        path = save_config(url, session["access_token"], session["refresh_token"])
+        console.print(f"signed in as {session['email']}; session saved to {path}")
+        return
+    token = token or typer.prompt("Token", hide_input=True)
     Client(url, token).get("/v1/teams")
     console.print(f"logged in; saved to {save_config(url, token)}")
+
+
+def logout() -> None:
+    """Forget the saved token; a single sign-on session is ended at the server too."""
+    saved = forget_config()
+    if saved.get("refresh_token"):
+        try:
+            Client(saved["url"], token="").post(
+                "/v1/auth/sign-out", {"refresh_token": saved["refresh_token"]}
+            )
+        except ApiError as exc:
+            if exc.status != 401:  # 401: it had ended already
+                raise
+    console.print("signed out" if saved else "was not signed in")
 
 
 def register(app: typer.Typer, api_errors: Callable[[Any], Any]) -> None:
@@ -123,3 +150,4 @@ def register(app: typer.Typer, api_errors: Callable[[Any], Any]) -> None:
     app.command("serve")(serve)
     app.command("serve-endpoint")(serve_endpoint)
     app.command("login")(api_errors(login))
+    app.command("logout")(api_errors(logout))

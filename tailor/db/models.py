@@ -58,6 +58,9 @@ class Membership(Timestamped, Base):
     team_id: Mapped[int] = mapped_column(ForeignKey("teams.id", ondelete="CASCADE"), index=True)
     user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
     role: Mapped[Role] = mapped_column(Enum(Role, name="role", native_enum=False, length=16))
+    # "manual": added by a person, never touched by single sign-on; "groups": made from the
+    # identity provider's groups, and changed or removed with them at each sign-in.
+    source: Mapped[str] = mapped_column(String(16), default="manual")
     user: Mapped[User] = relationship(lazy="raise")
 
 
@@ -280,6 +283,57 @@ class WebSession(Base):
     token_id: Mapped[int] = mapped_column(
         ForeignKey("api_tokens.id", ondelete="CASCADE"), index=True
     )
+    expires_at: Mapped[datetime]
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    # "console" (a cookie) or "cli" (`tailor login --sso`: the hash is the refresh token's).
+    kind: Mapped[str] = mapped_column(String(16), default="console")
+    # A single sign-on session made its token for itself: ending the session revokes it.
+    owns_token: Mapped[bool] = mapped_column(default=False)
+
+
+class Identity(Base):
+    """A person's account at the identity provider (issuer + subject), linked to a user."""
+
+    __tablename__ = "identities"
+    __table_args__ = (UniqueConstraint("issuer", "subject"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    issuer: Mapped[str] = mapped_column(String(500))
+    subject: Mapped[str] = mapped_column(String(255))
+    # The groups of the last sign-in, as the provider sent them.
+    groups: Mapped[list[str]] = mapped_column(default=list)
+    last_sign_in_at: Mapped[datetime] = mapped_column(default=utcnow)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class GroupMapping(Base):
+    """An identity-provider group whose members get `role` in `team` at sign-in."""
+
+    __tablename__ = "group_mappings"
+    __table_args__ = (UniqueConstraint("group_name", "team_id"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    group_name: Mapped[str] = mapped_column(String(255))
+    team_id: Mapped[int] = mapped_column(ForeignKey("teams.id", ondelete="CASCADE"), index=True)
+    role: Mapped[Role] = mapped_column(Enum(Role, name="role", native_enum=False, length=16))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class SignInRequest(Base):
+    """A console sign-in sent to the identity provider and not back yet.
+
+    Found by its `state` (hashed), bound to the browser that started it, used once.
+    """
+
+    __tablename__ = "sign_in_requests"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    state_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    browser_hash: Mapped[str] = mapped_column(String(64))
+    nonce: Mapped[str] = mapped_column(String(128))
+    code_verifier: Mapped[str] = mapped_column(String(128))
+    next_path: Mapped[str] = mapped_column(String(2000))
     expires_at: Mapped[datetime]
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 

@@ -19,6 +19,9 @@ from tailor.config import Settings
 from tests.conftest import Tenant, create_token
 
 MUTATIONS = {"POST", "PUT", "PATCH", "DELETE"}
+# Single sign-on's CLI routes take no bearer token: they are how a person gets one, and each
+# authenticates by what its body carries (a device code, a refresh token).
+TOKENLESS = {"/v1/auth/device", "/v1/auth/device/token", "/v1/auth/refresh", "/v1/auth/sign-out"}
 
 
 def api_routes() -> list[tuple[str, str]]:
@@ -86,7 +89,11 @@ def test_a_viewer_gets_403_on_mutations(
     assert resp.status_code == 403, resp.text
 
 
-@pytest.mark.parametrize(("method", "path"), api_routes())
+def test_the_tokenless_routes_are_single_sign_ons_own() -> None:
+    assert {path for _, path in api_routes() if path.startswith("/v1/auth/")} == TOKENLESS
+
+
+@pytest.mark.parametrize(("method", "path"), [r for r in api_routes() if r[1] not in TOKENLESS])
 def test_an_inference_token_gets_403_on_every_route(
     method: str,
     path: str,

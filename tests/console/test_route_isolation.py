@@ -24,7 +24,15 @@ from tailor.security import hash_token
 from tests.console.conftest import Console, Person, csrf_of, make_person, signed_in_client
 
 # Pages anyone may open: signing in and out, the stylesheet and script, the redirect to them.
-PUBLIC = {"/console", "/console/sign-in", "/console/sign-out", "/console/static/{name}"}
+PUBLIC = {
+    "/console",
+    "/console/sign-in",
+    "/console/sign-out",
+    "/console/static/{name}",
+    # Single sign-on: how someone without a session gets one (tests/identity covers them).
+    "/console/sign-in/sso",
+    "/console/sso/callback",
+}
 
 
 def console_routes(prefix: str = "/console") -> list[tuple[str, str]]:

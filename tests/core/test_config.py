@@ -44,3 +44,27 @@ def test_a_time_limit_for_one_kind_keeps_the_others(monkeypatch: pytest.MonkeyPa
 def test_a_time_limit_for_an_unknown_job_kind_is_refused_by_name() -> None:
     with pytest.raises(ValueError, match="harvset"):
         Settings(time_limits_s={"harvset": 600})
+
+
+def test_single_sign_on_is_off_unless_an_issuer_is_set(tmp_path: Path) -> None:
+    assert Settings(workspace=tmp_path).oidc_issuer == ""
+
+
+@pytest.mark.parametrize(
+    ("issuer", "client_id", "message"),
+    [
+        ("http://idp.example.com", "tailor", "must use https"),
+        ("https://idp.example.com?tenant=a", "tailor", "not an issuer URL"),
+        ("https://idp.example.com", "", "TAILOR_OIDC_CLIENT_ID"),
+    ],
+)
+def test_an_unusable_identity_provider_setting_is_refused_by_name(
+    tmp_path: Path, issuer: str, client_id: str, message: str
+) -> None:
+    with pytest.raises(ValueError, match=message):
+        Settings(workspace=tmp_path, oidc_issuer=issuer, oidc_client_id=client_id)
+
+
+def test_a_provider_on_this_machine_may_use_plain_http(tmp_path: Path) -> None:
+    s = Settings(workspace=tmp_path, oidc_issuer="http://127.0.0.1:9000", oidc_client_id="t")
+    assert s.oidc_issuer == "http://127.0.0.1:9000"

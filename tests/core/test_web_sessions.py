@@ -13,7 +13,10 @@ from tailor.db.models import ApiToken, WebSession
 from tailor.errors import Forbidden, Unauthorized
 from tailor.tokens.service import authenticate
 from tailor.tokens.web_sessions import (
+    CLI,
+    CONSOLE,
     close_web_session,
+    open_owned_session,
     open_web_session,
     web_session_principal,
 )
@@ -66,3 +69,28 @@ def test_revoking_the_token_ends_its_sessions(session: Session) -> None:
 def test_an_inference_token_opens_no_session(session: Session) -> None:
     with pytest.raises(Forbidden):
         _signed_in(session, scopes=("inference",))
+
+
+def test_signing_out_of_a_single_sign_on_session_revokes_its_own_token(session: Session) -> None:
+    session_id, token = open_owned_session(
+        session, create_user(session), kind=CONSOLE, session_lifetime=HOUR, token_lifetime=HOUR
+    )
+    assert web_session_principal(session, session_id).scopes == {"read", "write"}
+    close_web_session(session, session_id)
+    with pytest.raises(Unauthorized):
+        authenticate(session, token)
+
+
+def test_signing_out_of_a_token_sign_in_leaves_the_token_working(session: Session) -> None:
+    user = create_user(session)
+    token = create_token(session, user)
+    close_web_session(session, open_web_session(session, authenticate(session, token), HOUR))
+    assert authenticate(session, token).user_id == user.id
+
+
+def test_a_cli_refresh_token_is_no_console_session(session: Session) -> None:
+    refresh, _token = open_owned_session(
+        session, create_user(session), kind=CLI, session_lifetime=HOUR, token_lifetime=HOUR
+    )
+    with pytest.raises(Unauthorized):
+        web_session_principal(session, refresh)

@@ -1,0 +1,1 @@
+"""Single sign-on: the identity provider client, people provisioned from it, its flows."""
