@@ -129,6 +129,11 @@ class Settings(BaseSettings):
         description="Catalog name of the base model the gateway serves; endpoints published "
         "to it must be on this base (`tailor base build-tiny` registers the tiny one).",
     )
+    serve_endpoint_token: SecretStr | None = Field(
+        None,
+        description="Endpoint pods (`tailor serve-endpoint`): the bearer token the gateway "
+        "sends; the pod has no database to check team tokens, so it answers only the gateway.",
+    )
     serve_adapter_budget_mb: int = Field(512, ge=1, description="Memory for hot adapters.")
     serve_lookup_cache_s: int = Field(
         30,

@@ -94,6 +94,12 @@ class OperatorConfig(BaseModel):
     objectStore: ObjectStore = Field(default_factory=ObjectStore)
     kueue: Kueue = Field(default_factory=Kueue)
     masterPort: int = Field(default=29500, ge=1, le=65535, description="torchrun rendezvous port.")
+    endpointTokenSecretName: str = Field(
+        default="tailor-endpoint-token",
+        description="Secret in each team namespace whose TAILOR_SERVE_ENDPOINT_TOKEN the "
+        "gateway sends to the team's Tailor-engine endpoint pods (they answer no one else); "
+        "the Team handler makes it, one random token per team.",
+    )
     servingPort: int = Field(
         default=8000, ge=1, le=65535, description="Port the endpoints listen on."
     )

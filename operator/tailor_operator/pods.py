@@ -7,6 +7,8 @@ from typing import Any
 from tailor_operator.config import GpuType, OperatorConfig
 
 USER_ID = 1000  # the images' non-root user
+# Key of the team's Secret holding the token the gateway sends to its endpoint pods.
+ENDPOINT_TOKEN_KEY = "TAILOR_SERVE_ENDPOINT_TOKEN"
 
 
 class UnknownGpuType(ValueError):

@@ -2,12 +2,17 @@
 
 Pure: an Endpoint and the operator config in, manifests out.
 
-Backend `tailor` runs the Tailor serving engine (`tailor serve --config …`), which pulls the
-adapters from the object store itself. Backend `vllm` runs vLLM's OpenAI server with LoRA
-enabled; an init container copies the adapters (and an s3:// base model) to a shared volume
-first. The pod template carries a hash of the spec, so promoting an adapter version
-changes the template and Kubernetes rolls the pods over without downtime
-(maxUnavailable 0); readiness means the model is loaded.
+Backend `tailor` runs one endpoint pod of the Tailor engine (`tailor serve-endpoint --config
+…`), which pulls the base and adapters from the object store itself, has no database, and
+answers only the gateway (the team's own token, from the Secret `endpointTokenSecretName` the
+Team handler makes in the team namespace, since the team tokens it cannot check live in the
+database). Backend `vllm` runs vLLM's OpenAI server
+with LoRA enabled; an init container copies the adapters (and an s3:// base model) to a shared
+volume first. The pod template carries a hash of what the pods run: for vLLM that includes the
+adapters, so promoting a version rolls the pods over without downtime (maxUnavailable 0); the
+Tailor engine re-reads its mounted spec and hot-loads a promoted version, so adapters and
+limits are left out of its hash and a promotion only updates the ConfigMap. Readiness means
+the model is loaded.
 """
 
 from __future__ import annotations
@@ -62,9 +67,14 @@ def endpoint_json(ep: Endpoint) -> str:
     return ep.spec.endpoint().model_dump_json(indent=2)
 
 
+# What a Tailor engine pod picks up from its mounted spec without a restart.
+HOT_FIELDS = frozenset({"adapters", "limits"})
+
+
 def spec_hash(ep: Endpoint) -> str:
-    """Hash of everything the pods run; a promotion changes it and rolls the pods."""
-    return naming.spec_hash(ep.spec.model_dump_json())
+    """Hash of what the pods run: a change rolls them (for `tailor`, not a promotion)."""
+    hot = HOT_FIELDS if ep.spec.backend == "tailor" else frozenset()
+    return naming.spec_hash(ep.spec.model_dump_json(exclude=set(hot)))
 
 
 def _selector(ep: Endpoint) -> dict[str, str]:
@@ -111,10 +121,19 @@ def _probes(path: str, port: str) -> dict[str, Any]:
 
 
 def serve_command(config: OperatorConfig) -> list[str]:
-    """The Tailor serving engine's command (the same `tailor serve` as on a laptop)."""
+    """The Tailor engine's endpoint pod command (`tailor serve-endpoint`)."""
     config_file = f"{CONFIG_DIR}/{CONFIG_FILE}"
     port = str(config.servingPort)
-    return ["tailor", "serve", "--config", config_file, "--host", "0.0.0.0", "--port", port]
+    return [
+        "tailor", "serve-endpoint", "--config", config_file, "--host", "0.0.0.0", "--port", port
+    ]  # fmt: skip
+
+
+def endpoint_token_env(config: OperatorConfig) -> dict[str, Any]:
+    """The team's gateway token, from its Secret in the team namespace (the pod will not start
+    without it: an endpoint pod answering anyone would serve the team's adapters to anyone)."""
+    ref = {"name": config.endpointTokenSecretName, "key": pods.ENDPOINT_TOKEN_KEY}
+    return {"name": pods.ENDPOINT_TOKEN_KEY, "valueFrom": {"secretKeyRef": ref}}
 
 
 def _tailor_container(ep: Endpoint, config: OperatorConfig, pool: GpuType | None) -> dict[str, Any]:
@@ -124,7 +143,7 @@ def _tailor_container(ep: Endpoint, config: OperatorConfig, pool: GpuType | None
         "image": config.images.inference,
         "imagePullPolicy": config.images.pullPolicy,
         "command": serve_command(config),
-        "env": [*pods.object_store_env(config), *pods.cache_env()],
+        "env": [*pods.object_store_env(config), *pods.cache_env(), endpoint_token_env(config)],
         "envFrom": [pods.object_store_secret_ref(config)],
         "ports": [{"name": "http", "containerPort": config.servingPort}],
         "resources": pods.compute_resources(res.cpu, res.memory, res.gpus, pool),

@@ -34,7 +34,10 @@ def _tenant(name: str, uid: str, spec: Mapping[str, Any]) -> tenancy.Tenant:
 def _credentials(rt: Runtime) -> dict[str, str] | None:
     """The platform's object-store Secret data (the Team's namespace gets a copy)."""
     store = rt.config.objectStore
-    namespace, name = store.sourceSecretNamespace, store.sourceSecretName
+    return _secret_data(rt, store.sourceSecretNamespace, store.sourceSecretName)
+
+
+def _secret_data(rt: Runtime, namespace: str, name: str) -> dict[str, str] | None:
     try:
         secret = rt.cluster.get("v1", "Secret", namespace, name)
     except _API_ERRORS as exc:
@@ -67,9 +70,13 @@ def apply(rt: Runtime, name: str, uid: str, spec: Mapping[str, Any]) -> dict[str
             f"{rt.config.objectStore.sourceSecretName}); set s3 credentials in the chart",
             delay=60,
         )
-    rt.cluster.ensure_all(
-        [tenancy.build_object_store_secret(tenant, rt.config, data)], immutable=set()
-    )
+    secrets = [tenancy.build_object_store_secret(tenant, rt.config, data)]
+    # The team's own token for the gateway to call its endpoint pods: made once, kept after,
+    # since running pods read it at start. Per team, so no pod holds a platform-wide secret.
+    namespace = tenancy.namespace_name(rt.config, name)
+    if _secret_data(rt, namespace, rt.config.endpointTokenSecretName) is None:
+        secrets.append(tenancy.build_endpoint_token_secret(tenant, rt.config))
+    rt.cluster.ensure_all(secrets, immutable=set())
     return {**result, "phase": "Ready", "reason": "Provisioned", "message": None}
 
 

@@ -12,11 +12,14 @@ namespace (the API gateway), so one team's pods cannot reach another's endpoints
 
 from __future__ import annotations
 
+import base64
+import secrets
 from dataclasses import dataclass
 from typing import Any
 
 from tailor_operator import naming
 from tailor_operator.config import OperatorConfig
+from tailor_operator.pods import ENDPOINT_TOKEN_KEY
 from tailor_operator.resources import API_VERSION, TeamSpec
 
 KUEUE_API = "kueue.x-k8s.io/v1beta1"
@@ -193,12 +196,26 @@ def build_object_store_secret(
     tenant: Tenant, config: OperatorConfig, data: dict[str, str]
 ) -> dict[str, Any]:
     """The object-store credentials in the team namespace (`data` is base64 already)."""
+    return build_team_secret(tenant, config, config.objectStore.secretName, data)
+
+
+def build_endpoint_token_secret(tenant: Tenant, config: OperatorConfig) -> dict[str, Any]:
+    """A fresh random token the gateway sends to the team's Tailor-engine endpoint pods."""
+    token = base64.b64encode(secrets.token_urlsafe(32).encode()).decode()
+    data = {ENDPOINT_TOKEN_KEY: token}
+    return build_team_secret(tenant, config, config.endpointTokenSecretName, data)
+
+
+def build_team_secret(
+    tenant: Tenant, config: OperatorConfig, name: str, data: dict[str, str]
+) -> dict[str, Any]:
+    """A Secret in the team namespace (`data` is base64 already)."""
     namespace = namespace_name(config, tenant.name)
     return {
         "apiVersion": "v1",
         "kind": "Secret",
         "type": "Opaque",
-        "metadata": _metadata(tenant, config.objectStore.secretName, namespace),
+        "metadata": _metadata(tenant, name, namespace),
         "data": dict(data),
     }
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import typer
@@ -77,6 +78,36 @@ def serve(
     )
 
 
+def serve_endpoint(
+    config: Path = typer.Option(
+        ..., "--config", help="The endpoint's spec (JSON), as the operator mounts it."
+    ),
+    host: str = typer.Option("127.0.0.1", help="Interface to listen on."),
+    port: int = typer.Option(8080, help="Port to listen on."),
+) -> None:
+    """Run one endpoint pod: its base model and adapters, answering only the gateway."""
+    import uvicorn
+
+    from tailor.serve.connections import write_timeout_protocol
+    from tailor.serve.endpoint_pod import EndpointConfigError, create_endpoint_app
+
+    settings = get_settings()
+    try:
+        app = create_endpoint_app(settings, config)
+    except EndpointConfigError as exc:
+        console.print(f"[red]{exc}[/red]")
+        raise typer.Exit(2) from exc
+    console.print(f"Tailor endpoint on http://{host}:{port}  (spec {config})")
+    uvicorn.run(
+        app,
+        host=host,
+        port=port,
+        log_level="info",
+        timeout_graceful_shutdown=30,
+        http=write_timeout_protocol(settings.serve_write_timeout_s),
+    )
+
+
 def login(
     sso: bool = typer.Option(
         False, "--sso", help="Sign in through the company's identity provider (device code)."
@@ -117,5 +148,6 @@ def register(app: typer.Typer, api_errors: Callable[[Any], Any]) -> None:
     app.add_typer(db_app, name="db")
     app.command("up")(up)
     app.command("serve")(serve)
+    app.command("serve-endpoint")(serve_endpoint)
     app.command("login")(api_errors(login))
     app.command("logout")(api_errors(logout))

@@ -47,7 +47,8 @@ async def test_an_endpoint_becomes_a_deployment_behind_a_service(
     assert service is not None
     assert service["spec"]["selector"] == deployment["spec"]["selector"]["matchLabels"]
     container = deployment["spec"]["template"]["spec"]["containers"][0]
-    assert container["command"][:4] == ["tailor", "serve", "--config", "/config/endpoint.json"]
+    command = ["tailor", "serve-endpoint", "--config", "/config/endpoint.json"]
+    assert container["command"][:4] == command
     assert container["readinessProbe"]["httpGet"]["path"] == "/readyz"
     # No replica has loaded the model yet.
     ie = await kube.wait_for(
@@ -72,15 +73,31 @@ async def test_an_endpoint_is_ready_once_its_replicas_loaded_the_model(
     assert running_operator.sink.phases("search-ready")[-1] == "Ready"
 
 
-async def test_promoting_an_adapter_version_rolls_the_pods(
+PROMOTED = {
+    "name": "search-style",
+    "version": "2",
+    "prefix": "teams/search/adapters/search-style/2/",
+}
+CONFIGMAPS = f"/api/v1/namespaces/{NAMESPACE}/configmaps"
+
+
+async def test_promoting_on_the_tailor_engine_updates_its_mounted_spec(
     kube: Kube, running_operator: Operator
 ) -> None:
-    before = _template_hash(await _publish(kube, "search-roll"))
-    promoted = {
-        "name": "search-style",
-        "version": "2",
-        "prefix": "teams/search/adapters/search-style/2/",
-    }
+    await _publish(kube, "search-hot")
+
+    await kube.patch(f"{ENDPOINTS}/search-hot", {"spec": {"adapters": [PROMOTED]}})
+
+    def promoted(cm: dict[str, Any] | None) -> bool:
+        return cm is not None and '"version": "2"' in cm["data"]["endpoint.json"]
+
+    assert await kube.wait_for(f"{CONFIGMAPS}/search-hot-config", promoted)
+
+
+async def test_promoting_on_vllm_rolls_the_pods(kube: Kube, running_operator: Operator) -> None:
+    vllm = {"backend": "vllm", "resources": {"gpus": 1}}
+    before = _template_hash(await _publish(kube, "search-roll", **vllm))
+    promoted = PROMOTED
 
     await kube.patch(f"{ENDPOINTS}/search-roll", {"spec": {"adapters": [promoted]}})
 

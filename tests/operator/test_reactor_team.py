@@ -64,6 +64,41 @@ async def test_a_team_gets_its_namespace_queues_quota_isolation_and_credentials(
     assert secret["data"]["TAILOR_S3_ACCESS_KEY_ID"] == "a2V5"
 
 
+async def test_each_team_gets_its_own_endpoint_token(
+    kube: Kube, running_operator: Operator
+) -> None:
+    await _platform_secret(kube)
+
+    tokens = []
+    for team in ("payments", "search"):
+        await kube.create(TEAMS, custom_resource("Team", team, {}, None))
+        path = f"/api/v1/namespaces/tailor-team-{team}/secrets/tailor-endpoint-token"
+        secret = await kube.wait_for(path, _exists)
+        assert secret is not None
+        tokens.append(secret["data"]["TAILOR_SERVE_ENDPOINT_TOKEN"])
+
+    assert tokens[0] != tokens[1]
+
+
+async def test_reapplying_a_team_keeps_its_endpoint_token(
+    kube: Kube, running_operator: Operator
+) -> None:
+    await _platform_secret(kube)
+    await kube.create(TEAMS, custom_resource("Team", "payments", {}, None))
+    path = f"/api/v1/namespaces/{NAMESPACE}/secrets/tailor-endpoint-token"
+    first = await kube.wait_for(path, _exists)
+    quota_path = f"/api/v1/namespaces/{NAMESPACE}/resourcequotas/tailor-team-quota"
+    quota = await kube.wait_for(quota_path, _exists)
+    assert first is not None and quota is not None
+
+    await kube.patch(f"{TEAMS}/payments", {"spec": {"quota": {"gpus": 2}}})
+    await kube.wait_for(quota_path, lambda q: bool(q and q["spec"] != quota["spec"]))
+
+    again = await kube.get(path)
+    assert again is not None
+    assert again["data"] == first["data"]
+
+
 async def test_a_team_waits_for_the_object_store_credentials(
     kube: Kube, running_operator: Operator
 ) -> None:

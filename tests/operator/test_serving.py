@@ -44,7 +44,8 @@ def test_the_tailor_engine_reads_the_endpoint_spec_and_is_ready_after_loading(
     configmap = serving.build_configmap(ep)
 
     container = _container(deployment)
-    assert container["command"][:4] == ["tailor", "serve", "--config", "/config/endpoint.json"]
+    command = ["tailor", "serve-endpoint", "--config", "/config/endpoint.json"]
+    assert container["command"][:4] == command
     assert container["readinessProbe"]["httpGet"]["path"] == "/readyz"
     written = json.loads(configmap["data"]["endpoint.json"])
     assert written["adapters"][0]["prefix"] == "teams/search/adapters/search-style/1/"
@@ -84,19 +85,52 @@ def test_vllm_without_gpus_is_rejected() -> None:
         InferenceEndpointSpec.model_validate(endpoint_spec(backend="vllm"))
 
 
-def test_promotion_changes_the_pod_template_so_pods_roll(
+PROMOTED = [{"name": "search-style", "version": "2", "prefix": "teams/search/adapters/s/2/"}]
+
+
+def _template_hash(deployment: dict[str, Any]) -> str:
+    return deployment["spec"]["template"]["metadata"]["annotations"]["tailor.dev/spec-hash"]
+
+
+def test_promotion_on_the_tailor_engine_changes_the_configmap_not_the_pods(
     operator_config: OperatorConfig,
 ) -> None:
-    promoted = [{"name": "search-style", "version": "2", "prefix": "teams/search/adapters/s/2/"}]
+    before, after = make_endpoint(), make_endpoint(adapters=PROMOTED)
 
+    assert _template_hash(serving.build_deployment(before, operator_config)) == _template_hash(
+        serving.build_deployment(after, operator_config)
+    )
+    promoted = json.loads(serving.build_configmap(after)["data"]["endpoint.json"])
+    assert promoted["adapters"][0]["version"] == "2"
+
+
+def test_a_new_base_model_rolls_tailor_engine_pods(operator_config: OperatorConfig) -> None:
     before = serving.build_deployment(make_endpoint(), operator_config)
-    after = serving.build_deployment(make_endpoint(adapters=promoted), operator_config)
-    again = serving.build_deployment(make_endpoint(), operator_config)
+    after = serving.build_deployment(make_endpoint(base_model="s3://b/other"), operator_config)
 
-    def spec_hash(deployment: dict[str, Any]) -> str:
-        return deployment["spec"]["template"]["metadata"]["annotations"]["tailor.dev/spec-hash"]
+    assert _template_hash(before) != _template_hash(after)
 
-    hashes = [spec_hash(d) for d in (before, after, again)]
+
+def test_the_tailor_engine_pod_gets_the_gateway_token_from_a_secret(
+    operator_config: OperatorConfig,
+) -> None:
+    env = _container(serving.build_deployment(make_endpoint(), operator_config))["env"]
+
+    token = next(e for e in env if e["name"] == "TAILOR_SERVE_ENDPOINT_TOKEN")
+    ref = token["valueFrom"]["secretKeyRef"]
+    assert ref == {"name": "tailor-endpoint-token", "key": "TAILOR_SERVE_ENDPOINT_TOKEN"}
+
+
+def test_promotion_on_vllm_changes_the_pod_template_so_pods_roll(
+    operator_config: OperatorConfig,
+) -> None:
+    promoted = PROMOTED
+
+    before = serving.build_deployment(make_endpoint(**VLLM), operator_config)
+    after = serving.build_deployment(make_endpoint(adapters=promoted, **VLLM), operator_config)
+    again = serving.build_deployment(make_endpoint(**VLLM), operator_config)
+
+    hashes = [_template_hash(d) for d in (before, after, again)]
     assert hashes[0] != hashes[1]
     assert hashes[0] == hashes[2]
     assert before["spec"]["strategy"]["rollingUpdate"] == {"maxSurge": 1, "maxUnavailable": 0}
