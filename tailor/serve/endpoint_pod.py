@@ -2,8 +2,10 @@
 
 The operator mounts the endpoint's `EndpointSpec` as a file (its ConfigMap). The pod serves the
 same routes as the gateway over a `TailorEngine`, but it cannot check team tokens (they live in
-the database): it answers only the gateway, which sends a shared token the operator hands the
-pod from a Secret, after the gateway has authenticated the team. The team is the spec's own.
+the database): it answers only the gateway, which sends the team's endpoint token (a random one
+per team, in a Secret the Team handler makes in the team namespace and the pod reads as env)
+after it has authenticated the caller's team token. The team is the spec's own; a token per
+team, not one for the platform, so that no pod holds a secret that opens other teams' pods.
 
 Promotion: the kubelet rewrites a mounted ConfigMap in place when it changes. The spec file is
 re-read whenever its stat changes (checked on each request, a `stat` call), so a promoted
