@@ -78,27 +78,26 @@ def reap_once(sessions: sessionmaker[Session], settings: Settings, sender: Celer
     return changed
 
 
+def sweep_once(sessions: sessionmaker[Session], settings: Settings, sender: Celery) -> None:
+    """The periodic sweep: reap, then delete completion telemetry past its retention."""
+    reap_once(sessions, settings, sender)
+    try:
+        with sessions.begin() as session:
+            purge_expired(session, settings.telemetry_retention_days)
+    except Exception:  # the next sweep tries again; reaping must not stop for it
+        log.exception("could not purge expired completion telemetry")
+
+
 def start_reaper(
     sessions: sessionmaker[Session], settings: Settings, sender: Celery
 ) -> threading.Event:
-    """Reap now and then every `job_reaper_interval_s` in a thread; set the event to stop.
-
-    The same sweep deletes completion telemetry past its retention.
-    """
+    """Sweep now and then every `job_reaper_interval_s` in a thread; set the event to stop."""
     stop = threading.Event()
 
-    def sweep() -> None:
-        reap_once(sessions, settings, sender)
-        try:
-            with sessions.begin() as session:
-                purge_expired(session, settings.telemetry_retention_days)
-        except Exception:  # the next sweep tries again; reaping must not stop for it
-            log.exception("could not purge expired completion telemetry")
-
     def loop() -> None:
-        sweep()
+        sweep_once(sessions, settings, sender)
         while not stop.wait(settings.job_reaper_interval_s):
-            sweep()
+            sweep_once(sessions, settings, sender)
 
     threading.Thread(target=loop, name="tailor-reaper", daemon=True).start()
     return stop

@@ -2,16 +2,20 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 import redis
 from celery import Celery
 from sqlalchemy.orm import Session, sessionmaker
 
 from tailor.config import Settings
-from tailor.db.models import Job, JobState
-from tailor.jobs.reaper import reap_once
+from tailor.db.base import utcnow
+from tailor.db.models import Job, JobState, ServedCompletion
+from tailor.jobs.reaper import reap_once, sweep_once
 from tailor.jobs.workers import this_worker
 from tests.api.conftest import queued_tasks
 from tests.conftest import Tenant, create_tenant, running_job
+from tests.telemetry.factories import record
 
 Broker = tuple[Celery, redis.Redis]
 
@@ -78,3 +82,18 @@ def test_a_job_being_cancelled_when_its_worker_died_ends_cancelled(
         s.get_one(Job, job.id).cancel_requested = True
     reap_once(committed, Settings(), sender)
     assert (stored(committed, job).state, queued_tasks(queue)) == (JobState.cancelled, [])
+
+
+def test_the_sweep_deletes_completion_telemetry_past_its_retention(
+    committed: sessionmaker[Session], broker: Broker
+) -> None:
+    sender, _queue = broker
+    with committed() as s:
+        tenant = create_tenant(s)
+        old = record(s, tenant.team, tenant.owner, at=utcnow() - timedelta(days=8))
+        new = record(s, tenant.team, tenant.owner)
+        s.commit()
+    sweep_once(committed, Settings(telemetry_retention_days=7), sender)
+    with committed() as s:
+        assert s.get(ServedCompletion, old) is None
+        assert s.get(ServedCompletion, new) is not None
