@@ -142,8 +142,10 @@ def _pretrain_batches(
     """Endless FIM-transformed, packed batches over the corpus, reshuffled every pass."""
     rng = random.Random(seed)
     while True:
-        order = rng.sample(texts, len(texts))
-        for rows in batch_rows(_fim_rows(order, tokenizer, rng, recipe.seq_len), recipe.batch):
+        order = list(range(len(texts)))
+        rng.shuffle(order)  # as TINY was first built: the same seed, the same weights
+        docs = [texts[i] for i in order]
+        for rows in batch_rows(_fim_rows(docs, tokenizer, rng, recipe.seq_len), recipe.batch):
             yield torch.tensor(rows)
 
 

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from tailor.storage import FileStore, ObjectStore
-from tailor.train.tiny import CODE, tiny_base_cached
+from tailor.train.tiny import tiny_base_cached
 
 # Shared by every part's tests on this machine: the tiny base is built once per recipe.
 CACHE_ROOT = Path(os.environ.get("TAILOR_TEST_CACHE", "/tmp/tailor-test-cache"))
@@ -100,12 +100,6 @@ def house_style_files(train: int, holdout: int, seed: int = 0) -> list[tuple[str
 def tiny_base() -> Path:
     """Directory of the tiny GPTBigCode base model and its FIM tokenizer."""
     return tiny_base_cached(CACHE_ROOT)
-
-
-@pytest.fixture(scope="session")
-def code_base() -> Path:
-    """The stand-in base that knows some Python (CODE recipe), built once per machine."""
-    return tiny_base_cached(CACHE_ROOT, recipe=CODE)
 
 
 @pytest.fixture
