@@ -149,8 +149,16 @@ def update_team(
 
 
 def _holdings(session: Session, team_id: int) -> dict[str, int]:
-    counts = {}
-    for label, model in (("datasets", Dataset), ("adapters", Adapter), ("endpoints", Endpoint)):
+    """What deleting the team would lose: harvested datasets (one whose harvest is running,
+    failed or was cancelled holds nothing yet), adapters and endpoints."""
+    harvested = (
+        select(func.count())
+        .select_from(Dataset)
+        .join(Job, Job.id == Dataset.job_id)
+        .where(Dataset.team_id == team_id, Job.state == JobState.succeeded)
+    )
+    counts = {"datasets": session.scalar(harvested) or 0}
+    for label, model in (("adapters", Adapter), ("endpoints", Endpoint)):
         stmt = select(func.count()).select_from(model).where(model.team_id == team_id)
         counts[label] = session.scalar(stmt) or 0
     return {label: n for label, n in counts.items() if n}
