@@ -19,14 +19,14 @@ from tailor.config import Settings
 from tailor.db.conflicts import conflict_from
 from tailor.db.models import Role
 from tailor.errors import Forbidden, InvalidInput, NotFound, Unauthorized
-from tailor.identity.oidc import OidcClient
 from tailor.pagination import CURSOR_PATTERN, DEFAULT_LIMIT, MAX_LIMIT
-from tailor.registry.service import EndpointHook
 from tailor.security import CredentialCipher
+from tailor.services.endpoints.service import EndpointHook
+from tailor.services.identity.oidc import OidcClient
+from tailor.services.teams.service import TeamHook
+from tailor.services.tokens.service import authenticate
 from tailor.storage import ObjectStore
-from tailor.teams.service import TeamHook
 from tailor.tenancy import Principal, TeamAccess, team_for
-from tailor.tokens.service import authenticate
 
 if TYPE_CHECKING:
     from kubernetes.client import ApiClient
@@ -210,7 +210,7 @@ def endpoint_hook(settings: SettingsDep, sender: SenderDep) -> EndpointHook | No
     """In cluster mode, what keeps a team's InferenceEndpoints in step with its endpoints."""
     if settings.executor != "kubernetes":
         return None
-    from tailor.registry.cluster import sync_after_commit
+    from tailor.services.endpoints.sync import sync_after_commit
 
     return sync_after_commit(sender)
 
@@ -222,7 +222,7 @@ def team_hook(settings: SettingsDep, sender: SenderDep) -> TeamHook | None:
     """In cluster mode, what keeps the teams' Team resources in step with the database."""
     if settings.executor != "kubernetes":
         return None
-    from tailor.teams.cluster import sync_after_commit
+    from tailor.services.teams.sync import sync_after_commit
 
     return sync_after_commit(sender)
 

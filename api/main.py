@@ -29,8 +29,8 @@ from api.routers import (
 from tailor import __version__
 from tailor.config import Settings, get_settings
 from tailor.db.session import engine_for, session_factory
-from tailor.identity.oidc import OidcClient
 from tailor.queue import make_sender
+from tailor.services.identity.oidc import OidcClient
 from tailor.storage import ObjectStore, get_store
 
 

@@ -18,8 +18,8 @@ from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 
 from tailor.errors import InvalidInput
-from tailor.registry.intake import safe_file_name
-from tailor.registry.uploads import UploadBudget
+from tailor.services.adapters.intake import safe_file_name
+from tailor.services.adapters.uploads import UploadBudget
 
 if TYPE_CHECKING:
     from python_multipart.multipart import MultipartCallbacks

@@ -45,14 +45,14 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from tailor.demo.gitserver import GitServer, git  # noqa: E402
-from tailor.harvest.dedup import exact_key, near_duplicate_of  # noqa: E402
-from tailor.harvest.filters import quality_issue  # noqa: E402
-from tailor.harvest.minhash import MinHasher  # noqa: E402
-from tailor.harvest.pipeline import run_harvest  # noqa: E402
-from tailor.harvest.redact import redact  # noqa: E402
-from tailor.harvest.spec import DedupConfig, HarvestSpec, RepoSource  # noqa: E402
-from tailor.repositories.addresses import NetworkPolicy  # noqa: E402
-from tailor.repositories.urls import UrlPolicy  # noqa: E402
+from tailor.redaction.redact import redact  # noqa: E402
+from tailor.stages.harvest.addresses import NetworkPolicy  # noqa: E402
+from tailor.stages.harvest.dedup import exact_key, near_duplicate_of  # noqa: E402
+from tailor.stages.harvest.filters import quality_issue  # noqa: E402
+from tailor.stages.harvest.minhash import MinHasher  # noqa: E402
+from tailor.stages.harvest.pipeline import run_harvest  # noqa: E402
+from tailor.stages.harvest.spec import DedupConfig, HarvestSpec, RepoSource  # noqa: E402
+from tailor.stages.harvest.urls import UrlPolicy  # noqa: E402
 from tailor.storage import FileStore  # noqa: E402
 
 TOKEN = "bench-token-0123456789"

@@ -1,8 +1,8 @@
 """Quality benchmark: does fine-tuning the stand-in base on a team's code make it better?
 
-For the CODE stand-in base (tailor/train/tiny.py, cached like the tests' bases) and two
+For the CODE stand-in base (tailor/demo/tiny.py, cached like the tests' bases) and two
 corpora, a LoRA adapter is trained with the hyperparameters Tailor chooses by default
-(tailor/train/auto.py: rank and learning rate from the dataset's and the base's size; the
+(tailor/stages/train/auto.py: rank and learning rate from the dataset's and the base's size; the
 architecture's default target modules) and evaluated along the run, through the evaluation
 stage (serving engine, FIM tasks cut from held-out files, paired bootstrap 95% CIs):
 
@@ -33,16 +33,16 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from tailor.evaluate.entrypoint import evaluate  # noqa: E402
-from tailor.evaluate.spec import EvalReport, EvalSpec  # noqa: E402
+from tailor.demo.sample_data import Document, house_style_documents, write_documents  # noqa: E402
+from tailor.demo.stdlib_corpus import broad_code_files, read_text  # noqa: E402
+from tailor.demo.tiny import CODE, tiny_base_cached  # noqa: E402
+from tailor.stages.evaluate.entrypoint import evaluate  # noqa: E402
+from tailor.stages.evaluate.spec import EvalReport, EvalSpec  # noqa: E402
+from tailor.stages.train import data  # noqa: E402
+from tailor.stages.train.auto import choose, estimate_params  # noqa: E402
+from tailor.stages.train.fim import tokenizer_fim_ids  # noqa: E402
+from tailor.stages.train.spec import TrainSpec, default_lora_targets  # noqa: E402
 from tailor.storage import FileStore  # noqa: E402
-from tailor.train import data  # noqa: E402
-from tailor.train.auto import choose, estimate_params  # noqa: E402
-from tailor.train.corpus import broad_code_files, read_text  # noqa: E402
-from tailor.train.fim import tokenizer_fim_ids  # noqa: E402
-from tailor.train.sample_data import Document, house_style_documents, write_documents  # noqa: E402
-from tailor.train.spec import TrainSpec, default_lora_targets  # noqa: E402
-from tailor.train.tiny import CODE, tiny_base_cached  # noqa: E402
 
 CACHE = Path(os.environ.get("TAILOR_TEST_CACHE", "/tmp/tailor-test-cache"))
 TEAM = "acme"

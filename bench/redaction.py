@@ -48,12 +48,12 @@ sys.path.insert(0, str(ROOT))
 
 from bench.harvest import corpus  # noqa: E402
 from bench.secret_corpus import KINDS, Planted, contexts_of, planted  # noqa: E402
-from tailor.harvest.dedup import exact_key  # noqa: E402
-from tailor.harvest.filters import quality_issue  # noqa: E402
-from tailor.harvest.minhash import MinHasher  # noqa: E402
-from tailor.harvest.notebooks import code_cells  # noqa: E402
-from tailor.harvest.redact import Redaction, redact  # noqa: E402
-from tailor.harvest.spec import DedupConfig, HarvestSpec  # noqa: E402
+from tailor.redaction.redact import Redaction, redact  # noqa: E402
+from tailor.stages.harvest.dedup import exact_key  # noqa: E402
+from tailor.stages.harvest.filters import quality_issue  # noqa: E402
+from tailor.stages.harvest.minhash import MinHasher  # noqa: E402
+from tailor.stages.harvest.notebooks import code_cells  # noqa: E402
+from tailor.stages.harvest.spec import DedupConfig, HarvestSpec  # noqa: E402
 
 # main before the redaction work of issue 16: the redactor this benchmark measures against.
 BASELINE_REF = "74dc3ba"
@@ -71,7 +71,7 @@ def baseline_redactor(ref: str) -> Redactor | None:
     for module in ("redact", "secret_patterns", "secret_values", "suspects"):
         try:
             source = subprocess.run(
-                ["git", "-C", str(ROOT), "show", f"{ref}:tailor/harvest/{module}.py"],
+                ["git", "-C", str(ROOT), "show", f"{ref}:tailor/stages/harvest/{module}.py"],
                 check=True,
                 capture_output=True,
                 text=True,
@@ -80,7 +80,9 @@ def baseline_redactor(ref: str) -> Redactor | None:
             if module == "secret_values":
                 continue  # the redactor had no such module before this benchmark
             return None
-        (where / pkg / f"{module}.py").write_text(source.replace("tailor.harvest.", pkg + "."))
+        (where / pkg / f"{module}.py").write_text(
+            source.replace("tailor.stages.harvest.", pkg + ".")
+        )
     sys.path.insert(0, str(where))
     fn: Redactor = import_module(f"{pkg}.redact").redact
     return fn

@@ -55,17 +55,17 @@ from tailor.db.models import (  # noqa: E402
 )
 from tailor.db.notices import NotifiedCache  # noqa: E402
 from tailor.db.session import READ_ONLY, make_engine, session_factory  # noqa: E402
+from tailor.demo.tiny import tiny_base_cached  # noqa: E402
 from tailor.gateway import GrantCache, Routing, routing_channel  # noqa: E402
-from tailor.registry.service import register_version  # noqa: E402
-from tailor.serve.app import create_serving_app  # noqa: E402
-from tailor.serve.callers import BASE_MODEL, Caller, Lookup, lookup_from  # noqa: E402
-from tailor.serve.engine import TailorEngine  # noqa: E402
-from tailor.serve.generation import GenerationRequest  # noqa: E402
-from tailor.serve.spec import EndpointLimits  # noqa: E402
+from tailor.services.adapters.service import register_version  # noqa: E402
+from tailor.services.tokens.service import authenticate, issue_token  # noqa: E402
+from tailor.stages.serve.app import create_serving_app  # noqa: E402
+from tailor.stages.serve.callers import BASE_MODEL, Caller, Lookup, lookup_from  # noqa: E402
+from tailor.stages.serve.engine import TailorEngine  # noqa: E402
+from tailor.stages.serve.generation import GenerationRequest  # noqa: E402
+from tailor.stages.serve.spec import EndpointLimits  # noqa: E402
 from tailor.storage import FileStore  # noqa: E402
 from tailor.telemetry.recorder import Recorder  # noqa: E402
-from tailor.tokens.service import authenticate, issue_token  # noqa: E402
-from tailor.train.tiny import tiny_base_cached  # noqa: E402
 
 POSTGRES = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
 PREFIX = "def parse_args(argv):\n    parser = argparse.ArgumentParser()\n    "
@@ -939,7 +939,7 @@ def measure(base: Path, store: FileStore, args: argparse.Namespace) -> dict[str,
             "device": "cpu",
         },
         "setup": {
-            "model": "tiny GPTBigCode (tailor.train.tiny)",
+            "model": "tiny GPTBigCode (tailor.demo.tiny)",
             "completion_tokens": TOKENS,
             "requests_per_path": args.requests,
             "latency_method": "paths interleaved round by round, clients in a child process "

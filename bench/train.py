@@ -30,11 +30,11 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from tailor.train import data, loop  # noqa: E402
-from tailor.train.corpus import code_files, read_text  # noqa: E402
-from tailor.train.fim import encode_document, tokenizer_fim_ids  # noqa: E402
-from tailor.train.packing import PackingStats, batch_rows, pack, pad_to_longest  # noqa: E402
-from tailor.train.tiny import tiny_base_cached  # noqa: E402
+from tailor.demo.stdlib_corpus import code_files, read_text  # noqa: E402
+from tailor.demo.tiny import tiny_base_cached  # noqa: E402
+from tailor.stages.train import data, loop  # noqa: E402
+from tailor.stages.train.fim import encode_document, tokenizer_fim_ids  # noqa: E402
+from tailor.stages.train.packing import PackingStats, batch_rows, pack, pad_to_longest  # noqa: E402
 
 CACHE = Path("/tmp/tailor-test-cache")
 SEQ_LEN, BATCH = 512, 4
@@ -167,7 +167,7 @@ def method_model(base: Path, method: str) -> Any:
         return AutoModelForCausalLM.from_pretrained(base, attn_implementation="sdpa")
     from peft import LoraConfig, get_peft_model, prepare_model_for_kbit_training
 
-    from tailor.train.recipes.qlora import quantization
+    from tailor.stages.train.recipes.qlora import quantization
 
     model = AutoModelForCausalLM.from_pretrained(
         base,

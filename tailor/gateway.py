@@ -12,7 +12,6 @@ from typing import TYPE_CHECKING
 from sqlalchemy import Connection, Engine, and_, bindparam, select, text, update
 from sqlalchemy.orm import Session, sessionmaker
 
-from tailor.catalog.service import resolve_source
 from tailor.config import Settings, get_settings
 from tailor.db.base import utcnow
 from tailor.db.models import AdapterVersion, ApiToken, Endpoint, Membership, Team
@@ -20,11 +19,12 @@ from tailor.db.notices import NotifiedCache
 from tailor.db.session import READ_ONLY, engine_for, session_factory
 from tailor.errors import TailorError
 from tailor.security import hash_token
-from tailor.serve.callers import Caller
-from tailor.serve.model_files import fetch_model
+from tailor.services.base_models.service import resolve_source
+from tailor.services.tokens.service import check_usable, last_use_is_stale
+from tailor.stages.serve.callers import Caller
+from tailor.stages.serve.model_files import fetch_model
 from tailor.storage import get_store
 from tailor.telemetry.recorder import Recorder
-from tailor.tokens.service import check_usable, last_use_is_stale
 
 if TYPE_CHECKING:
     from fastapi import FastAPI
@@ -195,9 +195,9 @@ def catalog_loader(sessions: sessionmaker[Session]) -> Callable[[str], Path]:
 
 def create_gateway(settings: Settings | None = None) -> FastAPI:
     """The serving app for the settings' base model (uvicorn factory: `tailor serve`)."""
-    from tailor.serve.app import create_serving_app
-    from tailor.serve.engine import TailorEngine
-    from tailor.serve.spec import EndpointLimits
+    from tailor.stages.serve.app import create_serving_app
+    from tailor.stages.serve.engine import TailorEngine
+    from tailor.stages.serve.spec import EndpointLimits
 
     settings = settings or get_settings()
     database = engine_for(settings.database_url)

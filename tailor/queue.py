@@ -14,6 +14,7 @@ from tailor.jobs.kinds import TASKS
 
 TASK_MODULES = ["worker.tasks"]
 log = logging.getLogger("tailor.queue")
+RESYNC_TASK = "tailor.team.resync"
 
 
 def celery_config(settings: Settings) -> dict[str, Any]:
@@ -41,8 +42,6 @@ def beat_schedule(settings: Settings) -> dict[str, dict[str, Any]]:
     """Periodic tasks Celery beat sends: in cluster mode, the teams' resync."""
     if settings.executor != "kubernetes":
         return {}
-    from tailor.teams.cluster import RESYNC_TASK  # it sends tasks through this module
-
     return {
         "team-resync": {
             "task": RESYNC_TASK,

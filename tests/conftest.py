@@ -34,8 +34,8 @@ from tailor.db.session import make_engine, session_factory
 from tailor.jobs import service as jobs
 from tailor.jobs.workers import identity_of
 from tailor.security import CredentialCipher
+from tailor.services.tokens.service import issue_token
 from tailor.storage import FileStore, S3Store
-from tailor.tokens.service import issue_token
 
 POSTGRES_URL = os.environ.get(
     "TAILOR_TEST_POSTGRES", "postgresql+psycopg://postgres@127.0.0.1:5432/test"
@@ -281,7 +281,7 @@ def register_base(
     revision: str | None = None,
 ) -> None:
     """A base model in the platform's catalog (an admin's job), once; committed."""
-    from tailor.catalog.service import find
+    from tailor.services.base_models.service import find
 
     if find(session, name) is None:
         source = str(source or f"tailor-test/{name}")
@@ -297,7 +297,7 @@ def evaluation_report(
 ) -> dict[str, object]:
     """A stored evaluation: (base, adapter) eval loss and HumanEval pass@1, and the edit
     similarity as (base, adapter, lower end of the delta's 95% CI). Defaults pass the gate."""
-    from tailor.evaluate.spec import Comparison, EvalReport, EvalSpec, ModelScores
+    from tailor.stages.evaluate.spec import Comparison, EvalReport, EvalSpec, ModelScores
 
     base, adapter, low = edit_similarity
     rows = [
@@ -336,7 +336,7 @@ def create_version(
     Evaluated by default (an evaluation that passes the default publish gate), unless
     `evaluated` is False or `evaluation` is given.
     """
-    from tailor.registry.service import register_version
+    from tailor.services.adapters.service import register_version
 
     register_base(session, base)
     if evaluation is None:

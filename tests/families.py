@@ -10,6 +10,7 @@ from typing import Any
 
 import torch
 
+from tailor.demo.sample_data import house_style_documents
 from tailor.fim import (
     CODEGEMMA,
     CODELLAMA,
@@ -20,7 +21,6 @@ from tailor.fim import (
     STARCODER2,
     FimStyle,
 )
-from tailor.train.sample_data import house_style_documents
 
 WIDTH = {"hidden_size": 64, "intermediate_size": 128, "num_hidden_layers": 2}
 HEADS = {"num_attention_heads": 4, "num_key_value_heads": 2, "max_position_embeddings": 512}

@@ -21,17 +21,18 @@ from celery.exceptions import TimeLimitExceeded
 from celery.signals import worker_process_init, worker_ready, worker_shutdown
 from sqlalchemy.orm import Session, sessionmaker
 
+from tailor import queue
 from tailor.config import get_settings
-from tailor.datasets.run import run_harvest_job
 from tailor.db.session import engine_for, session_factory
-from tailor.evaluations.run import run_evaluation_job
-from tailor.finetunes.run import run_finetune_job
 from tailor.jobs.attempt import Policy, fail_at_hard_limit, run_attempt
 from tailor.jobs.kinds import TASKS
 from tailor.jobs.reaper import start_reaper
-from tailor.registry.cluster import SYNC_TASK
+from tailor.services.datasets.run import run_harvest_job
+from tailor.services.endpoints.sync import SYNC_TASK
+from tailor.services.evaluations.run import run_evaluation_job
+from tailor.services.finetunes.run import run_finetune_job
+from tailor.services.teams import sync as teams_cluster
 from tailor.storage import ObjectStore, get_store
-from tailor.teams import cluster as teams_cluster
 from worker.app import app
 
 JobRunner = Callable[[str, threading.Event], None]
@@ -131,7 +132,7 @@ def evaluate(job_uid: str, stop: threading.Event) -> None:
 @job_task("adapter-compose")
 def adapter_compose(job_uid: str, stop: threading.Event) -> None:
     """Compose adapter versions into a new version (then queue its evaluation)."""
-    from tailor.registry.run import run_compose_job
+    from tailor.services.adapters.run import run_compose_job
 
     run_compose_job(_sessions(), _store(), get_settings(), job_uid, stop=stop)
 
@@ -139,7 +140,7 @@ def adapter_compose(job_uid: str, stop: threading.Event) -> None:
 @job_task("adapter-transfer")
 def adapter_transfer(job_uid: str, stop: threading.Event) -> None:
     """Transfer an adapter version to another base (then queue its evaluation)."""
-    from tailor.registry.run import run_transfer_job
+    from tailor.services.adapters.run import run_transfer_job
 
     run_transfer_job(_sessions(), _store(), get_settings(), job_uid, stop=stop)
 
@@ -147,7 +148,7 @@ def adapter_transfer(job_uid: str, stop: threading.Event) -> None:
 @job_task("adapter-import")
 def adapter_import(job_uid: str, stop: threading.Event) -> None:
     """Validate an uploaded adapter against its base and register it."""
-    from tailor.registry.run import run_import_job
+    from tailor.services.adapters.run import run_import_job
 
     run_import_job(_sessions(), _store(), get_settings(), job_uid, stop=stop)
 
@@ -155,7 +156,7 @@ def adapter_import(job_uid: str, stop: threading.Event) -> None:
 @job_task("adapter-export")
 def adapter_export(job_uid: str, stop: threading.Event) -> None:
     """Merge an adapter version into its base and export the checkpoint."""
-    from tailor.registry.run import run_export_job
+    from tailor.services.adapters.run import run_export_job
 
     run_export_job(_sessions(), _store(), get_settings(), job_uid, stop=stop)
 
@@ -170,7 +171,7 @@ def adapter_export(job_uid: str, stop: threading.Event) -> None:
 def endpoint_sync(team_id: int, name: str) -> None:
     """Make the team's InferenceEndpoint match what its endpoint serves now (cluster mode)."""
     from tailor.k8s import connect
-    from tailor.registry.cluster import sync_endpoint
+    from tailor.services.endpoints.sync import sync_endpoint
 
     sync_endpoint(_sessions(), get_settings(), int(team_id), str(name), connect())
 
@@ -189,7 +190,7 @@ def team_sync(slug: str) -> None:
     teams_cluster.sync_team(_sessions(), str(slug), connect())
 
 
-@app.task(name=teams_cluster.RESYNC_TASK)
+@app.task(name=queue.RESYNC_TASK)
 def team_resync() -> None:
     """Re-apply every team's Team; report Teams the database does not know (beat, periodic)."""
     from tailor.k8s import connect

@@ -27,8 +27,8 @@ from api.deps import SessionDep, TeamSync
 from tailor.db.models import AuditEvent, Job, JobState, Role, Team
 from tailor.errors import TailorError
 from tailor.pagination import MAX_LIMIT
-from tailor.teams import service as teams
-from tailor.teams.schemas import TeamUpdate
+from tailor.services.teams import service as teams
+from tailor.services.teams.schemas import TeamUpdate
 from tailor.tenancy import Principal, team_for
 
 router = APIRouter(prefix=PREFIX + "/admin", route_class=ConsoleRoute, include_in_schema=False)

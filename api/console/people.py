@@ -22,11 +22,11 @@ from api.deps import SessionDep
 from tailor.db.models import Role
 from tailor.errors import TailorError
 from tailor.pagination import MAX_LIMIT
-from tailor.teams import service as teams
-from tailor.teams.schemas import MemberCreate, MemberUpdate
+from tailor.services.teams import service as teams
+from tailor.services.teams.schemas import MemberCreate, MemberUpdate
+from tailor.services.tokens import service as tokens
+from tailor.services.tokens.schemas import TokenCreate, TokenCreated
 from tailor.tenancy import TeamAccess
-from tailor.tokens import service as tokens
-from tailor.tokens.schemas import TokenCreate, TokenCreated
 
 router = team_router()
 ROLES = [r.value for r in Role]

@@ -20,13 +20,14 @@ from api.console.web import (
 )
 from api.deps import EndpointSync, SessionDep, SettingsDep
 from tailor.errors import TailorError
-from tailor.evaluate.spec import GatePolicy
 from tailor.pagination import MAX_LIMIT
-from tailor.registry import service as registry
-from tailor.registry.gate import evaluation_gate, team_policy
-from tailor.registry.schemas import EndpointCreate
-from tailor.serve.ide import ide_settings
-from tailor.teams import service as teams
+from tailor.services.adapters import service as registry
+from tailor.services.endpoints import service as endpoint_service
+from tailor.services.endpoints.gate import evaluation_gate, team_policy
+from tailor.services.endpoints.schemas import EndpointCreate
+from tailor.services.teams import service as teams
+from tailor.stages.evaluate.spec import GatePolicy
+from tailor.stages.serve.ide import ide_settings
 from tailor.tenancy import TeamAccess
 
 router = team_router()
@@ -70,8 +71,8 @@ def _adapters_page(
     adapters, _ = registry.list_adapters(session, access, None, MAX_LIMIT)
     versions = {a.name: registry.list_versions(session, access, a.name) for a in adapters}
     endpoints = [
-        registry.endpoint_out(session, ep, settings.serve_url)
-        for ep in registry.list_endpoints(session, access)
+        endpoint_service.endpoint_out(session, ep, settings.serve_url)
+        for ep in endpoint_service.list_endpoints(session, access)
     ]
     first = adapters[0].name if adapters else ""
     return render(
@@ -120,8 +121,8 @@ def publish(
     }
     try:
         body = parse(EndpointCreate, data)
-        serves = registry.pool_base(settings)
-        ep = registry.publish(
+        serves = endpoint_service.pool_base(settings)
+        ep = endpoint_service.publish(
             session, access, body, gate=evaluation_gate, on_change=sync, serves=serves
         )
     except (FormErrors, TailorError) as exc:
@@ -155,7 +156,7 @@ def endpoint_detail(
     name: str, request: Request, access: Viewer, session: SessionDep, settings: SettingsDep
 ) -> Response:
     """An endpoint and the settings to paste into llm-vscode, Continue or an OpenAI client."""
-    ep = registry.get_endpoint(session, access, name)
+    ep = endpoint_service.get_endpoint(session, access, name)
     ide = ide_settings(settings.serve_url, ep.name)
     snippets = [
         ("llm-vscode (settings.json)", "ide-llm-vscode", json.dumps(ide["llm-vscode"], indent=2)),
@@ -166,7 +167,7 @@ def endpoint_detail(
         request,
         "endpoint.html",
         access=access,
-        endpoint=registry.endpoint_out(session, ep, settings.serve_url),
+        endpoint=endpoint_service.endpoint_out(session, ep, settings.serve_url),
         snippets=snippets,
     )
 
@@ -176,5 +177,5 @@ def unpublish(
     name: str, form: Form, access: Admin, session: SessionDep, sync: EndpointSync
 ) -> Response:
     """Stop serving an endpoint (its versions stay in the registry)."""
-    registry.unpublish(session, access, name, on_change=sync)
+    endpoint_service.unpublish(session, access, name, on_change=sync)
     return saved(session, f"{_base(access)}/adapters", "unpublished")

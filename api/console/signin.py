@@ -23,10 +23,10 @@ from api.console.web import (
 from api.deps import DEFAULT_PAGE, SessionDep, SettingsDep, StoreDep, TeamSync
 from tailor.errors import Forbidden, TailorError, Unauthorized
 from tailor.pagination import MAX_LIMIT
-from tailor.teams import service as teams
-from tailor.teams.schemas import TeamCreate
-from tailor.tokens.service import authenticate
-from tailor.tokens.web_sessions import close_web_session, open_web_session
+from tailor.services.teams import service as teams
+from tailor.services.teams.schemas import TeamCreate
+from tailor.services.tokens.service import authenticate
+from tailor.services.tokens.web_sessions import close_web_session, open_web_session
 
 router = APIRouter(prefix=PREFIX, route_class=ConsoleRoute, include_in_schema=False)
 

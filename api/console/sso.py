@@ -8,15 +8,15 @@ from api.console.signin import safe_next
 from api.console.web import PREFIX, SESSION_COOKIE, ConsoleRoute, redirect, render, set_cookie
 from api.deps import OidcDep, SessionDep, SettingsDep, discard_changes
 from tailor.config import Settings
-from tailor.identity.oidc import ProviderError
-from tailor.identity.signin import (
+from tailor.services.identity.oidc import ProviderError
+from tailor.services.identity.signin import (
     SignInRefused,
     finish_console_sign_in,
     provider_error_text,
     start_console_sign_in,
     take_sign_in_request,
 )
-from tailor.tokens.web_sessions import close_web_session
+from tailor.services.tokens.web_sessions import close_web_session
 
 router = APIRouter(prefix=PREFIX, route_class=ConsoleRoute, include_in_schema=False)
 

@@ -20,15 +20,16 @@ from api.console.web import (
     team_router,
 )
 from api.deps import CipherDep, SenderDep, SessionDep, SettingsDep
-from tailor.datasets import service as datasets
 from tailor.errors import TailorError
-from tailor.harvest.spec import HarvestSpec
 from tailor.jobs import service as jobs
 from tailor.pagination import MAX_LIMIT
-from tailor.registry import service as registry
-from tailor.repositories import service as repositories
-from tailor.repositories.schemas import RepositoryCreate
-from tailor.repositories.urls import UrlPolicy
+from tailor.services.adapters import service as registry
+from tailor.services.datasets import service as datasets
+from tailor.services.endpoints import service as endpoint_service
+from tailor.services.repositories import service as repositories
+from tailor.services.repositories.schemas import RepositoryCreate
+from tailor.stages.harvest.spec import HarvestSpec
+from tailor.stages.harvest.urls import UrlPolicy
 from tailor.tenancy import TeamAccess
 
 router = team_router()
@@ -46,8 +47,8 @@ def home(request: Request, access: Viewer, session: SessionDep, settings: Settin
     tunes, _ = jobs.list_jobs(session, access, None, MAX_LIMIT, kind="finetune")
     adapters, _ = registry.list_adapters(session, access, None, MAX_LIMIT)
     endpoints = [
-        registry.endpoint_out(session, ep, settings.serve_url)
-        for ep in registry.list_endpoints(session, access)
+        endpoint_service.endpoint_out(session, ep, settings.serve_url)
+        for ep in endpoint_service.list_endpoints(session, access)
     ]
     return render(
         request,

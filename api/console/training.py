@@ -21,18 +21,18 @@ from api.console.web import (
     team_router,
 )
 from api.deps import SenderDep, SessionDep, SettingsDep
-from tailor.datasets import service as datasets
 from tailor.db.models import JobState
 from tailor.errors import NotFound, TailorError
-from tailor.evaluate.spec import Comparison, EvalReport
-from tailor.evaluations.service import EvaluationCreate, start_evaluation
-from tailor.finetunes.service import start_finetune
 from tailor.jobs import service as jobs
 from tailor.pagination import MAX_LIMIT
-from tailor.registry import service as registry
-from tailor.registry.gate import evaluation_gate
+from tailor.services.adapters import service as registry
+from tailor.services.datasets import service as datasets
+from tailor.services.endpoints.gate import evaluation_gate
+from tailor.services.evaluations.service import EvaluationCreate, start_evaluation
+from tailor.services.finetunes.service import start_finetune
+from tailor.stages.evaluate.spec import Comparison, EvalReport
+from tailor.stages.train.spec import TrainSpec
 from tailor.tenancy import TeamAccess
-from tailor.train.spec import TrainSpec
 
 router = team_router()
 

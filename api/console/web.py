@@ -27,8 +27,8 @@ from tailor.config import Settings
 from tailor.db.conflicts import conflict_from
 from tailor.db.models import Role
 from tailor.errors import NotFound, TailorError, Unauthorized
+from tailor.services.tokens.web_sessions import web_session_principal
 from tailor.tenancy import Principal, TeamAccess, team_for
-from tailor.tokens.web_sessions import web_session_principal
 
 HERE = Path(__file__).parent
 SESSION_COOKIE = "tailor_console"

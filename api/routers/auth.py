@@ -7,22 +7,22 @@ from fastapi import APIRouter, Response, status
 from api.deps import OidcDep, SessionDep, SettingsDep
 from api.responses import errors
 from tailor.errors import Unauthorized, UpstreamUnavailable
-from tailor.identity.oidc import ProviderError
-from tailor.identity.schemas import (
+from tailor.services.identity.oidc import ProviderError
+from tailor.services.identity.schemas import (
     CliSessionOut,
     DevicePending,
     DevicePoll,
     DeviceStart,
     RefreshRequest,
 )
-from tailor.identity.signin import (
+from tailor.services.identity.signin import (
     CliSession,
     SignInRefused,
     finish_device_sign_in,
     provider_error_text,
     refresh_cli_session,
 )
-from tailor.tokens.web_sessions import CLI, close_web_session
+from tailor.services.tokens.web_sessions import CLI, close_web_session
 
 router = APIRouter(prefix="/v1/auth", tags=["single sign-on"])
 

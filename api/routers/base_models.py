@@ -8,8 +8,8 @@ from fastapi import APIRouter, Depends, status
 
 from api.deps import CurrentPrincipal, SessionDep
 from api.responses import errors
-from tailor.catalog import service
-from tailor.catalog.schemas import BaseModelCreate, BaseModelListed, BaseModelOut
+from tailor.base_names import BaseModelCreate, BaseModelListed, BaseModelOut
+from tailor.services.base_models import service
 from tailor.tenancy import Principal
 
 router = APIRouter(tags=["base models"])

@@ -16,10 +16,10 @@ from api.deps import (
     TeamViewer,
 )
 from api.responses import READ, WRITE
-from tailor.datasets import service
-from tailor.datasets.schemas import DatasetOut
-from tailor.harvest.spec import HarvestSpec
 from tailor.pagination import Page
+from tailor.services.datasets import service
+from tailor.services.datasets.schemas import DatasetOut
+from tailor.stages.harvest.spec import HarvestSpec
 
 router = APIRouter(prefix="/v1/teams/{team}/datasets", tags=["datasets"])
 

@@ -8,10 +8,10 @@ from fastapi import APIRouter, status
 
 from api.deps import EndpointSync, SessionDep, SettingsDep, TeamAdmin, TeamViewer
 from api.responses import READ, WRITE
-from tailor.registry import service
-from tailor.registry.gate import evaluation_gate
-from tailor.registry.schemas import EndpointCreate, EndpointOut, Promote
-from tailor.serve.ide import ide_settings
+from tailor.services.endpoints import service
+from tailor.services.endpoints.gate import evaluation_gate
+from tailor.services.endpoints.schemas import EndpointCreate, EndpointOut, Promote
+from tailor.stages.serve.ide import ide_settings
 
 router = APIRouter(prefix="/v1/teams/{team}/endpoints", tags=["endpoints"])
 

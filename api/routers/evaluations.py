@@ -6,10 +6,10 @@ from fastapi import APIRouter, status
 
 from api.deps import DEFAULT_PAGE, Cursor, Limit, SenderDep, SessionDep, TeamMember, TeamViewer
 from api.responses import READ, WRITE
-from tailor.evaluations.service import EvaluationCreate, start_evaluation
 from tailor.jobs import service as jobs
 from tailor.jobs.schemas import JobOut
 from tailor.pagination import Page
+from tailor.services.evaluations.service import EvaluationCreate, start_evaluation
 
 router = APIRouter(prefix="/v1/teams/{team}/evaluations", tags=["evaluations"])
 

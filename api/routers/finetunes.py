@@ -15,11 +15,11 @@ from api.deps import (
     TeamViewer,
 )
 from api.responses import READ, WRITE
-from tailor.finetunes.service import start_finetune
 from tailor.jobs import service as jobs
 from tailor.jobs.schemas import JobOut
 from tailor.pagination import Page
-from tailor.train.spec import TrainSpec
+from tailor.services.finetunes.service import start_finetune
+from tailor.stages.train.spec import TrainSpec
 
 router = APIRouter(prefix="/v1/teams/{team}/finetunes", tags=["finetunes"])
 

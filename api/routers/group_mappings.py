@@ -6,8 +6,8 @@ from fastapi import APIRouter, status
 
 from api.deps import CurrentPrincipal, SessionDep
 from api.responses import READ, WRITE, errors
-from tailor.identity import mappings
-from tailor.identity.schemas import GroupMappingCreate, GroupMappingOut
+from tailor.services.identity import mappings
+from tailor.services.identity.schemas import GroupMappingCreate, GroupMappingOut
 
 router = APIRouter(prefix="/v1/admin/group-mappings", tags=["single sign-on"])
 

@@ -9,11 +9,11 @@ from api.deps import InternalCaller, SenderDep, SessionDep, SettingsDep, StoreDe
 from api.responses import errors
 from tailor.db.models import Job
 from tailor.errors import NotFound
-from tailor.finetunes.run import finish_trained
-from tailor.jobs.cluster import PhaseReport, apply_phase
 from tailor.jobs.schemas import JobOut
-from tailor.teams import service as teams
-from tailor.teams.schemas import Slug, TeamOut, TeamSeed
+from tailor.jobs.workloads import PhaseReport, apply_phase
+from tailor.services.finetunes.run import finish_trained
+from tailor.services.teams import service as teams
+from tailor.services.teams.schemas import Slug, TeamOut, TeamSeed
 
 router = APIRouter(prefix="/v1/internal", tags=["internal"])
 

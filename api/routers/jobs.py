@@ -18,8 +18,8 @@ from api.deps import (
 )
 from api.responses import READ, errors
 from tailor.jobs import service
-from tailor.jobs.cluster import cancel_job as cancel
 from tailor.jobs.schemas import JobEventOut, JobOut, MetricSeries
+from tailor.jobs.workloads import cancel_job as cancel
 from tailor.pagination import Page
 
 router = APIRouter(prefix="/v1/teams/{team}/jobs", tags=["jobs"])

@@ -7,8 +7,8 @@ from fastapi import APIRouter, Path, status
 from api.deps import DEFAULT_PAGE, Cursor, Limit, SessionDep, TeamAdmin, TeamViewer
 from api.responses import READ, WRITE
 from tailor.pagination import Page
-from tailor.teams import service
-from tailor.teams.schemas import MemberCreate, MemberOut, MemberUpdate
+from tailor.services.teams import service
+from tailor.services.teams.schemas import MemberCreate, MemberOut, MemberUpdate
 
 router = APIRouter(prefix="/v1/teams/{team}/members", tags=["members"])
 UserId = Path(ge=1, le=2**31 - 1)

@@ -16,9 +16,9 @@ from api.deps import (
 )
 from api.responses import READ, WRITE
 from tailor.pagination import Page
-from tailor.repositories import service
-from tailor.repositories.schemas import RepositoryCreate, RepositoryOut, RepositoryUpdate
-from tailor.repositories.urls import UrlPolicy
+from tailor.services.repositories import service
+from tailor.services.repositories.schemas import RepositoryCreate, RepositoryOut, RepositoryUpdate
+from tailor.stages.harvest.urls import UrlPolicy
 
 router = APIRouter(prefix="/v1/teams/{team}/repositories", tags=["repositories"])
 

@@ -20,11 +20,11 @@ from api.deps import (
     TeamViewer,
 )
 from api.responses import READ, WRITE, errors
-from tailor.evaluate.spec import GatePolicy
 from tailor.pagination import Page
-from tailor.registry.gate import team_policy
-from tailor.teams import service
-from tailor.teams.schemas import TeamCreate, TeamOut, TeamUpdate
+from tailor.services.endpoints.gate import team_policy
+from tailor.services.teams import service
+from tailor.services.teams.schemas import TeamCreate, TeamOut, TeamUpdate
+from tailor.stages.evaluate.spec import GatePolicy
 
 router = APIRouter(prefix="/v1/teams", tags=["teams"])
 

@@ -7,8 +7,8 @@ from fastapi import APIRouter, Path, status
 from api.deps import DEFAULT_PAGE, Cursor, Limit, SessionDep, TeamMember, TeamViewer
 from api.responses import READ, WRITE
 from tailor.pagination import Page
-from tailor.tokens import service
-from tailor.tokens.schemas import TokenCreate, TokenCreated, TokenOut
+from tailor.services.tokens import service
+from tailor.services.tokens.schemas import TokenCreate, TokenCreated, TokenOut
 
 router = APIRouter(prefix="/v1/teams/{team}/tokens", tags=["tokens"])
 TokenId = Path(ge=1, le=2**31 - 1)

@@ -11,7 +11,7 @@ from kubernetes.client.exceptions import ApiException
 from pydantic import ValidationError
 
 from tailor_operator import serving, status
-from tailor_operator.cluster import as_kopf_error
+from tailor_operator.kubeapi import as_kopf_error
 from tailor_operator.pods import UnknownGpuType
 from tailor_operator.resources import API_VERSION, InferenceEndpointSpec
 from tailor_operator.runtime import Runtime, describe_invalid, report

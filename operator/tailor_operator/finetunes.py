@@ -16,7 +16,7 @@ from kubernetes.client.exceptions import ApiException
 from pydantic import ValidationError
 
 from tailor_operator import naming, status, training
-from tailor_operator.cluster import as_kopf_error
+from tailor_operator.kubeapi import as_kopf_error
 from tailor_operator.pods import UnknownGpuType
 from tailor_operator.resources import API_VERSION, FineTuneJobSpec
 from tailor_operator.runtime import Runtime, describe_invalid, report

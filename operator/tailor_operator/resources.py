@@ -13,8 +13,8 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 from pydantic.config import JsonDict
 
-from tailor.serve.spec import EndpointSpec
-from tailor.train.spec import TrainSpec
+from tailor.stages.serve.spec import EndpointSpec
+from tailor.stages.train.spec import TrainSpec
 
 GROUP = "tailor.dev"
 VERSION = "v1alpha1"

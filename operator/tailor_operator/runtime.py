@@ -15,8 +15,8 @@ from typing import Any
 import kopf
 from pydantic import ValidationError
 
-from tailor_operator.cluster import Cluster
 from tailor_operator.config import OperatorConfig, get_config
+from tailor_operator.kubeapi import Cluster
 from tailor_operator.resources import GROUP
 from tailor_operator.sink import HttpStatusSink, LogSink, StatusSink
 

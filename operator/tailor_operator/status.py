@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from tailor.train.protocol import EXIT_SPEC_ERROR
+from tailor.stages.train.protocol import EXIT_SPEC_ERROR
 
 TERMINAL = {"Succeeded", "Failed", "Cancelled"}
 

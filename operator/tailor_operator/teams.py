@@ -11,8 +11,8 @@ import urllib3
 from kubernetes.client.exceptions import ApiException
 from pydantic import ValidationError
 
-from tailor_operator import tenancy
-from tailor_operator.cluster import as_kopf_error
+from tailor_operator import namespaces
+from tailor_operator.kubeapi import as_kopf_error
 from tailor_operator.resources import TEAM_SLUG, TeamSpec
 from tailor_operator.runtime import Runtime, describe_invalid
 
@@ -20,13 +20,13 @@ KIND = "Team"
 _API_ERRORS = (ApiException, urllib3.exceptions.HTTPError)
 
 
-def _tenant(name: str, uid: str, spec: Mapping[str, Any]) -> tenancy.Tenant:
+def _tenant(name: str, uid: str, spec: Mapping[str, Any]) -> namespaces.Tenant:
     if not re.match(TEAM_SLUG, name):
         raise kopf.PermanentError(
             f"Team name {name!r} must be a slug of at most 51 characters ({TEAM_SLUG})"
         )
     try:
-        return tenancy.Tenant(name, uid, TeamSpec.model_validate(dict(spec)))
+        return namespaces.Tenant(name, uid, TeamSpec.model_validate(dict(spec)))
     except ValidationError as exc:
         raise kopf.PermanentError(f"Team {name}: {describe_invalid(exc)}") from exc
 
@@ -49,15 +49,15 @@ def apply(rt: Runtime, name: str, uid: str, spec: Mapping[str, Any]) -> dict[str
     """Create or update the team's objects; the status patch."""
     tenant = _tenant(name, uid, spec)
     try:
-        manifests = tenancy.build_tenancy(tenant, rt.config)
+        manifests = namespaces.build_tenancy(tenant, rt.config)
     except ValueError as exc:
         raise kopf.PermanentError(f"Team {name}: {exc}") from exc
     rt.cluster.ensure_all(manifests, immutable=set())
     _disown(rt, [m for m in manifests if "namespace" not in m["metadata"]])
     result: dict[str, Any] = {
-        "namespace": tenancy.namespace_name(rt.config, name),
+        "namespace": namespaces.namespace_name(rt.config, name),
         "localQueue": rt.config.kueue.localQueueName if rt.config.kueue.enabled else None,
-        "clusterQueue": tenancy.cluster_queue_name(rt.config, name)
+        "clusterQueue": namespaces.cluster_queue_name(rt.config, name)
         if rt.config.kueue.enabled
         else None,
     }
@@ -70,12 +70,12 @@ def apply(rt: Runtime, name: str, uid: str, spec: Mapping[str, Any]) -> dict[str
             f"{rt.config.objectStore.sourceSecretName}); set s3 credentials in the chart",
             delay=60,
         )
-    secrets = [tenancy.build_object_store_secret(tenant, rt.config, data)]
+    secrets = [namespaces.build_object_store_secret(tenant, rt.config, data)]
     # The team's own token for the gateway to call its endpoint pods: made once, kept after,
     # since running pods read it at start. Per team, so no pod holds a platform-wide secret.
-    namespace = tenancy.namespace_name(rt.config, name)
+    namespace = namespaces.namespace_name(rt.config, name)
     if _secret_data(rt, namespace, rt.config.endpointTokenSecretName) is None:
-        secrets.append(tenancy.build_endpoint_token_secret(tenant, rt.config))
+        secrets.append(namespaces.build_endpoint_token_secret(tenant, rt.config))
     rt.cluster.ensure_all(secrets, immutable=set())
     return {**result, "phase": "Ready", "reason": "Provisioned", "message": None}
 
@@ -101,8 +101,8 @@ def _disown(rt: Runtime, manifests: list[dict[str, Any]]) -> None:
 def delete(rt: Runtime, name: str) -> None:
     """Remove the team's ClusterQueue and namespace (with everything in it)."""
     targets = [
-        ("kueue.x-k8s.io/v1beta1", "ClusterQueue", tenancy.cluster_queue_name(rt.config, name)),
-        ("v1", "Namespace", tenancy.namespace_name(rt.config, name)),
+        ("kueue.x-k8s.io/v1beta1", "ClusterQueue", namespaces.cluster_queue_name(rt.config, name)),
+        ("v1", "Namespace", namespaces.namespace_name(rt.config, name)),
     ]
     for api_version, kind, target in targets:
         if kind == "ClusterQueue" and not rt.config.kueue.enabled:

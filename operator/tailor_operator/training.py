@@ -7,7 +7,7 @@ index = node rank) whose pods find node 0 through a headless Service:
 `MASTER_ADDR=<job>-0.<service>`. torchrun starts one process per GPU.
 
 Exit codes the Job's podFailurePolicy knows:
-- `EXIT_SPEC_ERROR` (3, from `tailor.train.protocol`): the training entrypoint found the
+- `EXIT_SPEC_ERROR` (3, from `tailor.stages.train.protocol`): the training entrypoint found the
   spec unusable (dataset missing, unknown base model, bad LoRA targets). Retrying cannot
   help: the Job fails at once.
 - a pod disrupted by the cluster (preemption, node drain, eviction: the DisruptionTarget
@@ -20,7 +20,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from tailor.train.protocol import EXIT_SPEC_ERROR, entrypoint_args
+from tailor.stages.train.protocol import EXIT_SPEC_ERROR, entrypoint_args
 from tailor_operator import naming, pods
 from tailor_operator.config import GpuType, OperatorConfig
 from tailor_operator.resources import API_VERSION, FineTuneJobSpec

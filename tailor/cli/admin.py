@@ -16,8 +16,8 @@ from tailor.cli.output import Output, OutputOpt, show
 from tailor.config import get_settings
 from tailor.db import migrate
 from tailor.db.session import engine_for, session_factory
-from tailor.teams.schemas import ChartTeam
-from tailor.tokens.service import create_admin_token
+from tailor.services.teams.schemas import ChartTeam
+from tailor.services.tokens.service import create_admin_token
 
 admin_app = typer.Typer(help="Platform administration.", no_args_is_help=True)
 groups_app = typer.Typer(

@@ -45,7 +45,7 @@ def build_tiny(
     directly (the embedded default's bootstrap, like `tailor admin create-token`); on a
     cluster use `tailor admin base-model add`.
     """
-    from tailor.train.tiny import RECIPES
+    from tailor.demo.tiny import RECIPES
 
     if recipe not in RECIPES:
         err_console.print(f"[red]error[/red] --recipe must be one of {', '.join(RECIPES)}")
@@ -64,7 +64,7 @@ def _build(out: Path, recipe: str, steps: int | None, seed: int) -> None:
     import shutil
 
     from tailor.config import get_settings
-    from tailor.train.tiny import RECIPES, tiny_base_cached
+    from tailor.demo.tiny import RECIPES, tiny_base_cached
 
     cache = get_settings().ensure_workspace() / "cache" / "bases"
     built = tiny_base_cached(cache, recipe=RECIPES[recipe], steps=steps, seed=seed)
@@ -78,11 +78,11 @@ def _build(out: Path, recipe: str, steps: int | None, seed: int) -> None:
 
 
 def _register_here(name: str, directory: Path) -> None:
-    from tailor.catalog.service import register_directory
     from tailor.config import get_settings
     from tailor.db import migrate
     from tailor.db.session import engine_for, session_factory
     from tailor.errors import TailorError
+    from tailor.services.base_models.service import register_directory
 
     settings = get_settings()
     settings.ensure_workspace()

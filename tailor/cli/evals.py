@@ -18,8 +18,8 @@ eval_app = typer.Typer(help="Evaluate adapters against their base model.", no_ar
 
 
 def _report(result: dict[str, Any], output: Output) -> None:
-    from tailor.evaluate.render import render_comparison
-    from tailor.evaluate.spec import EvalReport
+    from tailor.stages.evaluate.render import render_comparison
+    from tailor.stages.evaluate.spec import EvalReport
 
     if output == Output.json:
         show(result, output)
@@ -34,8 +34,8 @@ def eval_run(
 ) -> None:
     """Run an evaluation on this machine (the entrypoint the worker runs too)."""
     from tailor.config import get_settings
-    from tailor.evaluate.entrypoint import evaluate
-    from tailor.evaluate.spec import EvalSpec
+    from tailor.stages.evaluate.entrypoint import evaluate
+    from tailor.stages.evaluate.spec import EvalSpec
     from tailor.storage import get_store
 
     try:

@@ -63,7 +63,7 @@ def serve(
     """Run the inference gateway: the base model and every team's published adapters."""
     import uvicorn
 
-    from tailor.serve.connections import write_timeout_protocol
+    from tailor.stages.serve.connections import write_timeout_protocol
 
     settings = get_settings()
     console.print(f"Tailor gateway on http://{host}:{port}  (base {settings.serve_base_model})")
@@ -88,8 +88,8 @@ def serve_endpoint(
     """Run one endpoint pod: its base model and adapters, answering only the gateway."""
     import uvicorn
 
-    from tailor.serve.connections import write_timeout_protocol
-    from tailor.serve.endpoint_pod import EndpointConfigError, create_endpoint_app
+    from tailor.stages.serve.connections import write_timeout_protocol
+    from tailor.stages.serve.endpoint_pod import EndpointConfigError, create_endpoint_app
 
     settings = get_settings()
     try:

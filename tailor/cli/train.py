@@ -24,7 +24,7 @@ def run(
 
     Exit status: 0 done, 1 failed, 3 the spec can never work, 4 stopped on request.
     """
-    from tailor.train.entrypoint import run_command  # deferred: loads torch
+    from tailor.stages.train.entrypoint import run_command  # deferred: loads torch
 
     raise typer.Exit(run_command(spec_path, job_id, work_dir, stop_file))
 

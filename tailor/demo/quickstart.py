@@ -19,10 +19,10 @@ from rich.console import Console
 
 from tailor.cli.client import Client
 from tailor.cli.follow import follow_job
-from tailor.demo.corpus import write_demo_repo
 from tailor.demo.gitserver import GitServer
-from tailor.evaluate.render import render_comparison
-from tailor.evaluate.spec import EvalReport
+from tailor.demo.team_repo import write_demo_repo
+from tailor.stages.evaluate.render import render_comparison
+from tailor.stages.evaluate.spec import EvalReport
 
 console = Console()
 TEAM, REPO, ADAPTER = "demo", "ledger", "completion"

@@ -187,7 +187,7 @@ def request_cancel(
     A queued job, or a running one whose worker is gone (killed, its machine lost), ends
     `cancelled` at once. A live worker stops at its next check, or is interrupted (see
     `tailor.jobs.attempt`). A cluster job is never finished here: its FineTuneJob may exist
-    even while queued (Kueue holds it), so `tailor.finetunes.cluster.cancel_job` deletes it
+    even while queued (Kueue holds it), so `tailor.services.finetunes.submit.cancel_job` deletes it
     and the operator's `Cancelled` report (or the resource's absence) finishes the job.
     """
     job = lock_job(session, job.id)

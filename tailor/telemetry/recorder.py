@@ -17,7 +17,7 @@ from types import TracebackType
 from sqlalchemy import Connection, bindparam, insert, select
 
 from tailor.db.models import CompletionEvent, ServedCompletion
-from tailor.harvest.redact import redact
+from tailor.redaction.redact import redact
 from tailor.telemetry.records import Feedback, Served
 
 log = logging.getLogger(__name__)

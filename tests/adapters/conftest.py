@@ -17,10 +17,10 @@ from peft import LoraConfig, get_peft_model
 from sqlalchemy.orm import Session
 from transformers import GPTBigCodeConfig, GPTBigCodeForCausalLM, PreTrainedTokenizerFast
 
-from tailor.adapters.artifacts import write_manifest
-from tailor.adapters.loading import load_base, load_with_adapters
-from tailor.adapters.spec import AdapterManifest
-from tailor.train.tiny import EOS, tiny_base_cached, tiny_config, train_tokenizer
+from tailor.demo.tiny import EOS, tiny_base_cached, tiny_config, train_tokenizer
+from tailor.stages.package.artifacts import write_manifest
+from tailor.stages.package.loading import load_base, load_with_adapters
+from tailor.stages.package.spec import AdapterManifest
 from tests.conftest import register_base
 
 # The same cache the train and evaluate tests use: the pre-trained tiny base is built once.

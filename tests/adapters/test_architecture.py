@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from tailor.adapters.architecture import architecture_problems
-from tailor.adapters.shapes import read_model_config
+from tailor.stages.package.architecture import architecture_problems
+from tailor.stages.package.shapes import read_model_config
 
 
 @pytest.mark.parametrize(

@@ -11,9 +11,13 @@ from pathlib import Path
 
 import pytest
 
-from tailor.adapters.archive import ArchiveLimits, extract_archive
-from tailor.adapters.errors import InvalidAdapterError, UnsafeArchiveError, UploadTooLargeError
-from tailor.registry.intake import check_upload
+from tailor.services.adapters.intake import check_upload
+from tailor.stages.package.archive import ArchiveLimits, extract_archive
+from tailor.stages.package.errors import (
+    InvalidAdapterError,
+    UnsafeArchiveError,
+    UploadTooLargeError,
+)
 
 MIB = 1024 * 1024
 CONFIG = json.dumps({"peft_type": "LORA", "r": 4, "lora_alpha": 8, "target_modules": ["c_attn"]})

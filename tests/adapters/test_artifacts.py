@@ -7,14 +7,14 @@ from pathlib import Path
 
 import pytest
 
-from tailor.adapters.artifacts import (
+from tailor.stages.package.artifacts import (
     adapter_prefix,
     dir_checksum,
     fetched_version,
     load_version,
     save_version,
 )
-from tailor.adapters.errors import (
+from tailor.stages.package.errors import (
     AdapterError,
     ChecksumMismatchError,
     VersionExistsError,

@@ -8,9 +8,9 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from tailor.adapters.compose import compose_adapters
-from tailor.adapters.errors import BaseMismatchError, RankRuleError
-from tailor.adapters.spec import CompositionSpec, WeightedAdapter
+from tailor.stages.package.compose import compose_adapters
+from tailor.stages.package.errors import BaseMismatchError, RankRuleError
+from tailor.stages.package.spec import CompositionSpec, WeightedAdapter
 from tests.adapters.conftest import logits, set_manifest
 
 

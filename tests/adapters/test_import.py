@@ -14,14 +14,14 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from tailor.adapters.errors import (
+from tailor.stages.package.errors import (
     InvalidAdapterError,
     ShapeMismatchError,
     TruncatedFileError,
     UnsafeArchiveError,
     UnsafeFileError,
 )
-from tailor.adapters.validate import import_adapter, validate_upload
+from tailor.stages.package.validate import import_adapter, validate_upload
 from tests.adapters.conftest import make_adapter
 
 FILES = ("adapter_model.safetensors", "adapter_config.json")

@@ -24,20 +24,20 @@ from celery import Celery
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
-from tailor.adapters.spec import CONFIG_FILE, WEIGHTS_FILE
 from tailor.config import Settings
 from tailor.db.models import AdapterVersion, Job, Role
 from tailor.jobs import service as jobs
 from tailor.jobs.schemas import JobOut
 from tailor.queue import make_sender
-from tailor.registry import operations
-from tailor.registry.run import (
+from tailor.services.adapters import operations
+from tailor.services.adapters.run import (
     run_compose_job,
     run_export_job,
     run_import_job,
     run_transfer_job,
 )
-from tailor.registry.service import list_versions, register_version
+from tailor.services.adapters.service import list_versions, register_version
+from tailor.stages.package.spec import CONFIG_FILE, WEIGHTS_FILE
 from tailor.storage import FileStore
 from tailor.tenancy import Principal, TeamAccess, team_for
 from tests.adapters.conftest import in_catalog, logits
@@ -359,7 +359,7 @@ def test_an_uploaded_adapter_becomes_an_imported_version(
     broker: redis.Redis,
     tmp_path: Path,
 ) -> None:
-    from tailor.registry.schemas import ImportForm
+    from tailor.services.adapters.schemas import ImportForm
 
     base = in_catalog(session, tiny_base, revision="r1")
     form = ImportForm(base_model=base, base_revision="r1", eval_dataset_id="ds-1")
@@ -391,7 +391,7 @@ def test_an_upload_that_does_not_fit_the_base_fails_and_leaves_nothing(
     from tests.adapters.conftest import make_adapter
 
     wide = make_adapter(wider_base, tmp_path / "wide", seed=5)
-    from tailor.registry.schemas import ImportForm
+    from tailor.services.adapters.schemas import ImportForm
 
     form = ImportForm(base_model=in_catalog(session, tiny_base))
     job = start_import(session, tenant, store, sender, tmp_path / "upload", _tar(wide), form)
@@ -417,7 +417,7 @@ def test_a_version_whose_files_were_tampered_with_is_refused(
 ) -> None:
     sealed = tmp_path / "sealed"
     shutil.copytree(adapter_a, sealed)
-    from tailor.adapters.artifacts import save_version
+    from tailor.stages.package.artifacts import save_version
 
     manifest = save_version(store, tenant.slug, "code", 1, sealed)
     register_version(
@@ -445,7 +445,7 @@ def test_an_import_cancelled_while_queued_leaves_no_upload_behind(
     sender: Celery,
     tmp_path: Path,
 ) -> None:
-    from tailor.registry.schemas import ImportForm
+    from tailor.services.adapters.schemas import ImportForm
 
     access = access_of(session, tenant)
     form = ImportForm(base_model=in_catalog(session, tiny_base))

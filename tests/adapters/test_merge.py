@@ -12,8 +12,8 @@ import pytest
 import torch
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
-from tailor.adapters.errors import VersionNotFoundError
-from tailor.adapters.merge import MergedCheckpoint, export_links, merge_adapter, upload_export
+from tailor.stages.package.errors import VersionNotFoundError
+from tailor.stages.package.merge import MergedCheckpoint, export_links, merge_adapter, upload_export
 from tailor.storage import FileStore, S3Store
 from tests.adapters.conftest import PROMPT, logits, make_adapter
 

@@ -19,10 +19,10 @@ import pytest
 import torch
 from peft.utils.other import get_pattern_key
 
-from tailor.adapters.errors import InvalidAdapterError
-from tailor.adapters.loading import load_base
-from tailor.adapters.merge import merge_adapter
-from tailor.adapters.validate import import_adapter, validate_adapter_dir
+from tailor.stages.package.errors import InvalidAdapterError
+from tailor.stages.package.loading import load_base
+from tailor.stages.package.merge import merge_adapter
+from tailor.stages.package.validate import import_adapter, validate_adapter_dir
 from tests.adapters.conftest import logits, make_adapter
 
 # The reviewer's key: nested quantifiers that backtrack exponentially on a long name.
@@ -60,7 +60,7 @@ def _with_config(adapter: Path, dest: Path, **changes: object) -> Path:
 
 
 def test_ordinary_keys_pick_the_value_peft_picks_for_every_module(tiny_base: Path) -> None:
-    from tailor.adapters.patterns import pattern_value
+    from tailor.stages.package.patterns import pattern_value
 
     patterns = {key: rank for rank, key in enumerate(ORDINARY, start=2)}
     for module in _modules(tiny_base):
@@ -70,7 +70,7 @@ def test_ordinary_keys_pick_the_value_peft_picks_for_every_module(tiny_base: Pat
 
 
 def test_a_glob_key_is_anchored_at_module_name_boundaries() -> None:
-    from tailor.adapters.patterns import key_matches
+    from tailor.stages.package.patterns import key_matches
 
     assert key_matches("h.*.mlp.c_fc", "transformer.h.1.mlp.c_fc")
     assert key_matches("c_?tt?", "transformer.h.0.attn.c_attn")
@@ -87,7 +87,7 @@ def test_the_catastrophic_key_is_refused_without_reaching_re(
 
 
 def test_a_pathological_glob_costs_linear_work_and_matches_nothing(compiled: list[str]) -> None:
-    from tailor.adapters.patterns import canonical_config
+    from tailor.stages.package.patterns import canonical_config
 
     key = "*a" * 120 + "b"  # exponential for a naive backtracking matcher
     module = "a" * 250 + ".c_attn"
@@ -96,7 +96,7 @@ def test_a_pathological_glob_costs_linear_work_and_matches_nothing(compiled: lis
 
 
 def test_keys_that_are_not_names_or_globs_are_refused_clearly() -> None:
-    from tailor.adapters.patterns import check_patterns
+    from tailor.stages.package.patterns import check_patterns
 
     for key in (EVIL, "h\\.[0-3]\\.mlp", "^transformer", "c_attn|c_fc", "", "x" * 300):
         with pytest.raises(InvalidAdapterError):

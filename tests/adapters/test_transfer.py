@@ -7,10 +7,10 @@ from pathlib import Path
 import pytest
 import torch
 
-from tailor.adapters.artifacts import read_manifest
-from tailor.adapters.errors import IncompatibleBaseError
-from tailor.adapters.spec import TransferSpec
-from tailor.adapters.transfer import transfer_adapter
+from tailor.stages.package.artifacts import read_manifest
+from tailor.stages.package.errors import IncompatibleBaseError
+from tailor.stages.package.spec import TransferSpec
+from tailor.stages.package.transfer import transfer_adapter
 from tests.adapters.conftest import logits
 
 SIBLING = TransferSpec(target_base="tiny-base-instruct", target_revision="r9")

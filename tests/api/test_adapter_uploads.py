@@ -229,7 +229,7 @@ def test_uploads_over_the_per_user_limit_are_refused_with_retry_after(
     store: FileStore,
     broker: redis.Redis,
 ) -> None:
-    from tailor.registry.uploads import UploadLimits, acquire_slot, release_slot
+    from tailor.services.adapters.uploads import UploadLimits, acquire_slot, release_slot
 
     with_settings(app, settings, adapter_uploads_per_user=1)
     # The owner's other upload, in flight in this or another API process.

@@ -29,7 +29,7 @@ from typer.testing import CliRunner, Result
 from api.main import create_app
 from tailor.cli.main import app as cli_app
 from tailor.config import Settings
-from tailor.registry.service import register_version
+from tailor.services.adapters.service import register_version
 from tailor.storage import FileStore, ObjectStore, S3Store
 from tests.api.conftest import queued_tasks
 from tests.conftest import Tenant, register_base
@@ -488,8 +488,8 @@ def test_a_viewer_cannot_import(client: TestClient, tenant: Tenant, store: FileS
 
 
 def test_the_api_limits_match_the_worker_library() -> None:
-    from tailor.adapters import artifacts, compose, merge
-    from tailor.registry import operations
+    from tailor.services.adapters import operations
+    from tailor.stages.package import artifacts, compose, merge
 
     assert operations.MAX_RANK == compose.MAX_RANK
     assert operations.EXPORT_MANIFEST == merge.EXPORT_MANIFEST
@@ -557,7 +557,7 @@ def test_the_cli_explains_why_a_file_store_gives_no_links(
 
 
 def test_the_worker_runs_every_task_the_api_sends() -> None:
-    from tailor.registry import operations
+    from tailor.services.adapters import operations
     from worker.tasks import app as worker_app
 
     sent = {

@@ -48,7 +48,7 @@ def attacks(victim: Path, other: Tenant) -> list[str]:
         f"teams/{other.slug}/exports/code/1",
         "/etc",
         "~/.cache/huggingface",
-        f"s3://tailor/teams/{other.slug}/exports/code/1",
+        f"s3://tailor/services/teams/{other.slug}/exports/code/1",
         "file:///etc",
         "bigcode/starcoderbase-1b",  # a real hub id, but no admin put it in the catalog
     ]

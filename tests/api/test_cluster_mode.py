@@ -11,7 +11,7 @@ from fastapi.testclient import TestClient
 from sqlalchemy.orm import Session
 
 from tailor.config import Settings
-from tailor.registry.cluster import SYNC_TASK
+from tailor.services.endpoints.sync import SYNC_TASK
 from tests.api.conftest import queued_tasks
 from tests.conftest import Tenant, create_version
 

@@ -11,8 +11,8 @@ from sqlalchemy.orm import Session
 
 from tailor.db.base import Base
 from tailor.db.models import Repository
-from tailor.repositories.service import read_credential
 from tailor.security import CredentialCipher
+from tailor.services.repositories.service import read_credential
 from tests.conftest import Tenant
 
 SECRET = "ghp_VerySecretDeployToken0123456789abcdef"

@@ -17,7 +17,7 @@ from typer.testing import CliRunner, Result
 
 from tailor.cli.main import app as cli_app
 from tailor.config import Settings
-from tailor.teams.cluster import SYNC_TASK
+from tailor.services.teams.sync import SYNC_TASK
 from tests.api.conftest import queued_tasks
 from tests.conftest import Tenant, create_ready_dataset, create_version
 

@@ -10,10 +10,10 @@ from fastapi.testclient import TestClient
 from sqlalchemy.orm import Session, sessionmaker
 
 from tailor.config import Settings
-from tailor.datasets.run import run_harvest_job
 from tailor.db.models import Role
 from tailor.demo.gitserver import GitServer
 from tailor.jobs import service as jobs
+from tailor.services.datasets.run import run_harvest_job
 from tailor.storage import FileStore
 from tests.conftest import Tenant, add_member, create_token, create_user, running_job
 

@@ -12,7 +12,7 @@ from sqlalchemy.orm import Session
 from tailor.db.base import utcnow
 from tailor.db.models import ApiToken, AuditEvent, Role, User
 from tailor.security import hash_token
-from tailor.tokens.service import LAST_USED_PRECISION, authenticate
+from tailor.services.tokens.service import LAST_USED_PRECISION, authenticate
 from tests.conftest import Tenant, add_member, create_token, create_user
 
 

@@ -22,7 +22,7 @@ from api.main import create_app
 from tailor.config import Settings
 from tailor.db.models import Team
 from tailor.gateway import Routing
-from tailor.serve.callers import Caller
+from tailor.stages.serve.callers import Caller
 from tailor.storage import FileStore
 from tests.conftest import ONLY_POSTGRESQL, Tenant, create_tenant
 

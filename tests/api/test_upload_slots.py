@@ -6,8 +6,13 @@ from concurrent.futures import ThreadPoolExecutor
 
 from sqlalchemy.orm import Session, sessionmaker
 
-from tailor.adapters.archive import ArchiveLimits
-from tailor.registry.uploads import TooManyUploads, UploadLimits, acquire_slot, release_slot
+from tailor.services.adapters.uploads import (
+    TooManyUploads,
+    UploadLimits,
+    acquire_slot,
+    release_slot,
+)
+from tailor.stages.package.archive import ArchiveLimits
 from tests.conftest import create_user
 
 MIB = 1024 * 1024

@@ -13,7 +13,7 @@ from tailor_operator.config import OperatorConfig
 from tailor_operator.crds import generate_crds
 
 from tailor.config import Settings
-from tailor.teams.schemas import ChartTeam
+from tailor.services.teams.schemas import ChartTeam
 from tests.charts.conftest import CHART, PRODUCTION, Helm, by_kind, pod_specs, render
 from tests.charts.validation import validate_manifest
 

@@ -9,10 +9,10 @@ import pytest
 from sqlalchemy.orm import Session
 from typer.testing import CliRunner
 
-from tailor.catalog.service import find
 from tailor.cli.main import app as cli_app
 from tailor.config import get_settings
 from tailor.db.session import make_engine, session_factory
+from tailor.services.base_models.service import find
 
 
 @pytest.fixture

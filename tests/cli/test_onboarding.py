@@ -21,9 +21,9 @@ import httpx
 import openai
 import pytest
 
-from tailor.demo.corpus import write_demo_repo
 from tailor.demo.gitserver import GitServer
-from tailor.train.tiny import tiny_base_cached
+from tailor.demo.team_repo import write_demo_repo
+from tailor.demo.tiny import tiny_base_cached
 from tests.train.conftest import CACHE_ROOT
 
 GIT_TOKEN = "deploy-7c1d9e2f"

@@ -21,12 +21,12 @@ import pytest
 import uvicorn
 from playwright.sync_api import Page, expect
 
-from tailor.datasets.run import run_harvest_job
 from tailor.demo.gitserver import GitServer
-from tailor.evaluations.run import run_evaluation_job
-from tailor.finetunes.run import run_finetune_job
+from tailor.demo.tiny import tiny_base_cached
 from tailor.gateway import create_gateway
-from tailor.train.tiny import tiny_base_cached
+from tailor.services.datasets.run import run_harvest_job
+from tailor.services.evaluations.run import run_evaluation_job
+from tailor.services.finetunes.run import run_finetune_job
 from tests.conftest import SERVED_BASE, register_base
 from tests.console.conftest import Console, make_person, sign_in, snap
 from tests.harvest.conftest import TOKEN, billing_files

@@ -17,9 +17,9 @@ from tailor.fim import (
     detect_fim,
     require_fim,
 )
-from tailor.serve.fim import fim_prompt_ids, fim_prompt_text, split_fim_text
-from tailor.train.fim import fim_order, resolve_fim_tokens
-from tailor.train.spec import FimTokenNames
+from tailor.stages.serve.fim import fim_prompt_ids, fim_prompt_text, split_fim_text
+from tailor.stages.train.fim import fim_order, resolve_fim_tokens
+from tailor.stages.train.spec import FimTokenNames
 
 CODELLAMA_VOCAB = {CODELLAMA.prefix: 32007, CODELLAMA.suffix: 32008, CODELLAMA.middle: 32009}
 
@@ -128,6 +128,6 @@ def test_file_separators_and_repo_names_never_reach_a_client() -> None:
 
 
 def test_codestrals_ollama_template_sends_the_suffix_first() -> None:
-    from tailor.serve.ollama import template
+    from tailor.stages.serve.ollama import template
 
     assert "[SUFFIX]{{ .Suffix }}[PREFIX]{{ .Prompt }}{{- else }}" in template(CODESTRAL)

@@ -11,8 +11,8 @@ from sqlalchemy.orm import Session
 from tailor.db.base import utcnow
 from tailor.db.models import ApiToken, WebSession
 from tailor.errors import Forbidden, Unauthorized
-from tailor.tokens.service import authenticate
-from tailor.tokens.web_sessions import (
+from tailor.services.tokens.service import authenticate
+from tailor.services.tokens.web_sessions import (
     CLI,
     CONSOLE,
     close_web_session,

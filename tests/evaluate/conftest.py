@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
+from tailor.demo.tiny import tiny_base_cached
 from tailor.storage import FileStore, ObjectStore
-from tailor.train.tiny import tiny_base_cached
 
 # Shared by every part's tests on this machine: the tiny base is built once per recipe.
 CACHE_ROOT = Path(os.environ.get("TAILOR_TEST_CACHE", "/tmp/tailor-test-cache"))
@@ -118,8 +118,8 @@ def train_lora(
     from peft import LoraConfig, get_peft_model
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    from tailor.train.data import TokenPipeline, sequences
-    from tailor.train.fim import tokenizer_fim_ids
+    from tailor.stages.train.data import TokenPipeline, sequences
+    from tailor.stages.train.fim import tokenizer_fim_ids
 
     torch.manual_seed(seed)
     tokenizer = AutoTokenizer.from_pretrained(base_dir)

@@ -6,7 +6,7 @@ import random
 
 import pytest
 
-from tailor.evaluate.fim_tasks import (
+from tailor.stages.evaluate.fim_tasks import (
     DatasetError,
     Document,
     cut_block,

@@ -6,7 +6,7 @@ import time
 
 import pytest
 
-from tailor.evaluate.humaneval import (
+from tailor.stages.evaluate.humaneval import (
     STOP_SEQUENCES,
     Problem,
     load_problems,
@@ -14,8 +14,8 @@ from tailor.evaluate.humaneval import (
     run_humaneval,
     truncate_at_stop,
 )
-from tailor.evaluate.spec import SandboxLimits
-from tailor.serve.generation import Generation, GenerationRequest
+from tailor.stages.evaluate.spec import SandboxLimits
+from tailor.stages.serve.generation import Generation, GenerationRequest
 
 LIMITS = SandboxLimits(timeout_s=10.0, cpu_s=5, memory_mb=1024)
 

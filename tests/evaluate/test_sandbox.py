@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from tailor.evaluate.sandbox import Sandbox, processes_of
-from tailor.evaluate.spec import SandboxLimits
+from tailor.stages.evaluate.sandbox import Sandbox, processes_of
+from tailor.stages.evaluate.spec import SandboxLimits
 
 LIMITS = SandboxLimits(timeout_s=3.0, cpu_s=1, memory_mb=512, max_processes=8, max_file_mb=1)
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from pydantic import ValidationError
 
-from tailor.evaluate.spec import (
+from tailor.stages.evaluate.spec import (
     Comparison,
     EvalReport,
     EvalSpec,

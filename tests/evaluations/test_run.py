@@ -7,9 +7,9 @@ from pathlib import Path
 from sqlalchemy.orm import Session, sessionmaker
 
 from tailor.db.models import Job, JobState
-from tailor.evaluate.spec import EvalSpec
-from tailor.evaluations.run import run_evaluation_job
 from tailor.jobs import service as jobs
+from tailor.services.evaluations.run import run_evaluation_job
+from tailor.stages.evaluate.spec import EvalSpec
 from tailor.storage import FileStore
 from tests.conftest import create_tenant, register_base
 from tests.evaluate.conftest import DATASET, TEAM

@@ -11,9 +11,9 @@ import pytest
 
 from tailor.config import Settings
 from tailor.demo.gitserver import FileContent, GitServer, Symlink
-from tailor.harvest.spec import RepoSource
-from tailor.repositories.addresses import NetworkPolicy
-from tailor.repositories.urls import UrlPolicy
+from tailor.stages.harvest.addresses import NetworkPolicy
+from tailor.stages.harvest.spec import RepoSource
+from tailor.stages.harvest.urls import UrlPolicy
 from tests.harvest.planted import secrets_module
 
 TOKEN = "tok-9f8e7d6c5b4a3f2e1d0c"

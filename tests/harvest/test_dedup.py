@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from tailor.harvest.dedup import (
+from tailor.stages.harvest.dedup import (
     EXACT,
     KEEP,
     NEAR,
@@ -15,8 +15,8 @@ from tailor.harvest.dedup import (
     lsh_params,
     select_unique,
 )
-from tailor.harvest.minhash import MinHasher
-from tailor.harvest.spec import DedupConfig
+from tailor.stages.harvest.minhash import MinHasher
+from tailor.stages.harvest.spec import DedupConfig
 from tests.harvest.conftest import LEDGER, RETRY, near_duplicate_of_retry
 
 CFG = DedupConfig()

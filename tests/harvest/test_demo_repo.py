@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from tailor.demo.corpus import write_demo_repo
 from tailor.demo.gitserver import GitServer
-from tailor.harvest.pipeline import run_harvest
-from tailor.harvest.spec import HarvestSpec, RepoSource
+from tailor.demo.team_repo import write_demo_repo
+from tailor.stages.harvest.pipeline import run_harvest
+from tailor.stages.harvest.spec import HarvestSpec, RepoSource
 from tailor.storage import FileStore
 from tests.harvest.conftest import LOCAL
 

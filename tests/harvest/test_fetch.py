@@ -9,11 +9,11 @@ from pathlib import Path
 import pytest
 
 from tailor.demo.gitserver import GitServer
-from tailor.harvest.fetch import Fetched, fetch_repo, repo_dir
-from tailor.harvest.gitrun import FetchError
-from tailor.harvest.remote import UNREACHABLE
-from tailor.harvest.spec import RepoSource
-from tailor.repositories.urls import UrlPolicy
+from tailor.stages.harvest.fetch import Fetched, fetch_repo, repo_dir
+from tailor.stages.harvest.gitrun import FetchError
+from tailor.stages.harvest.remote import UNREACHABLE
+from tailor.stages.harvest.spec import RepoSource
+from tailor.stages.harvest.urls import UrlPolicy
 from tests.harvest.conftest import LOCAL, TOKEN
 
 MB = 1 << 20

@@ -6,8 +6,8 @@ import base64
 
 import pytest
 
-from tailor.harvest.filters import quality_issue
-from tailor.harvest.spec import FilterConfig
+from tailor.stages.harvest.filters import quality_issue
+from tailor.stages.harvest.spec import FilterConfig
 
 GOOD = (
     b'def area(width: float, height: float) -> float:\n    """Area."""\n    return width * height\n'

@@ -12,9 +12,9 @@ from pathlib import Path
 import psutil
 import pytest
 
-from tailor.harvest.fetch import fetch_repo
-from tailor.harvest.gitrun import BACKSTOP_GRACE_S, FetchError, GitStopped
-from tailor.harvest.spec import RepoSource
+from tailor.stages.harvest.fetch import fetch_repo
+from tailor.stages.harvest.gitrun import BACKSTOP_GRACE_S, FetchError, GitStopped
+from tailor.stages.harvest.spec import RepoSource
 from tests.harvest.conftest import LOCAL
 from tests.harvest.servers import Stalling, git_processes, running
 
@@ -72,10 +72,10 @@ def test_a_cancel_kills_git_at_once_without_waiting_for_it(
 FETCH_IN_A_WORKER = """
 import sys
 from pathlib import Path
-from tailor.harvest.fetch import fetch_repo
-from tailor.harvest.spec import RepoSource
-from tailor.repositories.addresses import NetworkPolicy
-from tailor.repositories.urls import UrlPolicy
+from tailor.stages.harvest.fetch import fetch_repo
+from tailor.stages.harvest.spec import RepoSource
+from tailor.stages.harvest.addresses import NetworkPolicy
+from tailor.stages.harvest.urls import UrlPolicy
 local = UrlPolicy(allow_http=True, network=NetworkPolicy(allow_loopback=True))
 fetch_repo(RepoSource(name="app", url=sys.argv[1]), Path(sys.argv[2]), timeout_s=2,
            max_bytes=1 << 20, policy=local)

@@ -6,7 +6,7 @@ import re
 
 import pytest
 
-from tailor.harvest.globs import compile_glob
+from tailor.stages.harvest.globs import compile_glob
 
 
 @pytest.mark.parametrize(

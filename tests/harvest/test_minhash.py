@@ -6,7 +6,7 @@ import random
 
 import numpy as np
 
-from tailor.harvest.minhash import MinHasher, estimate_jaccard
+from tailor.stages.harvest.minhash import MinHasher, estimate_jaccard
 
 
 def words(n: int, seed: int) -> list[str]:

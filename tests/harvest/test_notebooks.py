@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from tailor.harvest.notebooks import NotebookError, code_cells
+from tailor.stages.harvest.notebooks import NotebookError, code_cells
 
 
 def test_code_cells_are_joined_and_prose_and_outputs_left_out() -> None:

@@ -12,9 +12,14 @@ import psutil
 import pyarrow.parquet as pq
 import pytest
 
-from tailor.harvest.pipeline import HarvestCancelled, HarvestError, HarvestResult, run_harvest
-from tailor.harvest.remote import UNREACHABLE
-from tailor.harvest.spec import FilterConfig, HarvestSpec, RepoSource
+from tailor.stages.harvest.pipeline import (
+    HarvestCancelled,
+    HarvestError,
+    HarvestResult,
+    run_harvest,
+)
+from tailor.stages.harvest.remote import UNREACHABLE
+from tailor.stages.harvest.spec import FilterConfig, HarvestSpec, RepoSource
 from tailor.storage import FileStore, ObjectStore, S3Store
 from tests.harvest.conftest import LOCAL, TeamRepos
 from tests.harvest.planted import SECRETS

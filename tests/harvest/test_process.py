@@ -9,9 +9,9 @@ from pathlib import Path
 import numpy as np
 
 from tailor.demo.gitserver import FileContent, GitServer
-from tailor.harvest.process import Batch, process_files
-from tailor.harvest.spec import FilterConfig, HarvestSpec
-from tailor.harvest.walk import Candidate, Limits, walk_tree
+from tailor.stages.harvest.process import Batch, process_files
+from tailor.stages.harvest.spec import FilterConfig, HarvestSpec
+from tailor.stages.harvest.walk import Candidate, Limits, walk_tree
 from tests.harvest.conftest import LEDGER, RETRY
 
 

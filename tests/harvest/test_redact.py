@@ -9,8 +9,8 @@ import xml.etree.ElementTree as ET
 import pytest
 
 from bench.secret_corpus import planted
-from tailor.harvest.notebooks import code_cells
-from tailor.harvest.redact import redact
+from tailor.redaction.redact import redact
+from tailor.stages.harvest.notebooks import code_cells
 from tests.harvest.planted import SECRETS, secrets_module
 
 

@@ -12,11 +12,11 @@ from pathlib import Path
 import pytest
 
 from tailor.demo.gitserver import GitServer
-from tailor.harvest.fetch import fetch_repo, unreachable
-from tailor.harvest.gitrun import FetchError
-from tailor.harvest.spec import RepoSource
-from tailor.repositories.addresses import NetworkPolicy, Resolver
-from tailor.repositories.urls import UrlPolicy
+from tailor.stages.harvest.addresses import NetworkPolicy, Resolver
+from tailor.stages.harvest.fetch import fetch_repo, unreachable
+from tailor.stages.harvest.gitrun import FetchError
+from tailor.stages.harvest.spec import RepoSource
+from tailor.stages.harvest.urls import UrlPolicy
 from tests.harvest.conftest import LOCAL, TOKEN
 from tests.harvest.servers import NotGit, Stalling, closed_port, redirecting_to
 from tests.repositories.spellings import METADATA

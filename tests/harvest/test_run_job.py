@@ -11,20 +11,20 @@ from sqlalchemy import select, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from tailor.config import Settings
-from tailor.datasets.run import run_harvest_job
-from tailor.datasets.service import get_dataset, show, start_harvest
 from tailor.db.models import Dataset, Job, JobEvent, JobState, Repository, Role, Team
 from tailor.errors import InvalidInput
-from tailor.finetunes.service import start_finetune
-from tailor.harvest.pipeline import HarvestResult, run_harvest
-from tailor.harvest.remote import UNREACHABLE
-from tailor.harvest.spec import HarvestSpec
-from tailor.repositories.schemas import RepositoryCreate
-from tailor.repositories.service import create_repository
 from tailor.security import CredentialCipher
+from tailor.services.datasets.run import run_harvest_job
+from tailor.services.datasets.service import get_dataset, show, start_harvest
+from tailor.services.finetunes.service import start_finetune
+from tailor.services.repositories.schemas import RepositoryCreate
+from tailor.services.repositories.service import create_repository
+from tailor.stages.harvest.pipeline import HarvestResult, run_harvest
+from tailor.stages.harvest.remote import UNREACHABLE
+from tailor.stages.harvest.spec import HarvestSpec
+from tailor.stages.train.spec import TrainSpec
 from tailor.storage import FileStore
 from tailor.tenancy import Principal, TeamAccess
-from tailor.train.spec import TrainSpec
 from tests.conftest import Tenant, create_tenant, register_base
 from tests.harvest.conftest import LOCAL, TOKEN, TeamRepos
 
@@ -158,7 +158,7 @@ def test_a_cancel_asked_as_the_harvest_ends_discards_it(
             session.execute(update(Job).where(Job.uid == job_uid).values(cancel_requested=True))
         return result
 
-    monkeypatch.setattr("tailor.datasets.run.run_harvest", harvest_then_cancel)
+    monkeypatch.setattr("tailor.services.datasets.run.run_harvest", harvest_then_cancel)
     run_harvest_job(sessions, store, settings, job_uid)
     with sessions() as session:
         job = session.scalars(select(Job).where(Job.uid == job_uid)).one()

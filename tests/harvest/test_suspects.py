@@ -5,8 +5,9 @@ from __future__ import annotations
 import inspect
 
 from bench.secret_corpus import KINDS, planted
-from tailor.harvest import dedup, minhash, redact, secret_patterns, walk
-from tailor.harvest.redact import (
+from tailor.redaction import detectors, redact
+from tailor.redaction.detectors import DETECTORS
+from tailor.redaction.redact import (
     _PLUGINS,
     _byte_anchors,
     _is_config,
@@ -14,8 +15,8 @@ from tailor.harvest.redact import (
     _token_prefixes,
     redact_with,
 )
-from tailor.harvest.secret_patterns import DETECTORS
-from tailor.harvest.suspects import Suspects, TriggerScanner
+from tailor.redaction.suspects import Suspects, TriggerScanner
+from tailor.stages.harvest import dedup, minhash, walk
 from tests.harvest.planted import SECRETS, secrets_module
 
 EDGES = "\n".join(
@@ -31,7 +32,7 @@ EDGES = "\n".join(
 
 
 def _texts() -> list[str]:
-    modules = (redact, secret_patterns, dedup, minhash, walk)
+    modules = (redact, detectors, dedup, minhash, walk)
     return [secrets_module(), EDGES, *SECRETS.values(), *map(inspect.getsource, modules)]
 
 

@@ -8,10 +8,10 @@ from pathlib import Path
 import pytest
 
 from tailor.demo.gitserver import GitServer, Symlink
-from tailor.harvest.blobs import read_blobs
-from tailor.harvest.gitrun import FetchError
-from tailor.harvest.spec import FilterConfig
-from tailor.harvest.walk import Limits, WalkResult, path_selected, walk_tree
+from tailor.stages.harvest.blobs import read_blobs
+from tailor.stages.harvest.gitrun import FetchError
+from tailor.stages.harvest.spec import FilterConfig
+from tailor.stages.harvest.walk import Limits, WalkResult, path_selected, walk_tree
 
 MB = 1 << 20
 

@@ -19,7 +19,7 @@ from tailor.config import Settings
 from tailor.db import migrate
 from tailor.db.models import GroupMapping, Membership, Role, Team, User
 from tailor.db.session import make_engine, session_factory
-from tailor.identity.oidc import OidcClient, pkce_pair
+from tailor.services.identity.oidc import OidcClient, pkce_pair
 from tests.conftest import create_team, create_user
 from tests.support.idp import CLIENT_ID, CLIENT_SECRET, IdentityProvider, free_port, walk_to
 

@@ -12,9 +12,9 @@ from sqlalchemy.orm import Session
 from tailor.db.base import utcnow
 from tailor.db.models import GroupMapping, Identity, Membership, Role, SignInRequest, User
 from tailor.errors import Forbidden
-from tailor.identity.people import provision, sync_memberships
-from tailor.identity.signin import SignInRefused, take_sign_in_request
 from tailor.security import hash_token
+from tailor.services.identity.people import provision, sync_memberships
+from tailor.services.identity.signin import SignInRefused, take_sign_in_request
 from tests.conftest import create_team, create_user
 
 ISSUER = "https://idp.example.com"

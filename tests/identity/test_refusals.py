@@ -15,7 +15,7 @@ from joserfc.jwk import RSAKey
 from sqlalchemy import func, select
 
 from tailor.db.models import User, WebSession
-from tailor.identity.oidc import OidcClient, TokenRefused
+from tailor.services.identity.oidc import OidcClient, TokenRefused
 from tests.identity.conftest import (
     SsoApp,
     headless_sign_in,

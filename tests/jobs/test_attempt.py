@@ -16,8 +16,8 @@ from tailor.db.models import Job, JobState, Role
 from tailor.jobs import service as jobs
 from tailor.jobs.attempt import JobInterrupted, Policy, fail_at_hard_limit, run_attempt
 from tailor.jobs.workers import this_worker
+from tailor.services.tokens.service import authenticate
 from tailor.tenancy import team_for
-from tailor.tokens.service import authenticate
 from tests.conftest import Tenant, create_tenant, eventually, running_job
 
 # Watched closely so that the tests take fractions of a second.

@@ -11,8 +11,8 @@ from sqlalchemy.orm import Session, sessionmaker
 from tailor.config import JOB_STALE_AFTER_S
 from tailor.db.models import Job, JobState, Role
 from tailor.jobs import service as jobs
+from tailor.services.tokens.service import authenticate
 from tailor.tenancy import TeamAccess, team_for
-from tailor.tokens.service import authenticate
 from tests.conftest import Tenant, create_tenant, running_job
 
 

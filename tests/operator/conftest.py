@@ -38,9 +38,9 @@ except ImportError:  # a checkout without `pip install -e .`
 import kmock  # noqa: E402
 import kopf  # noqa: E402
 from kmock._internal import parsing as kmock_parsing  # noqa: E402
-from tailor_operator.cluster import Cluster  # noqa: E402
 from tailor_operator.config import ObjectStore, OperatorConfig  # noqa: E402
 from tailor_operator.crds import generate_crds  # noqa: E402
+from tailor_operator.kubeapi import Cluster  # noqa: E402
 from tailor_operator.sink import HttpStatusSink, RecordingSink, StatusSink  # noqa: E402
 
 from api.main import create_app  # noqa: E402

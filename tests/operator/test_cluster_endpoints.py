@@ -18,7 +18,12 @@ from tailor_operator.serving import workload_name
 
 from tailor import k8s as tailor_k8s
 from tailor.db.models import AdapterVersion, Endpoint, Team
-from tailor.registry.cluster import SYNC_TASK, endpoint_resource, endpoint_spec, sync_endpoint
+from tailor.services.endpoints.sync import (
+    SYNC_TASK,
+    endpoint_resource,
+    endpoint_spec,
+    sync_endpoint,
+)
 from tests.api.conftest import queued_tasks
 from tests.charts.validation import validate_manifest
 from tests.conftest import create_tenant, create_version

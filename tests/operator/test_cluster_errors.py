@@ -8,7 +8,7 @@ import kopf
 import pytest
 import urllib3
 from kubernetes.client.exceptions import ApiException
-from tailor_operator.cluster import as_kopf_error
+from tailor_operator.kubeapi import as_kopf_error
 
 
 def _api_error(status: int, message: str = "boom") -> ApiException:

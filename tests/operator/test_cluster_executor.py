@@ -24,12 +24,12 @@ from sqlalchemy import select
 from tailor_operator.resources import FineTuneJobSpec
 
 from tailor.db.models import Dataset, Job, JobState
-from tailor.finetunes import cluster
-from tailor.finetunes.run import run_finetune_job
-from tailor.train.entrypoint import run_training
-from tailor.train.sample_data import write_dataset
-from tailor.train.spec import TrainSpec
-from tailor.train.tiny import tiny_base_cached
+from tailor.demo.sample_data import write_dataset
+from tailor.demo.tiny import tiny_base_cached
+from tailor.services.finetunes import submit
+from tailor.services.finetunes.run import run_finetune_job
+from tailor.stages.train.entrypoint import run_training
+from tailor.stages.train.spec import TrainSpec
 from tests.api.conftest import queued_tasks
 from tests.charts.validation import validate_manifest
 from tests.conftest import create_tenant, register_base
@@ -50,7 +50,7 @@ def _train_spec(team: str, base_model: str = "bigcode/starcoderbase-1b", **extra
 def test_the_submitted_resource_is_one_the_operator_and_the_crd_accept() -> None:
     spec = _train_spec("search", method="full", num_processes=4, max_steps=10)
 
-    manifest = cluster.finetune_resource("fi-0123456789ab", spec, "tailor-team-search")
+    manifest = submit.finetune_resource("fi-0123456789ab", spec, "tailor-team-search")
 
     validate_manifest(manifest)  # the generated CRD's schema, strictly
     parsed = FineTuneJobSpec.model_validate(manifest["spec"])
@@ -60,7 +60,7 @@ def test_the_submitted_resource_is_one_the_operator_and_the_crd_accept() -> None
 
 
 def test_adapter_methods_ask_for_one_gpu() -> None:
-    assert cluster.train_resources(_train_spec("search", method="qlora")) == {
+    assert submit.train_resources(_train_spec("search", method="qlora")) == {
         "nodes": 1,
         "gpusPerNode": 1,
     }
@@ -86,7 +86,7 @@ def _team_with_dataset(platform: Platform) -> tuple[str, dict[str, str], str]:
         session.add(dataset)
         session.commit()
         slug, auth = tenant.slug, tenant.auth()
-    sources = Path(__file__).resolve().parents[2] / "tailor" / "train"
+    sources = Path(__file__).resolve().parents[2] / "tailor" / "stages" / "train"
     files = sorted(sources.glob("*.py"))[:8]
     write_dataset(platform.store, slug, "ds-1", files, root=sources)
     return slug, auth, f"tailor-team-{slug}"
@@ -321,7 +321,7 @@ def test_a_cluster_without_the_team_namespace_fails_the_job_with_the_fix(
     try:
         with platform.sessions.begin() as session:
             job = session.scalars(select(Job).where(Job.uid == uid)).one()
-            cluster.submit_finetune(session, platform.settings, job, k8s.ApiClient(configuration))
+            submit.submit_finetune(session, platform.settings, job, k8s.ApiClient(configuration))
     finally:
         server.shutdown()
         server.server_close()

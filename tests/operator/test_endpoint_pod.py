@@ -20,8 +20,8 @@ import openai
 import pytest
 from tailor_operator.config import ObjectStore, OperatorConfig
 
+from tailor.demo.tiny import tiny_base_cached
 from tailor.storage import S3Store
-from tailor.train.tiny import tiny_base_cached
 from tests.operator.conftest import NAMESPACE, Kube, Operator, custom_resource, endpoint_spec
 from tests.serve.conftest import CACHE_ROOT, FIM_PREFIX, FIM_SUFFIX, AdapterFactory
 from tests.support.kubelet import Kubelet, Objects, Pod

@@ -19,7 +19,7 @@ from sqlalchemy import select
 
 from tailor.db.models import AuditEvent
 from tailor.k8s import connect
-from tailor.teams.cluster import UNKNOWN_TEAMS, resync_teams, sync_team
+from tailor.services.teams.sync import UNKNOWN_TEAMS, resync_teams, sync_team
 from tests.charts.validation import validate_manifest
 from tests.operator.conftest import Kube, Platform, custom_resource
 
@@ -75,7 +75,7 @@ async def test_the_resync_restores_a_missing_team_and_reports_a_stray_one(
     assert platform.client.post("/v1/teams", json={"slug": "lost", "name": "L"}, headers=admin)
     await kube.create(TEAMS, custom_resource("Team", "stray", {}, None))  # made by hand
 
-    with caplog.at_level(logging.WARNING, logger="tailor.teams.cluster"):
+    with caplog.at_level(logging.WARNING, logger="tailor.services.teams.sync"):
         result = await asyncio.to_thread(resync_teams, platform.sessions, connect())
 
     assert result.applied == {"lost": "created"}

@@ -12,7 +12,7 @@ from tailor_operator.config import OperatorConfig
 from tailor_operator.pods import UnknownGpuType
 from tailor_operator.resources import FineTuneJobSpec
 
-from tailor.train.protocol import EXIT_SPEC_ERROR
+from tailor.stages.train.protocol import EXIT_SPEC_ERROR
 from tests.charts.validation import validate_manifest
 from tests.operator.conftest import NAMESPACE, finetune_spec, train_spec
 

@@ -25,7 +25,7 @@ import pytest
 from tailor_operator.config import OperatorConfig
 
 from tailor.k8s import connect
-from tailor.teams.cluster import SYNC_TASK, sync_team
+from tailor.services.teams.sync import SYNC_TASK, sync_team
 from tests.api.conftest import queued_tasks
 from tests.charts.conftest import PRODUCTION, Helm, render
 from tests.charts.conftest import helm as helm

@@ -8,8 +8,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from tailor.repositories.addresses import HostRefused, NetworkPolicy, resolve_checked
-from tailor.repositories.urls import UrlPolicy, check_git_url, parse_git_url
+from tailor.stages.harvest.addresses import HostRefused, NetworkPolicy, resolve_checked
+from tailor.stages.harvest.urls import UrlPolicy, check_git_url, parse_git_url
 from tests.repositories.spellings import LOOPBACK, METADATA, OTHER_FORBIDDEN
 
 DEMO = UrlPolicy(network=NetworkPolicy(allow_loopback=True))

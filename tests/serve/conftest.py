@@ -21,11 +21,11 @@ import torch
 import uvicorn
 from fastapi import FastAPI
 
-from tailor.serve.app import create_serving_app
-from tailor.serve.callers import lookup_from
-from tailor.serve.engine import TailorEngine
+from tailor.demo.tiny import tiny_base_cached
+from tailor.stages.serve.app import create_serving_app
+from tailor.stages.serve.callers import lookup_from
+from tailor.stages.serve.engine import TailorEngine
 from tailor.storage import FileStore
-from tailor.train.tiny import tiny_base_cached
 
 CACHE_ROOT = Path(os.environ.get("TAILOR_TEST_CACHE", "/tmp/tailor-test-cache"))
 TOKENS = {"tok-acme": "acme", "tok-beta": "beta", "tok-bulk": "bulk"}

@@ -10,9 +10,9 @@ import torch
 from peft import LoraConfig, PeftModel, get_peft_model
 from transformers import AutoModelForCausalLM, GPT2Config, GPT2LMHeadModel
 
-from tailor.serve.batched_lora import StackedLora
-from tailor.serve.engine import TailorEngine
-from tailor.serve.generation import GenerationRequest
+from tailor.stages.serve.batched_lora import StackedLora
+from tailor.stages.serve.engine import TailorEngine
+from tailor.stages.serve.generation import GenerationRequest
 from tailor.storage import FileStore
 
 from .conftest import adapter_key

@@ -11,9 +11,9 @@ from urllib.parse import urlsplit
 
 from fastapi import FastAPI
 
-from tailor.serve.connections import write_timeout_protocol
-from tailor.serve.engine import TailorEngine
-from tailor.serve.spec import EndpointLimits
+from tailor.stages.serve.connections import write_timeout_protocol
+from tailor.stages.serve.engine import TailorEngine
+from tailor.stages.serve.spec import EndpointLimits
 
 from .conftest import start_server
 

@@ -11,8 +11,8 @@ from typer.testing import CliRunner
 
 from tailor.cli.main import app as cli_app
 from tailor.config import get_settings
-from tailor.serve.endpoint_pod import Backend, MountedSpec, gateway_lookup
-from tailor.serve.engine import TailorEngine
+from tailor.stages.serve.endpoint_pod import Backend, MountedSpec, gateway_lookup
+from tailor.stages.serve.engine import TailorEngine
 from tests.conftest import eventually
 from tests.serve.conftest import Registry
 

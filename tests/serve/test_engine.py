@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from tailor.serve.engine import TailorEngine
-from tailor.serve.generation import GenerationRequest
-from tailor.serve.lora_cache import AdapterNotFoundError
+from tailor.stages.serve.engine import TailorEngine
+from tailor.stages.serve.generation import GenerationRequest
+from tailor.stages.serve.lora_cache import AdapterNotFoundError
 from tailor.storage import FileStore
 
 from .conftest import AdapterFactory, Registry

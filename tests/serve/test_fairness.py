@@ -16,17 +16,17 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tailor.serve.app import create_serving_app
-from tailor.serve.callers import lookup_from
-from tailor.serve.engine import TailorEngine
-from tailor.serve.generation import (
+from tailor.stages.serve.app import create_serving_app
+from tailor.stages.serve.callers import lookup_from
+from tailor.stages.serve.engine import TailorEngine
+from tailor.stages.serve.generation import (
     GenerationChunk,
     GenerationRequest,
     QueueFullError,
     QueueTimeoutError,
     Ticket,
 )
-from tailor.serve.spec import EndpointLimits
+from tailor.stages.serve.spec import EndpointLimits
 from tailor.storage import FileStore
 
 from .conftest import LiveServer, start_server

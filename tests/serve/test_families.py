@@ -12,13 +12,13 @@ from typing import Any
 
 import pytest
 
-from tailor.serve.app import create_serving_app
-from tailor.serve.callers import lookup_from
-from tailor.serve.engine import TailorEngine
+from tailor.demo.sample_data import house_style_documents, write_documents
+from tailor.stages.serve.app import create_serving_app
+from tailor.stages.serve.callers import lookup_from
+from tailor.stages.serve.engine import TailorEngine
+from tailor.stages.train.entrypoint import run_training
+from tailor.stages.train.fim import tokenizer_fim_ids
 from tailor.storage import FileStore
-from tailor.train.entrypoint import run_training
-from tailor.train.fim import tokenizer_fim_ids
-from tailor.train.sample_data import house_style_documents, write_documents
 from tests.families import FAMILIES, Family, build_base
 from tests.train.conftest import DATASET, TEAM, make_spec
 

@@ -7,10 +7,10 @@ from pathlib import Path
 from transformers import AutoTokenizer
 
 from tailor.fim import STARCODER
-from tailor.serve.fim import fim_prompt_text, split_fim_text
-from tailor.serve.generation import GenerationRequest
-from tailor.serve.prompting import Prompter
-from tailor.train.fim import fim_order, tokenizer_fim_ids
+from tailor.stages.serve.fim import fim_prompt_text, split_fim_text
+from tailor.stages.serve.generation import GenerationRequest
+from tailor.stages.serve.prompting import Prompter
+from tailor.stages.train.fim import fim_order, tokenizer_fim_ids
 
 
 def test_fim_prompt_ids_match_the_training_layout(tiny_base: Path) -> None:

@@ -15,16 +15,16 @@ from sqlalchemy.orm import Session, sessionmaker
 from tailor.db.models import ApiToken, Role, Team
 from tailor.db.notices import NotifiedCache
 from tailor.gateway import GrantCache, Routing, routing_channel
-from tailor.registry import service as registry
-from tailor.registry.schemas import EndpointCreate, Promote
 from tailor.security import hash_token
-from tailor.serve.app import create_serving_app
-from tailor.serve.engine import TailorEngine
-from tailor.serve.generation import GenerationRequest
-from tailor.serve.lora_cache import store_prefix
-from tailor.teams.service import remove_member
+from tailor.services.endpoints import service as endpoint_service
+from tailor.services.endpoints.schemas import EndpointCreate, Promote
+from tailor.services.teams.service import remove_member
+from tailor.services.tokens.service import authenticate, revoke_team_token
+from tailor.stages.serve.app import create_serving_app
+from tailor.stages.serve.engine import TailorEngine
+from tailor.stages.serve.generation import GenerationRequest
+from tailor.stages.serve.lora_cache import store_prefix
 from tailor.tenancy import TeamAccess, team_for
-from tailor.tokens.service import authenticate, revoke_team_token
 from tests.conftest import (
     ONLY_POSTGRESQL,
     SERVED_BASE,
@@ -66,7 +66,7 @@ def publish_version_1(session: Session, tenant: Tenant) -> tuple[TeamAccess, str
     """Endpoint `completion` on version 1 of adapter `completion`, and an IDE token, committed."""
     access = team_for(session, authenticate(session, tenant.owner_token), tenant.slug, Role.admin)
     body = EndpointCreate(name="completion", adapter="completion", version=1)
-    registry.publish(session, access, body, serves=SERVED_BASE)
+    endpoint_service.publish(session, access, body, serves=SERVED_BASE)
     ide_token = create_token(session, tenant.owner, team=tenant.team, scopes=("inference",))
     session.commit()
     return access, ide_token
@@ -127,7 +127,9 @@ def test_promotion_is_served_on_the_next_request(
     gateway: LiveServer, published: Published, engine: TailorEngine, session: Session
 ) -> None:
     complete(gateway, published.ide_token)
-    registry.promote(session, published.access, "completion", Promote(version=2), serves=None)
+    endpoint_service.promote(
+        session, published.access, "completion", Promote(version=2), serves=None
+    )
     session.commit()
     assert complete(gateway, published.ide_token) == direct(engine, published.keys[1])
 
@@ -312,7 +314,7 @@ def test_a_promotion_reaches_a_cached_lookup(
     token, routing = committed_team.token, Routing.on(db_engine, cache)
     first = routing.lookup(token, "completion")
     with committed_team.admin() as (session, admin):
-        registry.promote(session, admin, "completion", Promote(version=2), serves=None)
+        endpoint_service.promote(session, admin, "completion", Promote(version=2), serves=None)
     assert eventually(lambda: routing.lookup(token, "completion") != first)
 
 

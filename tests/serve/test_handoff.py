@@ -8,8 +8,8 @@ import time
 
 import pytest
 
-from tailor.serve.generation import GenerationChunk
-from tailor.serve.handoff import ChunkInbox, merge_chunks
+from tailor.stages.serve.generation import GenerationChunk
+from tailor.stages.serve.handoff import ChunkInbox, merge_chunks
 
 
 def chunk(text: str, index: int = 0, end: bool = False) -> GenerationChunk:

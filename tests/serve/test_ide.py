@@ -5,7 +5,7 @@ from __future__ import annotations
 import httpx
 import openai
 
-from tailor.serve.ide import ide_settings
+from tailor.stages.serve.ide import ide_settings
 
 from .conftest import LiveServer
 

@@ -10,8 +10,8 @@ import openai
 import pytest
 from fastapi import FastAPI
 
-from tailor.serve.limits import RateLimitedError, RateLimiter, TooLargeError
-from tailor.serve.spec import EndpointLimits
+from tailor.stages.serve.limits import RateLimitedError, RateLimiter, TooLargeError
+from tailor.stages.serve.spec import EndpointLimits
 
 from .conftest import start_server
 

@@ -10,8 +10,8 @@ import openai
 import pytest
 from fastapi import FastAPI
 
-from tailor.serve.engine import TailorEngine
-from tailor.serve.generation import GenerationRequest
+from tailor.stages.serve.engine import TailorEngine
+from tailor.stages.serve.generation import GenerationRequest
 
 from .conftest import BASE_NAME, FIM_PREFIX, FIM_SUFFIX, LiveServer, Registry, start_server
 

@@ -13,9 +13,9 @@ import openai
 import pytest
 from fastapi import FastAPI
 
-from tailor.serve.engine import TailorEngine
-from tailor.serve.generation import GenerationRequest
-from tailor.serve.spec import EndpointLimits
+from tailor.stages.serve.engine import TailorEngine
+from tailor.stages.serve.generation import GenerationRequest
+from tailor.stages.serve.spec import EndpointLimits
 from tailor.storage import FileStore
 
 from .conftest import TOKENS, AdapterFactory, LiveServer, Registry, start_server
@@ -124,8 +124,8 @@ def test_ready_only_after_the_base_model_is_loaded(tiny_base: Path, tmp_path: Pa
         return Path(ref)
 
     eng = TailorEngine(str(tiny_base), FileStore(tmp_path), loader=slow_loader)
-    from tailor.serve.app import create_serving_app
-    from tailor.serve.callers import lookup_from
+    from tailor.stages.serve.app import create_serving_app
+    from tailor.stages.serve.callers import lookup_from
 
     live = start_server(create_serving_app(eng, lookup=lookup_from(TOKENS.get, lambda t, m: None)))
     try:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from tailor.serve.postprocess import PostprocessOptions, Postprocessor, trim_suffix_overlap
+from tailor.stages.serve.postprocess import PostprocessOptions, Postprocessor, trim_suffix_overlap
 
 
 def run(text: str, opts: PostprocessOptions, step: int = 1) -> tuple[str, bool]:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from itertools import count
 
-from tailor.serve.scheduling import FairScheduler
+from tailor.stages.serve.scheduling import FairScheduler
 
 _serials = count(1)
 

@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 from pydantic import ValidationError
 
-from tailor.serve.spec import EndpointSpec
+from tailor.stages.serve.spec import EndpointSpec
 
 
 def spec(**kw: Any) -> EndpointSpec:

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from tailor.serve.generation import GenerationChunk, TokenLogprob
-from tailor.serve.streaming import collect
+from tailor.stages.serve.generation import GenerationChunk, TokenLogprob
+from tailor.stages.serve.streaming import collect
 
 
 def test_interleaved_choices_come_out_whole_in_index_order() -> None:

@@ -7,8 +7,8 @@ from typing import Any
 
 import httpx
 
-from tailor.serve.engine import TailorEngine
-from tailor.serve.generation import GenerationRequest
+from tailor.stages.serve.engine import TailorEngine
+from tailor.stages.serve.generation import GenerationRequest
 
 from .conftest import BASE_NAME, FIM_PREFIX, FIM_SUFFIX, LiveServer, Registry
 

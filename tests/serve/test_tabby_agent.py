@@ -17,8 +17,8 @@ from typing import Any
 
 import pytest
 
-from tailor.serve.engine import TailorEngine
-from tailor.serve.generation import GenerationRequest
+from tailor.stages.serve.engine import TailorEngine
+from tailor.stages.serve.generation import GenerationRequest
 
 from .conftest import FIM_PREFIX, FIM_SUFFIX, LiveServer, Registry
 

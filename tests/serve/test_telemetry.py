@@ -16,12 +16,12 @@ from sqlalchemy.orm import Session
 
 from tailor.db.models import CompletionEvent, Role, ServedCompletion
 from tailor.gateway import Routing
-from tailor.serve.app import create_serving_app
-from tailor.serve.engine import TailorEngine
+from tailor.services.tokens.service import authenticate
+from tailor.stages.serve.app import create_serving_app
+from tailor.stages.serve.engine import TailorEngine
 from tailor.telemetry.recorder import Recorder
 from tailor.telemetry.stats import team_telemetry
 from tailor.tenancy import TeamAccess, team_for
-from tailor.tokens.service import authenticate
 from tests.conftest import SERVED_BASE, Tenant, create_tenant, create_token, create_version
 
 from .conftest import FIM_PREFIX, FIM_SUFFIX, AdapterFactory, LiveServer, start_server

@@ -8,9 +8,9 @@ from huggingface_hub import InferenceClient
 from huggingface_hub.errors import HfHubHTTPError, ValidationError
 
 from tailor.fim import STARCODER
-from tailor.serve.engine import TailorEngine
-from tailor.serve.fim import fim_prompt_text
-from tailor.serve.generation import GenerationRequest
+from tailor.stages.serve.engine import TailorEngine
+from tailor.stages.serve.fim import fim_prompt_text
+from tailor.stages.serve.generation import GenerationRequest
 
 from .conftest import FIM_PREFIX, FIM_SUFFIX, LiveServer, Registry
 

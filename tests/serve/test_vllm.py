@@ -16,9 +16,9 @@ from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, StreamingResponse
 from transformers import AutoTokenizer
 
-from tailor.serve.generation import GenerationRequest
-from tailor.serve.prompting import Prompter
-from tailor.serve.vllm import VLLMBackend
+from tailor.stages.serve.generation import GenerationRequest
+from tailor.stages.serve.prompting import Prompter
+from tailor.stages.serve.vllm import VLLMBackend
 
 from .conftest import FIM_PREFIX, FIM_SUFFIX, AdapterFactory, LiveServer, start_server
 

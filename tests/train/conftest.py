@@ -8,10 +8,10 @@ from typing import Any
 
 import pytest
 
+from tailor.demo.sample_data import house_style_documents, write_documents
+from tailor.demo.tiny import tiny_base_cached
+from tailor.stages.train.spec import TrainSpec
 from tailor.storage import FileStore
-from tailor.train.sample_data import house_style_documents, write_documents
-from tailor.train.spec import TrainSpec
-from tailor.train.tiny import tiny_base_cached
 
 # Shared by every part's tests on this machine: built once per recipe version.
 CACHE_ROOT = Path(os.environ.get("TAILOR_TEST_CACHE", "/tmp/tailor-test-cache"))

@@ -7,10 +7,10 @@ from typing import Any
 
 import pytest
 
+from tailor.stages.train.auto import MAX_EPOCHS, MAX_STEPS, MIN_STEPS, choose
+from tailor.stages.train.entrypoint import run_training
+from tailor.stages.train.spec import TrainSpec
 from tailor.storage import FileStore
-from tailor.train.auto import MAX_EPOCHS, MAX_STEPS, MIN_STEPS, choose
-from tailor.train.entrypoint import run_training
-from tailor.train.spec import TrainSpec
 from tests.train.conftest import make_spec
 
 AUTO = {"epochs": "auto", "learning_rate": "auto", "lora_r": "auto", "lora_alpha": "auto"}

@@ -9,12 +9,12 @@ from typing import Any
 
 import pytest
 
+from tailor.demo.sample_data import house_style_documents, write_documents
+from tailor.stages.train import data
+from tailor.stages.train.errors import DatasetError
+from tailor.stages.train.fim import tokenizer_fim_ids
+from tailor.stages.train.packing import PackingStats
 from tailor.storage import FileStore
-from tailor.train import data
-from tailor.train.errors import DatasetError
-from tailor.train.fim import tokenizer_fim_ids
-from tailor.train.packing import PackingStats
-from tailor.train.sample_data import house_style_documents, write_documents
 from tests.train.conftest import DATASET, TEAM
 
 

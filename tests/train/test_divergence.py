@@ -7,11 +7,11 @@ from pathlib import Path
 import pytest
 
 from tailor.config import get_settings
+from tailor.stages.train.entrypoint import EXIT_SPEC_ERROR, run_command
+from tailor.stages.train.errors import DivergedError
+from tailor.stages.train.loop import check_loss
+from tailor.stages.train.protocol import parse
 from tailor.storage import FileStore
-from tailor.train.entrypoint import EXIT_SPEC_ERROR, run_command
-from tailor.train.errors import DivergedError
-from tailor.train.loop import check_loss
-from tailor.train.protocol import parse
 from tests.train.conftest import TEAM, make_spec
 
 

@@ -14,11 +14,11 @@ from typing import Any
 import pytest
 
 from tailor.config import get_settings
+from tailor.stages.train import checkpoints
+from tailor.stages.train.entrypoint import run_command, run_training
+from tailor.stages.train.protocol import EXIT_CANCELLED, EXIT_FAILED, EXIT_SPEC_ERROR, parse
+from tailor.stages.train.spec import TrainSpec
 from tailor.storage import FileStore
-from tailor.train import checkpoints
-from tailor.train.entrypoint import run_command, run_training
-from tailor.train.protocol import EXIT_CANCELLED, EXIT_FAILED, EXIT_SPEC_ERROR, parse
-from tailor.train.spec import TrainSpec
 from tests.train.conftest import TEAM, make_spec
 
 pytestmark = pytest.mark.slow
@@ -131,7 +131,7 @@ _CAPPED = textwrap.dedent(
     import resource, sys
     import pyarrow.parquet, torch, transformers, peft
     from tailor.cli.main import app
-    from tailor.train.recipes import lora
+    from tailor.stages.train.recipes import lora
     torch.zeros(1) + 1
     status = open("/proc/self/status").read()
     vm = int(status.split("VmSize:")[1].split()[0]) * 1024

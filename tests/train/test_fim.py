@@ -9,9 +9,9 @@ from typing import Any
 import pytest
 
 from tailor.fim import CODELLAMA, FimError, FimTokens
-from tailor.train.data import token_pipeline
-from tailor.train.errors import SpecError
-from tailor.train.fim import (
+from tailor.stages.train.data import token_pipeline
+from tailor.stages.train.errors import SpecError
+from tailor.stages.train.fim import (
     encode_document,
     fim_order,
     resolve_fim_tokens,

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
+from tailor.stages.train.entrypoint import run_training
 from tailor.storage import FileStore
-from tailor.train.entrypoint import run_training
 from tests.train.conftest import make_spec
 
 pytestmark = pytest.mark.slow

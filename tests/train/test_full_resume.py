@@ -15,12 +15,12 @@ from typing import Any
 import psutil
 import pytest
 
+from tailor.stages.train import checkpoints
+from tailor.stages.train.errors import TrainingCancelled
+from tailor.stages.train.protocol import emit, parse, relay
+from tailor.stages.train.recipes.full import outcome
+from tailor.stages.train.spec import TrainSpec
 from tailor.storage import FileStore
-from tailor.train import checkpoints
-from tailor.train.errors import TrainingCancelled
-from tailor.train.protocol import emit, parse, relay
-from tailor.train.recipes.full import outcome
-from tailor.train.spec import TrainSpec
 from tests.train.conftest import make_spec
 
 

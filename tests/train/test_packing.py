@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import itertools
 
-from tailor.train.packing import PackingStats, batch_rows, pack, pad_to_longest
+from tailor.stages.train.packing import PackingStats, batch_rows, pack, pad_to_longest
 
 EOS, PAD = 0, 99
 

@@ -8,14 +8,14 @@ import textwrap
 import threading
 from pathlib import Path
 
-from tailor.train.protocol import EXIT_CANCELLED, EXIT_SPEC_ERROR, Launch, launch
+from tailor.stages.train.protocol import EXIT_CANCELLED, EXIT_SPEC_ERROR, Launch, launch
 
 # Stands in for `tailor train run`: speaks the protocol and heeds the stop file.
 _ENTRYPOINT = textwrap.dedent(
     """
     import sys, time
     from pathlib import Path
-    from tailor.train.protocol import emit
+    from tailor.stages.train.protocol import emit
     stop = Path(sys.argv[1])
     print("a line that is not an event", flush=True)
     for step in range(1, 10_000):

@@ -7,13 +7,13 @@ from pathlib import Path
 
 import pytest
 
-from tailor.adapters.artifacts import load_version
+from tailor.stages.package.artifacts import load_version
+from tailor.stages.train import checkpoints
+from tailor.stages.train.entrypoint import exit_code, run_training
+from tailor.stages.train.errors import DatasetError, ModelError, TrainingCancelled
+from tailor.stages.train.loop import Metrics
+from tailor.stages.train.protocol import EXIT_SPEC_ERROR
 from tailor.storage import FileStore
-from tailor.train import checkpoints
-from tailor.train.entrypoint import exit_code, run_training
-from tailor.train.errors import DatasetError, ModelError, TrainingCancelled
-from tailor.train.loop import Metrics
-from tailor.train.protocol import EXIT_SPEC_ERROR
 from tests.train.conftest import DATASET, TEAM, make_spec
 
 pytestmark = pytest.mark.slow
@@ -101,8 +101,8 @@ def test_an_eval_pass_leaves_the_4bit_base_exactly_as_it_was(
 ) -> None:
     import torch
 
-    from tailor.train import loop
-    from tailor.train.recipes import qlora
+    from tailor.stages.train import loop
+    from tailor.stages.train.recipes import qlora
 
     spec = make_spec(tiny_base, method="qlora", micro_batch=2)
     s = qlora.setup(spec, loop.Hooks("j", tmp_path), torch.device("cpu"))

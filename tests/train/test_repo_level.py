@@ -8,12 +8,12 @@ from typing import Any
 
 import pytest
 
+from tailor.demo.sample_data import house_style_documents, write_documents
 from tailor.fim import CODEGEMMA, DEEPSEEK_CODER, QWEN_CODER, STARCODER2, FimStyle, require_fim
+from tailor.stages.train import data
+from tailor.stages.train.fim import encode_document
+from tailor.stages.train.repo_level import SourceFile, encode_repo, file_documents, repo_groups
 from tailor.storage import FileStore
-from tailor.train import data
-from tailor.train.fim import encode_document
-from tailor.train.repo_level import SourceFile, encode_repo, file_documents, repo_groups
-from tailor.train.sample_data import house_style_documents, write_documents
 from tests.families import FAMILIES, build_tokenizer
 
 FILES = [SourceFile("acme/quill", "a.py", "x = 1\n"), SourceFile("acme/quill", "b.py", "y = 2\n")]

@@ -8,10 +8,10 @@ from pathlib import Path
 import pytest
 from pydantic import ValidationError
 
-from tailor.train.entrypoint import load_spec, run_command, spec_errors
-from tailor.train.errors import ModelError
-from tailor.train.protocol import EXIT_SPEC_ERROR, parse
-from tailor.train.spec import TrainSpec, default_lora_targets
+from tailor.stages.train.entrypoint import load_spec, run_command, spec_errors
+from tailor.stages.train.errors import ModelError
+from tailor.stages.train.protocol import EXIT_SPEC_ERROR, parse
+from tailor.stages.train.spec import TrainSpec, default_lora_targets
 
 BASE = {"base_model": "bigcode/starcoderbase-1b", "team": "acme", "dataset_id": "ds-1"}
 

@@ -8,8 +8,8 @@ from pathlib import Path
 
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
-from tailor.train.corpus import broad_code_files, stdlib_dir
-from tailor.train.tiny import CODE, build_tiny_base, tiny_base_cached, tiny_cache_key
+from tailor.demo.stdlib_corpus import broad_code_files, stdlib_dir
+from tailor.demo.tiny import CODE, build_tiny_base, tiny_base_cached, tiny_cache_key
 
 # The CODE recipe's shape on a few files and steps: its code path, in seconds.
 SMALL_CODE = replace(CODE, name="code-small", files=30, eval_files=4, steps=3, vocab_size=600)

@@ -16,16 +16,16 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
 from tailor.config import Settings
-from tailor.datasets.service import start_harvest
 from tailor.db.models import Job, JobState, Role
 from tailor.embedded import worker_command
-from tailor.harvest.spec import HarvestSpec
 from tailor.queue import make_sender
-from tailor.repositories.addresses import NetworkPolicy
-from tailor.repositories.schemas import RepositoryCreate
-from tailor.repositories.service import create_repository
-from tailor.repositories.urls import UrlPolicy
 from tailor.security import CredentialCipher
+from tailor.services.datasets.service import start_harvest
+from tailor.services.repositories.schemas import RepositoryCreate
+from tailor.services.repositories.service import create_repository
+from tailor.stages.harvest.addresses import NetworkPolicy
+from tailor.stages.harvest.spec import HarvestSpec
+from tailor.stages.harvest.urls import UrlPolicy
 from tailor.tenancy import Principal, TeamAccess
 from tests.conftest import Tenant, create_tenant
 

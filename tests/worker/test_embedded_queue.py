@@ -21,8 +21,8 @@ from tailor.db.models import Dataset, Job, JobState, Role
 from tailor.db.session import engine_for, session_factory
 from tailor.demo.gitserver import GitServer
 from tailor.jobs import service as jobs
+from tailor.services.tokens.service import authenticate
 from tailor.tenancy import team_for
-from tailor.tokens.service import authenticate
 from tests.conftest import Tenant
 from tests.worker.conftest import TOKEN, module, queue_harvest, start_worker, stop, wait_for
 

@@ -1,0 +1,1 @@
+"""Secret redaction: the patterns, value checks and scanner the harvest and telemetry use."""

@@ -1,1 +1,0 @@
-"""The serving app's routes: one module per protocol, over the core in `tailor.serve`."""

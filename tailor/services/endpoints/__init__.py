@@ -1,0 +1,1 @@
+"""Inference endpoints: publishing adapters to a team endpoint and syncing it to the cluster."""

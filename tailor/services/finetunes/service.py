@@ -1,0 +1,66 @@
+"""Starting fine-tunes from the API; the caller's transaction commits."""
+
+from __future__ import annotations
+
+from celery import Celery
+from sqlalchemy.orm import Session
+
+from tailor.db.models import Job, JobState
+from tailor.errors import InvalidInput
+from tailor.jobs import service as jobs
+from tailor.jobs.kinds import TASKS
+from tailor.jobs.schemas import JobOut
+from tailor.queue import send_after_commit
+from tailor.services.adapters.service import next_version
+from tailor.services.base_models import service as catalog
+from tailor.services.datasets.service import trainable_dataset
+from tailor.stages.train.spec import TrainSpec
+from tailor.tenancy import TeamAccess
+
+FINETUNE_TASK = TASKS["finetune"]
+
+
+def start_finetune(
+    session: Session, access: TeamAccess, spec: TrainSpec, sender: Celery, executor: str = "local"
+) -> JobOut:
+    """Queue a fine-tune of the team's dataset; the adapter gets the next version number."""
+    if spec.team != access.team.slug:
+        raise InvalidInput(
+            f"spec.team is '{spec.team}' but the URL names team '{access.team.slug}'", field="team"
+        )
+    base = catalog.resolve(session, spec.base_model)
+    if spec.base_source is not None:
+        raise InvalidInput(
+            "base_source is set by the platform from the catalog entry base_model names; "
+            "leave it out",
+            field="base_source",
+        )
+    catalog.check_revision(base, spec.base_revision, "base_revision")
+    trainable_dataset(session, access, spec.dataset_id)
+    version = next_version(session, access.team_id, spec.adapter_name)
+    pending = (
+        session.query(Job)
+        .filter(
+            Job.team_id == access.team_id,
+            Job.kind == "finetune",
+            Job.state.in_([JobState.queued, JobState.running]),
+        )
+        .all()
+    )
+    taken = {
+        j.spec.get("adapter_version")
+        for j in pending
+        if j.spec.get("adapter_name") == spec.adapter_name
+    }
+    while str(version) in taken:
+        version += 1
+    spec = spec.model_copy(update={"adapter_version": str(version), "base_revision": base.revision})
+    job = jobs.create_job(session, access, "finetune", spec.model_dump(mode="json"), executor)
+    send_after_commit(session, sender, FINETUNE_TASK, job.uid)
+    return JobOut.of(job)
+
+
+def with_base_source(session: Session, spec: TrainSpec) -> TrainSpec:
+    """The spec the entrypoint runs (worker side): its catalog base resolved to its files."""
+    base = catalog.resolve(session, spec.base_model)
+    return spec.model_copy(update={"base_source": base.source, "base_revision": base.revision})
