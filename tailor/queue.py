@@ -10,11 +10,21 @@ from sqlalchemy import event
 from sqlalchemy.orm import Session
 
 from tailor.config import Settings
-from tailor.jobs.kinds import TASKS
 
 TASK_MODULES = ["worker.tasks"]
 log = logging.getLogger("tailor.queue")
 RESYNC_TASK = "tailor.team.resync"
+# Job kinds and the Celery task that runs each (the worker registers them by these names; they
+# are a wire contract with messages already queued, so they keep their names when code moves).
+TASKS = {
+    "harvest": "tailor.harvest",
+    "finetune": "tailor.finetune",
+    "evaluation": "tailor.evaluate",
+    "adapter-compose": "tailor.adapter.compose",
+    "adapter-transfer": "tailor.adapter.transfer",
+    "adapter-import": "tailor.adapter.import",
+    "adapter-export": "tailor.adapter.export",
+}
 
 
 def celery_config(settings: Settings) -> dict[str, Any]:

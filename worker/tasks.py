@@ -25,8 +25,8 @@ from tailor import queue
 from tailor.config import get_settings
 from tailor.db.session import engine_for, session_factory
 from tailor.jobs.attempt import Policy, fail_at_hard_limit, run_attempt
-from tailor.jobs.kinds import TASKS
 from tailor.jobs.reaper import start_reaper
+from tailor.queue import TASKS
 from tailor.services.datasets.run import run_harvest_job
 from tailor.services.endpoints.sync import SYNC_TASK
 from tailor.services.evaluations.run import run_evaluation_job
@@ -132,7 +132,7 @@ def evaluate(job_uid: str, stop: threading.Event) -> None:
 @job_task("adapter-compose")
 def adapter_compose(job_uid: str, stop: threading.Event) -> None:
     """Compose adapter versions into a new version (then queue its evaluation)."""
-    from tailor.services.adapters.run import run_compose_job
+    from tailor.services.adapter_jobs.run import run_compose_job
 
     run_compose_job(_sessions(), _store(), get_settings(), job_uid, stop=stop)
 
@@ -140,7 +140,7 @@ def adapter_compose(job_uid: str, stop: threading.Event) -> None:
 @job_task("adapter-transfer")
 def adapter_transfer(job_uid: str, stop: threading.Event) -> None:
     """Transfer an adapter version to another base (then queue its evaluation)."""
-    from tailor.services.adapters.run import run_transfer_job
+    from tailor.services.adapter_jobs.run import run_transfer_job
 
     run_transfer_job(_sessions(), _store(), get_settings(), job_uid, stop=stop)
 
@@ -148,7 +148,7 @@ def adapter_transfer(job_uid: str, stop: threading.Event) -> None:
 @job_task("adapter-import")
 def adapter_import(job_uid: str, stop: threading.Event) -> None:
     """Validate an uploaded adapter against its base and register it."""
-    from tailor.services.adapters.run import run_import_job
+    from tailor.services.adapter_jobs.run import run_import_job
 
     run_import_job(_sessions(), _store(), get_settings(), job_uid, stop=stop)
 
@@ -156,7 +156,7 @@ def adapter_import(job_uid: str, stop: threading.Event) -> None:
 @job_task("adapter-export")
 def adapter_export(job_uid: str, stop: threading.Event) -> None:
     """Merge an adapter version into its base and export the checkpoint."""
-    from tailor.services.adapters.run import run_export_job
+    from tailor.services.adapter_jobs.run import run_export_job
 
     run_export_job(_sessions(), _store(), get_settings(), job_uid, stop=stop)
 

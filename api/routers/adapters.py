@@ -27,7 +27,8 @@ from api.uploads import receive_multipart
 from tailor.errors import InvalidInput
 from tailor.jobs.schemas import JobOut
 from tailor.pagination import Page
-from tailor.services.adapters import operations, service, uploads
+from tailor.services.adapter_jobs import operations
+from tailor.services.adapters import service, uploads
 from tailor.services.adapters.schemas import (
     AdapterOut,
     ComposeRequest,

@@ -20,9 +20,8 @@ from sqlalchemy.orm import Session, sessionmaker
 from tailor.config import Settings
 from tailor.db.models import Job, JobState
 from tailor.jobs import service
-from tailor.jobs.kinds import TASKS
 from tailor.jobs.workers import is_alive
-from tailor.queue import send_after_commit
+from tailor.queue import TASKS, send_after_commit
 from tailor.telemetry.retention import purge_expired
 
 log = logging.getLogger("tailor.jobs.reaper")

@@ -29,8 +29,8 @@ from tailor.db.models import AdapterVersion, Job, Role
 from tailor.jobs import service as jobs
 from tailor.jobs.schemas import JobOut
 from tailor.queue import make_sender
-from tailor.services.adapters import operations
-from tailor.services.adapters.run import (
+from tailor.services.adapter_jobs import operations
+from tailor.services.adapter_jobs.run import (
     run_compose_job,
     run_export_job,
     run_import_job,

@@ -488,7 +488,7 @@ def test_a_viewer_cannot_import(client: TestClient, tenant: Tenant, store: FileS
 
 
 def test_the_api_limits_match_the_worker_library() -> None:
-    from tailor.services.adapters import operations
+    from tailor.services.adapter_jobs import operations
     from tailor.stages.package import artifacts, compose, merge
 
     assert operations.MAX_RANK == compose.MAX_RANK
@@ -557,7 +557,7 @@ def test_the_cli_explains_why_a_file_store_gives_no_links(
 
 
 def test_the_worker_runs_every_task_the_api_sends() -> None:
-    from tailor.services.adapters import operations
+    from tailor.services.adapter_jobs import operations
     from worker.tasks import app as worker_app
 
     sent = {

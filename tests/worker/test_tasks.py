@@ -14,9 +14,8 @@ from tailor.db import migrate
 from tailor.db.models import Job, JobState
 from tailor.db.session import engine_for, session_factory
 from tailor.jobs import service as jobs
-from tailor.jobs.kinds import TASKS
 from tailor.jobs.workers import this_worker
-from tailor.queue import celery_config
+from tailor.queue import TASKS, celery_config
 from tests.conftest import create_tenant, running_job
 from worker import tasks
 from worker.app import app

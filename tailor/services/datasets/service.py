@@ -13,9 +13,8 @@ from tailor.config import JOB_STALE_AFTER_S
 from tailor.db.models import Dataset, Job, JobState, Repository
 from tailor.errors import InvalidInput
 from tailor.jobs import service as jobs
-from tailor.jobs.kinds import TASKS
 from tailor.pagination import paginate
-from tailor.queue import send_after_commit
+from tailor.queue import TASKS, send_after_commit
 from tailor.services.datasets.schemas import DatasetOut
 from tailor.stages.harvest.outcome import empty_reason
 from tailor.stages.harvest.spec import HarvestSpec

@@ -10,9 +10,8 @@ from tailor.config import Settings
 from tailor.db.models import AdapterVersion, Team
 from tailor.errors import InvalidInput
 from tailor.jobs import service as jobs
-from tailor.jobs.kinds import TASKS
 from tailor.jobs.schemas import JobOut
-from tailor.queue import send_after_commit
+from tailor.queue import TASKS, send_after_commit
 from tailor.services.adapters.service import get_version
 from tailor.services.base_models import service as catalog
 from tailor.services.datasets.service import trainable_dataset

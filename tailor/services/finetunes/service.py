@@ -8,9 +8,8 @@ from sqlalchemy.orm import Session
 from tailor.db.models import Job, JobState
 from tailor.errors import InvalidInput
 from tailor.jobs import service as jobs
-from tailor.jobs.kinds import TASKS
 from tailor.jobs.schemas import JobOut
-from tailor.queue import send_after_commit
+from tailor.queue import TASKS, send_after_commit
 from tailor.services.adapters.service import next_version
 from tailor.services.base_models import service as catalog
 from tailor.services.datasets.service import trainable_dataset

@@ -1,8 +1,8 @@
 """Starting adapter operations from the API: compose, export, transfer, import.
 
 Each function checks what it can without torch (the API has none) — tenancy, bases,
-rank rules, the upload's safety — then creates a job that `tailor.services.adapters.run` runs in a
-worker. The caller's transaction commits; the task is sent after the commit.
+rank rules, the upload's safety — then creates a job that `tailor.services.adapter_jobs.run`
+runs in a worker. The caller's transaction commits; the task is sent after the commit.
 """
 
 from __future__ import annotations
@@ -21,9 +21,8 @@ from sqlalchemy.orm import Session
 from tailor.db.models import Adapter, AdapterVersion, BaseModelEntry
 from tailor.errors import InvalidInput, TailorError
 from tailor.jobs import service as jobs
-from tailor.jobs.kinds import TASKS
 from tailor.jobs.schemas import JobOut
-from tailor.queue import send_after_commit
+from tailor.queue import TASKS, send_after_commit
 from tailor.services.adapters.intake import UPLOAD_FILES, check_upload
 from tailor.services.adapters.schemas import (
     ComposeRequest,
