@@ -36,6 +36,7 @@ class CustomKind:
 
 FINETUNE_JOB = CustomKind("FineTuneJob", "finetunejobs")
 INFERENCE_ENDPOINT = CustomKind("InferenceEndpoint", "inferenceendpoints")
+TEAM = CustomKind("Team", "teams")  # cluster-scoped
 
 
 def connect() -> ApiClient:
@@ -108,15 +109,20 @@ def apply(api: ApiClient, kind: CustomKind, body: dict[str, Any], *, update: boo
         raise
 
 
-def delete(api: ApiClient, kind: CustomKind, namespace: str, name: str) -> bool:
-    """Delete the resource (the operator's finaliser cleans up); False if already gone."""
+def delete(api: ApiClient, kind: CustomKind, namespace: str | None, name: str) -> bool:
+    """Delete the resource (the operator's finaliser cleans up); False if already gone.
+
+    `namespace` None: a cluster-scoped kind (a Team).
+    """
     from kubernetes.client import CustomObjectsApi
     from kubernetes.client.exceptions import ApiException
 
+    custom = CustomObjectsApi(api)
     try:
-        CustomObjectsApi(api).delete_namespaced_custom_object(
-            GROUP, VERSION, namespace, kind.plural, name
-        )
+        if namespace is None:
+            custom.delete_cluster_custom_object(GROUP, VERSION, kind.plural, name)
+        else:
+            custom.delete_namespaced_custom_object(GROUP, VERSION, namespace, kind.plural, name)
     except ApiException as exc:
         if exc.status == 404:
             return False

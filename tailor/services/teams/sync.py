@@ -29,7 +29,7 @@ from celery import Celery
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
-from tailor import audit
+from tailor import audit, k8s
 from tailor.db.models import AuditEvent, Team
 from tailor.k8s import GROUP, VERSION
 from tailor.queue import send_after_commit
@@ -40,7 +40,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-PLURAL = "teams"
+PLURAL = k8s.TEAM.plural
 KIND = "Team"
 SYNC_TASK = "tailor.team.sync"
 UNKNOWN_TEAMS = "cluster.unknown_teams"  # the audit action that reports stray Teams
@@ -123,16 +123,7 @@ def _labelled(current: dict[str, Any], manifest: dict[str, Any]) -> bool:
 
 def remove(api: ApiClient, name: str) -> bool:
     """Delete the Team (the operator removes its namespace and queue); False if gone."""
-    from kubernetes.client import CustomObjectsApi
-    from kubernetes.client.exceptions import ApiException
-
-    try:
-        CustomObjectsApi(api).delete_cluster_custom_object(GROUP, VERSION, PLURAL, name)
-    except ApiException as exc:
-        if exc.status == 404:
-            return False
-        raise
-    return True
+    return k8s.delete(api, k8s.TEAM, None, name)
 
 
 def _rejection(exc: Exception) -> str:
