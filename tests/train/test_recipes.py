@@ -104,7 +104,8 @@ def test_an_eval_pass_leaves_the_4bit_base_exactly_as_it_was(
     from tailor.stages.train import loop
     from tailor.stages.train.recipes import qlora
 
-    spec = make_spec(tiny_base, method="qlora", micro_batch=2)
+    # The recipe's setup alone: the rank the run would choose first is given here.
+    spec = make_spec(tiny_base, method="qlora", micro_batch=2, lora_r=8, lora_alpha=16)
     s = qlora.setup(spec, loop.Hooks("j", tmp_path), torch.device("cpu"))
     quantized = {n: p for n, p in s.model.named_parameters() if p.dtype == torch.uint8}
     before = {n: (p.data.clone(), p.quant_state.absmax.clone()) for n, p in quantized.items()}
