@@ -129,36 +129,34 @@ def evaluate(job_uid: str, stop: threading.Event) -> None:
     run_evaluation_job(_sessions(), _store(), job_uid, stop)
 
 
+def _run_adapter_job(kind: str, job_uid: str, stop: threading.Event) -> None:
+    from tailor.services.adapter_jobs.run import run_adapter_job
+
+    run_adapter_job(_sessions(), _store(), get_settings(), kind, job_uid, stop=stop)
+
+
 @job_task("adapter-compose")
 def adapter_compose(job_uid: str, stop: threading.Event) -> None:
     """Compose adapter versions into a new version (then queue its evaluation)."""
-    from tailor.services.adapter_jobs.run import run_compose_job
-
-    run_compose_job(_sessions(), _store(), get_settings(), job_uid, stop=stop)
+    _run_adapter_job("adapter-compose", job_uid, stop)
 
 
 @job_task("adapter-transfer")
 def adapter_transfer(job_uid: str, stop: threading.Event) -> None:
     """Transfer an adapter version to another base (then queue its evaluation)."""
-    from tailor.services.adapter_jobs.run import run_transfer_job
-
-    run_transfer_job(_sessions(), _store(), get_settings(), job_uid, stop=stop)
+    _run_adapter_job("adapter-transfer", job_uid, stop)
 
 
 @job_task("adapter-import")
 def adapter_import(job_uid: str, stop: threading.Event) -> None:
     """Validate an uploaded adapter against its base and register it."""
-    from tailor.services.adapter_jobs.run import run_import_job
-
-    run_import_job(_sessions(), _store(), get_settings(), job_uid, stop=stop)
+    _run_adapter_job("adapter-import", job_uid, stop)
 
 
 @job_task("adapter-export")
 def adapter_export(job_uid: str, stop: threading.Event) -> None:
     """Merge an adapter version into its base and export the checkpoint."""
-    from tailor.services.adapter_jobs.run import run_export_job
-
-    run_export_job(_sessions(), _store(), get_settings(), job_uid, stop=stop)
+    _run_adapter_job("adapter-export", job_uid, stop)
 
 
 @app.task(

@@ -30,12 +30,7 @@ from tailor.jobs import service as jobs
 from tailor.jobs.schemas import JobOut
 from tailor.queue import make_sender
 from tailor.services.adapter_jobs import operations
-from tailor.services.adapter_jobs.run import (
-    run_compose_job,
-    run_export_job,
-    run_import_job,
-    run_transfer_job,
-)
+from tailor.services.adapter_jobs.run import run_adapter_job
 from tailor.services.adapters.service import list_versions, register_version
 from tailor.stages.package.spec import CONFIG_FILE, WEIGHTS_FILE
 from tailor.storage import FileStore
@@ -155,7 +150,7 @@ def test_compose_registers_a_version_with_lineage_and_queues_its_evaluation(
     uid = system_job(
         session, tenant, "adapter-compose", compose_spec("linear", {"code@1": 1.0, "chat@1": 0.0})
     )
-    run_compose_job(sessions, store, settings, uid, sender)
+    run_adapter_job(sessions, store, settings, "adapter-compose", uid, sender)
 
     job = job_of(sessions, uid)
     assert job.state.value == "succeeded", job.error
@@ -190,7 +185,7 @@ def test_compose_refused_by_a_rank_rule_fails_the_job_and_stores_nothing(
     store_version(session, store, tenant, "chat", adapter_b, tiny_base)
     spec = compose_spec("svd", {"code@1": 1.0, "chat@1": 0.8}, svd_rank=100_000)
     uid = system_job(session, tenant, "adapter-compose", spec)
-    run_compose_job(sessions, store, settings, uid, sender)
+    run_adapter_job(sessions, store, settings, "adapter-compose", uid, sender)
 
     job = job_of(sessions, uid)
     assert job.state.value == "failed"
@@ -216,7 +211,7 @@ def test_compose_skips_the_version_number_a_running_fine_tune_holds(
     system_job(session, tenant, "finetune", {"adapter_name": "assistant", "adapter_version": "1"})
     spec = compose_spec("cat", {"code@1": 1.0, "chat@1": 1.0})
     uid = system_job(session, tenant, "adapter-compose", spec)
-    run_compose_job(sessions, store, settings, uid, sender)
+    run_adapter_job(sessions, store, settings, "adapter-compose", uid, sender)
 
     job = job_of(sessions, uid)
     assert job.state.value == "succeeded", job.error
@@ -247,7 +242,7 @@ def test_transfer_to_a_sibling_base_registers_a_version_on_it(
         "eval_dataset_id": "ds-1",
     }
     uid = system_job(session, tenant, "adapter-transfer", spec)
-    run_transfer_job(sessions, store, settings, uid, sender)
+    run_adapter_job(sessions, store, settings, "adapter-transfer", uid, sender)
 
     job = job_of(sessions, uid)
     assert job.state.value == "succeeded", job.error
@@ -279,7 +274,7 @@ def test_transfer_to_a_different_shape_is_refused_clearly(
         "transfer": {"target_base": in_catalog(session, wider_base), "target_revision": None},
     }
     uid = system_job(session, tenant, "adapter-transfer", spec)
-    run_transfer_job(sessions, store, settings, uid, sender)
+    run_adapter_job(sessions, store, settings, "adapter-transfer", uid, sender)
 
     job = job_of(sessions, uid)
     assert job.state.value == "failed"
@@ -304,7 +299,7 @@ def test_export_writes_a_merged_checkpoint_under_the_teams_exports(
     store_version(session, store, tenant, "code", adapter_a, tiny_base)
     spec = {"name": "code", "version": 1, "max_shard_size": "200KB"}
     uid = system_job(session, tenant, "adapter-export", spec)
-    run_export_job(sessions, store, settings, uid)
+    run_adapter_job(sessions, store, settings, "adapter-export", uid)
 
     job = job_of(sessions, uid)
     assert job.state.value == "succeeded", job.error
@@ -367,7 +362,7 @@ def test_an_uploaded_adapter_becomes_an_imported_version(
     session.commit()
     assert queued(broker) == [("tailor.adapter.import", [job.id])]
     broker.flushdb()
-    run_import_job(sessions, store, settings, job.id, sender)
+    run_adapter_job(sessions, store, settings, "adapter-import", job.id, sender)
 
     done = job_of(sessions, job.id)
     assert done.state.value == "succeeded", done.error
@@ -396,7 +391,7 @@ def test_an_upload_that_does_not_fit_the_base_fails_and_leaves_nothing(
     form = ImportForm(base_model=in_catalog(session, tiny_base))
     job = start_import(session, tenant, store, sender, tmp_path / "upload", _tar(wide), form)
     session.commit()
-    run_import_job(sessions, store, settings, job.id, sender)
+    run_adapter_job(sessions, store, settings, "adapter-import", job.id, sender)
 
     done = job_of(sessions, job.id)
     assert done.state.value == "failed"
@@ -427,7 +422,7 @@ def test_a_version_whose_files_were_tampered_with_is_refused(
     session.commit()
     store.put_bytes(f"teams/{tenant.slug}/adapters/code/1/{CONFIG_FILE}", b"{}")
     uid = system_job(session, tenant, "adapter-export", {"name": "code", "version": 1})
-    run_export_job(sessions, store, settings, uid)
+    run_adapter_job(sessions, store, settings, "adapter-export", uid)
 
     job = job_of(sessions, uid)
     assert job.state.value == "failed"
@@ -454,7 +449,7 @@ def test_an_import_cancelled_while_queued_leaves_no_upload_behind(
     assert store.list(f"teams/{tenant.slug}/imports/") != []
     jobs.request_cancel(session, access, jobs.get_job(session, access, job.id))
     session.commit()
-    run_import_job(sessions, store, settings, job.id, sender)
+    run_adapter_job(sessions, store, settings, "adapter-import", job.id, sender)
 
     assert job_of(sessions, job.id).state.value == "cancelled"
     assert store.list(f"teams/{tenant.slug}/") == []
@@ -489,7 +484,7 @@ def test_an_import_job_naming_a_path_as_its_base_loads_nothing(
     spec = {"name": "stolen", "base_model": str(other_teams_export), "staging": staging}
     uid = system_job(session, tenant, "adapter-import", spec)
     touched = watch_paths(monkeypatch, str(other_teams_export))
-    run_import_job(sessions, store, settings, uid, sender)
+    run_adapter_job(sessions, store, settings, "adapter-import", uid, sender)
 
     job = job_of(sessions, uid)
     assert job.state.value == "failed" and job.error is not None and "catalog" in job.error
@@ -516,7 +511,7 @@ def test_a_transfer_job_naming_a_path_as_its_target_loads_nothing(
     }
     uid = system_job(session, tenant, "adapter-transfer", spec)
     touched = watch_paths(monkeypatch, str(other_teams_export))
-    run_transfer_job(sessions, store, settings, uid, sender)
+    run_adapter_job(sessions, store, settings, "adapter-transfer", uid, sender)
 
     job = job_of(sessions, uid)
     assert job.state.value == "failed" and job.error is not None and "catalog" in job.error
@@ -539,7 +534,7 @@ def test_a_version_stored_with_a_regex_key_is_refused_before_peft_reads_it(
     (legacy / CONFIG_FILE).write_text(json.dumps(config))
     store_version(session, store, tenant, "code", legacy, tiny_base)
     uid = system_job(session, tenant, "adapter-export", {"name": "code", "version": 1})
-    run_export_job(sessions, store, settings, uid)
+    run_adapter_job(sessions, store, settings, "adapter-export", uid)
 
     job = job_of(sessions, uid)
     assert job.state.value == "failed"

@@ -402,48 +402,23 @@ def export(
     }
 
 
-def run_compose_job(
+# The adapter operations by job kind: what each worker task runs through `run_operation`.
+OPERATIONS: dict[str, Operation] = {
+    "adapter-compose": compose,  # adapters composed into a new version, then evaluated
+    "adapter-transfer": transfer,  # a version moved onto another base, then evaluated
+    "adapter-import": import_upload,  # a staged upload checked against its base, then evaluated
+    "adapter-export": export,  # a version merged into its base, exported to the team's store
+}
+
+
+def run_adapter_job(
     sessions: sessionmaker[Session],
     store: ObjectStore,
     settings: Settings,
+    kind: str,
     job_uid: str,
     sender: Celery | None = None,
     stop: threading.Event | None = None,
 ) -> None:
-    """Compose adapters into a new version, register it, queue its evaluation."""
-    run_operation(sessions, store, settings, job_uid, compose, sender, stop)
-
-
-def run_transfer_job(
-    sessions: sessionmaker[Session],
-    store: ObjectStore,
-    settings: Settings,
-    job_uid: str,
-    sender: Celery | None = None,
-    stop: threading.Event | None = None,
-) -> None:
-    """Transfer a version to another base, register it, queue its evaluation."""
-    run_operation(sessions, store, settings, job_uid, transfer, sender, stop)
-
-
-def run_import_job(
-    sessions: sessionmaker[Session],
-    store: ObjectStore,
-    settings: Settings,
-    job_uid: str,
-    sender: Celery | None = None,
-    stop: threading.Event | None = None,
-) -> None:
-    """Validate a staged upload against its base, register it, queue its evaluation."""
-    run_operation(sessions, store, settings, job_uid, import_upload, sender, stop)
-
-
-def run_export_job(
-    sessions: sessionmaker[Session],
-    store: ObjectStore,
-    settings: Settings,
-    job_uid: str,
-    stop: threading.Event | None = None,
-) -> None:
-    """Merge a version into its base and export the checkpoint to the team's store."""
-    run_operation(sessions, store, settings, job_uid, export, stop=stop)
+    """Run the adapter job `job_uid` of `kind` (a key of OPERATIONS) to a final state."""
+    run_operation(sessions, store, settings, job_uid, OPERATIONS[kind], sender, stop)

@@ -169,15 +169,7 @@ def completion_body(rid: str, model: str, gens: list[Generation], logprobs: bool
         }
         for i, g in enumerate(gens)
     ]
-    prompt_tokens = gens[0].prompt_tokens if gens else 0
-    return {
-        "id": rid,
-        "object": "text_completion",
-        "created": int(time.time()),
-        "model": model,
-        "choices": choices,
-        "usage": usage(prompt_tokens, sum(g.completion_tokens for g in gens)),
-    }
+    return _whole(rid, "text_completion", model, choices, gens)
 
 
 def completion_chunk(
@@ -211,10 +203,17 @@ def chat_body(rid: str, model: str, gens: list[Generation]) -> dict[str, Any]:
         }
         for i, g in enumerate(gens)
     ]
+    return _whole(rid, "chat.completion", model, choices, gens)
+
+
+def _whole(
+    rid: str, obj: str, model: str, choices: list[dict[str, Any]], gens: list[Generation]
+) -> dict[str, Any]:
+    # The prompt is shared by every choice; its tokens count once.
     prompt_tokens = gens[0].prompt_tokens if gens else 0
     return {
         "id": rid,
-        "object": "chat.completion",
+        "object": obj,
         "created": int(time.time()),
         "model": model,
         "choices": choices,
