@@ -44,5 +44,5 @@ def test_each_clients_settings_are_copied_as_the_api_prints_them(
         page.wait_for_function(COPIED, arg=client["content"])
     login = page.get_by_role("list", name="Steps for llm-vscode (VS Code user settings.json)")
     expect(login).to_contain_text("'Llm: Login'")
-    expect(page.get_by_text("~/.tabby-client/agent/config.toml")).to_be_visible()
+    expect(page.locator("code", has_text="~/.tabby-client/agent/config.toml")).to_be_visible()
     snap(console, page, "35-endpoint-ide-settings")

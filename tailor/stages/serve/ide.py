@@ -149,14 +149,14 @@ def llm_vscode(base: str, model: IdeModel) -> Snippet:
         "llm.disableUrlPathCompletion": True,
         "llm.modelId": model.model_id,
         "llm.fillInTheMiddle.enabled": fim is not None,
-        "llm.contextWindow": model.context_window,
-        "llm.tokensToClear": _tokens_to_clear(fim),
-        "llm.requestBody": {"parameters": _tgi_parameters(model)},
     }
     if fim is not None:
         settings["llm.fillInTheMiddle.prefix"] = fim.prefix
         settings["llm.fillInTheMiddle.suffix"] = fim.suffix
         settings["llm.fillInTheMiddle.middle"] = fim.middle
+    settings["llm.contextWindow"] = model.context_window
+    settings["llm.tokensToClear"] = _tokens_to_clear(fim)
+    settings["llm.requestBody"] = {"parameters": _tgi_parameters(model)}
     return Snippet(
         title="llm-vscode (VS Code user settings.json)",
         editors=("VS Code",),
@@ -215,7 +215,7 @@ def continue_config(base: str, model: IdeModel, token: str) -> Snippet:
                 "apiBase": f"{base}/",
                 "apiKey": token,
                 "roles": ["autocomplete"],
-                "defaultCompletionOptions": options,
+                "defaultCompletionOptions": dict(options),  # a copy: no YAML alias
                 "autocompleteOptions": {"maxPromptTokens": model.max_prompt_tokens},
             },
         ],
