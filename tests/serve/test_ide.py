@@ -4,12 +4,15 @@ parser where one is installable, and the settings complete against a live server
 - llm-vscode: its package.json's `contributes.configuration` (vendored in tests/clients with
   its source named) as a JSON Schema of settings.json;
 - Continue: `@continuedev/config-yaml` from npm (tests/clients), its own parse and validation;
-- Tabby: tabby-agent itself reads the written config.toml in test_tabby_agent.
+- Tabby: tabby-agent itself reads the written config.toml in test_tabby_agent;
+- llm.nvim: its setup snippet run by LuaJIT (Neovim's Lua), each option checked against
+  llm.nvim's own default_config (vendored with its source named).
 """
 
 from __future__ import annotations
 
 import json
+import os
 import shlex
 import subprocess
 import tomllib
@@ -168,6 +171,24 @@ def test_continue_ollama_model_gets_server_side_fim(
     resp = httpx.post(f"{base}api/generate", json=body, headers=auth, timeout=60)
     assert resp.status_code == 200, resp.text
     assert resp.json()["response"] == direct(engine, registry, acme_ide.max_new_tokens)
+
+
+@pytest.mark.parametrize("fim", KNOWN_STYLES, ids=lambda s: s.name)
+def test_llm_nvim_setup_runs_in_neovims_lua_with_llm_nvims_options(
+    fim: FimStyle, tmp_path: Path
+) -> None:
+    snippet = client(realistic(fim), "llm.nvim")
+    init = tmp_path / "init.lua"
+    init.write_text(snippet["content"])
+    out = subprocess.run(
+        ["luajit", str(CLIENTS / "check-llm-nvim-config.lua"), str(init)],
+        capture_output=True,
+        text=True,
+        env={"TAILOR_TOKEN": "tok-acme", "PATH": os.environ["PATH"]},
+        timeout=60,
+    )
+    assert out.returncode == 0, out.stderr
+    assert json.loads(out.stdout) == {**snippet["settings"], "api_token": "tok-acme"}
 
 
 def test_tabby_config_is_toml_with_the_endpoint_and_token(acme_ide: IdeModel) -> None:

@@ -262,15 +262,31 @@ def tabby_config(base: str, model: IdeModel, token: str) -> Snippet:
     )
 
 
+def _lua_string(text: str) -> str:
+    """A Lua string literal that Neovim's LuaJIT (Lua 5.1) reads: it has no `\\u` escape,
+    so other characters stay as UTF-8 and control characters become decimal `\\ddd`."""
+    out = []
+    for ch in text:
+        if ch in '"\\':
+            out.append("\\" + ch)
+        elif ch == "\n":
+            out.append("\\n")
+        elif ord(ch) < 32 or ord(ch) == 127:
+            out.append(f"\\{ord(ch):03d}")
+        else:
+            out.append(ch)
+    return '"' + "".join(out) + '"'
+
+
 def _lua(value: Any, indent: int = 1) -> str:
-    """A Lua literal of JSON-like data (strings through JSON's escapes, which Lua reads)."""
+    """A Lua literal of JSON-like data."""
     pad = "  " * indent
     if isinstance(value, bool):
         return "true" if value else "false"
     if isinstance(value, (int, float)):
         return repr(value)
     if isinstance(value, str):
-        return json.dumps(value, ensure_ascii=True)
+        return _lua_string(value)
     if isinstance(value, list):
         return "{ " + ", ".join(_lua(v, indent) for v in value) + " }"
     if isinstance(value, dict):
