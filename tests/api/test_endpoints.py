@@ -222,7 +222,20 @@ def test_promoting_onto_a_pool_that_now_serves_another_base_is_refused(
 def test_ide_settings_carry_the_models_fim_tokens_and_context_window(
     client: TestClient, tenant: Tenant, other_tenant: Tenant, session: Session, tmp_path: Path
 ) -> None:
-    (tmp_path / "config.json").write_text('{"model_type": "gpt_bigcode", "n_positions": 8192}')
+    # The base's own files, as the catalog's directory source has them: its tokenizer's
+    # special tokens are Qwen2.5-Coder's, whatever its catalog name suggests.
+    (tmp_path / "config.json").write_text(
+        '{"model_type": "qwen2", "max_position_embeddings": 8192}'
+    )
+    specials = [
+        "<|fim_prefix|>",
+        "<|fim_middle|>",
+        "<|fim_suffix|>",
+        "<|repo_name|>",
+        "<|file_sep|>",
+    ]
+    added = [{"id": 100 + i, "content": t, "special": True} for i, t in enumerate(specials)]
+    (tmp_path / "tokenizer.json").write_text(json.dumps({"added_tokens": added}))
     register_base(session, SERVED_BASE, tmp_path)
     create_version(session, tenant.team, version=1)
     publish(client, tenant)
@@ -231,9 +244,10 @@ def test_ide_settings_carry_the_models_fim_tokens_and_context_window(
     ide = resp.json()
     vscode = ide["clients"]["llm-vscode"]["settings"]
     assert (vscode["llm.fillInTheMiddle.prefix"], vscode["llm.contextWindow"]) == (
-        "<fim_prefix>",
+        "<|fim_prefix|>",
         8192,
     )
+    assert ide["model"]["fim"]["family"] == "qwen2.5-coder"
     assert ide["model"]["id"] == "completion-tiny-starcoder"
     assert set(ide["clients"]) == {"llm-vscode", "continue", "tabby", "llm.nvim", "openai"}
     other = client.get(
