@@ -211,9 +211,9 @@ async def chunks(stream: Stream, head: GenerationChunk | None) -> AsyncIterator[
         stream.close(error)
 
 
-# The completion's id on every response, whatever the protocol: TGI's and Ollama's bodies have
-# no id field, and an editor integration needs it to report what became of the completion
-# (`POST /v1/completions/{id}/feedback`).
+# The completion's id in a header on every stream and on TGI's and Ollama's whole answers:
+# their bodies have no id field, and an editor integration needs it to report what became of
+# the completion (`POST /v1/completions/{id}/feedback`); OpenAI and Tabby bodies carry it.
 COMPLETION_ID_HEADER = "X-Completion-Id"
 
 
