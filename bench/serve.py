@@ -7,7 +7,8 @@ serves every adapter through PEFT's `adapter_names` forward (for the stacked LoR
 team's completions without the other team's flood (for fairness) and the engine scheduling
 first come, first served (the engine before fair shares).
 Writes bench/results/serve.json and prints a table.
-Run: `.venv/bin/python bench/serve.py [--requests 30] [--clients 20] [--only-fairness]`.
+Run: `.venv/bin/python bench/serve.py [--requests 30] [--clients 20] [--only-fairness]
+[--only-telemetry] [--only-latency]`.
 """
 
 from __future__ import annotations
@@ -841,12 +842,24 @@ def main() -> None:
     parser.add_argument(
         "--only-telemetry", action="store_true", help="run the telemetry overhead part only"
     )
+    parser.add_argument(
+        "--only-latency",
+        action="store_true",
+        help="run the latency paths only (OpenAI SDK, lean SSE, Tabby, Ollama, gateway)",
+    )
     args = parser.parse_args()
     base = tiny_base_cached(Path(os.environ.get("TAILOR_TEST_CACHE", "/tmp/tailor-test-cache")))
     work = Path(tempfile.mkdtemp(prefix="bench-serve-"))
     store = FileStore(work / "objects")
     out = ROOT / "bench" / "results" / "serve.json"
-    # --only-fairness / --only-telemetry: the other figures stay as the last full run left them.
+    # --only-fairness / --only-telemetry / --only-latency: the other figures stay as the last
+    # full run left them.
+    if args.only_latency:
+        result = json.loads(out.read_text())
+        merge_latency(result, latency_only(base, store, args))
+        out.write_text(json.dumps(result, indent=2) + "\n")
+        print_table(result)
+        return
     if args.only_telemetry:
         result = json.loads(out.read_text())
         result["telemetry"] = telemetry_overhead(base, store, args)
@@ -880,13 +893,16 @@ def main() -> None:
     print_table(result)
 
 
-def measure(base: Path, store: FileStore, args: argparse.Namespace) -> dict[str, Any]:
-    """HTTP overhead, gateway lookups, multi-adapter throughput and memory: the figures before
-    the two-team part."""
-    keys = make_adapters(base, store, args.clients)
-    models = {f"a{i}": k for i, k in enumerate(keys)}
-    rss_start = rss_mb()
-    engine, live, new_client = start_stack(base, store, models, "batched")
+def latency_paths(
+    engine: TailorEngine,
+    live: Live,
+    new_client: Callable[[], Any],
+    keys: list[str],
+    models: dict[str, str],
+    args: argparse.Namespace,
+) -> tuple[dict[str, list[Any]], dict[str, float], float]:
+    """Every path's timings, interleaved round by round (see `latencies`), the gateway's lookup
+    times and the process's RSS with one adapter loaded."""
     remote = RemoteClient(str(new_client().base_url))
     every_live = serve_engine(engine, models, stream_interval_s=0.0)
     every = RemoteClient(f"{every_live.url}/v1")
@@ -901,6 +917,8 @@ def measure(base: Path, store: FileStore, args: argparse.Namespace) -> dict[str,
     for _ in range(3):  # warm-up: adapter a0 loaded, code paths hot
         for client in clients:
             client.time("a0")
+        for mode in ("lean", "whole", "tabby", "ollama"):
+            remote.time("a0", mode)
     rss_one = rss_mb()
     loops = [live, every_live, gateway_live, uncached_live]
     paths = latencies(engine, keys[0], remote, every, gateway, uncached, loops, args.requests)
@@ -914,6 +932,51 @@ def measure(base: Path, store: FileStore, args: argparse.Namespace) -> dict[str,
     for server in (every_live, gateway_live, uncached_live):
         server.server.should_exit = True
     db.drop()
+    return paths, routing, rss_one
+
+
+def latency_only(base: Path, store: FileStore, args: argparse.Namespace) -> dict[str, Any]:
+    """The latency paths and the gateway lookups again (baseline: the engine called directly
+    in the same rounds), merged into the last full run's figures by `main`."""
+    keys = make_adapters(base, store, 1)
+    models = {"a0": keys[0]}
+    engine, live, new_client = start_stack(base, store, models, "batched")
+    paths, routing, _rss = latency_paths(engine, live, new_client, keys, models, args)
+    live.server.should_exit = True
+    engine.close()
+    direct = paths["direct"]
+    return {
+        "date": datetime.now(UTC).isoformat(timespec="seconds"),
+        "load_average": os.getloadavg(),
+        "requests_per_path": args.requests,
+        "engine_direct": summarize(direct),
+        "figures": {name: http_figures(paths[name], direct) for name in PATHS[1:]},
+        "routing": routing,
+    }
+
+
+def merge_latency(result: dict[str, Any], latency: dict[str, Any]) -> None:
+    """The latency part of `result` replaced by a run of its own (the rest stays)."""
+    result["baseline"]["engine_direct"] = latency["engine_direct"]
+    result["baseline"]["gateway_lookup_two_transactions_ms"] = latency["routing"][
+        "two_transactions_before_ms"
+    ]
+    result["baseline"]["gateway_lookup_one_query_ms"] = latency["routing"]["one_query_ms"]
+    result["figures"].update(latency["figures"])
+    result["figures"]["gateway_lookup_cached_ms"] = latency["routing"]["cached_ms"]
+    result["latency_run"] = {
+        k: latency[k] for k in ("date", "load_average", "requests_per_path")
+    } | {"note": "latency paths and lookups from this run; throughput, memory from `date`'s"}
+
+
+def measure(base: Path, store: FileStore, args: argparse.Namespace) -> dict[str, Any]:
+    """HTTP overhead, gateway lookups, multi-adapter throughput and memory: the figures before
+    the two-team part."""
+    keys = make_adapters(base, store, args.clients)
+    models = {f"a{i}": k for i, k in enumerate(keys)}
+    rss_start = rss_mb()
+    engine, live, new_client = start_stack(base, store, models, "batched")
+    paths, routing, rss_one = latency_paths(engine, live, new_client, keys, models, args)
     direct = paths["direct"]
     stacked = compare_throughput(new_client, args)
     stacked_mb = engine.adapters.stacked.nbytes / 2**20 if engine.adapters.stacked else 0.0

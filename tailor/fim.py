@@ -222,3 +222,31 @@ def require_fim(vocab: dict[str, int], names: FimNames | None = None) -> FimToke
         wanted = ", ".join(f"{s.prefix}/{s.suffix}/{s.middle}" for s in KNOWN_STYLES)
         raise FimError(f"the tokenizer has no FIM tokens ({wanted})")
     return found
+
+
+# Names that tell a family apart where no tokenizer is at hand (the API printing IDE settings):
+# a catalog name or a config's `model_type`, matched lower-cased, most specific first.
+_NAMED_STYLES: tuple[tuple[tuple[str, ...], FimStyle], ...] = (
+    (("starcoder2",), STARCODER2),
+    (("starcoder", "gpt_bigcode", "santacoder"), STARCODER),
+    (("qwen2.5-coder", "qwen2-coder", "qwen-coder", "qwen2.5_coder"), QWEN_CODER),
+    (("codellama", "code-llama", "code_llama"), CODELLAMA),
+    (("deepseek-coder", "deepseek_coder"), DEEPSEEK_CODER),
+    (("codestral",), CODESTRAL),
+    (("codegemma",), CODEGEMMA),
+)
+
+
+def style_named(*names: str) -> FimStyle | None:
+    """The known style whose family one of `names` names (a catalog name, a `model_type`),
+    or None; the tokenizer, where it is loaded, is the better witness (`detect_fim`)."""
+    lowered = [n.lower() for n in names if n]
+    for needles, style in _NAMED_STYLES:
+        if any(needle in name for name in lowered for needle in needles):
+            return style
+    return None
+
+
+def style_matching(names: FimNames) -> FimStyle | None:
+    """The known style with exactly these three token texts (a spec's `fim_tokens`), or None."""
+    return _known(names)

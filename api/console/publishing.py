@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 from fastapi import Request, Response
@@ -24,10 +23,10 @@ from tailor.pagination import MAX_LIMIT
 from tailor.services.adapters import service as registry
 from tailor.services.endpoints import service as endpoint_service
 from tailor.services.endpoints.gate import evaluation_gate, team_policy
+from tailor.services.endpoints.ide import endpoint_ide_settings
 from tailor.services.endpoints.schemas import EndpointCreate
 from tailor.services.teams import service as teams
 from tailor.stages.evaluate.spec import GatePolicy
-from tailor.stages.serve.ide import ide_settings
 from tailor.tenancy import TeamAccess
 
 router = team_router()
@@ -157,11 +156,10 @@ def endpoint_detail(
 ) -> Response:
     """An endpoint and the settings to paste into llm-vscode, Continue or an OpenAI client."""
     ep = endpoint_service.get_endpoint(session, access, name)
-    ide = ide_settings(settings.serve_url, ep.name)
+    ide = endpoint_ide_settings(session, access, name, settings.serve_url)
     snippets = [
-        ("llm-vscode (settings.json)", "ide-llm-vscode", json.dumps(ide["llm-vscode"], indent=2)),
-        ("Continue (config.json)", "ide-continue", json.dumps(ide["continue"], indent=2)),
-        ("OpenAI Python client", "ide-openai", ide["openai"]["python"]),
+        (c["title"], f"ide-{key.replace('.', '-')}", c["file"], c["content"], c["steps"])
+        for key, c in ide["clients"].items()
     ]
     return render(
         request,

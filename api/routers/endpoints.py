@@ -10,8 +10,8 @@ from api.deps import EndpointSync, SessionDep, SettingsDep, TeamAdmin, TeamViewe
 from api.responses import READ, WRITE
 from tailor.services.endpoints import service
 from tailor.services.endpoints.gate import evaluation_gate
+from tailor.services.endpoints.ide import endpoint_ide_settings
 from tailor.services.endpoints.schemas import EndpointCreate, EndpointOut, Promote
-from tailor.stages.serve.ide import ide_settings
 
 router = APIRouter(prefix="/v1/teams/{team}/endpoints", tags=["endpoints"])
 
@@ -60,9 +60,10 @@ def get_endpoint(
 def get_ide_settings(
     name: str, access: TeamViewer, session: SessionDep, settings: SettingsDep
 ) -> dict[str, Any]:
-    """Settings to paste into llm-vscode, Continue or an OpenAI client (token left blank)."""
-    ep = service.get_endpoint(session, access, name)
-    return ide_settings(settings.serve_url, ep.name)
+    """Settings to paste into llm-vscode, Continue (config.yaml), Tabby's agent, llm.nvim or an
+    OpenAI client, with the model's FIM tokens and context window (the token left for the user:
+    `clients.<name>.content` is the text to paste, `steps` what to do around it)."""
+    return endpoint_ide_settings(session, access, name, settings.serve_url)
 
 
 @router.post("/{name}/promote", response_model=EndpointOut, responses=WRITE)

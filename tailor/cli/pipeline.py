@@ -14,6 +14,7 @@ from tailor.cli.adapters import adapter_compose, adapter_export, adapter_import,
 from tailor.cli.client import Client
 from tailor.cli.follow import follow_job
 from tailor.cli.output import Output, OutputOpt, console, show
+from tailor.stages.serve.ide import CLIENTS as IDE_CLIENTS
 
 dataset_app = typer.Typer(help="Harvest repositories into datasets.", no_args_is_help=True)
 finetune_app = typer.Typer(help="Fine-tune adapters on datasets.", no_args_is_help=True)
@@ -165,9 +166,25 @@ def endpoint_publish(
     show(Client().post(f"/v1/teams/{team}/endpoints", body), output, ENDPOINT_COLS)
 
 
-def endpoint_ide(team: str, name: str) -> None:
-    """Settings to paste into llm-vscode, Continue or an OpenAI client (as JSON)."""
-    typer.echo(json.dumps(Client().get(f"/v1/teams/{team}/endpoints/{name}/ide"), indent=2))
+def endpoint_ide(
+    team: str,
+    name: str,
+    client: str = typer.Option(
+        None, help=f"Print only this client's text to paste and its steps: {'|'.join(IDE_CLIENTS)}"
+    ),
+) -> None:
+    """Settings to paste into llm-vscode, Continue, Tabby, llm.nvim or an OpenAI client
+    (all of them as JSON, or one client's file as it is pasted)."""
+    if client is not None and client not in IDE_CLIENTS:
+        raise typer.BadParameter(f"pick one of {', '.join(IDE_CLIENTS)}", param_hint="--client")
+    ide = Client().get(f"/v1/teams/{team}/endpoints/{name}/ide")
+    if client is None:
+        typer.echo(json.dumps(ide, indent=2, ensure_ascii=False))
+        return
+    snippet = ide["clients"][client]
+    typer.echo(snippet["content"], nl=False)
+    steps = "\n".join(f"  {i}. {step}" for i, step in enumerate(snippet["steps"], 1))
+    typer.echo(f"\n# {snippet['title']}: in {snippet['file']}\n{steps}", err=True)
 
 
 def endpoint_list(team: str, output: Output = OutputOpt) -> None:

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import tomllib
+from pathlib import Path
 
 from click.testing import Result
 from fastapi import FastAPI
@@ -14,7 +16,7 @@ from typer.testing import CliRunner
 from tailor.cli.main import app as cli_app
 from tailor.config import Settings
 from tailor.db.models import AuditEvent
-from tests.conftest import Tenant, create_version, evaluation_report
+from tests.conftest import SERVED_BASE, Tenant, create_version, evaluation_report, register_base
 
 
 def publish(client: TestClient, tenant: Tenant, **body: object) -> dict[str, object]:
@@ -215,3 +217,55 @@ def test_promoting_onto_a_pool_that_now_serves_another_base_is_refused(
     assert resp.status_code == 409 and "'starcoder2-3b'" in resp.json()["detail"]
     endpoint = client.get(f"/v1/teams/{tenant.slug}/endpoints/completion", headers=tenant.auth())
     assert endpoint.json()["version"] == 1
+
+
+def test_ide_settings_carry_the_models_fim_tokens_and_context_window(
+    client: TestClient, tenant: Tenant, other_tenant: Tenant, session: Session, tmp_path: Path
+) -> None:
+    # The base's own files, as the catalog's directory source has them: its tokenizer's
+    # special tokens are Qwen2.5-Coder's, whatever its catalog name suggests.
+    (tmp_path / "config.json").write_text(
+        '{"model_type": "qwen2", "max_position_embeddings": 8192}'
+    )
+    specials = [
+        "<|fim_prefix|>",
+        "<|fim_middle|>",
+        "<|fim_suffix|>",
+        "<|repo_name|>",
+        "<|file_sep|>",
+    ]
+    added = [{"id": 100 + i, "content": t, "special": True} for i, t in enumerate(specials)]
+    (tmp_path / "tokenizer.json").write_text(json.dumps({"added_tokens": added}))
+    register_base(session, SERVED_BASE, tmp_path)
+    create_version(session, tenant.team, version=1)
+    publish(client, tenant)
+    resp = client.get(f"/v1/teams/{tenant.slug}/endpoints/completion/ide", headers=tenant.auth())
+    assert resp.status_code == 200, resp.text
+    ide = resp.json()
+    vscode = ide["clients"]["llm-vscode"]["settings"]
+    assert (vscode["llm.fillInTheMiddle.prefix"], vscode["llm.contextWindow"]) == (
+        "<|fim_prefix|>",
+        8192,
+    )
+    assert ide["model"]["fim"]["family"] == "qwen2.5-coder"
+    assert ide["model"]["id"] == "completion-tiny-starcoder"
+    assert set(ide["clients"]) == {"llm-vscode", "continue", "tabby", "llm.nvim", "openai"}
+    other = client.get(
+        f"/v1/teams/{tenant.slug}/endpoints/completion/ide", headers=other_tenant.auth()
+    )
+    assert other.status_code == 404
+
+
+def test_the_cli_prints_one_clients_file_to_paste(
+    live_url: str, client: TestClient, tenant: Tenant, session: Session
+) -> None:
+    create_version(session, tenant.team, version=1)
+    publish(client, tenant)
+    env = {"TAILOR_URL": live_url, "TAILOR_TOKEN": tenant.owner_token}
+    result = CliRunner().invoke(
+        cli_app, ["endpoint", "ide", tenant.slug, "completion", "--client", "tabby"], env=env
+    )
+    assert result.exit_code == 0, result.output
+    config = tomllib.loads(result.stdout)
+    assert config["server"]["endpoint"].endswith("/tabby/completion")
+    assert "~/.tabby-client/agent/config.toml" in result.stderr

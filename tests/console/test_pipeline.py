@@ -19,6 +19,7 @@ import httpx
 import openai
 import pytest
 import uvicorn
+import yaml
 from playwright.sync_api import Page, expect
 
 from tailor.demo.gitserver import GitServer
@@ -154,18 +155,21 @@ def test_onboarding_harvest_finetune_compare_publish(
     page.get_by_label("Publish even if the team's gate refuses (audited)").check()
     page.get_by_role("button", name="Publish", exact=True).click()
     expect(page.get_by_role("status")).to_have_text("Endpoint published.")
-    page.get_by_role("button", name="Copy llm-vscode (settings.json)").click()
+    page.get_by_role("button", name="Copy llm-vscode (VS Code user settings.json)").click()
     expect(page.locator("#announcer")).to_have_text("Copied to the clipboard.")
     copied = json.loads(page.evaluate("navigator.clipboard.readText()"))
-    assert copied["llm.modelId"] == "house-style"
+    assert copied["llm.modelId"] == "house-style-tiny-starcoder"
     assert copied["llm.url"].endswith("/tgi/house-style/generate")
+    steps = page.get_by_role("list", name="Steps for llm-vscode (VS Code user settings.json)")
+    expect(steps).to_contain_text("'Llm: Login'")
     snap(console, page, "34-endpoint-ide-settings")
 
     # A team token for the IDE, then a completion with the copied Continue settings.
-    page.get_by_role("button", name="Copy Continue (config.json)").click()
-    continue_settings = json.loads(page.evaluate("navigator.clipboard.readText()"))
+    page.get_by_role("button", name="Copy Continue (config.yaml)").click()
+    continue_settings = yaml.safe_load(page.evaluate("navigator.clipboard.readText()"))
     ide_token = create_ide_token(page, lead.slug)
-    autocomplete = continue_settings["tabAutocompleteModel"]
+    autocomplete = continue_settings["models"][0]
+    assert autocomplete["roles"] == ["autocomplete"]
     with gateway(console) as client_url:
         assert autocomplete["apiBase"] == client_url + "/v1"
         client = openai.OpenAI(base_url=autocomplete["apiBase"], api_key=ide_token, max_retries=0)
@@ -176,7 +180,7 @@ def test_onboarding_harvest_finetune_compare_publish(
             max_tokens=8,
             temperature=0,
         )
-    assert completion.model == "house-style"
+    assert completion.model == "house-style-tiny-starcoder"
     assert isinstance(completion.choices[0].text, str)
 
     html = "\n".join(console.pages_seen.values())

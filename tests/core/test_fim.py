@@ -16,6 +16,7 @@ from tailor.fim import (
     FimStyle,
     detect_fim,
     require_fim,
+    style_named,
 )
 from tailor.stages.serve.fim import fim_prompt_ids, fim_prompt_text, split_fim_text
 from tailor.stages.train.fim import fim_order, resolve_fim_tokens
@@ -131,3 +132,27 @@ def test_codestrals_ollama_template_sends_the_suffix_first() -> None:
     from tailor.stages.serve.ollama import template
 
     assert "[SUFFIX]{{ .Suffix }}[PREFIX]{{ .Prompt }}{{- else }}" in template(CODESTRAL)
+
+
+@pytest.mark.parametrize(
+    ("names", "family"),
+    [
+        (("bigcode/starcoder2-3b", "starcoder2"), "starcoder2"),
+        (("tiny-starcoder", ""), "starcoder"),
+        (("house-base", "gpt_bigcode"), "starcoder"),
+        (("Qwen/Qwen2.5-Coder-1.5B", "qwen2"), "qwen2.5-coder"),
+        (("codellama/CodeLlama-7b-hf", "llama"), "codellama"),
+        (("deepseek-ai/deepseek-coder-1.3b-base", "llama"), "deepseek-coder"),
+        (("mistralai/Codestral-22B-v0.1", "mistral"), "codestral"),
+        (("google/codegemma-2b", "gemma"), "codegemma"),
+    ],
+)
+def test_a_family_is_told_by_its_names_where_no_tokenizer_is_at_hand(
+    names: tuple[str, str], family: str
+) -> None:
+    style = style_named(*names)
+    assert style is not None and style.name == family
+
+
+def test_names_of_no_known_family_name_no_style() -> None:
+    assert style_named("meta-llama/Llama-3.2-1B", "llama") is None

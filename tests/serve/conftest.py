@@ -22,9 +22,11 @@ import uvicorn
 from fastapi import FastAPI
 
 from tailor.demo.tiny import tiny_base_cached
+from tailor.fim import style_matching
 from tailor.stages.serve.app import create_serving_app
-from tailor.stages.serve.callers import lookup_from
+from tailor.stages.serve.callers import base_family, lookup_from
 from tailor.stages.serve.engine import TailorEngine
+from tailor.stages.serve.ide import IdeModel
 from tailor.storage import FileStore
 
 CACHE_ROOT = Path(os.environ.get("TAILOR_TEST_CACHE", "/tmp/tailor-test-cache"))
@@ -184,3 +186,17 @@ def acme_client(server: LiveServer) -> Any:
     from openai import OpenAI
 
     return OpenAI(base_url=f"{server.url}/v1", api_key="tok-acme", max_retries=0)
+
+
+@pytest.fixture(scope="session")
+def acme_ide(engine: TailorEngine) -> IdeModel:
+    """What the IDE settings say about acme's `py` endpoint on the session's base."""
+    prompter = engine.prompter
+    assert prompter is not None and prompter.fim is not None
+    return IdeModel(
+        endpoint="py",
+        family=base_family(BASE_NAME),
+        fim=style_matching(prompter.fim.style),
+        context_window=prompter.context_length,
+        max_new_tokens=16,
+    )

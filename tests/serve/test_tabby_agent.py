@@ -19,6 +19,7 @@ import pytest
 
 from tailor.stages.serve.engine import TailorEngine
 from tailor.stages.serve.generation import GenerationRequest
+from tailor.stages.serve.ide import IdeModel, ide_settings
 
 from .conftest import FIM_PREFIX, FIM_SUFFIX, LiveServer, Registry
 
@@ -64,15 +65,15 @@ class LspClient:
 
 
 @pytest.fixture
-def agent(server: LiveServer, tmp_path: Path) -> Iterator[LspClient]:
-    """tabby-agent --lsp with acme's token and the `py` model's Tabby endpoint in its config."""
+def agent(server: LiveServer, acme_ide: IdeModel, tmp_path: Path) -> Iterator[LspClient]:
+    """tabby-agent --lsp reading the Tabby config.toml the IDE settings print for acme's `py`."""
     assert AGENT.exists(), "tabby-agent is not installed: run scripts/install"
     config = tmp_path / ".tabby-client/agent/config.toml"
     config.parent.mkdir(parents=True)
-    config.write_text(
-        f'[server]\nendpoint = "{server.url}/tabby/py"\ntoken = "tok-acme"\n\n'
-        "[anonymousUsageTracking]\ndisable = true\n"
-    )
+    # The file exactly as the IDE settings print it, with the user's token put in.
+    printed = ide_settings(server.url, acme_ide, "tok-acme")["clients"]["tabby"]
+    assert printed["file"] == "~/.tabby-client/agent/config.toml"
+    config.write_text(printed["content"] + "\n[anonymousUsageTracking]\ndisable = true\n")
     env = {**os.environ, "HOME": str(tmp_path)}
     proc = subprocess.Popen(
         ["node", str(AGENT), "--lsp", "--stdio"],

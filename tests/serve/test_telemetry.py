@@ -11,6 +11,7 @@ from typing import Any
 import httpx
 import openai
 import pytest
+from huggingface_hub import InferenceClient
 from sqlalchemy import Connection, func, select
 from sqlalchemy.orm import Session
 
@@ -114,6 +115,21 @@ def tabby_event(url: str, token: str, cid: str, kind: str) -> httpx.Response:
     return post(url, "/tabby/completion/v1/events", token, body)
 
 
+def tgi_completion(url: str, token: str) -> str:
+    """A completion through huggingface_hub's TGI client, which keeps the body's extra `id`."""
+    client = InferenceClient(model=f"{url}/tgi/completion", token=token)
+    out = client.text_generation("def ", max_new_tokens=2, details=True)
+    return str(out.id)  # type: ignore[attr-defined]
+
+
+def ollama_completion(url: str, token: str, *, stream: bool) -> str:
+    """A completion through Ollama's protocol; its id comes in the X-Completion-Id header."""
+    body = {"model": "completion", "prompt": FIM_PREFIX, "suffix": FIM_SUFFIX, "stream": stream}
+    resp = post(url, "/api/generate", token, {**body, "options": {"num_predict": 2}})
+    assert resp.status_code == 200, resp.text
+    return resp.headers["X-Completion-Id"]
+
+
 def access_of(session: Session, tenant: Tenant) -> TeamAccess:
     return team_for(session, authenticate(session, tenant.owner_token), tenant.slug, Role.viewer)
 
@@ -215,3 +231,19 @@ def test_a_team_that_keeps_code_gets_it_redacted(
     assert row is not None and row.prompt_text is not None
     assert "ghp_" not in row.prompt_text and "<TOKEN>" in row.prompt_text
     assert FIM_SUFFIX in row.prompt_text and row.completion_text == out.choices[0].text
+
+
+def test_tgi_and_ollama_clients_get_ids_their_feedback_can_name(
+    gateway: str, team: Team, recorder: Recorder, session: Session
+) -> None:
+    ids = [
+        tgi_completion(gateway, team.owner_token),
+        ollama_completion(gateway, team.owner_token, stream=False),
+        ollama_completion(gateway, team.owner_token, stream=True),
+    ]
+    for cid in ids:
+        resp = feedback(gateway, team.owner_token, cid, "select")
+        assert resp.status_code == 200 and resp.json()["recorded"] is True, resp.text
+    recorder.flush()
+    stats = team_telemetry(session, team.access)
+    assert (stats.total.completions, stats.total.accepted) == (3, 3)

@@ -7,8 +7,9 @@ import asyncio
 import time
 from collections import deque
 from collections.abc import AsyncIterator
+from typing import Any
 
-from fastapi.responses import StreamingResponse
+from fastapi.responses import JSONResponse, StreamingResponse
 
 from tailor.stages.serve.admission import Call, prompt_ids, reserve
 from tailor.stages.serve.deps import ServingState
@@ -210,12 +211,28 @@ async def chunks(stream: Stream, head: GenerationChunk | None) -> AsyncIterator[
         stream.close(error)
 
 
+# The completion's id in a header on every stream and on TGI's and Ollama's whole answers:
+# their bodies have no id field, and an editor integration needs it to report what became of
+# the completion (`POST /v1/completions/{id}/feedback`); OpenAI and Tabby bodies carry it.
+COMPLETION_ID_HEADER = "X-Completion-Id"
+
+
+def id_header(stream: Stream) -> dict[str, str]:
+    """The header naming the completion a response carries."""
+    return {COMPLETION_ID_HEADER: stream.id}
+
+
+def json_response(stream: Stream, body: Any) -> JSONResponse:
+    """A whole answer, with its completion's id in the header."""
+    return JSONResponse(body, headers=id_header(stream))
+
+
 def sse_response(stream: Stream, body: AsyncIterator[bytes]) -> StreamingResponse:
     """Server-sent events of a stream, written as few times as the chunks allow."""
     return StreamingResponse(
         _coalesced(stream, body),
         media_type="text/event-stream",
-        headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
+        headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no", **id_header(stream)},
     )
 
 
@@ -224,7 +241,7 @@ def ndjson_response(stream: Stream, body: AsyncIterator[bytes]) -> StreamingResp
     return StreamingResponse(
         _coalesced(stream, body),
         media_type="application/x-ndjson",
-        headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
+        headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no", **id_header(stream)},
     )
 
 

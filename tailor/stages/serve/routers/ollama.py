@@ -8,7 +8,7 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 from fastapi import APIRouter
-from fastapi.responses import StreamingResponse
+from fastapi.responses import JSONResponse, StreamingResponse
 from starlette.concurrency import run_in_threadpool
 
 from tailor.stages.serve import ollama as wire
@@ -17,7 +17,14 @@ from tailor.stages.serve.admission import Call, begin, check_max_tokens
 from tailor.stages.serve.deps import ServingDep, ServingState, TokenDep, caller
 from tailor.stages.serve.errors import ServeError
 from tailor.stages.serve.generation import GenerationRequest
-from tailor.stages.serve.inflight import Stream, answer, chunks, first, ndjson_response
+from tailor.stages.serve.inflight import (
+    Stream,
+    answer,
+    chunks,
+    first,
+    json_response,
+    ndjson_response,
+)
 
 router = APIRouter(prefix="/api", tags=["ollama"])
 
@@ -31,8 +38,9 @@ DEFAULT_TOP_P = 0.9
 @router.post("/generate", response_model=None)
 async def generate(
     body: wire.GenerateRequest, state: ServingDep, token: TokenDep
-) -> dict[str, Any] | StreamingResponse:
-    """A completion of `prompt` (with `suffix`: fill-in-the-middle), streamed unless asked not."""
+) -> dict[str, Any] | JSONResponse | StreamingResponse:
+    """A completion of `prompt` (with `suffix`: fill-in-the-middle), streamed unless asked not;
+    the completion's id in the `X-Completion-Id` header (Ollama's body has no id)."""
     call, key = await begin(state, token, body.model, "ollama_generate")
     if body.images:
         raise ServeError(400, "unsupported", "`images` are not supported", param="images")
@@ -44,8 +52,11 @@ async def generate(
     if not body.stream:
         g = (await answer(stream))[0]
         elapsed = time.perf_counter() - call.started
-        return wire.final(
-            body.model, g.text, g.finish_reason, g.prompt_tokens, g.completion_tokens, elapsed
+        return json_response(
+            stream,
+            wire.final(
+                body.model, g.text, g.finish_reason, g.prompt_tokens, g.completion_tokens, elapsed
+            ),
         )
     head = await first(stream)
 

@@ -9,21 +9,28 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 from fastapi import APIRouter
-from fastapi.responses import StreamingResponse
+from fastapi.responses import JSONResponse, StreamingResponse
 
 from tailor.stages.serve import protocol as p
 from tailor.stages.serve.admission import Call, begin, check_max_tokens
 from tailor.stages.serve.deps import ServingDep, ServingState, TokenDep
 from tailor.stages.serve.errors import ServeError, tgi_error_body
 from tailor.stages.serve.generation import GenerationRequest
-from tailor.stages.serve.inflight import Stream, answer, chunks, first, sse_response
+from tailor.stages.serve.inflight import (
+    Stream,
+    answer,
+    chunks,
+    first,
+    json_response,
+    sse_response,
+)
 
 router = APIRouter(tags=["tgi"])
 
 
 @router.post("/generate", response_model=None)
-async def generate(body: p.TgiRequest, state: ServingDep, token: TokenDep) -> dict[str, Any]:
-    """The whole generation."""
+async def generate(body: p.TgiRequest, state: ServingDep, token: TokenDep) -> JSONResponse:
+    """The whole generation (with its completion id, which TGI clients keep as an extra field)."""
     return await _generate(state, body, token, None)
 
 
@@ -44,7 +51,7 @@ async def compat(body: p.TgiRequest, state: ServingDep, token: TokenDep) -> Any:
 @router.post("/tgi/{model}/generate", response_model=None)
 async def generate_named(
     model: str, body: p.TgiRequest, state: ServingDep, token: TokenDep
-) -> dict[str, Any]:
+) -> JSONResponse:
     """`/generate` for one of the team's models."""
     return await _generate(state, body, token, model)
 
@@ -93,13 +100,20 @@ def _request(
     )
 
 
-async def _generate(
+async def _generated(
     state: ServingState, body: p.TgiRequest, token: str, model: str | None
-) -> dict[str, Any]:
+) -> tuple[Stream, dict[str, Any]]:
     stream = await _start(state, body, token, model, "generate")
     gen = (await answer(stream))[0]
     prefix = body.inputs if body.parameters.return_full_text else ""
-    return p.tgi_body(gen, prefix, body.parameters.seed, body.parameters.details)
+    out = p.tgi_body(gen, prefix, body.parameters.seed, body.parameters.details)
+    return stream, {**out, "id": stream.id}
+
+
+async def _generate(
+    state: ServingState, body: p.TgiRequest, token: str, model: str | None
+) -> JSONResponse:
+    return json_response(*await _generated(state, body, token, model))
 
 
 async def _generate_stream(
@@ -127,4 +141,5 @@ async def _generate_stream(
 async def _compat(state: ServingState, body: p.TgiRequest, token: str, model: str | None) -> Any:
     if body.stream:
         return await _generate_stream(state, body, token, model)
-    return [await _generate(state, body, token, model)]
+    stream, out = await _generated(state, body, token, model)
+    return json_response(stream, [out])
