@@ -27,6 +27,48 @@ class GpuType(BaseModel):
         default_factory=list, description="Tolerations for the pool's taints."
     )
     flavor: str = Field(description="Kueue ResourceFlavor of the pool.")
+    gpusPerNode: int = Field(
+        default=8,
+        ge=1,
+        le=64,
+        description="GPUs on one node of the pool (a pod holds at most these).",
+    )
+    maxNodes: int = Field(
+        default=64, ge=1, le=1024, description="Most nodes one fine-tune may span."
+    )
+    cpuPerGpu: float = Field(
+        default=8, gt=0, description="CPU cores a training pod requests per GPU."
+    )
+    memoryPerGpuGi: int = Field(
+        default=64,
+        ge=1,
+        description="Memory (GiB) a training pod requests and is capped at per GPU.",
+    )
+    sharedMemory: str = Field(
+        default="16Gi", description="Size of /dev/shm of a training pod (data loaders, NCCL)."
+    )
+    rdmaResources: dict[str, int] = Field(
+        default_factory=dict,
+        description="Extra device resources per multi-node pod for RDMA, e.g. "
+        "{'vpc.amazonaws.com/efa': 32} or {'rdma/ib': 1}; empty runs NCCL over TCP.",
+    )
+    podAnnotations: dict[str, str] = Field(
+        default_factory=dict,
+        description="Annotations on every training pod of the pool (e.g. Multus networks).",
+    )
+    ncclEnv: dict[str, str] = Field(
+        default_factory=dict,
+        description="NCCL_* (and fabric) environment of every training pod, e.g. NCCL_IB_HCA.",
+    )
+    topologyLevel: str | None = Field(
+        default=None,
+        description="Node label of a Kueue Topology level a multi-node job should stay within "
+        "(topology-aware scheduling); unset asks for none.",
+    )
+    topologyRequired: bool = Field(
+        default=False,
+        description="Require the topology level (else Kueue only prefers it).",
+    )
 
 
 def _a100() -> dict[str, GpuType]:
@@ -77,6 +119,13 @@ class Kueue(BaseModel):
     cohort: str = "tailor"
     localQueueName: str = "tailor"
     clusterQueuePrefix: str = "tailor-"
+    trainingPriorityClass: str = Field(
+        default="tailor-training",
+        description="WorkloadPriorityClass of fine-tunes (below serving, above evaluation).",
+    )
+    servingPriorityClass: str = Field(
+        default="tailor-serving", description="WorkloadPriorityClass of endpoint Deployments."
+    )
 
 
 class OperatorConfig(BaseModel):

@@ -22,7 +22,7 @@ from tailor_operator.config import OperatorConfig
 from tailor_operator.pods import ENDPOINT_TOKEN_KEY
 from tailor_operator.resources import API_VERSION, TeamSpec
 
-KUEUE_API = "kueue.x-k8s.io/v1beta1"
+KUEUE_API = "kueue.x-k8s.io/v1beta2"
 NAMESPACE_NAME_LABEL = "kubernetes.io/metadata.name"
 
 
@@ -172,7 +172,7 @@ def build_cluster_queue(tenant: Tenant, config: OperatorConfig) -> dict[str, Any
         "kind": "ClusterQueue",
         "metadata": _metadata(tenant, cluster_queue_name(config, tenant.name), None),
         "spec": {
-            "cohort": config.kueue.cohort,
+            "cohortName": config.kueue.cohort,
             "namespaceSelector": {
                 "matchLabels": {NAMESPACE_NAME_LABEL: namespace_name(config, tenant.name)}
             },

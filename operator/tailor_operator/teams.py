@@ -101,7 +101,7 @@ def _disown(rt: Runtime, manifests: list[dict[str, Any]]) -> None:
 def delete(rt: Runtime, name: str) -> None:
     """Remove the team's ClusterQueue and namespace (with everything in it)."""
     targets = [
-        ("kueue.x-k8s.io/v1beta1", "ClusterQueue", namespaces.cluster_queue_name(rt.config, name)),
+        (namespaces.KUEUE_API, "ClusterQueue", namespaces.cluster_queue_name(rt.config, name)),
         ("v1", "Namespace", namespaces.namespace_name(rt.config, name)),
     ]
     for api_version, kind, target in targets:

@@ -56,14 +56,11 @@ def test_the_submitted_resource_is_one_the_operator_and_the_crd_accept() -> None
     parsed = FineTuneJobSpec.model_validate(manifest["spec"])
     assert parsed.train == spec  # the TrainSpec travels unchanged
     assert parsed.jobId == "fi-0123456789ab"
-    assert (parsed.resources.nodes, parsed.resources.gpusPerNode) == (1, 4)
+    assert parsed.resources.gpus == 4  # the operator picks the nodes from the GPU type
 
 
 def test_adapter_methods_ask_for_one_gpu() -> None:
-    assert submit.train_resources(_train_spec("search", method="qlora")) == {
-        "nodes": 1,
-        "gpusPerNode": 1,
-    }
+    assert submit.train_resources(_train_spec("search", method="qlora")) == {"gpus": 1}
 
 
 # --- end to end ---------------------------------------------------------------------------

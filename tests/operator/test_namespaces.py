@@ -53,7 +53,7 @@ def test_the_cluster_queue_guarantees_the_quota_and_lets_the_team_borrow(
 ) -> None:
     queue = namespaces.build_cluster_queue(make_tenant(), operator_config)["spec"]
 
-    assert queue["cohort"] == "tailor"
+    assert queue["cohortName"] == "tailor"  # v1beta2 (was `cohort`)
     assert queue["namespaceSelector"]["matchLabels"] == {
         "kubernetes.io/metadata.name": "tailor-team-search"
     }

@@ -10,7 +10,7 @@ from tests.operator.conftest import Kube, Operator, custom_resource
 
 TEAMS = "/apis/tailor.dev/v1alpha1/teams"
 NAMESPACE = "tailor-team-payments"
-KUEUE = "/apis/kueue.x-k8s.io/v1beta1"
+KUEUE = "/apis/kueue.x-k8s.io/v1beta2"
 
 pytestmark = pytest.mark.asyncio
 

@@ -225,8 +225,8 @@ async def _team_state(kube: Kube, slug: str) -> dict[str, str]:
     paths = {
         "team": f"/apis/tailor.dev/v1alpha1/teams/{slug}",
         "namespace": f"/api/v1/namespaces/{ns}",
-        "localqueue": f"/apis/kueue.x-k8s.io/v1beta1/namespaces/{ns}/localqueues/tailor",
-        "clusterqueue": f"/apis/kueue.x-k8s.io/v1beta1/clusterqueues/tailor-{slug}",
+        "localqueue": f"/apis/kueue.x-k8s.io/v1beta2/namespaces/{ns}/localqueues/tailor",
+        "clusterqueue": f"/apis/kueue.x-k8s.io/v1beta2/clusterqueues/tailor-{slug}",
         "job": f"/apis/batch/v1/namespaces/{ns}/jobs/train-1",
         "endpoint": f"/apis/apps/v1/namespaces/{ns}/deployments/serve-style",
     }
