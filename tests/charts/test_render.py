@@ -146,15 +146,37 @@ def test_each_gpu_pool_gets_a_kueue_flavor_and_the_shared_pool_lends(
     production_manifests: list[dict[str, Any]],
 ) -> None:
     flavors = {f["metadata"]["name"]: f for f in by_kind(production_manifests, "ResourceFlavor")}
-    [pool] = by_kind(production_manifests, "ClusterQueue")
+    [pool] = by_kind(production_manifests, "Cohort")
 
     assert set(flavors) == {"a100-80gb", "h100-80gb"}
     assert flavors["a100-80gb"]["spec"]["nodeLabels"] == {
         "nvidia.com/gpu.product": "NVIDIA-A100-SXM4-80GB"
     }
-    assert pool["spec"]["cohort"] == "tailor"
+    assert {f["apiVersion"] for f in flavors.values()} == {"kueue.x-k8s.io/v1beta2"}
+    assert pool["apiVersion"] == "kueue.x-k8s.io/v1beta2"
+    assert pool["metadata"]["name"] == "tailor"  # the teams' ClusterQueues' cohortName
+    assert not by_kind(production_manifests, "ClusterQueue")  # the Cohort lends itself
     gpu = pool["spec"]["resourceGroups"][0]["flavors"][0]["resources"][2]
     assert gpu == {"name": "nvidia.com/gpu", "nominalQuota": 16}
+
+
+def test_workload_priority_classes_put_serving_above_training_above_evaluation(
+    production_manifests: list[dict[str, Any]],
+) -> None:
+    classes = {
+        c["metadata"]["name"]: c["value"]
+        for c in by_kind(production_manifests, "WorkloadPriorityClass")
+    }
+    config = json.loads(
+        next(
+            m for m in by_kind(production_manifests, "ConfigMap")
+            if "operator.json" in m.get("data", {})
+        )["data"]["operator.json"]
+    )  # fmt: skip
+
+    assert classes["tailor-serving"] > classes["tailor-training"] > classes["tailor-evaluation"]
+    assert config["kueue"]["trainingPriorityClass"] == "tailor-training"
+    assert config["kueue"]["servingPriorityClass"] == "tailor-serving"
 
 
 def test_external_services_replace_the_in_release_ones(

@@ -168,7 +168,9 @@ securityContext:
   "enabled" .Values.kueue.enabled
   "cohort" .Values.kueue.cohort
   "localQueueName" .Values.kueue.localQueueName
-  "clusterQueuePrefix" .Values.kueue.clusterQueuePrefix }}
+  "clusterQueuePrefix" .Values.kueue.clusterQueuePrefix
+  "trainingPriorityClass" .Values.kueue.priorityClasses.training.name
+  "servingPriorityClass" .Values.kueue.priorityClasses.serving.name }}
 {{- $config := dict
   "namespacePrefix" .Values.operator.namespacePrefix
   "platformNamespace" .Release.Namespace
