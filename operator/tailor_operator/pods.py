@@ -4,11 +4,15 @@ from __future__ import annotations
 
 from typing import Any
 
+from tailor_operator import naming
 from tailor_operator.config import GpuType, OperatorConfig
 
 USER_ID = 1000  # the images' non-root user
 # Key of the team's Secret holding the token the gateway sends to its endpoint pods.
 ENDPOINT_TOKEN_KEY = "TAILOR_SERVE_ENDPOINT_TOKEN"
+
+
+PRIORITY_LABEL = "kueue.x-k8s.io/priority-class"
 
 
 class UnknownGpuType(ValueError):
@@ -108,3 +112,14 @@ def cache_env() -> list[dict[str, Any]]:
         {"name": "TAILOR_HOME", "value": "/cache/tailor"},
         {"name": "PYTHONUNBUFFERED", "value": "1"},
     ]
+
+
+def kueue_labels(config: OperatorConfig, priority_class: str) -> dict[str, str]:
+    """The team's LocalQueue and a WorkloadPriorityClass, or nothing without Kueue.
+
+    Training and serving both carry them, so Kueue accounts every GPU of the team in one
+    place and preempts by class (serving above training).
+    """
+    if not config.kueue.enabled:
+        return {}
+    return {naming.QUEUE_LABEL: config.kueue.localQueueName, PRIORITY_LABEL: priority_class}

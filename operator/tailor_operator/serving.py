@@ -294,6 +294,9 @@ def build_deployment(ep: Endpoint, config: OperatorConfig) -> dict[str, Any]:
     }
     if not ep.spec.autoscaling.enabled:
         spec["replicas"] = ep.spec.replicas
+    # Queued through Kueue like training, so serving GPUs count against the team's quota.
+    queue = pods.kueue_labels(config, config.kueue.servingPriorityClass)
+    meta = {**meta, "labels": {**meta["labels"], **queue}}
     return {"apiVersion": "apps/v1", "kind": "Deployment", "metadata": meta, "spec": spec}
 
 

@@ -38,7 +38,6 @@ CONTAINER = "trainer"
 JOBSET_API = "jobset.x-k8s.io/v1alpha2"
 REPLICATED_JOB = "node"  # the JobSet's one replicated Job: one single-pod Job per node
 _JOB_INDEX = "jobset.sigs.k8s.io/job-index"
-_PRIORITY_LABEL = "kueue.x-k8s.io/priority-class"
 _TOPOLOGY_REQUIRED = "kueue.x-k8s.io/podset-required-topology"
 _TOPOLOGY_PREFERRED = "kueue.x-k8s.io/podset-preferred-topology"
 
@@ -123,13 +122,6 @@ def _metadata(
 def local_queue(config: OperatorConfig) -> str:
     """The LocalQueue every team namespace has (made by the Team handler)."""
     return config.kueue.localQueueName
-
-
-def kueue_labels(config: OperatorConfig, priority_class: str) -> dict[str, str]:
-    """The team's queue and the WorkloadPriorityClass, or nothing without Kueue."""
-    if not config.kueue.enabled:
-        return {}
-    return {naming.QUEUE_LABEL: local_queue(config), _PRIORITY_LABEL: priority_class}
 
 
 def spec_json(ft: FineTune) -> str:
@@ -369,7 +361,7 @@ def build_job(ft: FineTune, config: OperatorConfig) -> dict[str, Any]:
     }
     if res.maxRuntimeSeconds:
         spec["activeDeadlineSeconds"] = res.maxRuntimeSeconds
-    labels = kueue_labels(config, config.kueue.trainingPriorityClass)
+    labels = pods.kueue_labels(config, config.kueue.trainingPriorityClass)
     return {
         "apiVersion": "batch/v1",
         "kind": "Job",
@@ -390,7 +382,7 @@ def build_jobset(ft: FineTune, config: OperatorConfig) -> dict[str, Any]:
     }
     if res.maxRuntimeSeconds:
         node_job["activeDeadlineSeconds"] = res.maxRuntimeSeconds
-    labels = kueue_labels(config, config.kueue.trainingPriorityClass)
+    labels = pods.kueue_labels(config, config.kueue.trainingPriorityClass)
     return {
         "apiVersion": JOBSET_API,
         "kind": "JobSet",
