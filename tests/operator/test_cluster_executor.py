@@ -102,6 +102,25 @@ async def _job_state(
     return job
 
 
+def test_the_api_refuses_a_process_count_that_does_not_fill_whole_nodes(
+    platform: Platform,
+) -> None:
+    slug, auth, _ = _team_with_dataset(platform)
+    body = _train_spec(slug, method="full", num_processes=12).model_dump(
+        mode="json", exclude={"adapter_version"}
+    )
+
+    refused = platform.client.post(f"/v1/teams/{slug}/finetunes", json=body, headers=auth)
+    sixteen = {**body, "num_processes": 16}
+    accepted = platform.client.post(f"/v1/teams/{slug}/finetunes", json=sixteen, headers=auth)
+
+    assert refused.status_code == 422, refused.text
+    assert "12 GPUs do not fill whole" in refused.text
+    assert "multiple of 8" in refused.text
+    assert accepted.status_code == 202, accepted.text  # 2 nodes of 8
+    assert queued_tasks(platform.broker) == [("tailor.finetune", [accepted.json()["id"]])]
+
+
 @pytest.mark.asyncio
 @pytest.mark.slow
 async def test_a_finetune_runs_on_the_cluster_and_its_adapter_is_published(

@@ -127,6 +127,11 @@ imagePullSecrets:
   value: kubernetes
 - name: TAILOR_KUBERNETES_NAMESPACE_PREFIX
   value: {{ .Values.operator.namespacePrefix | quote }}
+{{- $gpu := get .Values.gpu.types .Values.gpu.defaultType | default dict }}
+- name: TAILOR_CLUSTER_GPUS_PER_NODE
+  value: {{ $gpu.gpusPerNode | default 8 | quote }}
+- name: TAILOR_CLUSTER_MAX_NODES
+  value: {{ $gpu.maxNodes | default 64 | quote }}
 - name: TAILOR_HOME
   value: /tmp/tailor
 - name: HOME
