@@ -10,7 +10,7 @@ import json
 import os
 from functools import lru_cache
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field
@@ -94,20 +94,38 @@ class Images(BaseModel):
 
 
 class ObjectStore(BaseModel):
-    """Where datasets and adapters live, and the Secret holding the credentials."""
+    """Where datasets and adapters live, and how a team's pods get their own access to it.
+
+    No platform-wide credential reaches a team namespace. Either each team's pods assume a
+    cloud identity through the team's ServiceAccount (`serviceAccount`: IRSA, GKE Workload
+    Identity; annotate it through `serviceAccountAnnotations`), or the admin puts a Secret
+    with keys scoped to the team's prefix into the team namespace (`secret`).
+    """
 
     model_config = ConfigDict(extra="forbid")
 
     url: str = Field(default="", description="s3://bucket/prefix (or file:// for a shared volume).")
     endpointUrl: str | None = Field(default=None, description="S3 API endpoint (MinIO, Ceph).")
     region: str = "us-east-1"
+    teamCredentials: Literal["secret", "serviceAccount"] = Field(
+        default="secret",
+        description="secret: the admin provides `secretName` in each team namespace; "
+        "serviceAccount: pods get credentials from the team ServiceAccount's cloud identity.",
+    )
     secretName: str = Field(
         default="tailor-object-store",
-        description="Secret in each team namespace with TAILOR_S3_ACCESS_KEY_ID and "
-        "TAILOR_S3_SECRET_ACCESS_KEY (the Team handler puts it there).",
+        description="Secret the admin puts in each team namespace (teamCredentials=secret) with "
+        "TAILOR_S3_ACCESS_KEY_ID and TAILOR_S3_SECRET_ACCESS_KEY for that team's prefix only.",
     )
-    sourceSecretName: str = Field(default="tailor-s3", description="The platform's Secret to copy.")
-    sourceSecretNamespace: str = Field(default="tailor", description="Namespace of that Secret.")
+    serviceAccountName: str = Field(
+        default="tailor-workload",
+        description="ServiceAccount the operator makes in each team namespace; its pods run as it.",
+    )
+    serviceAccountAnnotations: dict[str, str] = Field(
+        default_factory=dict,
+        description="Annotations of that ServiceAccount; `{team}` in a value becomes the slug, "
+        "e.g. eks.amazonaws.com/role-arn: arn:aws:iam::1:role/tailor-{team}.",
+    )
 
 
 class Kueue(BaseModel):
@@ -128,6 +146,48 @@ class Kueue(BaseModel):
     )
 
 
+def _private_ranges() -> list[str]:
+    # Cluster, node and VPC addresses (the platform's database, broker, other teams) and the
+    # link-local range with the cloud metadata address 169.254.169.254.
+    return ["10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16", "100.64.0.0/10", "169.254.0.0/16"]
+
+
+class TeamEgress(BaseModel):
+    """Where team pods may connect: DNS, the object store, the API; nothing else."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    enabled: bool = Field(default=True, description="Default-deny egress in team namespaces.")
+    dnsNamespace: str = Field(default="kube-system", description="Namespace of cluster DNS.")
+    dnsPodLabels: dict[str, str] = Field(
+        default_factory=lambda: {"k8s-app": "kube-dns"}, description="Labels of the DNS pods."
+    )
+    apiPodLabels: dict[str, str] = Field(
+        default_factory=lambda: {
+            "app.kubernetes.io/name": "tailor",
+            "app.kubernetes.io/component": "api",
+        },
+        description="Labels of the API pods in the platform namespace (internal routes).",
+    )
+    apiPort: int = Field(default=8000, ge=1, le=65535, description="Port of the API pods.")
+    objectStorePorts: list[int] = Field(
+        default_factory=lambda: [443],
+        description="Ports of the object store (and model hub) outside the cluster.",
+    )
+    objectStoreCidrs: list[str] = Field(
+        default_factory=lambda: ["0.0.0.0/0"],
+        description="Addresses of the object store outside the cluster (S3's, or everything).",
+    )
+    blockedCidrs: list[str] = Field(
+        default_factory=_private_ranges,
+        description="Never reachable through objectStoreCidrs: cluster/VPC ranges, metadata.",
+    )
+    extra: list[dict[str, Any]] = Field(
+        default_factory=list,
+        description="More NetworkPolicy egress rules, e.g. to an in-cluster MinIO.",
+    )
+
+
 class OperatorConfig(BaseModel):
     """Everything the operator's decisions depend on besides the custom resource."""
 
@@ -142,6 +202,7 @@ class OperatorConfig(BaseModel):
     images: Images = Field(default_factory=Images)
     objectStore: ObjectStore = Field(default_factory=ObjectStore)
     kueue: Kueue = Field(default_factory=Kueue)
+    teamEgress: TeamEgress = Field(default_factory=TeamEgress)
     masterPort: int = Field(default=29500, ge=1, le=65535, description="torchrun rendezvous port.")
     endpointTokenSecretName: str = Field(
         default="tailor-endpoint-token",

@@ -86,9 +86,23 @@ def object_store_env(config: OperatorConfig) -> list[dict[str, Any]]:
     return [e for e in env if e["value"]]
 
 
-def object_store_secret_ref(config: OperatorConfig) -> dict[str, Any]:
-    """envFrom entry with the credentials (TAILOR_S3_ACCESS_KEY_ID, ..._SECRET_ACCESS_KEY)."""
-    return {"secretRef": {"name": config.objectStore.secretName}}
+def object_store_env_from(config: OperatorConfig) -> list[dict[str, Any]]:
+    """envFrom with the team's own keys, or nothing when its ServiceAccount is the identity."""
+    if config.objectStore.teamCredentials != "secret":
+        return []
+    return [{"secretRef": {"name": config.objectStore.secretName}}]
+
+
+def identity(config: OperatorConfig) -> dict[str, Any]:
+    """Pod fields making it run as the team's ServiceAccount (its cloud identity, if any).
+
+    No API token is mounted: IRSA and Workload Identity bring their own projected token or
+    metadata server, and no Tailor pod talks to the Kubernetes API.
+    """
+    return {
+        "serviceAccountName": config.objectStore.serviceAccountName,
+        "automountServiceAccountToken": False,
+    }
 
 
 def scratch_volumes() -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:

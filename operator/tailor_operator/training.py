@@ -295,7 +295,7 @@ def _container(ft: FineTune, config: OperatorConfig) -> dict[str, Any]:
         "imagePullPolicy": config.images.pullPolicy,
         "command": command(ft),
         "env": _env(ft, config),
-        "envFrom": [pods.object_store_secret_ref(config)],
+        "envFrom": pods.object_store_env_from(config),
         "resources": node_resources(ft),
         "volumeMounts": [
             {"name": "spec", "mountPath": SPEC_DIR, "readOnly": True},
@@ -314,7 +314,7 @@ def _pod_spec(ft: FineTune, config: OperatorConfig) -> dict[str, Any]:
     shm = ft.spec.resources.sharedMemory or ft.pool.sharedMemory
     return {
         "restartPolicy": "Never",  # podFailurePolicy needs it; the Job owns retries
-        "automountServiceAccountToken": False,
+        **pods.identity(config),
         "securityContext": pods.pod_security(),
         **pods.placement(ft.layout.gpus_per_node, ft.pool),
         "containers": [_container(ft, config)],

@@ -104,9 +104,31 @@ def test_the_operator_config_is_one_the_operator_reads(
     config = OperatorConfig.model_validate_json(configmap["data"]["operator.json"])
 
     assert set(config.gpuTypes) == {"nvidia-a100-80gb", "nvidia-h100-80gb"}
-    assert config.objectStore.sourceSecretName == "tailor-s3-credentials"
+    assert config.objectStore.teamCredentials == "secret"  # each team's own, from the admin
+    assert config.teamEgress.enabled
+    assert config.teamEgress.apiPodLabels["app.kubernetes.io/instance"] == "t"
+    assert "tailor-s3-credentials" not in configmap["data"]["operator.json"]
     assert config.images.trainer.startswith("registry.corp.example.com/mirror/")
     assert config.apiUrl == "http://t-tailor-api.tailor.svc:80"
+
+
+def test_the_operator_cannot_read_the_platform_object_store_keys(
+    production_manifests: list[dict[str, Any]],
+) -> None:
+    rules = [
+        rule
+        for kind in ("ClusterRole", "Role")
+        for role in by_kind(production_manifests, kind)
+        if role["metadata"]["name"] == "t-tailor-operator"
+        for rule in role["rules"]
+        if "secrets" in rule["resources"]
+    ]
+
+    readable = [r for r in rules if {"get", "list", "watch"} & set(r["verbs"])]
+    assert readable and all(
+        set(r["resourceNames"]) == {"tailor-object-store", "tailor-endpoint-token"}
+        for r in readable
+    )
 
 
 def test_production_teams_are_seeded_through_the_api_by_a_job(

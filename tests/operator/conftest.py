@@ -62,6 +62,7 @@ RESOURCES: dict[str, tuple[str, bool, set[str]]] = {
     "v1/events": ("Event", True, set()),
     "v1/configmaps": ("ConfigMap", True, set()),
     "v1/secrets": ("Secret", True, set()),
+    "v1/serviceaccounts": ("ServiceAccount", True, set()),
     "v1/services": ("Service", True, set()),
     "v1/resourcequotas": ("ResourceQuota", True, set()),
     "batch/v1/jobs": ("Job", True, {"status"}),
@@ -80,13 +81,11 @@ RESOURCES: dict[str, tuple[str, bool, set[str]]] = {
 
 @pytest.fixture
 def operator_config() -> OperatorConfig:
-    """The platform config a Helm install would render (S3 store, Kueue on, A100 pool)."""
+    """The platform config a Helm install would render (S3 store, per-team Secrets, Kueue on,
+    A100 pool)."""
     return OperatorConfig(
         objectStore=ObjectStore(
-            url="s3://tailor-artifacts/prod",
-            endpointUrl="http://minio.tailor.svc:9000",
-            sourceSecretName="tailor-s3",
-            sourceSecretNamespace="tailor",
+            url="s3://tailor-artifacts/prod", endpointUrl="http://minio.tailor.svc:9000"
         )
     )
 
@@ -390,3 +389,14 @@ def kubeconfig(kube: Kube, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> P
     monkeypatch.setenv("KUBECONFIG", str(path))
     monkeypatch.delenv("KUBERNETES_SERVICE_HOST", raising=False)
     return path
+
+
+async def team_store_secret(kube: Kube, team: str) -> None:
+    """What the admin provides per team: object-store keys scoped to the team's prefix."""
+    secret = {
+        "apiVersion": "v1",
+        "kind": "Secret",
+        "metadata": {"name": "tailor-object-store", "namespace": f"tailor-team-{team}"},
+        "data": {"TAILOR_S3_ACCESS_KEY_ID": "a2V5", "TAILOR_S3_SECRET_ACCESS_KEY": "c2VjcmV0"},
+    }
+    await kube.create(f"/api/v1/namespaces/tailor-team-{team}/secrets", secret)

@@ -133,6 +133,7 @@ def test_pods_get_shared_memory_credentials_and_a_locked_down_context(
     assert volumes["dshm"]["emptyDir"] == {"medium": "Memory", "sizeLimit": "32Gi"}
     container = pod["containers"][0]
     assert container["envFrom"] == [{"secretRef": {"name": "tailor-object-store"}}]
+    assert pod["serviceAccountName"] == "tailor-workload"  # the team's identity
     assert _env(job)["TAILOR_OBJECT_STORE_URL"] == "s3://tailor-artifacts/prod"
     assert container["securityContext"]["readOnlyRootFilesystem"] is True
     assert container["securityContext"]["capabilities"] == {"drop": ["ALL"]}
@@ -315,3 +316,16 @@ def test_specs_the_cluster_cannot_run_are_rejected_with_the_field(
 ) -> None:
     with pytest.raises(ValidationError, match=message):
         FineTuneJobSpec.model_validate(finetune_spec(**spec))
+
+
+def test_with_cloud_identity_pods_carry_no_keys_and_run_as_the_team_account(
+    operator_config: OperatorConfig,
+) -> None:
+    store = operator_config.objectStore.model_copy(update={"teamCredentials": "serviceAccount"})
+    config = operator_config.model_copy(update={"objectStore": store})
+
+    pod = _pod(training.build_job(make_finetune(config=config), config))
+
+    assert pod["containers"][0]["envFrom"] == []
+    assert pod["serviceAccountName"] == "tailor-workload"
+    assert pod["automountServiceAccountToken"] is False

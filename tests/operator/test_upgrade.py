@@ -29,7 +29,7 @@ from tailor.services.teams.sync import SYNC_TASK, sync_team
 from tests.api.conftest import queued_tasks
 from tests.charts.conftest import PRODUCTION, Helm, render
 from tests.charts.conftest import helm as helm
-from tests.operator.conftest import Kube, Platform
+from tests.operator.conftest import Kube, Platform, team_store_secret
 
 pytestmark = pytest.mark.asyncio
 
@@ -206,6 +206,8 @@ async def _admin_secrets(kube: Kube, platform: Platform) -> None:
     ):
         body = {"apiVersion": "v1", "kind": "Secret", "metadata": {"name": name}, "data": data}
         await kube.create("/api/v1/namespaces/tailor/secrets", body)
+    for slug in [*VALUES_TEAMS, API_TEAM, "later"]:  # each team's own object-store keys
+        await team_store_secret(kube, slug)
 
 
 async def _run_syncs(platform: Platform) -> dict[str, str]:

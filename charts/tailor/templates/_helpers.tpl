@@ -166,9 +166,10 @@ securityContext:
   "url" .Values.objectStore.url
   "endpointUrl" (.Values.objectStore.endpointUrl | default nil)
   "region" .Values.objectStore.region
+  "teamCredentials" .Values.objectStore.teams.credentials
   "secretName" "tailor-object-store"
-  "sourceSecretName" (include "tailor.s3SecretName" .)
-  "sourceSecretNamespace" .Release.Namespace }}
+  "serviceAccountName" .Values.objectStore.teams.serviceAccountName
+  "serviceAccountAnnotations" .Values.objectStore.teams.serviceAccountAnnotations }}
 {{- $kueue := dict
   "enabled" .Values.kueue.enabled
   "cohort" .Values.kueue.cohort
@@ -176,7 +177,21 @@ securityContext:
   "clusterQueuePrefix" .Values.kueue.clusterQueuePrefix
   "trainingPriorityClass" .Values.kueue.priorityClasses.training.name
   "servingPriorityClass" .Values.kueue.priorityClasses.serving.name }}
+{{- $apiPods := dict
+  "app.kubernetes.io/name" (include "tailor.name" .)
+  "app.kubernetes.io/instance" .Release.Name
+  "app.kubernetes.io/component" "api" }}
+{{- $egress := dict
+  "enabled" .Values.teamNetwork.egress
+  "dnsNamespace" .Values.teamNetwork.dnsNamespace
+  "dnsPodLabels" .Values.teamNetwork.dnsPodLabels
+  "apiPodLabels" $apiPods
+  "apiPort" .Values.api.port
+  "objectStoreCidrs" .Values.teamNetwork.objectStoreCidrs
+  "objectStorePorts" .Values.teamNetwork.objectStorePorts
+  "extra" .Values.teamNetwork.extraEgress }}
 {{- $config := dict
+  "teamEgress" $egress
   "namespacePrefix" .Values.operator.namespacePrefix
   "platformNamespace" .Release.Namespace
   "defaultGpuType" .Values.gpu.defaultType
