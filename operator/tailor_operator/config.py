@@ -188,6 +188,21 @@ class TeamEgress(BaseModel):
     )
 
 
+class TeamAccess(BaseModel):
+    """The operator's own rights inside team namespaces, granted per namespace.
+
+    Its cluster-wide role may only read workloads; writing them (Jobs, JobSets,
+    Deployments, Secrets, ...) comes from a RoleBinding it makes in each team namespace to
+    `clusterRole`, so it can change nothing in any other namespace.
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+    clusterRole: str = Field(description="ClusterRole with the operator's namespaced rights.")
+    serviceAccount: str = Field(description="The operator's ServiceAccount.")
+    serviceAccountNamespace: str = Field(description="Its namespace (the platform's).")
+
+
 class OperatorConfig(BaseModel):
     """Everything the operator's decisions depend on besides the custom resource."""
 
@@ -203,6 +218,11 @@ class OperatorConfig(BaseModel):
     objectStore: ObjectStore = Field(default_factory=ObjectStore)
     kueue: Kueue = Field(default_factory=Kueue)
     teamEgress: TeamEgress = Field(default_factory=TeamEgress)
+    teamAccess: TeamAccess | None = Field(
+        default=None,
+        description="Bind the operator's namespaced role in each team namespace (the chart "
+        "sets it with rbac.create); unset: its rights come from elsewhere.",
+    )
     masterPort: int = Field(default=29500, ge=1, le=65535, description="torchrun rendezvous port.")
     endpointTokenSecretName: str = Field(
         default="tailor-endpoint-token",

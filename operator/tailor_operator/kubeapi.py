@@ -31,6 +31,7 @@ PLURALS = {
     "JobSet": "jobsets",
     "Workload": "workloads",
     "ServiceAccount": "serviceaccounts",
+    "RoleBinding": "rolebindings",
     "Deployment": "deployments",
     "HorizontalPodAutoscaler": "horizontalpodautoscalers",
     "NetworkPolicy": "networkpolicies",

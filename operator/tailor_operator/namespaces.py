@@ -82,6 +82,30 @@ def _gpu_pool(tenant: Tenant, config: OperatorConfig) -> str:
     return pool
 
 
+def build_operator_binding(tenant: Tenant, config: OperatorConfig) -> dict[str, Any] | None:
+    """The RoleBinding giving the operator its write rights in this namespace only."""
+    access = config.teamAccess
+    if access is None:
+        return None
+    return {
+        "apiVersion": "rbac.authorization.k8s.io/v1",
+        "kind": "RoleBinding",
+        "metadata": _metadata(tenant, "tailor-operator", namespace_name(config, tenant.name)),
+        "roleRef": {
+            "apiGroup": "rbac.authorization.k8s.io",
+            "kind": "ClusterRole",
+            "name": access.clusterRole,
+        },
+        "subjects": [
+            {
+                "kind": "ServiceAccount",
+                "name": access.serviceAccount,
+                "namespace": access.serviceAccountNamespace,
+            }
+        ],
+    }
+
+
 def build_resource_quota(tenant: Tenant, config: OperatorConfig) -> dict[str, Any]:
     """Hard caps for the namespace: the guarantee plus what the team may borrow."""
     quota = tenant.spec.quota
@@ -292,8 +316,10 @@ def build_team_secret(
 
 def build_tenancy(tenant: Tenant, config: OperatorConfig) -> list[dict[str, Any]]:
     """Namespace first (the rest lives in it), the Kueue objects when Kueue is on."""
+    binding = build_operator_binding(tenant, config)
     manifests = [
         build_namespace(tenant, config),
+        *([binding] if binding else []),  # before the rest: it grants writing them
         build_service_account(tenant, config),
         build_resource_quota(tenant, config),
         build_network_policy(tenant, config),

@@ -112,15 +112,18 @@ def test_the_operator_config_is_one_the_operator_reads(
     assert config.apiUrl == "http://t-tailor-api.tailor.svc:80"
 
 
+def _operator_rules(manifests: list[dict[str, Any]], name: str) -> list[dict[str, Any]]:
+    [role] = [r for r in by_kind(manifests, "ClusterRole") if r["metadata"]["name"] == name]
+    return list(role["rules"])
+
+
 def test_the_operator_cannot_read_the_platform_object_store_keys(
     production_manifests: list[dict[str, Any]],
 ) -> None:
     rules = [
         rule
-        for kind in ("ClusterRole", "Role")
-        for role in by_kind(production_manifests, kind)
-        if role["metadata"]["name"] == "t-tailor-operator"
-        for rule in role["rules"]
+        for name in ("t-tailor-operator", "t-tailor-operator-team")
+        for rule in _operator_rules(production_manifests, name)
         if "secrets" in rule["resources"]
     ]
 
@@ -129,6 +132,33 @@ def test_the_operator_cannot_read_the_platform_object_store_keys(
         set(r["resourceNames"]) == {"tailor-object-store", "tailor-endpoint-token"}
         for r in readable
     )
+    assert not [r for r in by_kind(production_manifests, "Role") if "operator" in str(r)]
+
+
+def test_the_operator_writes_workloads_only_where_a_team_binding_lets_it(
+    production_manifests: list[dict[str, Any]],
+) -> None:
+    cluster_wide = _operator_rules(production_manifests, "t-tailor-operator")
+    writes = {"create", "patch", "update", "delete"}
+    workloads = {"jobs", "jobsets", "deployments", "configmaps", "services", "secrets"}
+
+    anywhere = [
+        r for r in cluster_wide if workloads & set(r["resources"]) and writes & set(r["verbs"])
+    ]
+    [bind] = [r for r in cluster_wide if "bind" in r["verbs"]]
+    bound = {b["roleRef"]["name"] for b in by_kind(production_manifests, "ClusterRoleBinding")}
+    config = json.loads(
+        next(
+            m for m in by_kind(production_manifests, "ConfigMap")
+            if "operator.json" in m.get("data", {})
+        )["data"]["operator.json"]
+    )  # fmt: skip
+
+    assert anywhere == []
+    assert bind["resourceNames"] == ["t-tailor-operator-team"]
+    assert "t-tailor-operator-team" not in bound  # granted per team namespace only
+    assert config["teamAccess"]["clusterRole"] == "t-tailor-operator-team"
+    assert config["teamAccess"]["serviceAccount"] == "t-tailor-operator"
 
 
 def test_production_teams_are_seeded_through_the_api_by_a_job(

@@ -38,7 +38,7 @@ except ImportError:  # a checkout without `pip install -e .`
 import kmock  # noqa: E402
 import kopf  # noqa: E402
 from kmock._internal import parsing as kmock_parsing  # noqa: E402
-from tailor_operator.config import ObjectStore, OperatorConfig  # noqa: E402
+from tailor_operator.config import ObjectStore, OperatorConfig, TeamAccess  # noqa: E402
 from tailor_operator.crds import generate_crds  # noqa: E402
 from tailor_operator.kubeapi import Cluster  # noqa: E402
 from tailor_operator.sink import HttpStatusSink, RecordingSink, StatusSink  # noqa: E402
@@ -63,6 +63,7 @@ RESOURCES: dict[str, tuple[str, bool, set[str]]] = {
     "v1/configmaps": ("ConfigMap", True, set()),
     "v1/secrets": ("Secret", True, set()),
     "v1/serviceaccounts": ("ServiceAccount", True, set()),
+    "rbac.authorization.k8s.io/v1/rolebindings": ("RoleBinding", True, set()),
     "v1/services": ("Service", True, set()),
     "v1/resourcequotas": ("ResourceQuota", True, set()),
     "batch/v1/jobs": ("Job", True, {"status"}),
@@ -86,7 +87,12 @@ def operator_config() -> OperatorConfig:
     return OperatorConfig(
         objectStore=ObjectStore(
             url="s3://tailor-artifacts/prod", endpointUrl="http://minio.tailor.svc:9000"
-        )
+        ),
+        teamAccess=TeamAccess(
+            clusterRole="tailor-operator-team",
+            serviceAccount="tailor-operator",
+            serviceAccountNamespace="tailor",
+        ),
     )
 
 

@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 from tailor_operator import namespaces
-from tailor_operator.config import GpuType, OperatorConfig
+from tailor_operator.config import GpuType, OperatorConfig, TeamAccess
 from tailor_operator.resources import TeamSpec
 
 from tests.charts.validation import validate_manifest
@@ -186,3 +186,28 @@ def test_team_pods_reach_dns_the_store_and_the_api_but_not_the_platforms_data_or
     other_team = {"kubernetes.io/metadata.name": "tailor-team-other"}
     assert not _egress_allows(policy, "10.1.3.4", 8000, namespace=other_team, pod={})
     validate_manifest(policy)
+
+
+def test_the_operator_binds_its_team_role_in_the_namespace_before_writing_there(
+    operator_config: OperatorConfig,
+) -> None:
+    access = TeamAccess(
+        clusterRole="tailor-operator-team", serviceAccount="tailor-operator",
+        serviceAccountNamespace="tailor",
+    )  # fmt: skip
+    config = operator_config.model_copy(update={"teamAccess": access})
+
+    manifests = namespaces.build_tenancy(make_tenant(), config)
+
+    assert [m["kind"] for m in manifests[:2]] == ["Namespace", "RoleBinding"]
+    binding = manifests[1]
+    assert binding["metadata"]["namespace"] == "tailor-team-search"
+    assert binding["roleRef"] == {
+        "apiGroup": "rbac.authorization.k8s.io",
+        "kind": "ClusterRole",
+        "name": "tailor-operator-team",
+    }
+    assert binding["subjects"] == [
+        {"kind": "ServiceAccount", "name": "tailor-operator", "namespace": "tailor"}
+    ]
+    validate_manifest(binding)

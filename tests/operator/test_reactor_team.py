@@ -74,6 +74,11 @@ async def test_a_team_gets_its_namespace_queues_quota_isolation_and_credentials(
     assert secret["data"]["TAILOR_S3_ACCESS_KEY_ID"] == "a2V5"  # the admin's per-team key
     account = await kube.get(f"/api/v1/namespaces/{NAMESPACE}/serviceaccounts/tailor-workload")
     assert account is not None and account["automountServiceAccountToken"] is False
+    rbac = f"/apis/rbac.authorization.k8s.io/v1/namespaces/{NAMESPACE}/rolebindings"
+    binding = await kube.get(f"{rbac}/tailor-operator")
+    assert binding is not None and binding["roleRef"]["name"] == "tailor-operator-team"
+    egress = await kube.get(f"{policy_path}/tailor-team-egress")
+    assert egress is not None and egress["spec"]["policyTypes"] == ["Egress"]
 
 
 async def test_each_team_gets_its_own_endpoint_token(

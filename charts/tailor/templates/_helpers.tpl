@@ -190,7 +190,13 @@ securityContext:
   "objectStoreCidrs" .Values.teamNetwork.objectStoreCidrs
   "objectStorePorts" .Values.teamNetwork.objectStorePorts
   "extra" .Values.teamNetwork.extraEgress }}
+{{- $operator := include "tailor.componentName" (dict "root" . "component" "operator") }}
+{{- $access := dict
+  "clusterRole" (printf "%s-team" $operator)
+  "serviceAccount" $operator
+  "serviceAccountNamespace" .Release.Namespace }}
 {{- $config := dict
+  "teamAccess" (ternary $access nil .Values.rbac.create)
   "teamEgress" $egress
   "namespacePrefix" .Values.operator.namespacePrefix
   "platformNamespace" .Release.Namespace
