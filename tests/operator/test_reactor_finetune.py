@@ -9,6 +9,8 @@ import json
 from typing import Any
 
 import pytest
+from tailor_operator.config import OperatorConfig
+from tailor_operator.sink import RecordingSink
 
 from tests.operator.conftest import (
     NAMESPACE,
@@ -16,6 +18,7 @@ from tests.operator.conftest import (
     Operator,
     custom_resource,
     finetune_spec,
+    operator_against,
     train_spec,
 )
 
@@ -225,6 +228,28 @@ async def test_pause_deactivates_the_kueue_workload_and_resume_reactivates_it(
 
     resumed = await kube.wait_for(workload, lambda o: bool(o) and o["spec"]["active"] is True)
     assert resumed is not None
+
+
+async def test_without_kueue_pause_suspends_the_jobset_itself(
+    kube: Kube, operator_config: OperatorConfig
+) -> None:
+    kueue = operator_config.kueue.model_copy(update={"enabled": False})
+    config = operator_config.model_copy(update={"kueue": kueue})
+    spec = finetune_spec(train=train_spec(method="full"), resources={"gpus": 16})
+    async with operator_against(kube, config, RecordingSink()):
+        await kube.create(FTJ, custom_resource("FineTuneJob", "ft-solo", spec, NAMESPACE))
+        jobset = await kube.wait_for(f"{JOBSETS}/ft-solo", _exists)
+        assert jobset is not None and jobset["spec"]["suspend"] is False
+        await kube.wait_for(
+            f"{FTJ}/ft-solo", lambda o: bool(o and (o.get("status") or {}).get("nodes"))
+        )
+
+        await kube.patch(f"{FTJ}/ft-solo", {"spec": {"suspend": True}})
+
+        paused = await kube.wait_for(
+            f"{JOBSETS}/ft-solo", lambda o: bool(o and o["spec"]["suspend"])
+        )
+    assert paused is not None
 
 
 async def test_deleting_a_finetunejob_cleans_up_and_reports_the_cancel(
