@@ -273,6 +273,16 @@ class Settings(BaseSettings):
     )
     executor: str = Field("local", pattern="^(local|kubernetes)$", description="Where jobs run.")
     kubernetes_namespace_prefix: str = "tailor-team-"
+    cluster_gpus_per_node: int = Field(
+        8,
+        ge=1,
+        le=64,
+        description="Cluster mode: GPUs on one node of the default GPU type (the chart sets it "
+        "from gpu.types); a fine-tune of more GPUs must fill whole nodes.",
+    )
+    cluster_max_nodes: int = Field(
+        64, ge=1, le=1024, description="Cluster mode: most nodes one fine-tune may span."
+    )
     team_resync_interval_s: float = Field(
         300.0,
         ge=10,

@@ -29,7 +29,7 @@ from tailor.services.adapters import service as registry
 from tailor.services.datasets import service as datasets
 from tailor.services.endpoints.gate import evaluation_gate
 from tailor.services.evaluations.service import EvaluationCreate, start_evaluation
-from tailor.services.finetunes.service import start_finetune
+from tailor.services.finetunes.service import cluster_nodes, start_finetune
 from tailor.stages.evaluate.spec import Comparison, EvalReport
 from tailor.stages.train.spec import TrainSpec
 from tailor.tenancy import TeamAccess
@@ -127,7 +127,9 @@ def start(
     """Start a fine-tune from the form; its page shows the loss curve as it trains."""
     values, data = _train_data(form, access)
     try:
-        job = start_finetune(session, access, parse(TrainSpec, data), sender, settings.executor)
+        spec = parse(TrainSpec, data)
+        cluster = cluster_nodes(settings)
+        job = start_finetune(session, access, spec, sender, settings.executor, cluster)
     except (FormErrors, TailorError) as exc:
         session.rollback()
         errors = exc.errors if isinstance(exc, FormErrors) else service_errors(exc)

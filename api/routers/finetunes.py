@@ -18,7 +18,7 @@ from api.responses import READ, WRITE
 from tailor.jobs import service as jobs
 from tailor.jobs.schemas import JobOut
 from tailor.pagination import Page
-from tailor.services.finetunes.service import start_finetune
+from tailor.services.finetunes.service import cluster_nodes, start_finetune
 from tailor.stages.train.spec import TrainSpec
 
 router = APIRouter(prefix="/v1/teams/{team}/finetunes", tags=["finetunes"])
@@ -33,7 +33,7 @@ def create_finetune(
     settings: SettingsDep,
 ) -> JobOut:
     """Start fine-tuning; follow it under /jobs/{id} (state, events, metrics)."""
-    return start_finetune(session, access, body, sender, settings.executor)
+    return start_finetune(session, access, body, sender, settings.executor, cluster_nodes(settings))
 
 
 @router.get("", response_model=Page[JobOut], responses=READ)

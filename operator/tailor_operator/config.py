@@ -10,7 +10,7 @@ import json
 import os
 from functools import lru_cache
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field
@@ -27,6 +27,48 @@ class GpuType(BaseModel):
         default_factory=list, description="Tolerations for the pool's taints."
     )
     flavor: str = Field(description="Kueue ResourceFlavor of the pool.")
+    gpusPerNode: int = Field(
+        default=8,
+        ge=1,
+        le=64,
+        description="GPUs on one node of the pool (a pod holds at most these).",
+    )
+    maxNodes: int = Field(
+        default=64, ge=1, le=1024, description="Most nodes one fine-tune may span."
+    )
+    cpuPerGpu: float = Field(
+        default=8, gt=0, description="CPU cores a training pod requests per GPU."
+    )
+    memoryPerGpuGi: int = Field(
+        default=64,
+        ge=1,
+        description="Memory (GiB) a training pod requests and is capped at per GPU.",
+    )
+    sharedMemory: str = Field(
+        default="16Gi", description="Size of /dev/shm of a training pod (data loaders, NCCL)."
+    )
+    rdmaResources: dict[str, int] = Field(
+        default_factory=dict,
+        description="Extra device resources per multi-node pod for RDMA, e.g. "
+        "{'vpc.amazonaws.com/efa': 32} or {'rdma/ib': 1}; empty runs NCCL over TCP.",
+    )
+    podAnnotations: dict[str, str] = Field(
+        default_factory=dict,
+        description="Annotations on every training pod of the pool (e.g. Multus networks).",
+    )
+    ncclEnv: dict[str, str] = Field(
+        default_factory=dict,
+        description="NCCL_* (and fabric) environment of every training pod, e.g. NCCL_IB_HCA.",
+    )
+    topologyLevel: str | None = Field(
+        default=None,
+        description="Node label of a Kueue Topology level a multi-node job should stay within "
+        "(topology-aware scheduling); unset asks for none.",
+    )
+    topologyRequired: bool = Field(
+        default=False,
+        description="Require the topology level (else Kueue only prefers it).",
+    )
 
 
 def _a100() -> dict[str, GpuType]:
@@ -52,20 +94,38 @@ class Images(BaseModel):
 
 
 class ObjectStore(BaseModel):
-    """Where datasets and adapters live, and the Secret holding the credentials."""
+    """Where datasets and adapters live, and how a team's pods get their own access to it.
+
+    No platform-wide credential reaches a team namespace. Either each team's pods assume a
+    cloud identity through the team's ServiceAccount (`serviceAccount`: IRSA, GKE Workload
+    Identity; annotate it through `serviceAccountAnnotations`), or the admin puts a Secret
+    with keys scoped to the team's prefix into the team namespace (`secret`).
+    """
 
     model_config = ConfigDict(extra="forbid")
 
     url: str = Field(default="", description="s3://bucket/prefix (or file:// for a shared volume).")
     endpointUrl: str | None = Field(default=None, description="S3 API endpoint (MinIO, Ceph).")
     region: str = "us-east-1"
+    teamCredentials: Literal["secret", "serviceAccount"] = Field(
+        default="secret",
+        description="secret: the admin provides `secretName` in each team namespace; "
+        "serviceAccount: pods get credentials from the team ServiceAccount's cloud identity.",
+    )
     secretName: str = Field(
         default="tailor-object-store",
-        description="Secret in each team namespace with TAILOR_S3_ACCESS_KEY_ID and "
-        "TAILOR_S3_SECRET_ACCESS_KEY (the Team handler puts it there).",
+        description="Secret the admin puts in each team namespace (teamCredentials=secret) with "
+        "TAILOR_S3_ACCESS_KEY_ID and TAILOR_S3_SECRET_ACCESS_KEY for that team's prefix only.",
     )
-    sourceSecretName: str = Field(default="tailor-s3", description="The platform's Secret to copy.")
-    sourceSecretNamespace: str = Field(default="tailor", description="Namespace of that Secret.")
+    serviceAccountName: str = Field(
+        default="tailor-workload",
+        description="ServiceAccount the operator makes in each team namespace; its pods run as it.",
+    )
+    serviceAccountAnnotations: dict[str, str] = Field(
+        default_factory=dict,
+        description="Annotations of that ServiceAccount; `{team}` in a value becomes the slug, "
+        "e.g. eks.amazonaws.com/role-arn: arn:aws:iam::1:role/tailor-{team}.",
+    )
 
 
 class Kueue(BaseModel):
@@ -77,6 +137,70 @@ class Kueue(BaseModel):
     cohort: str = "tailor"
     localQueueName: str = "tailor"
     clusterQueuePrefix: str = "tailor-"
+    trainingPriorityClass: str = Field(
+        default="tailor-training",
+        description="WorkloadPriorityClass of fine-tunes (below serving, above evaluation).",
+    )
+    servingPriorityClass: str = Field(
+        default="tailor-serving", description="WorkloadPriorityClass of endpoint Deployments."
+    )
+
+
+def _private_ranges() -> list[str]:
+    # Cluster, node and VPC addresses (the platform's database, broker, other teams) and the
+    # link-local range with the cloud metadata address 169.254.169.254.
+    return ["10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16", "100.64.0.0/10", "169.254.0.0/16"]
+
+
+class TeamEgress(BaseModel):
+    """Where team pods may connect: DNS, the object store, the API; nothing else."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    enabled: bool = Field(default=True, description="Default-deny egress in team namespaces.")
+    dnsNamespace: str = Field(default="kube-system", description="Namespace of cluster DNS.")
+    dnsPodLabels: dict[str, str] = Field(
+        default_factory=lambda: {"k8s-app": "kube-dns"}, description="Labels of the DNS pods."
+    )
+    apiPodLabels: dict[str, str] = Field(
+        default_factory=lambda: {
+            "app.kubernetes.io/name": "tailor",
+            "app.kubernetes.io/component": "api",
+        },
+        description="Labels of the API pods in the platform namespace (internal routes).",
+    )
+    apiPort: int = Field(default=8000, ge=1, le=65535, description="Port of the API pods.")
+    objectStorePorts: list[int] = Field(
+        default_factory=lambda: [443],
+        description="Ports of the object store (and model hub) outside the cluster.",
+    )
+    objectStoreCidrs: list[str] = Field(
+        default_factory=lambda: ["0.0.0.0/0"],
+        description="Addresses of the object store outside the cluster (S3's, or everything).",
+    )
+    blockedCidrs: list[str] = Field(
+        default_factory=_private_ranges,
+        description="Never reachable through objectStoreCidrs: cluster/VPC ranges, metadata.",
+    )
+    extra: list[dict[str, Any]] = Field(
+        default_factory=list,
+        description="More NetworkPolicy egress rules, e.g. to an in-cluster MinIO.",
+    )
+
+
+class TeamAccess(BaseModel):
+    """The operator's own rights inside team namespaces, granted per namespace.
+
+    Its cluster-wide role may only read workloads; writing them (Jobs, JobSets,
+    Deployments, Secrets, ...) comes from a RoleBinding it makes in each team namespace to
+    `clusterRole`, so it can change nothing in any other namespace.
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+    clusterRole: str = Field(description="ClusterRole with the operator's namespaced rights.")
+    serviceAccount: str = Field(description="The operator's ServiceAccount.")
+    serviceAccountNamespace: str = Field(description="Its namespace (the platform's).")
 
 
 class OperatorConfig(BaseModel):
@@ -93,6 +217,12 @@ class OperatorConfig(BaseModel):
     images: Images = Field(default_factory=Images)
     objectStore: ObjectStore = Field(default_factory=ObjectStore)
     kueue: Kueue = Field(default_factory=Kueue)
+    teamEgress: TeamEgress = Field(default_factory=TeamEgress)
+    teamAccess: TeamAccess | None = Field(
+        default=None,
+        description="Bind the operator's namespaced role in each team namespace (the chart "
+        "sets it with rbac.create); unset: its rights come from elsewhere.",
+    )
     masterPort: int = Field(default=29500, ge=1, le=65535, description="torchrun rendezvous port.")
     endpointTokenSecretName: str = Field(
         default="tailor-endpoint-token",

@@ -154,8 +154,9 @@ FINETUNEJOB = CustomResource(
     columns=(
         ("Team", "string", ".spec.team", 0),
         ("Method", "string", ".spec.train.method", 0),
-        ("Nodes", "integer", ".spec.resources.nodes", 0),
-        ("GPUs/Node", "integer", ".spec.resources.gpusPerNode", 0),
+        ("GPUs", "integer", ".spec.resources.gpus", 0),
+        ("Nodes", "integer", ".status.nodes", 0),
+        ("GPUs/Node", "integer", ".status.gpusPerNode", 0),
         ("Phase", "string", ".status.phase", 0),
         ("Reason", "string", ".status.reason", 1),
         ("Job", "string", ".status.jobName", 1),

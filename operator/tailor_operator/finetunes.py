@@ -1,7 +1,8 @@
 """FineTuneJob reconciliation: the side effects behind the handlers in main.py.
 
-Create the ConfigMap, Service and Job; mirror the Job's status onto the FineTuneJob and
-into the status sink; suspend and resume; clean everything up on delete.
+Create the ConfigMap and the Job (one node) or JobSet (several); mirror its status onto
+the FineTuneJob and into the status sink; pause and resume (with Kueue through the
+Workload's `spec.active`, since Kueue un-suspends an admitted Job); clean up on delete.
 """
 
 from __future__ import annotations
@@ -15,7 +16,8 @@ import urllib3
 from kubernetes.client.exceptions import ApiException
 from pydantic import ValidationError
 
-from tailor_operator import naming, status, training
+from tailor.stages.train.sizing import SizingError
+from tailor_operator import namespaces, naming, status, training
 from tailor_operator.kubeapi import as_kopf_error
 from tailor_operator.pods import UnknownGpuType
 from tailor_operator.resources import API_VERSION, FineTuneJobSpec
@@ -24,6 +26,7 @@ from tailor_operator.runtime import Runtime, describe_invalid, report
 log = logging.getLogger(__name__)
 
 KIND = "FineTuneJob"
+WORKLOAD_API = namespaces.KUEUE_API
 _API_ERRORS = (ApiException, urllib3.exceptions.HTTPError)
 
 
@@ -72,15 +75,22 @@ def start(
     if current.get("phase") in status.TERMINAL:
         return  # resumed after the end: nothing left to run
     try:
-        ft = training.FineTune(name, namespace, uid, FineTuneJobSpec.model_validate(dict(spec)))
+        parsed = FineTuneJobSpec.model_validate(dict(spec))
+        ft = training.finetune(name, namespace, uid, parsed, rt.config)
         manifests = training.build_training(ft, rt.config)
     except ValidationError as exc:
         raise _fail(rt, name, namespace, spec, patch, describe_invalid(exc)) from exc
-    except UnknownGpuType as exc:
+    except (UnknownGpuType, SizingError) as exc:
         raise _fail(rt, name, namespace, spec, patch, str(exc)) from exc
-    rt.cluster.ensure_all(manifests, immutable={"Job"})  # a Job's template cannot change
+    rt.cluster.ensure_all(manifests, immutable={"Job", "JobSet"})  # templates cannot change
     if not current.get("jobName"):
-        patch.setdefault("status", {})["jobName"] = training.job_name(name)
+        patch.setdefault("status", {}).update(
+            {
+                "jobName": training.job_name(name),
+                "nodes": ft.layout.nodes,
+                "gpusPerNode": ft.layout.gpus_per_node,
+            }
+        )
 
 
 def _owner(body: Mapping[str, Any], kind: str) -> str | None:
@@ -91,7 +101,7 @@ def _owner(body: Mapping[str, Any], kind: str) -> str | None:
 
 
 def sync_from_job(rt: Runtime, job: Mapping[str, Any]) -> None:
-    """Mirror a Job's status onto its FineTuneJob and into the sink (when it changed)."""
+    """Mirror a Job's or JobSet's status onto its FineTuneJob and the sink (when it changed)."""
     name = _owner(job, KIND)
     namespace = job.get("metadata", {}).get("namespace")
     if not name or not namespace:
@@ -106,7 +116,8 @@ def sync_from_job(rt: Runtime, job: Mapping[str, Any]) -> None:
     if previous.get("phase") in status.TERMINAL:
         return
     labels = job.get("metadata", {}).get("labels") or {}
-    observed = status.observe_job(
+    observe = status.observe_jobset if job.get("kind") == "JobSet" else status.observe_job
+    observed = observe(
         dict(job),
         user_suspended=bool(spec.get("suspend")),
         queued_by_kueue=naming.QUEUE_LABEL in labels,
@@ -132,13 +143,50 @@ def resend(
         _set_status(rt, name, namespace, {"reportedPhase": phase})
 
 
-def set_suspended(rt: Runtime, name: str, namespace: str, suspend: bool) -> None:
-    """Suspend or resume the Job (Kueue re-gates a resumed Job until it is admitted)."""
-    job = training.job_name(name)
+def _workload_kind(current: Mapping[str, Any]) -> tuple[str, str]:
+    multi_node = int(current.get("nodes") or 1) > 1
+    return (training.JOBSET_API, "JobSet") if multi_node else ("batch/v1", "Job")
+
+
+def kueue_workload(
+    rt: Runtime, namespace: str, owner_kind: str, owner: str
+) -> dict[str, Any] | None:
+    """The Kueue Workload Kueue made for a Job or JobSet (owned by it), if any yet."""
     try:
-        rt.cluster.patch("batch/v1", "Job", namespace, job, {"spec": {"suspend": suspend}})
+        workloads = rt.cluster.list_objects(WORKLOAD_API, "Workload", namespace)
     except _API_ERRORS as exc:
-        raise as_kopf_error(exc, f"{'suspending' if suspend else 'resuming'} Job {job}") from exc
+        raise as_kopf_error(exc, f"listing Workloads in {namespace}") from exc
+    for workload in workloads:
+        refs = workload.get("metadata", {}).get("ownerReferences") or []
+        if any(r.get("kind") == owner_kind and r.get("name") == owner for r in refs):
+            return workload
+    return None
+
+
+def set_suspended(
+    rt: Runtime, name: str, namespace: str, current: Mapping[str, Any], suspend: bool
+) -> None:
+    """Pause or resume a fine-tune.
+
+    With Kueue, the Workload's `spec.active` (false: Kueue evicts it and stops its pods;
+    true: it queues again); Kueue would undo a Job's own `suspend`. Without Kueue, the
+    Job's or JobSet's `spec.suspend`.
+    """
+    api_version, kind = _workload_kind(current)
+    owner = training.job_name(name)
+    doing = "pausing" if suspend else "resuming"
+    if rt.config.kueue.enabled:
+        workload = kueue_workload(rt, namespace, kind, owner)
+        if workload is None:
+            raise kopf.TemporaryError(f"{doing} {kind} {owner}: Kueue has no Workload yet", delay=5)
+        target = (WORKLOAD_API, "Workload", workload["metadata"]["name"])
+        body: dict[str, Any] = {"spec": {"active": not suspend}}
+    else:
+        target, body = (api_version, kind, owner), {"spec": {"suspend": suspend}}
+    try:
+        rt.cluster.patch(target[0], target[1], namespace, target[2], body)
+    except _API_ERRORS as exc:
+        raise as_kopf_error(exc, f"{doing} {target[1]} {target[2]}") from exc
 
 
 def cancel(
@@ -149,10 +197,9 @@ def cancel(
     current: Mapping[str, Any],
     retry: int,
 ) -> None:
-    """Delete the Job, Service and ConfigMap (gone already is fine); report the cancel."""
+    """Delete the Job or JobSet and the ConfigMap (gone already is fine); report the cancel."""
     children = [
-        ("batch/v1", "Job", training.job_name(name)),
-        ("v1", "Service", training.service_name(name)),
+        (*_workload_kind(current), training.job_name(name)),
         ("v1", "ConfigMap", training.configmap_name(name)),
     ]
     for api_version, kind, child in children:

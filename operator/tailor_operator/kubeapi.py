@@ -28,6 +28,10 @@ PLURALS = {
     "Namespace": "namespaces",
     "ResourceQuota": "resourcequotas",
     "Job": "jobs",
+    "JobSet": "jobsets",
+    "Workload": "workloads",
+    "ServiceAccount": "serviceaccounts",
+    "RoleBinding": "rolebindings",
     "Deployment": "deployments",
     "HorizontalPodAutoscaler": "horizontalpodautoscalers",
     "NetworkPolicy": "networkpolicies",
@@ -134,6 +138,18 @@ class Cluster:
             if exc.status == 404:
                 return None
             raise
+
+    def list_objects(
+        self, api_version: str, kind: str, namespace: str | None
+    ) -> list[dict[str, Any]]:
+        """Every object of a kind (in a namespace); none when the kind is not served."""
+        try:
+            found = self._call("GET", resource_path(api_version, kind, namespace))
+        except ApiException as exc:
+            if exc.status == 404:
+                return []
+            raise
+        return list(found.get("items") or [])
 
     def create(self, manifest: dict[str, Any]) -> dict[str, Any]:
         """POST a manifest to its collection."""

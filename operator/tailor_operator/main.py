@@ -38,24 +38,34 @@ def finetune_created(
     name: str, namespace: str | None, uid: str, spec: kopf.Spec, status: kopf.Status,
     memo: Any, patch: kopf.Patch, **_: Any,
 ) -> None:  # fmt: skip
-    """Create the ConfigMap, Service and Job of a fine-tune (idempotent on resume)."""
+    """Create the ConfigMap and Job or JobSet of a fine-tune (idempotent on resume)."""
     ns, rt = runtime.namespaced(namespace), runtime.runtime(memo)
     finetunes.start(rt, name, ns, uid, spec, status, patch)
 
 
 @kopf.on.field(GROUP, VERSION, "finetunejobs", field="spec.suspend")
 def finetune_suspended(
-    name: str, namespace: str | None, old: Any, new: Any, memo: Any, **_: Any
-) -> None:
-    """Suspend or resume the fine-tune's Job."""
+    name: str, namespace: str | None, status: kopf.Status, old: Any, new: Any, memo: Any,
+    **_: Any,
+) -> None:  # fmt: skip
+    """Pause or resume the fine-tune (its Kueue Workload, or its Job without Kueue)."""
     if old is not None or new:  # not the creation of an unsuspended job
         rt = runtime.runtime(memo)
-        finetunes.set_suspended(rt, name, runtime.namespaced(namespace), bool(new))
+        finetunes.set_suspended(rt, name, runtime.namespaced(namespace), status, bool(new))
 
 
 @kopf.on.event("batch", "v1", "jobs", labels={_MANAGED: MANAGED_BY, _COMPONENT: "trainer"})
 def job_changed(body: kopf.Body, type: str | None, memo: Any, **_: Any) -> None:
     """Mirror a trainer Job's status onto its FineTuneJob and into the API."""
+    if type != "DELETED":
+        finetunes.sync_from_job(runtime.runtime(memo), body)
+
+
+@kopf.on.event(
+    "jobset.x-k8s.io", "v1alpha2", "jobsets", labels={_MANAGED: MANAGED_BY, _COMPONENT: "trainer"}
+)
+def jobset_changed(body: kopf.Body, type: str | None, memo: Any, **_: Any) -> None:
+    """Mirror a multi-node trainer JobSet's status onto its FineTuneJob and into the API."""
     if type != "DELETED":
         finetunes.sync_from_job(runtime.runtime(memo), body)
 
@@ -75,7 +85,7 @@ def finetune_deleted(
     name: str, namespace: str | None, spec: kopf.Spec, status: kopf.Status,
     memo: Any, retry: int, **_: Any,
 ) -> None:  # fmt: skip
-    """Cancel: delete the Job, Service and ConfigMap, report the cancellation."""
+    """Cancel: delete the Job or JobSet and the ConfigMap, report the cancellation."""
     ns, rt = runtime.namespaced(namespace), runtime.runtime(memo)
     finetunes.cancel(rt, name, ns, spec, status, retry)
 

@@ -13,6 +13,7 @@ namespace (the API gateway), so one team's pods cannot reach another's endpoints
 from __future__ import annotations
 
 import base64
+import ipaddress
 import secrets
 from dataclasses import dataclass
 from typing import Any
@@ -22,7 +23,7 @@ from tailor_operator.config import OperatorConfig
 from tailor_operator.pods import ENDPOINT_TOKEN_KEY
 from tailor_operator.resources import API_VERSION, TeamSpec
 
-KUEUE_API = "kueue.x-k8s.io/v1beta1"
+KUEUE_API = "kueue.x-k8s.io/v1beta2"
 NAMESPACE_NAME_LABEL = "kubernetes.io/metadata.name"
 
 
@@ -81,6 +82,30 @@ def _gpu_pool(tenant: Tenant, config: OperatorConfig) -> str:
     return pool
 
 
+def build_operator_binding(tenant: Tenant, config: OperatorConfig) -> dict[str, Any] | None:
+    """The RoleBinding giving the operator its write rights in this namespace only."""
+    access = config.teamAccess
+    if access is None:
+        return None
+    return {
+        "apiVersion": "rbac.authorization.k8s.io/v1",
+        "kind": "RoleBinding",
+        "metadata": _metadata(tenant, "tailor-operator", namespace_name(config, tenant.name)),
+        "roleRef": {
+            "apiGroup": "rbac.authorization.k8s.io",
+            "kind": "ClusterRole",
+            "name": access.clusterRole,
+        },
+        "subjects": [
+            {
+                "kind": "ServiceAccount",
+                "name": access.serviceAccount,
+                "namespace": access.serviceAccountNamespace,
+            }
+        ],
+    }
+
+
 def build_resource_quota(tenant: Tenant, config: OperatorConfig) -> dict[str, Any]:
     """Hard caps for the namespace: the guarantee plus what the team may borrow."""
     quota = tenant.spec.quota
@@ -128,6 +153,60 @@ def build_network_policy(tenant: Tenant, config: OperatorConfig) -> dict[str, An
     }
 
 
+def _egress_rules(config: OperatorConfig) -> list[dict[str, Any]]:
+    egress = config.teamEgress
+    platform = {"matchLabels": {NAMESPACE_NAME_LABEL: config.platformNamespace}}
+    dns = {"matchLabels": {NAMESPACE_NAME_LABEL: egress.dnsNamespace}}
+    api_pods = egress.apiPodLabels
+    outside = [
+        {"ipBlock": {"cidr": cidr, "except": _blocked_within(cidr, egress.blockedCidrs)}}
+        for cidr in egress.objectStoreCidrs
+    ]
+    return [
+        # The team's own pods: torchrun's rendezvous and NCCL between a job's nodes.
+        {"to": [{"podSelector": {}}]},
+        {
+            "to": [{"namespaceSelector": dns, "podSelector": {"matchLabels": egress.dnsPodLabels}}],
+            "ports": [{"protocol": "UDP", "port": 53}, {"protocol": "TCP", "port": 53}],
+        },
+        {
+            "to": [{"namespaceSelector": platform, "podSelector": {"matchLabels": api_pods}}],
+            "ports": [{"protocol": "TCP", "port": egress.apiPort}],
+        },
+        {
+            "to": outside,
+            "ports": [{"protocol": "TCP", "port": port} for port in egress.objectStorePorts],
+        },
+        *egress.extra,
+    ]
+
+
+def _blocked_within(cidr: str, blocked: list[str]) -> list[str]:
+    """The blocked ranges inside `cidr` (ipBlock.except must lie within its cidr)."""
+    outer = ipaddress.ip_network(cidr, strict=False)
+    return [
+        b for b in blocked
+        if (net := ipaddress.ip_network(b, strict=False)).version == outer.version
+        and net.subnet_of(outer)  # type: ignore[arg-type]  # same version, checked above
+    ]  # fmt: skip
+
+
+def build_egress_policy(tenant: Tenant, config: OperatorConfig) -> dict[str, Any]:
+    """Default-deny egress: DNS, the object store, the API's pods, the team's own pods.
+
+    Nothing reaches the platform's database or broker, another team's pods, or the cloud
+    metadata address: they are not selected, and the private and link-local ranges are cut
+    out of the address block the object store is reached through.
+    """
+    namespace = namespace_name(config, tenant.name)
+    return {
+        "apiVersion": "networking.k8s.io/v1",
+        "kind": "NetworkPolicy",
+        "metadata": _metadata(tenant, "tailor-team-egress", namespace),
+        "spec": {"podSelector": {}, "policyTypes": ["Egress"], "egress": _egress_rules(config)},
+    }
+
+
 def build_local_queue(tenant: Tenant, config: OperatorConfig) -> dict[str, Any]:
     """The LocalQueue the team's Jobs name in `kueue.x-k8s.io/queue-name`."""
     return {
@@ -172,7 +251,7 @@ def build_cluster_queue(tenant: Tenant, config: OperatorConfig) -> dict[str, Any
         "kind": "ClusterQueue",
         "metadata": _metadata(tenant, cluster_queue_name(config, tenant.name), None),
         "spec": {
-            "cohort": config.kueue.cohort,
+            "cohortName": config.kueue.cohort,
             "namespaceSelector": {
                 "matchLabels": {NAMESPACE_NAME_LABEL: namespace_name(config, tenant.name)}
             },
@@ -192,11 +271,26 @@ def build_cluster_queue(tenant: Tenant, config: OperatorConfig) -> dict[str, Any
     }
 
 
-def build_object_store_secret(
-    tenant: Tenant, config: OperatorConfig, data: dict[str, str]
-) -> dict[str, Any]:
-    """The object-store credentials in the team namespace (`data` is base64 already)."""
-    return build_team_secret(tenant, config, config.objectStore.secretName, data)
+def build_service_account(tenant: Tenant, config: OperatorConfig) -> dict[str, Any]:
+    """The identity the team's pods run as; annotations bind it to a per-team cloud role.
+
+    `{team}` in an annotation value becomes the slug, so one values entry gives every team
+    its own IAM role (IRSA) or Google service account (Workload Identity).
+    """
+    store = config.objectStore
+    annotations = {
+        key: value.replace("{team}", tenant.name)
+        for key, value in store.serviceAccountAnnotations.items()
+    }
+    meta = _metadata(tenant, store.serviceAccountName, namespace_name(config, tenant.name))
+    if annotations:
+        meta["annotations"] = annotations
+    return {
+        "apiVersion": "v1",
+        "kind": "ServiceAccount",
+        "metadata": meta,
+        "automountServiceAccountToken": False,
+    }
 
 
 def build_endpoint_token_secret(tenant: Tenant, config: OperatorConfig) -> dict[str, Any]:
@@ -222,11 +316,16 @@ def build_team_secret(
 
 def build_tenancy(tenant: Tenant, config: OperatorConfig) -> list[dict[str, Any]]:
     """Namespace first (the rest lives in it), the Kueue objects when Kueue is on."""
+    binding = build_operator_binding(tenant, config)
     manifests = [
         build_namespace(tenant, config),
+        *([binding] if binding else []),  # before the rest: it grants writing them
+        build_service_account(tenant, config),
         build_resource_quota(tenant, config),
         build_network_policy(tenant, config),
     ]
+    if config.teamEgress.enabled:
+        manifests.append(build_egress_policy(tenant, config))
     if config.kueue.enabled:
         manifests += [build_cluster_queue(tenant, config), build_local_queue(tenant, config)]
     return manifests

@@ -4,11 +4,15 @@ from __future__ import annotations
 
 from typing import Any
 
+from tailor_operator import naming
 from tailor_operator.config import GpuType, OperatorConfig
 
 USER_ID = 1000  # the images' non-root user
 # Key of the team's Secret holding the token the gateway sends to its endpoint pods.
 ENDPOINT_TOKEN_KEY = "TAILOR_SERVE_ENDPOINT_TOKEN"
+
+
+PRIORITY_LABEL = "kueue.x-k8s.io/priority-class"
 
 
 class UnknownGpuType(ValueError):
@@ -82,9 +86,23 @@ def object_store_env(config: OperatorConfig) -> list[dict[str, Any]]:
     return [e for e in env if e["value"]]
 
 
-def object_store_secret_ref(config: OperatorConfig) -> dict[str, Any]:
-    """envFrom entry with the credentials (TAILOR_S3_ACCESS_KEY_ID, ..._SECRET_ACCESS_KEY)."""
-    return {"secretRef": {"name": config.objectStore.secretName}}
+def object_store_env_from(config: OperatorConfig) -> list[dict[str, Any]]:
+    """envFrom with the team's own keys, or nothing when its ServiceAccount is the identity."""
+    if config.objectStore.teamCredentials != "secret":
+        return []
+    return [{"secretRef": {"name": config.objectStore.secretName}}]
+
+
+def identity(config: OperatorConfig) -> dict[str, Any]:
+    """Pod fields making it run as the team's ServiceAccount (its cloud identity, if any).
+
+    No API token is mounted: IRSA and Workload Identity bring their own projected token or
+    metadata server, and no Tailor pod talks to the Kubernetes API.
+    """
+    return {
+        "serviceAccountName": config.objectStore.serviceAccountName,
+        "automountServiceAccountToken": False,
+    }
 
 
 def scratch_volumes() -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
@@ -108,3 +126,14 @@ def cache_env() -> list[dict[str, Any]]:
         {"name": "TAILOR_HOME", "value": "/cache/tailor"},
         {"name": "PYTHONUNBUFFERED", "value": "1"},
     ]
+
+
+def kueue_labels(config: OperatorConfig, priority_class: str) -> dict[str, str]:
+    """The team's LocalQueue and a WorkloadPriorityClass, or nothing without Kueue.
+
+    Training and serving both carry them, so Kueue accounts every GPU of the team in one
+    place and preempts by class (serving above training).
+    """
+    if not config.kueue.enabled:
+        return {}
+    return {naming.QUEUE_LABEL: config.kueue.localQueueName, PRIORITY_LABEL: priority_class}

@@ -56,39 +56,82 @@ class Condition(BaseModel):
 
 
 class TrainResources(BaseModel):
-    """The compute a fine-tune asks for; Kueue admits it against the team's quota."""
+    """The compute a fine-tune asks for; Kueue admits it against the team's quota.
+
+    Ask for `gpus` and the platform chooses nodes x GPUs per node from the GPU type (16
+    GPUs on 8-GPU nodes: 2 nodes); `nodes` with `gpusPerNode` pins the layout instead.
+    CPU, memory and /dev/shm follow the GPU type unless given.
+    """
 
     model_config = ConfigDict(extra="forbid")
 
-    gpusPerNode: int = Field(
-        default=1, ge=0, le=16, description="GPUs per node (torchrun processes)."
+    gpus: int | None = Field(
+        default=None,
+        ge=0,
+        le=4096,
+        description="GPUs in all (torchrun processes); the platform picks nodes x GPUs per node "
+        "from the GPU type. Unset: nodes x gpusPerNode, else one GPU.",
     )
-    nodes: int = Field(
-        default=1,
-        ge=1,
+    gpusPerNode: int | None = Field(
+        default=None,
+        ge=0,
         le=64,
-        description="Nodes; more than one runs an indexed Job with rendezvous.",
+        description="GPUs per node, with nodes, to pin the layout (instead of gpus).",
+    )
+    nodes: int | None = Field(
+        default=None,
+        ge=1,
+        le=1024,
+        description="Nodes, with gpusPerNode, to pin the layout (instead of gpus).",
     )
     gpuType: str | None = Field(
         default=None,
         pattern=GPU_TYPE,
-        description="GPU pool from the admin's gpuTypes (node selector, tolerations, Kueue "
-        "flavor); unset uses the platform default (an A100 pool unless configured otherwise).",
+        description="GPU pool from the admin's gpuTypes (node size, CPU and memory per GPU, "
+        "node selector, Kueue flavor); unset uses the platform default.",
     )
-    cpu: str = Field(default="8", pattern=QUANTITY, description="CPU request per node.")
-    memory: str = Field(default="64Gi", pattern=QUANTITY, description="Memory request per node.")
-    sharedMemory: str = Field(
-        default="16Gi", pattern=QUANTITY, description="Size of /dev/shm (data loaders, NCCL)."
+    cpu: str | None = Field(
+        default=None,
+        pattern=QUANTITY,
+        description="CPU request per node; unset scales with the node's GPUs (cpuPerGpu).",
+    )
+    memory: str | None = Field(
+        default=None,
+        pattern=QUANTITY,
+        description="Memory per node; unset scales with the node's GPUs (memoryPerGpuGi).",
+    )
+    sharedMemory: str | None = Field(
+        default=None, pattern=QUANTITY, description="Size of /dev/shm; unset: the type's."
     )
     maxRetries: int = Field(
         default=3,
         ge=0,
         le=20,
-        description="Retries after infrastructure failures (Job backoffLimit).",
+        description="Restarts after infrastructure failures (Job backoffLimit, or the "
+        "JobSet's maxRestarts for several nodes); preemptions do not count.",
     )
     maxRuntimeSeconds: int | None = Field(
         default=None, ge=60, description="Wall-clock limit for the whole job; unset means none."
     )
+
+    @model_validator(mode="after")
+    def _one_way_to_size(self) -> TrainResources:
+        if self.gpus is not None and (self.nodes is not None or self.gpusPerNode is not None):
+            raise ValueError("give gpus, or nodes with gpusPerNode, not both")
+        if self.gpusPerNode == 0 and (self.nodes or 1) > 1:
+            raise ValueError("multi-node training needs GPUs: set gpusPerNode >= 1")
+        return self
+
+    def total_gpus(self) -> int:
+        """GPUs asked for over all nodes."""
+        if self.gpus is not None:
+            return self.gpus
+        per_node = 1 if self.gpusPerNode is None else self.gpusPerNode
+        return (self.nodes or 1) * per_node
+
+    def processes(self) -> int:
+        """Training processes over all nodes (one per GPU, one on a CPU-only pod)."""
+        return max(self.total_gpus(), 1)
 
 
 class FineTuneJobSpec(BaseModel):
@@ -104,9 +147,13 @@ class FineTuneJobSpec(BaseModel):
     )
     train: TrainSpec = Field(description="What to train (the TrainSpec, unchanged).")
     resources: TrainResources = Field(
-        default_factory=TrainResources, description="Nodes, GPUs and memory."
+        default_factory=TrainResources, description="GPUs, nodes and memory."
     )
-    suspend: bool = Field(default=False, description="Pause the job; false lets it run again.")
+    suspend: bool = Field(
+        default=False,
+        description="Pause the job (with Kueue: its Workload is deactivated and the pods "
+        "stop); false lets it queue again.",
+    )
 
     @model_validator(mode="after")
     def _check_team_and_size(self) -> FineTuneJobSpec:
@@ -115,15 +162,13 @@ class FineTuneJobSpec(BaseModel):
         if self.world_size() > 1 and self.train.method != "full":
             raise ValueError(
                 f"{self.world_size()} processes need train.method 'full' (FSDP); "
-                f"{self.train.method} trains on one GPU: set nodes=1 and gpusPerNode=1"
+                f"{self.train.method} trains on one GPU: ask for gpus=1"
             )
-        if self.resources.gpusPerNode == 0 and self.resources.nodes > 1:
-            raise ValueError("multi-node training needs GPUs: set gpusPerNode >= 1")
         return self
 
     def world_size(self) -> int:
         """Training processes over all nodes (one per GPU, one on a CPU-only node)."""
-        return self.resources.nodes * max(self.resources.gpusPerNode, 1)
+        return self.resources.processes()
 
 
 FineTunePhase = Literal["Queued", "Suspended", "Running", "Succeeded", "Failed", "Cancelled"]
@@ -137,7 +182,11 @@ class FineTuneJobStatus(BaseModel):
     phase: FineTunePhase | None = Field(default=None, description="Where the job is in its life.")
     reason: str | None = Field(default=None, description="Why it is in that phase (CamelCase).")
     message: str | None = Field(default=None, description="Details a person can act on.")
-    jobName: str | None = Field(default=None, description="The batch/v1 Job running the training.")
+    jobName: str | None = Field(
+        default=None, description="The batch/v1 Job (one node) or JobSet (several) training."
+    )
+    nodes: int | None = Field(default=None, description="Nodes the platform chose.")
+    gpusPerNode: int | None = Field(default=None, description="GPUs per node it chose.")
     startTime: str | None = Field(default=None, description="When the Job started (RFC 3339).")
     completionTime: str | None = Field(default=None, description="When it finished (RFC 3339).")
     reportedPhase: str | None = Field(

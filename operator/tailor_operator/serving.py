@@ -144,7 +144,7 @@ def _tailor_container(ep: Endpoint, config: OperatorConfig, pool: GpuType | None
         "imagePullPolicy": config.images.pullPolicy,
         "command": serve_command(config),
         "env": [*pods.object_store_env(config), *pods.cache_env(), endpoint_token_env(config)],
-        "envFrom": [pods.object_store_secret_ref(config)],
+        "envFrom": pods.object_store_env_from(config),
         "ports": [{"name": "http", "containerPort": config.servingPort}],
         "resources": pods.compute_resources(res.cpu, res.memory, res.gpus, pool),
         "volumeMounts": [
@@ -193,8 +193,14 @@ def _fetch_container(ep: Endpoint, config: OperatorConfig) -> dict[str, Any]:
         "imagePullPolicy": config.images.pullPolicy,
         "command": ["/bin/sh", "-c", fetch_script(ep, config)],
         "env": [
-            from_secret("AWS_ACCESS_KEY_ID", "TAILOR_S3_ACCESS_KEY_ID"),
-            from_secret("AWS_SECRET_ACCESS_KEY", "TAILOR_S3_SECRET_ACCESS_KEY"),
+            *(
+                [
+                    from_secret("AWS_ACCESS_KEY_ID", "TAILOR_S3_ACCESS_KEY_ID"),
+                    from_secret("AWS_SECRET_ACCESS_KEY", "TAILOR_S3_SECRET_ACCESS_KEY"),
+                ]
+                if config.objectStore.teamCredentials == "secret"
+                else []  # the ServiceAccount's cloud identity (IRSA, Workload Identity)
+            ),
             {"name": "AWS_DEFAULT_REGION", "value": config.objectStore.region},
             {"name": "HOME", "value": "/tmp"},
         ],
@@ -257,7 +263,7 @@ def _pod_spec(ep: Endpoint, config: OperatorConfig) -> dict[str, Any]:
         *pods.scratch_volumes()[0],
     ]
     spec: dict[str, Any] = {
-        "automountServiceAccountToken": False,
+        **pods.identity(config),
         "securityContext": pods.pod_security(),
         **pods.placement(res.gpus, pool),
     }
@@ -294,6 +300,9 @@ def build_deployment(ep: Endpoint, config: OperatorConfig) -> dict[str, Any]:
     }
     if not ep.spec.autoscaling.enabled:
         spec["replicas"] = ep.spec.replicas
+    # Queued through Kueue like training, so serving GPUs count against the team's quota.
+    queue = pods.kueue_labels(config, config.kueue.servingPriorityClass)
+    meta = {**meta, "labels": {**meta["labels"], **queue}}
     return {"apiVersion": "apps/v1", "kind": "Deployment", "metadata": meta, "spec": spec}
 
 

@@ -1,6 +1,6 @@
 """What the workloads' status means for Tailor's resources (pure decisions, no cluster).
 
-A batch/v1 Job's status becomes a FineTuneJob phase, reason and conditions; a
+A batch/v1 Job's or a JobSet's status becomes a FineTuneJob phase, reason and conditions; a
 Deployment's status becomes an InferenceEndpoint phase.
 """
 
@@ -50,6 +50,19 @@ def failure_reason(condition: dict[str, Any]) -> str:
     return {"BackoffLimitExceeded": "RetriesExhausted"}.get(reason, reason)
 
 
+def jobset_failure_reason(condition: dict[str, Any]) -> str:
+    """A reason a person can act on for a JobSet's Failed condition.
+
+    The only FailJobSet rule Tailor sets is the spec error (exit code 3); running out of
+    restarts is the gang's RetriesExhausted.
+    """
+    reason = condition.get("reason") or "Failed"
+    return {
+        "FailJobSetFailurePolicyAction": "InvalidSpec",
+        "ReachedMaxRestarts": "RetriesExhausted",
+    }.get(reason, reason)
+
+
 def observe_job(job: dict[str, Any], user_suspended: bool, queued_by_kueue: bool) -> Observed:
     """The FineTuneJob phase a Job's status stands for."""
     status = job.get("status") or {}
@@ -60,14 +73,45 @@ def observe_job(job: dict[str, Any], user_suspended: bool, queued_by_kueue: bool
     if "Failed" in true:
         cond = true["Failed"]
         return _finetune("Failed", failure_reason(cond), cond.get("message"), **times)
-    suspended = bool((job.get("spec") or {}).get("suspend")) or "Suspended" in true
+    active = int(status.get("active") or status.get("ready") or 0)
+    running = f"{active} pod(s) active." if active else None
+    return _pending_or_running(job, true, user_suspended, queued_by_kueue, running, times)
+
+
+def observe_jobset(jobset: dict[str, Any], user_suspended: bool, queued_by_kueue: bool) -> Observed:
+    """The FineTuneJob phase a JobSet's status stands for (the gang as one job)."""
+    status = jobset.get("status") or {}
+    true = _true_conditions(jobset)
+    times: dict[str, str | None] = {"start_time": None, "completion_time": None}
+    if "Completed" in true:
+        return _finetune("Succeeded", "Completed", "Training finished on every node.")
+    if "Failed" in true:
+        cond = true["Failed"]
+        return _finetune("Failed", jobset_failure_reason(cond), cond.get("message"))
+    replicated = status.get("replicatedJobsStatus") or []
+    active = sum(int(r.get("active") or 0) for r in replicated)
+    nodes = sum(int(r.get("replicas") or 0) for r in jobset["spec"].get("replicatedJobs") or [])
+    restarts = int(status.get("restarts") or 0)
+    running = f"{active}/{nodes} node(s) active; {restarts} gang restart(s)." if active else None
+    return _pending_or_running(jobset, true, user_suspended, queued_by_kueue, running, times)
+
+
+def _pending_or_running(
+    workload: dict[str, Any],
+    true: dict[str, dict[str, Any]],
+    user_suspended: bool,
+    queued_by_kueue: bool,
+    running: str | None,
+    times: dict[str, str | None],
+) -> Observed:
+    suspended = bool((workload.get("spec") or {}).get("suspend")) or "Suspended" in true
     if suspended and user_suspended:
         return _finetune("Suspended", "SuspendedByUser", "Suspended on request.", **times)
     if suspended:
         why = "Waiting for the team's GPU quota (Kueue)." if queued_by_kueue else None
         return _finetune("Queued", "WaitingForQuota" if queued_by_kueue else "Pending", why)
-    if status.get("active") or status.get("ready"):
-        return _finetune("Running", "Running", f"{status.get('active', 0)} pod(s) active.", **times)
+    if running:
+        return _finetune("Running", "Running", running, **times)
     return _finetune("Queued", "Admitted", "Admitted; pods are starting.", **times)
 
 

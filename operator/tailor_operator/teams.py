@@ -1,4 +1,8 @@
-"""Team reconciliation: namespace, quota, isolation, Kueue queues, object-store Secret."""
+"""Team reconciliation: namespace, identity, quota, isolation, Kueue queues, endpoint token.
+
+The team's object-store access is its own: its ServiceAccount's cloud identity, or a
+Secret the admin put in its namespace. The platform's credentials are never copied there.
+"""
 
 from __future__ import annotations
 
@@ -11,12 +15,13 @@ import urllib3
 from kubernetes.client.exceptions import ApiException
 from pydantic import ValidationError
 
-from tailor_operator import namespaces
+from tailor_operator import namespaces, naming
 from tailor_operator.kubeapi import as_kopf_error
 from tailor_operator.resources import TEAM_SLUG, TeamSpec
 from tailor_operator.runtime import Runtime, describe_invalid
 
 KIND = "Team"
+_MANAGED = "app.kubernetes.io/managed-by"
 _API_ERRORS = (ApiException, urllib3.exceptions.HTTPError)
 
 
@@ -29,12 +34,6 @@ def _tenant(name: str, uid: str, spec: Mapping[str, Any]) -> namespaces.Tenant:
         return namespaces.Tenant(name, uid, TeamSpec.model_validate(dict(spec)))
     except ValidationError as exc:
         raise kopf.PermanentError(f"Team {name}: {describe_invalid(exc)}") from exc
-
-
-def _credentials(rt: Runtime) -> dict[str, str] | None:
-    """The platform's object-store Secret data (the Team's namespace gets a copy)."""
-    store = rt.config.objectStore
-    return _secret_data(rt, store.sourceSecretNamespace, store.sourceSecretName)
 
 
 def _secret_data(rt: Runtime, namespace: str, name: str) -> dict[str, str] | None:
@@ -61,23 +60,41 @@ def apply(rt: Runtime, name: str, uid: str, spec: Mapping[str, Any]) -> dict[str
         if rt.config.kueue.enabled
         else None,
     }
-    data = _credentials(rt)
-    if data is None:
-        # Jobs cannot read the object store without it; retry until the admin adds it.
-        raise kopf.TemporaryError(
-            f"Team {name}: object-store Secret not found "
-            f"({rt.config.objectStore.sourceSecretNamespace}/"
-            f"{rt.config.objectStore.sourceSecretName}); set s3 credentials in the chart",
-            delay=60,
-        )
-    secrets = [namespaces.build_object_store_secret(tenant, rt.config, data)]
     # The team's own token for the gateway to call its endpoint pods: made once, kept after,
     # since running pods read it at start. Per team, so no pod holds a platform-wide secret.
     namespace = namespaces.namespace_name(rt.config, name)
     if _secret_data(rt, namespace, rt.config.endpointTokenSecretName) is None:
-        secrets.append(namespaces.build_endpoint_token_secret(tenant, rt.config))
-    rt.cluster.ensure_all(secrets, immutable=set())
+        token = namespaces.build_endpoint_token_secret(tenant, rt.config)
+        rt.cluster.ensure_all([token], immutable=set())
+    if rt.config.objectStore.teamCredentials == "secret":
+        _require_team_secret(rt, name, namespace)
     return {**result, "phase": "Ready", "reason": "Provisioned", "message": None}
+
+
+def _require_team_secret(rt: Runtime, team: str, namespace: str) -> None:
+    """Wait for the admin's per-team object-store Secret; remove an old platform-wide copy.
+
+    Operators before per-team identity copied the platform's keys into every team
+    namespace (their copy carries the operator's managed-by label): such a copy lets any
+    pod of the team read every team's data, so it is deleted, not kept.
+    """
+    store = rt.config.objectStore
+    try:
+        secret = rt.cluster.get("v1", "Secret", namespace, store.secretName)
+        labels = (secret or {}).get("metadata", {}).get("labels") or {}
+        if secret is not None and labels.get(_MANAGED) == naming.MANAGED_BY:
+            rt.cluster.delete("v1", "Secret", namespace, store.secretName)
+            secret = None
+    except _API_ERRORS as exc:
+        raise as_kopf_error(exc, f"reading Secret {namespace}/{store.secretName}") from exc
+    if secret is None:
+        # Jobs cannot read the object store without it; retry until the admin adds it.
+        raise kopf.TemporaryError(
+            f"Team {team}: waiting for the object-store Secret {namespace}/{store.secretName} "
+            f"(TAILOR_S3_ACCESS_KEY_ID and TAILOR_S3_SECRET_ACCESS_KEY allowed only on the "
+            f"team's prefix, teams/{team}/), or set objectStore.teamCredentials=serviceAccount",
+            delay=30,
+        )
 
 
 def _disown(rt: Runtime, manifests: list[dict[str, Any]]) -> None:
@@ -101,7 +118,7 @@ def _disown(rt: Runtime, manifests: list[dict[str, Any]]) -> None:
 def delete(rt: Runtime, name: str) -> None:
     """Remove the team's ClusterQueue and namespace (with everything in it)."""
     targets = [
-        ("kueue.x-k8s.io/v1beta1", "ClusterQueue", namespaces.cluster_queue_name(rt.config, name)),
+        (namespaces.KUEUE_API, "ClusterQueue", namespaces.cluster_queue_name(rt.config, name)),
         ("v1", "Namespace", namespaces.namespace_name(rt.config, name)),
     ]
     for api_version, kind, target in targets:

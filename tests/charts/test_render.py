@@ -104,9 +104,61 @@ def test_the_operator_config_is_one_the_operator_reads(
     config = OperatorConfig.model_validate_json(configmap["data"]["operator.json"])
 
     assert set(config.gpuTypes) == {"nvidia-a100-80gb", "nvidia-h100-80gb"}
-    assert config.objectStore.sourceSecretName == "tailor-s3-credentials"
+    assert config.objectStore.teamCredentials == "secret"  # each team's own, from the admin
+    assert config.teamEgress.enabled
+    assert config.teamEgress.apiPodLabels["app.kubernetes.io/instance"] == "t"
+    assert "tailor-s3-credentials" not in configmap["data"]["operator.json"]
     assert config.images.trainer.startswith("registry.corp.example.com/mirror/")
     assert config.apiUrl == "http://t-tailor-api.tailor.svc:80"
+
+
+def _operator_rules(manifests: list[dict[str, Any]], name: str) -> list[dict[str, Any]]:
+    [role] = [r for r in by_kind(manifests, "ClusterRole") if r["metadata"]["name"] == name]
+    return list(role["rules"])
+
+
+def test_the_operator_cannot_read_the_platform_object_store_keys(
+    production_manifests: list[dict[str, Any]],
+) -> None:
+    rules = [
+        rule
+        for name in ("t-tailor-operator", "t-tailor-operator-team")
+        for rule in _operator_rules(production_manifests, name)
+        if "secrets" in rule["resources"]
+    ]
+
+    readable = [r for r in rules if {"get", "list", "watch"} & set(r["verbs"])]
+    assert readable and all(
+        set(r["resourceNames"]) == {"tailor-object-store", "tailor-endpoint-token"}
+        for r in readable
+    )
+    assert not [r for r in by_kind(production_manifests, "Role") if "operator" in str(r)]
+
+
+def test_the_operator_writes_workloads_only_where_a_team_binding_lets_it(
+    production_manifests: list[dict[str, Any]],
+) -> None:
+    cluster_wide = _operator_rules(production_manifests, "t-tailor-operator")
+    writes = {"create", "patch", "update", "delete"}
+    workloads = {"jobs", "jobsets", "deployments", "configmaps", "services", "secrets"}
+
+    anywhere = [
+        r for r in cluster_wide if workloads & set(r["resources"]) and writes & set(r["verbs"])
+    ]
+    [bind] = [r for r in cluster_wide if "bind" in r["verbs"]]
+    bound = {b["roleRef"]["name"] for b in by_kind(production_manifests, "ClusterRoleBinding")}
+    config = json.loads(
+        next(
+            m for m in by_kind(production_manifests, "ConfigMap")
+            if "operator.json" in m.get("data", {})
+        )["data"]["operator.json"]
+    )  # fmt: skip
+
+    assert anywhere == []
+    assert bind["resourceNames"] == ["t-tailor-operator-team"]
+    assert "t-tailor-operator-team" not in bound  # granted per team namespace only
+    assert config["teamAccess"]["clusterRole"] == "t-tailor-operator-team"
+    assert config["teamAccess"]["serviceAccount"] == "t-tailor-operator"
 
 
 def test_production_teams_are_seeded_through_the_api_by_a_job(
@@ -146,15 +198,37 @@ def test_each_gpu_pool_gets_a_kueue_flavor_and_the_shared_pool_lends(
     production_manifests: list[dict[str, Any]],
 ) -> None:
     flavors = {f["metadata"]["name"]: f for f in by_kind(production_manifests, "ResourceFlavor")}
-    [pool] = by_kind(production_manifests, "ClusterQueue")
+    [pool] = by_kind(production_manifests, "Cohort")
 
     assert set(flavors) == {"a100-80gb", "h100-80gb"}
     assert flavors["a100-80gb"]["spec"]["nodeLabels"] == {
         "nvidia.com/gpu.product": "NVIDIA-A100-SXM4-80GB"
     }
-    assert pool["spec"]["cohort"] == "tailor"
+    assert {f["apiVersion"] for f in flavors.values()} == {"kueue.x-k8s.io/v1beta2"}
+    assert pool["apiVersion"] == "kueue.x-k8s.io/v1beta2"
+    assert pool["metadata"]["name"] == "tailor"  # the teams' ClusterQueues' cohortName
+    assert not by_kind(production_manifests, "ClusterQueue")  # the Cohort lends itself
     gpu = pool["spec"]["resourceGroups"][0]["flavors"][0]["resources"][2]
     assert gpu == {"name": "nvidia.com/gpu", "nominalQuota": 16}
+
+
+def test_workload_priority_classes_put_serving_above_training_above_evaluation(
+    production_manifests: list[dict[str, Any]],
+) -> None:
+    classes = {
+        c["metadata"]["name"]: c["value"]
+        for c in by_kind(production_manifests, "WorkloadPriorityClass")
+    }
+    config = json.loads(
+        next(
+            m for m in by_kind(production_manifests, "ConfigMap")
+            if "operator.json" in m.get("data", {})
+        )["data"]["operator.json"]
+    )  # fmt: skip
+
+    assert classes["tailor-serving"] > classes["tailor-training"] > classes["tailor-evaluation"]
+    assert config["kueue"]["trainingPriorityClass"] == "tailor-training"
+    assert config["kueue"]["servingPriorityClass"] == "tailor-serving"
 
 
 def test_external_services_replace_the_in_release_ones(

@@ -45,8 +45,16 @@ def test_a_tailor_resource_is_checked_against_its_crd() -> None:
 
 
 def test_a_kueue_resource_is_checked_against_kueue_schema() -> None:
-    queue = {"apiVersion": "kueue.x-k8s.io/v1beta1", "kind": "LocalQueue", "metadata": {}}
+    queue = {"apiVersion": "kueue.x-k8s.io/v1beta2", "kind": "LocalQueue", "metadata": {}}
 
     validate_manifest({**queue, "spec": {"clusterQueue": "tailor-a"}})
     with pytest.raises(jsonschema.ValidationError, match="clusterqueue"):
         validate_manifest({**queue, "spec": {"clusterqueue": "tailor-a"}})
+
+
+def test_a_jobset_is_checked_against_the_jobset_schema() -> None:
+    jobset = {"apiVersion": "jobset.x-k8s.io/v1alpha2", "kind": "JobSet", "metadata": {}}
+
+    validate_manifest({**jobset, "spec": {"failurePolicy": {"maxRestarts": 2}}})
+    with pytest.raises(jsonschema.ValidationError, match="maxRestart"):
+        validate_manifest({**jobset, "spec": {"failurePolicy": {"maxRestart": 2}}})

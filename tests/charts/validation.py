@@ -3,12 +3,14 @@
 Built-in kinds go through `kubernetes-validate` (the upstream OpenAPI schemas, strict:
 unknown fields are errors). Custom resources go through their CRD's structural schema,
 converted to JSON Schema with unknown fields rejected (kubectl's default
-`--validate=strict` since 1.27): Tailor's from the generated CRDs, Kueue's from the
-vendored copy of its schemas.
+`--validate=strict` since 1.27): Tailor's from the generated CRDs, Kueue's (v1beta2) and
+JobSet's (v1alpha2) from their projects' own CRDs, vendored by `scripts/vendor-crds` from
+kubernetes-sigs/kueue ff69552e (after v0.19.2) and kubernetes-sigs/jobset 08dfbdfd.
 """
 
 from __future__ import annotations
 
+import json
 import sys
 from functools import cache
 from pathlib import Path
@@ -16,7 +18,6 @@ from typing import Any
 
 import jsonschema
 import kubernetes_validate
-import yaml
 
 ROOT = Path(__file__).resolve().parents[2]
 try:
@@ -29,7 +30,7 @@ from tailor_operator.crds import generate_crds  # noqa: E402
 # The oldest version the chart is tested for, and the newest the package knows: an API
 # that is removed upstream fails the second.
 KUBERNETES_VERSIONS = ("1.31.0", kubernetes_validate.utils.latest_version())
-_KUEUE = Path(__file__).with_name("kueue-v1beta1-schemas.yaml")
+_UPSTREAM = Path(__file__).with_name("upstream-crds.json")
 
 
 def crd_to_json_schema(node: dict[str, Any]) -> dict[str, Any]:
@@ -62,7 +63,7 @@ def crd_to_json_schema(node: dict[str, Any]) -> dict[str, Any]:
 
 @cache
 def custom_schemas() -> dict[tuple[str, str], dict[str, Any]]:
-    """(apiVersion, kind) → JSON Schema, for Tailor's and Kueue's custom resources."""
+    """(apiVersion, kind) → JSON Schema, for Tailor's, Kueue's and JobSet's custom resources."""
     schemas: dict[tuple[str, str], dict[str, Any]] = {}
     for crd in generate_crds():
         spec = crd["spec"]
@@ -70,8 +71,9 @@ def custom_schemas() -> dict[tuple[str, str], dict[str, Any]]:
             api_version = f"{spec['group']}/{version['name']}"
             schema = version["schema"]["openAPIV3Schema"]
             schemas[(api_version, spec["names"]["kind"])] = crd_to_json_schema(schema)
-    for kind, schema in yaml.safe_load(_KUEUE.read_text()).items():
-        schemas[("kueue.x-k8s.io/v1beta1", kind)] = crd_to_json_schema(schema)
+    for key, schema in json.loads(_UPSTREAM.read_text()).items():
+        api_version, kind = key.rsplit("/", 1)
+        schemas[(api_version, kind)] = crd_to_json_schema(schema)
     return schemas
 
 

@@ -38,7 +38,7 @@ except ImportError:  # a checkout without `pip install -e .`
 import kmock  # noqa: E402
 import kopf  # noqa: E402
 from kmock._internal import parsing as kmock_parsing  # noqa: E402
-from tailor_operator.config import ObjectStore, OperatorConfig  # noqa: E402
+from tailor_operator.config import ObjectStore, OperatorConfig, TeamAccess  # noqa: E402
 from tailor_operator.crds import generate_crds  # noqa: E402
 from tailor_operator.kubeapi import Cluster  # noqa: E402
 from tailor_operator.sink import HttpStatusSink, RecordingSink, StatusSink  # noqa: E402
@@ -62,14 +62,18 @@ RESOURCES: dict[str, tuple[str, bool, set[str]]] = {
     "v1/events": ("Event", True, set()),
     "v1/configmaps": ("ConfigMap", True, set()),
     "v1/secrets": ("Secret", True, set()),
+    "v1/serviceaccounts": ("ServiceAccount", True, set()),
+    "rbac.authorization.k8s.io/v1/rolebindings": ("RoleBinding", True, set()),
     "v1/services": ("Service", True, set()),
     "v1/resourcequotas": ("ResourceQuota", True, set()),
     "batch/v1/jobs": ("Job", True, {"status"}),
+    "jobset.x-k8s.io/v1alpha2/jobsets": ("JobSet", True, {"status"}),
+    "kueue.x-k8s.io/v1beta2/workloads": ("Workload", True, {"status"}),
     "apps/v1/deployments": ("Deployment", True, {"status"}),
     "autoscaling/v2/horizontalpodautoscalers": ("HorizontalPodAutoscaler", True, set()),
     "networking.k8s.io/v1/networkpolicies": ("NetworkPolicy", True, set()),
-    "kueue.x-k8s.io/v1beta1/localqueues": ("LocalQueue", True, set()),
-    "kueue.x-k8s.io/v1beta1/clusterqueues": ("ClusterQueue", False, set()),
+    "kueue.x-k8s.io/v1beta2/localqueues": ("LocalQueue", True, set()),
+    "kueue.x-k8s.io/v1beta2/clusterqueues": ("ClusterQueue", False, set()),
     "tailor.dev/v1alpha1/finetunejobs": ("FineTuneJob", True, {"status"}),
     "tailor.dev/v1alpha1/inferenceendpoints": ("InferenceEndpoint", True, {"status"}),
     "tailor.dev/v1alpha1/teams": ("Team", False, {"status"}),
@@ -78,14 +82,17 @@ RESOURCES: dict[str, tuple[str, bool, set[str]]] = {
 
 @pytest.fixture
 def operator_config() -> OperatorConfig:
-    """The platform config a Helm install would render (S3 store, Kueue on, A100 pool)."""
+    """The platform config a Helm install would render (S3 store, per-team Secrets, Kueue on,
+    A100 pool)."""
     return OperatorConfig(
         objectStore=ObjectStore(
-            url="s3://tailor-artifacts/prod",
-            endpointUrl="http://minio.tailor.svc:9000",
-            sourceSecretName="tailor-s3",
-            sourceSecretNamespace="tailor",
-        )
+            url="s3://tailor-artifacts/prod", endpointUrl="http://minio.tailor.svc:9000"
+        ),
+        teamAccess=TeamAccess(
+            clusterRole="tailor-operator-team",
+            serviceAccount="tailor-operator",
+            serviceAccountNamespace="tailor",
+        ),
     )
 
 
@@ -388,3 +395,14 @@ def kubeconfig(kube: Kube, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> P
     monkeypatch.setenv("KUBECONFIG", str(path))
     monkeypatch.delenv("KUBERNETES_SERVICE_HOST", raising=False)
     return path
+
+
+async def team_store_secret(kube: Kube, team: str) -> None:
+    """What the admin provides per team: object-store keys scoped to the team's prefix."""
+    secret = {
+        "apiVersion": "v1",
+        "kind": "Secret",
+        "metadata": {"name": "tailor-object-store", "namespace": f"tailor-team-{team}"},
+        "data": {"TAILOR_S3_ACCESS_KEY_ID": "a2V5", "TAILOR_S3_SECRET_ACCESS_KEY": "c2VjcmV0"},
+    }
+    await kube.create(f"/api/v1/namespaces/tailor-team-{team}/secrets", secret)

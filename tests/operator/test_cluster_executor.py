@@ -56,14 +56,11 @@ def test_the_submitted_resource_is_one_the_operator_and_the_crd_accept() -> None
     parsed = FineTuneJobSpec.model_validate(manifest["spec"])
     assert parsed.train == spec  # the TrainSpec travels unchanged
     assert parsed.jobId == "fi-0123456789ab"
-    assert (parsed.resources.nodes, parsed.resources.gpusPerNode) == (1, 4)
+    assert parsed.resources.gpus == 4  # the operator picks the nodes from the GPU type
 
 
 def test_adapter_methods_ask_for_one_gpu() -> None:
-    assert submit.train_resources(_train_spec("search", method="qlora")) == {
-        "nodes": 1,
-        "gpusPerNode": 1,
-    }
+    assert submit.train_resources(_train_spec("search", method="qlora")) == {"gpus": 1}
 
 
 # --- end to end ---------------------------------------------------------------------------
@@ -103,6 +100,25 @@ async def _job_state(
         await asyncio.sleep(0.05)
     assert job["state"] == state, job
     return job
+
+
+def test_the_api_refuses_a_process_count_that_does_not_fill_whole_nodes(
+    platform: Platform,
+) -> None:
+    slug, auth, _ = _team_with_dataset(platform)
+    body = _train_spec(slug, method="full", num_processes=12).model_dump(
+        mode="json", exclude={"adapter_version"}
+    )
+
+    refused = platform.client.post(f"/v1/teams/{slug}/finetunes", json=body, headers=auth)
+    sixteen = {**body, "num_processes": 16}
+    accepted = platform.client.post(f"/v1/teams/{slug}/finetunes", json=sixteen, headers=auth)
+
+    assert refused.status_code == 422, refused.text
+    assert "12 GPUs do not fill whole" in refused.text
+    assert "multiple of 8" in refused.text
+    assert accepted.status_code == 202, accepted.text  # 2 nodes of 8
+    assert queued_tasks(platform.broker) == [("tailor.finetune", [accepted.json()["id"]])]
 
 
 @pytest.mark.asyncio

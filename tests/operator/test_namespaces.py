@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import ipaddress
 from typing import Any
 
 import pytest
 from tailor_operator import namespaces
-from tailor_operator.config import GpuType, OperatorConfig
+from tailor_operator.config import GpuType, OperatorConfig, TeamAccess
 from tailor_operator.resources import TeamSpec
 
 from tests.charts.validation import validate_manifest
@@ -24,7 +25,8 @@ def _by_kind(manifests: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
 def test_every_manifest_validates(operator_config: OperatorConfig) -> None:
     tenant = make_tenant()
     manifests = namespaces.build_tenancy(tenant, operator_config)
-    manifests.append(namespaces.build_object_store_secret(tenant, operator_config, {"K": "dg=="}))
+    manifests.append(namespaces.build_endpoint_token_secret(tenant, operator_config))
+    assert "ServiceAccount" in {m["kind"] for m in manifests}
 
     for manifest in manifests:
         validate_manifest(manifest)
@@ -53,7 +55,7 @@ def test_the_cluster_queue_guarantees_the_quota_and_lets_the_team_borrow(
 ) -> None:
     queue = namespaces.build_cluster_queue(make_tenant(), operator_config)["spec"]
 
-    assert queue["cohort"] == "tailor"
+    assert queue["cohortName"] == "tailor"  # v1beta2 (was `cohort`)
     assert queue["namespaceSelector"]["matchLabels"] == {
         "kubernetes.io/metadata.name": "tailor-team-search"
     }
@@ -115,3 +117,97 @@ def test_the_local_queue_points_at_the_team_cluster_queue(
 def test_a_quota_in_an_unconfigured_pool_is_an_error(operator_config: OperatorConfig) -> None:
     with pytest.raises(ValueError, match=r"quota\.gpuType 'tpu'"):
         namespaces.build_cluster_queue(make_tenant(gpuType="tpu"), operator_config)
+
+
+def _matches(selector: dict[str, Any], labels: dict[str, str]) -> bool:
+    return selector.get("matchLabels", {}).items() <= labels.items()
+
+
+def _egress_allows(
+    policy: dict[str, Any],
+    ip: str,
+    port: int,
+    protocol: str = "TCP",
+    namespace: dict[str, str] | None = None,
+    pod: dict[str, str] | None = None,
+    same_namespace: bool = False,
+) -> bool:
+    """Whether a NetworkPolicy's egress rules let a pod connect (Kubernetes' semantics).
+
+    `namespace`/`pod` are the destination's labels when it is a pod, None outside the cluster.
+    """
+    for rule in policy["spec"]["egress"]:
+        ports = rule.get("ports")
+        if ports and not any((p["port"], p["protocol"]) == (port, protocol) for p in ports):
+            continue
+        for peer in rule["to"]:
+            if "ipBlock" in peer:
+                block, addr = peer["ipBlock"], ipaddress.ip_address(ip)
+                cut = any(addr in ipaddress.ip_network(e) for e in block.get("except", []))
+                if addr in ipaddress.ip_network(block["cidr"]) and not cut:
+                    return True
+            elif pod is not None:
+                ns_selector = peer.get("namespaceSelector")
+                ns_ok = (
+                    same_namespace
+                    if ns_selector is None
+                    else _matches(ns_selector, namespace or {})
+                )
+                if ns_ok and _matches(peer.get("podSelector", {}), pod):
+                    return True
+    return False
+
+
+def test_team_pods_reach_dns_the_store_and_the_api_but_not_the_platforms_data_or_metadata(
+    operator_config: OperatorConfig,
+) -> None:
+    policies = [
+        m for m in namespaces.build_tenancy(make_tenant(), operator_config)
+        if m["kind"] == "NetworkPolicy" and "Egress" in m["spec"]["policyTypes"]
+    ]  # fmt: skip
+    [policy] = policies
+    platform = {"kubernetes.io/metadata.name": "tailor"}
+    tailor = {"app.kubernetes.io/name": "tailor", "app.kubernetes.io/instance": "t"}
+
+    dns = {"kubernetes.io/metadata.name": "kube-system"}
+    assert _egress_allows(policy, "10.96.0.10", 53, "UDP", dns, {"k8s-app": "kube-dns"})
+    assert _egress_allows(policy, "52.216.8.1", 443)  # S3
+    api = {**tailor, "app.kubernetes.io/component": "api"}
+    assert _egress_allows(policy, "10.1.0.7", 8000, namespace=platform, pod=api)
+    assert _egress_allows(policy, "10.1.2.3", 29500, pod={}, same_namespace=True)  # rendezvous
+
+    postgres = {**tailor, "app.kubernetes.io/component": "postgresql"}
+    redis = {**tailor, "app.kubernetes.io/component": "redis"}
+    assert not _egress_allows(policy, "10.1.0.8", 5432, namespace=platform, pod=postgres)
+    assert not _egress_allows(policy, "10.1.0.9", 6379, namespace=platform, pod=redis)
+    assert not _egress_allows(policy, "10.1.0.7", 9100, namespace=platform, pod=api)
+    assert not _egress_allows(policy, "169.254.169.254", 80)  # cloud metadata
+    assert not _egress_allows(policy, "169.254.169.254", 443)
+    other_team = {"kubernetes.io/metadata.name": "tailor-team-other"}
+    assert not _egress_allows(policy, "10.1.3.4", 8000, namespace=other_team, pod={})
+    validate_manifest(policy)
+
+
+def test_the_operator_binds_its_team_role_in_the_namespace_before_writing_there(
+    operator_config: OperatorConfig,
+) -> None:
+    access = TeamAccess(
+        clusterRole="tailor-operator-team", serviceAccount="tailor-operator",
+        serviceAccountNamespace="tailor",
+    )  # fmt: skip
+    config = operator_config.model_copy(update={"teamAccess": access})
+
+    manifests = namespaces.build_tenancy(make_tenant(), config)
+
+    assert [m["kind"] for m in manifests[:2]] == ["Namespace", "RoleBinding"]
+    binding = manifests[1]
+    assert binding["metadata"]["namespace"] == "tailor-team-search"
+    assert binding["roleRef"] == {
+        "apiGroup": "rbac.authorization.k8s.io",
+        "kind": "ClusterRole",
+        "name": "tailor-operator-team",
+    }
+    assert binding["subjects"] == [
+        {"kind": "ServiceAccount", "name": "tailor-operator", "namespace": "tailor"}
+    ]
+    validate_manifest(binding)

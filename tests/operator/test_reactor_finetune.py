@@ -1,6 +1,6 @@
-"""kopf against the kmock emulator: FineTuneJobs become Jobs, and Job status flows back.
+"""kopf against the kmock emulator: FineTuneJobs become Jobs or JobSets, and status flows back.
 
-The tests play Kueue and the Job controller by patching the Job the operator created.
+The tests play Kueue, the Job and the JobSet controller by patching what the operator created.
 """
 
 from __future__ import annotations
@@ -9,6 +9,8 @@ import json
 from typing import Any
 
 import pytest
+from tailor_operator.config import OperatorConfig
+from tailor_operator.sink import RecordingSink
 
 from tests.operator.conftest import (
     NAMESPACE,
@@ -16,12 +18,14 @@ from tests.operator.conftest import (
     Operator,
     custom_resource,
     finetune_spec,
+    operator_against,
     train_spec,
 )
 
 FTJ = f"/apis/tailor.dev/v1alpha1/namespaces/{NAMESPACE}/finetunejobs"
 JOBS = f"/apis/batch/v1/namespaces/{NAMESPACE}/jobs"
-SERVICES = f"/api/v1/namespaces/{NAMESPACE}/services"
+JOBSETS = f"/apis/jobset.x-k8s.io/v1alpha2/namespaces/{NAMESPACE}/jobsets"
+WORKLOADS = f"/apis/kueue.x-k8s.io/v1beta2/namespaces/{NAMESPACE}/workloads"
 CONFIGMAPS = f"/api/v1/namespaces/{NAMESPACE}/configmaps"
 
 pytestmark = pytest.mark.asyncio
@@ -120,7 +124,7 @@ async def test_an_invalid_spec_fails_without_creating_a_job(
     kube: Kube, running_operator: Operator
 ) -> None:
     # QLoRA trains in one process: two nodes is a spec error the CRD schema cannot see.
-    spec = finetune_spec(resources={"nodes": 2, "gpusPerNode": 8})
+    spec = finetune_spec(resources={"gpus": 16})
     await kube.create(FTJ, custom_resource("FineTuneJob", "ft-invalid", spec, NAMESPACE))
 
     ftj = await kube.wait_for(f"{FTJ}/ft-invalid", _phase("Failed"))
@@ -130,55 +134,135 @@ async def test_an_invalid_spec_fails_without_creating_a_job(
     assert running_operator.sink.phases("ft-invalid") == ["Failed"]
 
 
-async def test_a_two_node_job_gets_rendezvous_through_a_headless_service(
+async def test_sixteen_gpus_become_one_two_node_jobset_whose_status_flows_back(
     kube: Kube, running_operator: Operator
 ) -> None:
-    job = await _submit(
-        kube,
-        "ft-fsdp",
-        train=train_spec(method="full"),
-        resources={"nodes": 2, "gpusPerNode": 8},
-    )
+    body = custom_resource(
+        "FineTuneJob", "ft-fsdp", finetune_spec(train=train_spec(method="full"),
+                                                resources={"gpus": 16}), NAMESPACE
+    )  # fmt: skip
+    await kube.create(FTJ, body)
+    jobset = await kube.wait_for(f"{JOBSETS}/ft-fsdp", _exists)
+    assert jobset is not None
 
-    service = await kube.get(f"{SERVICES}/ft-fsdp-nodes")
-    assert service is not None and service["spec"]["clusterIP"] == "None"
-    assert job["spec"]["completionMode"] == "Indexed"
-    assert job["spec"]["completions"] == job["spec"]["parallelism"] == 2
-    pod = job["spec"]["template"]["spec"]
-    assert pod["subdomain"] == "ft-fsdp-nodes"
+    assert await kube.get(f"{JOBS}/ft-fsdp") is None  # a gang, not an Indexed Job
+    assert jobset["spec"]["replicatedJobs"][0]["replicas"] == 2
+    assert jobset["metadata"]["labels"]["kueue.x-k8s.io/queue-name"] == "tailor"
+    pod = jobset["spec"]["replicatedJobs"][0]["template"]["spec"]["template"]["spec"]
     env = {e["name"]: e.get("value") for e in pod["containers"][0]["env"]}
-    assert env["MASTER_ADDR"] == "ft-fsdp-0.ft-fsdp-nodes"
+    assert env["MASTER_ADDR"] == "ft-fsdp-node-0-0.ft-fsdp-nodes"
     assert env["WORLD_SIZE"] == "16"
-    command = pod["containers"][0]["command"]
-    assert command[:5] == ["torchrun", "--nnodes", "2", "--nproc-per-node", "8"]
-    assert "$(NODE_RANK)" in command
+    assert pod["containers"][0]["resources"]["requests"]["cpu"] == "64"  # 8 GPUs x 8 cores
+    queued = await kube.wait_for(f"{FTJ}/ft-fsdp", _phase("Queued"))
+    assert queued is not None
+    assert (queued["status"]["nodes"], queued["status"]["gpusPerNode"]) == (2, 8)
+
+    # Kueue admits the gang; the JobSet controller runs both nodes.
+    running = {"replicatedJobsStatus": [{"name": "node", "active": 2, "ready": 2,
+               "succeeded": 0, "failed": 0, "suspended": 0}]}  # fmt: skip
+    await kube.patch(f"{JOBSETS}/ft-fsdp", {"spec": {"suspend": False}, "status": running})
+    ftj = await kube.wait_for(f"{FTJ}/ft-fsdp", _phase("Running"))
+    assert ftj is not None and ftj["status"]["message"].startswith("2/2 node(s) active")
+    failed = {
+        "type": "Failed",
+        "status": "True",
+        "reason": "FailJobSetFailurePolicyAction",
+        "message": "applying FailJobSet failure policy action (first failed job: ft-fsdp-node-1)",
+    }
+    await kube.patch(f"{JOBSETS}/ft-fsdp", {"status": {"conditions": [failed]}})
+
+    ftj = await kube.wait_for(f"{FTJ}/ft-fsdp", _phase("Failed"))
+    assert ftj is not None and ftj["status"]["reason"] == "InvalidSpec"
+    assert running_operator.sink.phases("ft-fsdp") == ["Queued", "Running", "Failed"]
 
 
-async def test_suspending_a_finetunejob_suspends_its_job(
+async def test_a_request_the_gpu_type_cannot_hold_is_refused_with_the_reason(
     kube: Kube, running_operator: Operator
 ) -> None:
-    await _submit(kube, "ft-pause")
+    spec = finetune_spec(train=train_spec(method="full"), resources={"gpus": 12})
+    await kube.create(FTJ, custom_resource("FineTuneJob", "ft-odd", spec, NAMESPACE))
+
+    ftj = await kube.wait_for(f"{FTJ}/ft-odd", _phase("Failed"))
+    assert ftj is not None
+    assert "12 GPUs do not fill whole nvidia-a100-80gb nodes of 8 GPUs" in ftj["status"]["message"]
+    assert await kube.get(f"{JOBSETS}/ft-odd") is None
+    assert await kube.get(f"{JOBS}/ft-odd") is None
+    assert running_operator.sink.phases("ft-odd") == ["Failed"]
+
+
+async def _kueue_workload(kube: Kube, job: dict[str, Any]) -> str:
+    """Play Kueue: the Workload it makes for a queued Job, owned by the Job."""
+    owner = {"apiVersion": "batch/v1", "kind": "Job", "name": job["metadata"]["name"],
+             "uid": job["metadata"]["uid"], "controller": True}  # fmt: skip
+    name = f"job-{job['metadata']['name']}-1a2b3"
+    workload = {
+        "apiVersion": "kueue.x-k8s.io/v1beta2",
+        "kind": "Workload",
+        "metadata": {"name": name, "namespace": NAMESPACE, "ownerReferences": [owner]},
+        "spec": {"active": True, "queueName": "tailor", "podSets": []},
+    }
+    await kube.create(WORKLOADS, workload)
+    return f"{WORKLOADS}/{name}"
+
+
+async def test_pause_deactivates_the_kueue_workload_and_resume_reactivates_it(
+    kube: Kube, running_operator: Operator
+) -> None:
+    job = await _submit(kube, "ft-pause")
+    workload = await _kueue_workload(kube, job)
     await kube.patch(f"{JOBS}/ft-pause", {"spec": {"suspend": False}, "status": {"active": 1}})
     await kube.wait_for(f"{FTJ}/ft-pause", _phase("Running"))
 
     await kube.patch(f"{FTJ}/ft-pause", {"spec": {"suspend": True}})
 
-    job = await kube.wait_for(f"{JOBS}/ft-pause", lambda o: bool(o and o["spec"]["suspend"]))
-    assert job is not None
+    paused = await kube.wait_for(workload, lambda o: bool(o) and o["spec"]["active"] is False)
+    assert paused is not None
+    # Kueue evicts the deactivated Workload and suspends its Job; the phase follows.
+    await kube.patch(f"{JOBS}/ft-pause", {"spec": {"suspend": True}, "status": {"active": 0}})
     ftj = await kube.wait_for(f"{FTJ}/ft-pause", _phase("Suspended"))
     assert ftj is not None
+    job_now = await kube.get(f"{JOBS}/ft-pause")
+    assert job_now is not None and job_now["spec"]["suspend"] is True
+
+    await kube.patch(f"{FTJ}/ft-pause", {"spec": {"suspend": False}})
+
+    resumed = await kube.wait_for(workload, lambda o: bool(o) and o["spec"]["active"] is True)
+    assert resumed is not None
+
+
+async def test_without_kueue_pause_suspends_the_jobset_itself(
+    kube: Kube, operator_config: OperatorConfig
+) -> None:
+    kueue = operator_config.kueue.model_copy(update={"enabled": False})
+    config = operator_config.model_copy(update={"kueue": kueue})
+    spec = finetune_spec(train=train_spec(method="full"), resources={"gpus": 16})
+    async with operator_against(kube, config, RecordingSink()):
+        await kube.create(FTJ, custom_resource("FineTuneJob", "ft-solo", spec, NAMESPACE))
+        jobset = await kube.wait_for(f"{JOBSETS}/ft-solo", _exists)
+        assert jobset is not None and jobset["spec"]["suspend"] is False
+        await kube.wait_for(
+            f"{FTJ}/ft-solo", lambda o: bool(o and (o.get("status") or {}).get("nodes"))
+        )
+
+        await kube.patch(f"{FTJ}/ft-solo", {"spec": {"suspend": True}})
+
+        paused = await kube.wait_for(
+            f"{JOBSETS}/ft-solo", lambda o: bool(o and o["spec"]["suspend"])
+        )
+    assert paused is not None
 
 
 async def test_deleting_a_finetunejob_cleans_up_and_reports_the_cancel(
     kube: Kube, running_operator: Operator
 ) -> None:
-    await _submit(kube, "ft-gone", train=train_spec(method="full"), resources={"nodes": 2})
+    spec = finetune_spec(train=train_spec(method="full"), resources={"gpus": 16})
+    await kube.create(FTJ, custom_resource("FineTuneJob", "ft-gone", spec, NAMESPACE))
+    await kube.wait_for(f"{JOBSETS}/ft-gone", _exists)
     await kube.wait_for(f"{FTJ}/ft-gone", _phase("Queued"))
 
     await kube.delete(f"{FTJ}/ft-gone")
 
     await kube.wait_for(f"{FTJ}/ft-gone", lambda o: o is None)
-    assert await kube.get(f"{JOBS}/ft-gone") is None
-    assert await kube.get(f"{SERVICES}/ft-gone-nodes") is None
+    assert await kube.get(f"{JOBSETS}/ft-gone") is None
     assert await kube.get(f"{CONFIGMAPS}/ft-gone-spec") is None
     assert running_operator.sink.phases("ft-gone") == ["Queued", "Cancelled"]

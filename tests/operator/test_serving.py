@@ -157,3 +157,15 @@ def test_the_service_selects_the_endpoint_pods(operator_config: OperatorConfig) 
     assert service["spec"]["selector"] == deployment["spec"]["selector"]["matchLabels"]
     labels = deployment["spec"]["template"]["metadata"]["labels"]
     assert service["spec"]["selector"].items() <= labels.items()
+
+
+def test_endpoint_deployments_are_queued_in_the_team_queue_above_training(
+    operator_config: OperatorConfig,
+) -> None:
+    deployment = serving.build_deployment(make_endpoint(**VLLM), operator_config)
+
+    labels = deployment["metadata"]["labels"]
+    assert labels["kueue.x-k8s.io/queue-name"] == "tailor"  # the team namespace's LocalQueue
+    assert labels["kueue.x-k8s.io/priority-class"] == "tailor-serving"
+    selector = deployment["spec"]["selector"]["matchLabels"]
+    assert "kueue.x-k8s.io/queue-name" not in selector  # the selector stays immutable

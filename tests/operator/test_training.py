@@ -1,4 +1,4 @@
-"""FineTuneJob → ConfigMap, Job, Service: pure builders, no cluster."""
+"""FineTuneJob → ConfigMap, Job or JobSet: pure builders, no cluster."""
 
 from __future__ import annotations
 
@@ -8,21 +8,28 @@ from typing import Any
 import pytest
 from pydantic import ValidationError
 from tailor_operator import training
-from tailor_operator.config import OperatorConfig
+from tailor_operator.config import GpuType, OperatorConfig
 from tailor_operator.pods import UnknownGpuType
 from tailor_operator.resources import FineTuneJobSpec
 
 from tailor.stages.train.protocol import EXIT_SPEC_ERROR
+from tailor.stages.train.sizing import SizingError
 from tests.charts.validation import validate_manifest
 from tests.operator.conftest import NAMESPACE, finetune_spec, train_spec
 
+FULL = train_spec(method="full")
 
-def make_finetune(name: str = "ft-1", **spec: Any) -> training.FineTune:
+
+def make_finetune(
+    name: str = "ft-1", config: OperatorConfig | None = None, **spec: Any
+) -> training.FineTune:
     parsed = FineTuneJobSpec.model_validate(finetune_spec(**spec))
-    return training.FineTune(name, NAMESPACE, "uid-1", parsed)
+    return training.finetune(name, NAMESPACE, "uid-1", parsed, config or OperatorConfig())
 
 
 def _pod(job: dict[str, Any]) -> dict[str, Any]:
+    if job["kind"] == "JobSet":
+        job = job["spec"]["replicatedJobs"][0]["template"]
     return job["spec"]["template"]["spec"]
 
 
@@ -31,15 +38,34 @@ def _env(job: dict[str, Any]) -> dict[str, Any]:
     return {e["name"]: e.get("value", e.get("valueFrom")) for e in env}
 
 
+def _h100_rdma(operator_config: OperatorConfig) -> OperatorConfig:
+    """A config with an H100 pool: 8 GPUs per node, EFA devices, NCCL settings, topology."""
+    h100 = GpuType(
+        flavor="h100",
+        gpusPerNode=8,
+        cpuPerGpu=12,
+        memoryPerGpuGi=120,
+        sharedMemory="256Gi",
+        rdmaResources={"vpc.amazonaws.com/efa": 32},
+        podAnnotations={"k8s.v1.cni.cncf.io/networks": "efa"},
+        ncclEnv={"FI_PROVIDER": "efa", "NCCL_SOCKET_IFNAME": "eth0"},
+        topologyLevel="cloud.provider.com/topology-block",
+    )
+    types = {**operator_config.gpuTypes, "h100": h100}
+    return operator_config.model_copy(update={"gpuTypes": types})
+
+
 def test_every_manifest_validates_against_kubernetes_1_31(
     operator_config: OperatorConfig,
 ) -> None:
+    rdma = _h100_rdma(operator_config)
     for ft in (
-        make_finetune(),
-        make_finetune(train=train_spec(method="full"), resources={"nodes": 4, "gpusPerNode": 8}),
+        make_finetune(config=operator_config),
+        make_finetune(config=operator_config, train=FULL, resources={"gpus": 4}),
+        make_finetune(config=rdma, train=FULL, resources={"gpus": 32, "gpuType": "h100"}),
     ):
         for manifest in training.build_training(ft, operator_config):
-            validate_manifest(manifest)
+            validate_manifest(manifest)  # the JobSet against JobSet's own CRD
 
 
 def test_single_gpu_job_runs_the_entrypoint_directly_so_exit_codes_reach_the_policy(
@@ -58,7 +84,7 @@ def test_single_gpu_job_runs_the_entrypoint_directly_so_exit_codes_reach_the_pol
 def test_one_node_with_several_gpus_runs_torchrun_standalone(
     operator_config: OperatorConfig,
 ) -> None:
-    ft = make_finetune(train=train_spec(method="full"), resources={"gpusPerNode": 4})
+    ft = make_finetune(train=FULL, resources={"gpus": 4})
 
     command = _pod(training.build_job(ft, operator_config))["containers"][0]["command"]
 
@@ -94,7 +120,7 @@ def test_an_unknown_gpu_type_is_an_error_naming_the_configured_pools(
     operator_config: OperatorConfig,
 ) -> None:
     with pytest.raises(UnknownGpuType, match="nvidia-a100-80gb"):
-        training.build_job(make_finetune(resources={"gpuType": "h100"}), operator_config)
+        make_finetune(config=operator_config, resources={"gpuType": "h100"})
 
 
 def test_pods_get_shared_memory_credentials_and_a_locked_down_context(
@@ -107,6 +133,7 @@ def test_pods_get_shared_memory_credentials_and_a_locked_down_context(
     assert volumes["dshm"]["emptyDir"] == {"medium": "Memory", "sizeLimit": "32Gi"}
     container = pod["containers"][0]
     assert container["envFrom"] == [{"secretRef": {"name": "tailor-object-store"}}]
+    assert pod["serviceAccountName"] == "tailor-workload"  # the team's identity
     assert _env(job)["TAILOR_OBJECT_STORE_URL"] == "s3://tailor-artifacts/prod"
     assert container["securityContext"]["readOnlyRootFilesystem"] is True
     assert container["securityContext"]["capabilities"] == {"drop": ["ALL"]}
@@ -121,6 +148,7 @@ def test_the_job_is_queued_in_the_team_localqueue_and_owned_by_the_finetunejob(
 
     assert job["spec"]["suspend"] is True
     assert job["metadata"]["labels"]["kueue.x-k8s.io/queue-name"] == "tailor"
+    assert job["metadata"]["labels"]["kueue.x-k8s.io/priority-class"] == "tailor-training"
     owner = job["metadata"]["ownerReferences"][0]
     assert (owner["kind"], owner["name"], owner["uid"]) == ("FineTuneJob", "ft-1", "uid-1")
 
@@ -138,34 +166,124 @@ def test_without_kueue_the_job_runs_unless_suspended(operator_config: OperatorCo
     assert paused["spec"]["suspend"] is True
 
 
-def test_multi_node_jobs_rendezvous_on_node_zero_of_an_indexed_job(
+def test_sixteen_gpus_on_eight_gpu_nodes_become_a_two_node_jobset(
     operator_config: OperatorConfig,
 ) -> None:
-    ft = make_finetune(
-        "ft-big", train=train_spec(method="full"), resources={"nodes": 4, "gpusPerNode": 8}
-    )
+    ft = make_finetune("ft-big", train=FULL, resources={"gpus": 16})
 
-    job = training.build_job(ft, operator_config)
-    service = training.build_service(ft, operator_config)
+    manifests = training.build_training(ft, operator_config)
 
-    assert job["spec"]["completionMode"] == "Indexed"
-    assert job["spec"]["completions"] == job["spec"]["parallelism"] == 4
-    env = _env(job)
-    assert env["MASTER_ADDR"] == f"ft-big-0.{service['metadata']['name']}"
-    assert env["MASTER_PORT"] == "29500"
-    assert env["WORLD_SIZE"] == "32"
+    assert [m["kind"] for m in manifests] == ["ConfigMap", "JobSet"]
+    jobset = manifests[1]
+    replicated = jobset["spec"]["replicatedJobs"][0]
+    assert replicated["replicas"] == 2  # one single-pod Job per node
+    assert replicated["template"]["spec"]["completions"] == 1
+    env = _env(jobset)
+    assert env["MASTER_ADDR"] == "ft-big-node-0-0.ft-big-nodes"
+    assert env["WORLD_SIZE"] == "16"
+    assert env["NNODES"] == "2"
     assert env["NODE_RANK"]["fieldRef"]["fieldPath"] == (
-        "metadata.annotations['batch.kubernetes.io/job-completion-index']"
+        "metadata.annotations['jobset.sigs.k8s.io/job-index']"
     )
-    assert _pod(job)["subdomain"] == service["metadata"]["name"]
-    assert service["spec"]["clusterIP"] == "None"
-    assert service["spec"]["publishNotReadyAddresses"] is True
+    network = jobset["spec"]["network"]
+    assert network == {
+        "enableDNSHostnames": True,
+        "subdomain": "ft-big-nodes",
+        "publishNotReadyAddresses": True,
+    }
+    command = _pod(jobset)["containers"][0]["command"]
+    assert command[:5] == ["torchrun", "--nnodes", "2", "--nproc-per-node", "8"]
+    assert _pod(jobset)["containers"][0]["resources"]["limits"]["nvidia.com/gpu"] == 8
+    labels = jobset["metadata"]["labels"]
+    assert labels["kueue.x-k8s.io/queue-name"] == "tailor"
+    assert jobset["spec"]["suspend"] is True
+
+
+def test_a_gang_restarts_together_fails_fast_on_a_spec_error_and_ignores_preemption(
+    operator_config: OperatorConfig,
+) -> None:
+    ft = make_finetune(train=FULL, resources={"gpus": 16, "maxRetries": 2})
+
+    jobset = training.build_jobset(ft, operator_config)
+
+    policy = jobset["spec"]["failurePolicy"]
+    assert policy["maxRestarts"] == 2
+    assert policy["restartStrategy"] == "BlockingRecreate"  # all nodes, none left waiting
+    spec_error, disrupted = policy["rules"]
+    assert spec_error["action"] == "FailJobSet"
+    assert spec_error["onJobFailureMessagePatterns"] == ["exit code 3 matching FailJob"]
+    assert disrupted["action"] == "RestartJobSetAndIgnoreMaxRestarts"
+    assert disrupted["onJobFailureMessagePatterns"] == ["DisruptionTarget"]
+    node_job = jobset["spec"]["replicatedJobs"][0]["template"]["spec"]
+    assert node_job["backoffLimit"] == 0  # no per-node retry: the gang restarts
+    rules = node_job["podFailurePolicy"]["rules"]
+    assert rules[0]["onExitCodes"]["values"] == [EXIT_SPEC_ERROR]
+    assert [r["action"] for r in rules] == ["FailJob", "FailJob"]
+    assert rules[1]["onPodConditions"] == [{"type": "DisruptionTarget", "status": "True"}]
+
+
+def test_resources_scale_with_the_gpus_from_the_gpu_type(
+    operator_config: OperatorConfig,
+) -> None:
+    config = _h100_rdma(operator_config)
+    four = make_finetune(config=config, train=FULL, resources={"gpus": 4, "gpuType": "h100"})
+    one = make_finetune(config=config, resources={"gpus": 1, "gpuType": "h100"})
+
+    small = _pod(training.build_job(one, config))["containers"][0]["resources"]
+    big_pod = _pod(training.build_job(four, config))
+    big = big_pod["containers"][0]["resources"]
+
+    assert (small["requests"]["cpu"], small["requests"]["memory"]) == ("12", "120Gi")
+    assert (big["requests"]["cpu"], big["requests"]["memory"]) == ("48", "480Gi")
+    assert big["limits"]["memory"] == "480Gi"
+    assert big["limits"]["nvidia.com/gpu"] == 4
+    volumes = {v["name"]: v for v in big_pod["volumes"]}
+    assert volumes["dshm"]["emptyDir"]["sizeLimit"] == "256Gi"
+    assert "vpc.amazonaws.com/efa" not in big["limits"]  # one node needs no RDMA
+
+
+def test_multi_node_pods_get_rdma_devices_annotations_nccl_and_topology(
+    operator_config: OperatorConfig,
+) -> None:
+    config = _h100_rdma(operator_config)
+    ft = make_finetune(config=config, train=FULL, resources={"gpus": 32, "gpuType": "h100"})
+
+    jobset = training.build_jobset(ft, config)
+
+    template = jobset["spec"]["replicatedJobs"][0]["template"]["spec"]["template"]
+    resources = template["spec"]["containers"][0]["resources"]
+    assert jobset["spec"]["replicatedJobs"][0]["replicas"] == 4
+    assert resources["requests"]["vpc.amazonaws.com/efa"] == 32
+    assert resources["limits"]["vpc.amazonaws.com/efa"] == 32
+    assert resources["requests"]["cpu"] == "96"
+    annotations = template["metadata"]["annotations"]
+    assert annotations["k8s.v1.cni.cncf.io/networks"] == "efa"
+    assert annotations["kueue.x-k8s.io/podset-preferred-topology"] == (
+        "cloud.provider.com/topology-block"
+    )
+    env = _env(jobset)
+    assert (env["FI_PROVIDER"], env["NCCL_SOCKET_IFNAME"]) == ("efa", "eth0")
+
+
+@pytest.mark.parametrize(
+    ("resources", "reason"),
+    [
+        ({"gpus": 12}, "12 GPUs do not fill whole nvidia-a100-80gb nodes of 8 GPUs"),
+        ({"nodes": 1, "gpusPerNode": 16}, "gpusPerNode 16 exceeds the 8 GPUs"),
+        ({"gpus": 1024}, "at most 64 nodes"),
+    ],
+)
+def test_a_request_the_gpu_type_cannot_hold_is_refused_with_the_reason(
+    resources: dict[str, Any], reason: str
+) -> None:
+    with pytest.raises(SizingError, match=reason):
+        make_finetune(train=FULL, resources=resources)
 
 
 def test_the_spec_file_is_the_trainspec_with_the_world_size(
     operator_config: OperatorConfig,
 ) -> None:
-    ft = make_finetune(train=train_spec(method="full"), resources={"nodes": 2, "gpusPerNode": 4})
+    ft = make_finetune(train=FULL, resources={"nodes": 2, "gpusPerNode": 4})
 
     configmap = training.build_configmap(ft)
 
@@ -187,6 +305,8 @@ def test_long_names_are_shortened_to_valid_dns_labels(operator_config: OperatorC
     ("spec", "message"),
     [
         ({"resources": {"nodes": 2}}, "method 'full'"),
+        ({"resources": {"gpus": 8}}, "method 'full'"),
+        ({"resources": {"gpus": 8, "nodes": 1}}, "not both"),
         ({"team": "other"}, "differs from train.team"),
         ({"resources": {"cpu": "lots"}}, "resources.cpu"),
     ],
@@ -196,3 +316,16 @@ def test_specs_the_cluster_cannot_run_are_rejected_with_the_field(
 ) -> None:
     with pytest.raises(ValidationError, match=message):
         FineTuneJobSpec.model_validate(finetune_spec(**spec))
+
+
+def test_with_cloud_identity_pods_carry_no_keys_and_run_as_the_team_account(
+    operator_config: OperatorConfig,
+) -> None:
+    store = operator_config.objectStore.model_copy(update={"teamCredentials": "serviceAccount"})
+    config = operator_config.model_copy(update={"objectStore": store})
+
+    pod = _pod(training.build_job(make_finetune(config=config), config))
+
+    assert pod["containers"][0]["envFrom"] == []
+    assert pod["serviceAccountName"] == "tailor-workload"
+    assert pod["automountServiceAccountToken"] is False

@@ -29,7 +29,7 @@ from tailor.services.teams.sync import SYNC_TASK, sync_team
 from tests.api.conftest import queued_tasks
 from tests.charts.conftest import PRODUCTION, Helm, render
 from tests.charts.conftest import helm as helm
-from tests.operator.conftest import Kube, Platform
+from tests.operator.conftest import Kube, Platform, team_store_secret
 
 pytestmark = pytest.mark.asyncio
 
@@ -206,6 +206,8 @@ async def _admin_secrets(kube: Kube, platform: Platform) -> None:
     ):
         body = {"apiVersion": "v1", "kind": "Secret", "metadata": {"name": name}, "data": data}
         await kube.create("/api/v1/namespaces/tailor/secrets", body)
+    for slug in [*VALUES_TEAMS, API_TEAM, "later"]:  # each team's own object-store keys
+        await team_store_secret(kube, slug)
 
 
 async def _run_syncs(platform: Platform) -> dict[str, str]:
@@ -225,8 +227,8 @@ async def _team_state(kube: Kube, slug: str) -> dict[str, str]:
     paths = {
         "team": f"/apis/tailor.dev/v1alpha1/teams/{slug}",
         "namespace": f"/api/v1/namespaces/{ns}",
-        "localqueue": f"/apis/kueue.x-k8s.io/v1beta1/namespaces/{ns}/localqueues/tailor",
-        "clusterqueue": f"/apis/kueue.x-k8s.io/v1beta1/clusterqueues/tailor-{slug}",
+        "localqueue": f"/apis/kueue.x-k8s.io/v1beta2/namespaces/{ns}/localqueues/tailor",
+        "clusterqueue": f"/apis/kueue.x-k8s.io/v1beta2/clusterqueues/tailor-{slug}",
         "job": f"/apis/batch/v1/namespaces/{ns}/jobs/train-1",
         "endpoint": f"/apis/apps/v1/namespaces/{ns}/deployments/serve-style",
     }

@@ -127,6 +127,11 @@ imagePullSecrets:
   value: kubernetes
 - name: TAILOR_KUBERNETES_NAMESPACE_PREFIX
   value: {{ .Values.operator.namespacePrefix | quote }}
+{{- $gpu := get .Values.gpu.types .Values.gpu.defaultType | default dict }}
+- name: TAILOR_CLUSTER_GPUS_PER_NODE
+  value: {{ $gpu.gpusPerNode | default 8 | quote }}
+- name: TAILOR_CLUSTER_MAX_NODES
+  value: {{ $gpu.maxNodes | default 64 | quote }}
 - name: TAILOR_HOME
   value: /tmp/tailor
 - name: HOME
@@ -161,15 +166,38 @@ securityContext:
   "url" .Values.objectStore.url
   "endpointUrl" (.Values.objectStore.endpointUrl | default nil)
   "region" .Values.objectStore.region
+  "teamCredentials" .Values.objectStore.teams.credentials
   "secretName" "tailor-object-store"
-  "sourceSecretName" (include "tailor.s3SecretName" .)
-  "sourceSecretNamespace" .Release.Namespace }}
+  "serviceAccountName" .Values.objectStore.teams.serviceAccountName
+  "serviceAccountAnnotations" .Values.objectStore.teams.serviceAccountAnnotations }}
 {{- $kueue := dict
   "enabled" .Values.kueue.enabled
   "cohort" .Values.kueue.cohort
   "localQueueName" .Values.kueue.localQueueName
-  "clusterQueuePrefix" .Values.kueue.clusterQueuePrefix }}
+  "clusterQueuePrefix" .Values.kueue.clusterQueuePrefix
+  "trainingPriorityClass" .Values.kueue.priorityClasses.training.name
+  "servingPriorityClass" .Values.kueue.priorityClasses.serving.name }}
+{{- $apiPods := dict
+  "app.kubernetes.io/name" (include "tailor.name" .)
+  "app.kubernetes.io/instance" .Release.Name
+  "app.kubernetes.io/component" "api" }}
+{{- $egress := dict
+  "enabled" .Values.teamNetwork.egress
+  "dnsNamespace" .Values.teamNetwork.dnsNamespace
+  "dnsPodLabels" .Values.teamNetwork.dnsPodLabels
+  "apiPodLabels" $apiPods
+  "apiPort" .Values.api.port
+  "objectStoreCidrs" .Values.teamNetwork.objectStoreCidrs
+  "objectStorePorts" .Values.teamNetwork.objectStorePorts
+  "extra" .Values.teamNetwork.extraEgress }}
+{{- $operator := include "tailor.componentName" (dict "root" . "component" "operator") }}
+{{- $access := dict
+  "clusterRole" (printf "%s-team" $operator)
+  "serviceAccount" $operator
+  "serviceAccountNamespace" .Release.Namespace }}
 {{- $config := dict
+  "teamAccess" (ternary $access nil .Values.rbac.create)
+  "teamEgress" $egress
   "namespacePrefix" .Values.operator.namespacePrefix
   "platformNamespace" .Release.Namespace
   "defaultGpuType" .Values.gpu.defaultType

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 from celery import Celery
 from sqlalchemy.orm import Session
 
+from tailor.config import Settings
 from tailor.db.models import Job, JobState
 from tailor.errors import InvalidInput
 from tailor.jobs import service as jobs
@@ -13,20 +16,56 @@ from tailor.queue import TASKS, send_after_commit
 from tailor.services.adapters.service import next_version
 from tailor.services.base_models import service as catalog
 from tailor.services.datasets.service import trainable_dataset
+from tailor.stages.train.sizing import SizingError, plan_layout
 from tailor.stages.train.spec import TrainSpec
 from tailor.tenancy import TeamAccess
 
 FINETUNE_TASK = TASKS["finetune"]
 
 
+@dataclass(frozen=True)
+class ClusterNodes:
+    """The default GPU type's node size, which a cluster fine-tune must fit."""
+
+    gpus_per_node: int
+    max_nodes: int
+    gpu_type: str = "the default GPU type's"
+
+
+def cluster_nodes(settings: Settings) -> ClusterNodes | None:
+    """The node size cluster fine-tunes must fit, or None when jobs run locally."""
+    if settings.executor != "kubernetes":
+        return None
+    return ClusterNodes(settings.cluster_gpus_per_node, settings.cluster_max_nodes)
+
+
+def check_fits_cluster(spec: TrainSpec, nodes: ClusterNodes) -> None:
+    """Refuse a process count no layout of whole nodes holds (the operator's own rule)."""
+    gpus = spec.num_processes if spec.method == "full" else 1
+    try:
+        plan_layout(gpus, nodes.gpus_per_node, nodes.gpu_type, nodes.max_nodes)
+    except SizingError as exc:
+        raise InvalidInput(f"num_processes: {exc}", field="num_processes") from exc
+
+
 def start_finetune(
-    session: Session, access: TeamAccess, spec: TrainSpec, sender: Celery, executor: str = "local"
+    session: Session,
+    access: TeamAccess,
+    spec: TrainSpec,
+    sender: Celery,
+    executor: str = "local",
+    cluster: ClusterNodes | None = None,
 ) -> JobOut:
-    """Queue a fine-tune of the team's dataset; the adapter gets the next version number."""
+    """Queue a fine-tune of the team's dataset; the adapter gets the next version number.
+
+    On the cluster (`cluster` given) the process count must fit the GPU type's nodes.
+    """
     if spec.team != access.team.slug:
         raise InvalidInput(
             f"spec.team is '{spec.team}' but the URL names team '{access.team.slug}'", field="team"
         )
+    if cluster is not None:
+        check_fits_cluster(spec, cluster)
     base = catalog.resolve(session, spec.base_model)
     if spec.base_source is not None:
         raise InvalidInput(

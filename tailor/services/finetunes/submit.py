@@ -28,14 +28,14 @@ if TYPE_CHECKING:
 
 
 def train_resources(spec: TrainSpec) -> dict[str, Any]:
-    """Nodes and GPUs for a TrainSpec: one GPU per training process, on one node.
+    """The GPUs a TrainSpec asks for: one per training process.
 
     LoRA and QLoRA train in one process on one GPU; full fine-tuning runs
-    `num_processes` FSDP ranks, one per GPU. Everything else (GPU type, memory,
+    `num_processes` FSDP ranks, one per GPU. The operator chooses nodes x GPUs per node
+    from the GPU type (16 on 8-GPU nodes: 2 nodes); everything else (GPU type, memory,
     retries) keeps the platform defaults the admin set in the chart.
     """
-    gpus = spec.num_processes if spec.method == "full" else 1
-    return {"nodes": 1, "gpusPerNode": gpus}
+    return {"gpus": spec.num_processes if spec.method == "full" else 1}
 
 
 def finetune_resource(job_uid: str, spec: TrainSpec, namespace: str) -> dict[str, Any]:
