@@ -273,6 +273,19 @@ class Settings(BaseSettings):
     )
     executor: str = Field("local", pattern="^(local|kubernetes)$", description="Where jobs run.")
     kubernetes_namespace_prefix: str = "tailor-team-"
+    default_gpu_type: str = Field(
+        "nvidia-a100-80gb",
+        pattern=r"^[a-z0-9][a-z0-9.-]{0,62}$",
+        description="Cluster mode: the GPU type a team without its own (cluster_quota.gpu_type) "
+        "trains on; the chart's gpu.defaultType. Estimates and prices use it.",
+    )
+    local_gpu_type: str = Field(
+        "local-gpu",
+        pattern=r"^[a-z0-9][a-z0-9.-]{0,62}$",
+        description="The GPU type local jobs are recorded and priced as when they run on this "
+        "machine's GPUs (a CPU-only run records no GPU).",
+    )
+    currency: str = Field("USD", min_length=1, max_length=8, description="Prices' currency.")
     team_resync_interval_s: float = Field(
         300.0,
         ge=10,

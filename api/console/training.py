@@ -127,7 +127,7 @@ def start(
     """Start a fine-tune from the form; its page shows the loss curve as it trains."""
     values, data = _train_data(form, access)
     try:
-        job = start_finetune(session, access, parse(TrainSpec, data), sender, settings.executor)
+        job = start_finetune(session, access, parse(TrainSpec, data), sender, settings)
     except (FormErrors, TailorError) as exc:
         session.rollback()
         errors = exc.errors if isinstance(exc, FormErrors) else service_errors(exc)

@@ -33,7 +33,7 @@ def create_finetune(
     settings: SettingsDep,
 ) -> JobOut:
     """Start fine-tuning; follow it under /jobs/{id} (state, events, metrics)."""
-    return start_finetune(session, access, body, sender, settings.executor)
+    return start_finetune(session, access, body, sender, settings)
 
 
 @router.get("", response_model=Page[JobOut], responses=READ)
