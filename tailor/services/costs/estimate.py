@@ -59,8 +59,8 @@ class Estimate:
             "gpu_type": self.gpu_type,
             "gpus": self.gpus,
             "tokens": self.tokens,
-            "gpu_hours": None if self.gpu_hours is None else round(self.gpu_hours, 6),
-            "price": None if self.price is None else round(self.price, 4),
+            "gpu_hours": None if self.gpu_hours is None else round(self.gpu_hours, 9),
+            "price": None if self.price is None else round(self.price, 6),
             "basis": self.basis,
             "detail": self.detail,
         }

@@ -199,7 +199,7 @@ def platform_spend(
     _require_admin(principal, "see the platform's spend")
     label, since, until = _month(month)
     spend = add_up(charges(session, since, until))
-    slugs = dict(session.execute(select(Team.id, Team.slug)).tuples().all())
+    slugs = {team_id: slug for team_id, slug in session.execute(select(Team.id, Team.slug))}
     by_team = sorted(
         (
             TeamTotal(team=slugs.get(t, f"team {t}"), total=round(total, 4),
