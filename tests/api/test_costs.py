@@ -36,7 +36,8 @@ def ready(session: Session, tenant: Tenant, tokens: int = 200_000) -> dict[str, 
     dataset.stats = {"files_kept": 10, "tokens_estimate": tokens}
     session.commit()
     return {"base_model": BASE, "team": tenant.slug, "dataset_id": "ds-1",
-            "adapter_name": "style", "method": "lora", "max_steps": 100, "seq_len": 512, "grad_accum": 2}  # fmt: skip
+            "adapter_name": "style", "method": "lora", "max_steps": 100, "seq_len": 512,
+            "grad_accum": 2}  # fmt: skip
 
 
 def set_price(client: TestClient, admin: dict[str, str], gpu_type: str, price: float) -> None:

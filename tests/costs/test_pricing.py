@@ -11,8 +11,8 @@ from tailor.jobs.usage import Usage, local_usage
 from tailor.services.costs import estimate as model
 from tailor.services.costs.pricing import (
     Budget,
-    Prices,
     PricePoint,
+    Prices,
     Stretch,
     add_up,
     budget_refusal,
