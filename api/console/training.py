@@ -21,11 +21,13 @@ from api.console.web import (
     team_router,
 )
 from api.deps import SenderDep, SessionDep, SettingsDep
+from tailor.config import Settings
 from tailor.db.models import JobState
 from tailor.errors import NotFound, TailorError
 from tailor.jobs import service as jobs
 from tailor.pagination import MAX_LIMIT
 from tailor.services.adapters import service as registry
+from tailor.services.costs import service as costs
 from tailor.services.datasets import service as datasets
 from tailor.services.endpoints.gate import evaluation_gate
 from tailor.services.evaluations.service import EvaluationCreate, start_evaluation
@@ -138,27 +140,34 @@ def start(
 # --- jobs
 
 
-def _job_context(access: TeamAccess, session: SessionDep, job_id: str) -> dict[str, Any]:
+def _job_context(
+    access: TeamAccess, session: SessionDep, settings: Settings, job_id: str
+) -> dict[str, Any]:
     job = jobs.get_job(session, access, job_id)
     events = list(jobs.events(session, job))
     return {
         "access": access,
         "job": job,
+        "cost": costs.job_cost(session, job, settings),
         "plots": job_plots(jobs.metric_series(session, job).series),
         "events": events[-200:],
     }
 
 
 @router.get("/jobs/{job_id}")
-def job_detail(job_id: str, request: Request, access: Viewer, session: SessionDep) -> Response:
-    """A job: state, progress, metric plots and its log, refreshed while it runs."""
-    return render(request, "job.html", **_job_context(access, session, job_id))
+def job_detail(
+    job_id: str, request: Request, access: Viewer, session: SessionDep, settings: SettingsDep
+) -> Response:
+    """A job: state, progress, cost, metric plots and its log, refreshed while it runs."""
+    return render(request, "job.html", **_job_context(access, session, settings, job_id))
 
 
 @router.get("/jobs/{job_id}/live")
-def job_live(job_id: str, request: Request, access: Viewer, session: SessionDep) -> Response:
+def job_live(
+    job_id: str, request: Request, access: Viewer, session: SessionDep, settings: SettingsDep
+) -> Response:
     """The changing part of the job page, for the page's refresh script."""
-    return render(request, "job_live.html", **_job_context(access, session, job_id))
+    return render(request, "job_live.html", **_job_context(access, session, settings, job_id))
 
 
 @router.post("/jobs/{job_id}/cancel")

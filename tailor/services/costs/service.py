@@ -4,7 +4,7 @@
 from __future__ import annotations
 
 import json
-from datetime import datetime
+from datetime import date, datetime
 from pathlib import Path
 
 from sqlalchemy import or_, select
@@ -190,6 +190,14 @@ def team_spend(
         by_kind=_kinds(spend),
         budget=budget_of(session, access.team, settings),
     )
+
+
+def team_spend_by_kind_day(
+    session: Session, access: TeamAccess, month: str | None = None
+) -> dict[str, dict[date, float]]:
+    """The team's spend in `month` per job kind, by day (the console's plot series)."""
+    _label, since, until = _month(month)
+    return add_up(charges(session, since, until, access.team_id)).by_kind_day
 
 
 def platform_spend(
