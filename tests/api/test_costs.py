@@ -1,13 +1,21 @@
-"""Costs through the API: prices set by platform admins, a team's spend, its budget's soft
-warning and hard refusal (402, nothing created), the estimate before spending, a job's cost."""
+"""Costs through the API and the CLI: prices set by platform admins, a team's spend, its
+budget's soft warning and hard refusal (402, nothing created), the estimate before spending,
+a job's cost."""
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
+
 import pytest
+import yaml
+from click.testing import Result
 from fastapi.testclient import TestClient
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
+from typer.testing import CliRunner
 
+from tailor.cli.main import app as cli_app
 from tailor.db.base import utcnow
 from tailor.db.models import Dataset, Job, JobState, Team
 from tailor.services.costs.estimate import MFU
@@ -165,3 +173,35 @@ def test_a_jobs_page_shows_what_it_used_and_cost(
         "gpu_type": A100, "gpus": 1, "gpu_hours": 2.0, "cpu_hours": round(10 / 3600, 6),
         "price_per_gpu_hour": 3.0, "cost": 6.0, "currency": "USD", "estimate": None,
     }  # fmt: skip
+
+
+def test_the_cli_sets_prices_and_budgets_shows_spend_and_estimates(
+    live_url: str, session: Session, tenant: Tenant, admin_auth: dict[str, str], tmp_path: Path
+) -> None:
+    admin_env = {"TAILOR_URL": live_url, "COLUMNS": "200",
+                 "TAILOR_TOKEN": admin_auth["Authorization"].removeprefix("Bearer ")}  # fmt: skip
+    lead_env = {**admin_env, "TAILOR_TOKEN": tenant.owner_token}
+
+    def tailor(env: dict[str, str], *args: str) -> Result:
+        return CliRunner().invoke(cli_app, list(args), env=env)
+
+    priced = tailor(admin_env, "admin", "price", "set", A100, "4", "-o", "json")
+    assert priced.exit_code == 0, priced.output
+    assert json.loads(priced.output)["price_per_gpu_hour"] == 4.0
+    refused = tailor(lead_env, "admin", "price", "set", A100, "1")
+    assert refused.exit_code == 1 and "only platform admins set GPU prices" in refused.output
+    finished_job(session, tenant.team, 3600.0)
+    budget = tailor(admin_env, "team", "budget", "set", tenant.slug, "--soft", "3", "--hard", "10",
+                    "-o", "json")  # fmt: skip
+    assert json.loads(budget.output)["state"] == "warning"
+    spend = json.loads(tailor(lead_env, "team", "spend", tenant.slug, "-o", "json").output)
+    assert (spend["total"], spend["budget"]["hard_limit"]) == (4.0, 10.0)
+    platform = tailor(admin_env, "admin", "spend")
+    assert platform.exit_code == 0 and tenant.slug in platform.output
+    spec = tmp_path / "spec.yaml"
+    spec.write_text(yaml.safe_dump({k: v for k, v in ready(session, tenant).items()
+                                    if k != "team"}))  # fmt: skip
+    estimate = tailor(lead_env, "finetune", "estimate", tenant.slug, str(spec))
+    assert estimate.exit_code == 0, estimate.output
+    assert "runs on the CPU: no GPU time" in estimate.output  # this machine has no GPU
+    assert "past its budget's soft limit of 3.00 USD" in estimate.output
