@@ -134,7 +134,8 @@ def start(
         session.rollback()
         errors = exc.errors if isinstance(exc, FormErrors) else service_errors(exc)
         return _finetunes_page(request, access, session, settings, 422, errors, values)
-    return saved(session, f"{_base(access)}/jobs/{job.id}", "finetune-started")
+    notice = "finetune-started-over-budget" if job.warnings else "finetune-started"
+    return saved(session, f"{_base(access)}/jobs/{job.id}", notice)
 
 
 # --- jobs

@@ -8,7 +8,8 @@ from datetime import timedelta
 from playwright.sync_api import Page, expect
 
 from tailor.db.base import utcnow
-from tailor.db.models import GpuPrice, Job, JobState, TeamBudget
+from tailor.db.models import GpuPrice, Job, JobState, Team, TeamBudget
+from tests.conftest import SERVED_BASE, create_ready_dataset, register_base
 from tests.console.conftest import Console, Person, make_person, sign_in, snap
 
 A100 = "nvidia-a100-80gb"
@@ -75,3 +76,20 @@ def test_the_platform_page_plots_each_teams_spend_for_admins_only(
     sign_in(page, owner.token)
     answer = page.goto("/console/admin/costs")
     assert answer is not None and answer.status == 404
+
+
+def test_a_finetune_started_past_the_soft_limit_says_so(console: Console, page: Page) -> None:
+    owner = make_person(console)
+    seed_spend(console, owner)  # 8.00 USD spent, soft limit 5.00
+    with console.sessions() as session:
+        register_base(session, SERVED_BASE)
+        create_ready_dataset(session, session.get_one(Team, owner.team.id))  # type: ignore[union-attr]
+    sign_in(page, owner.token)
+    page.goto(f"/console/teams/{owner.slug}/finetunes")
+    page.get_by_label("Adapter name").fill("house-style")
+    page.get_by_role("button", name="Start fine-tune").click()
+
+    expect(page.get_by_role("status")).to_have_text(
+        "Fine-tune started. The team is past its monthly budget's soft limit: see Costs."
+    )
+    expect(page.locator(".log .level-warning")).to_contain_text("past its budget's soft limit")
