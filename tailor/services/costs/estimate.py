@@ -53,18 +53,6 @@ class Estimate:
     basis: str  # "measured", "flops-model", "cpu" or "unknown"
     detail: str
 
-    def as_dict(self) -> dict[str, object]:
-        """The JSON kept on the job and returned by the API."""
-        return {
-            "gpu_type": self.gpu_type,
-            "gpus": self.gpus,
-            "tokens": self.tokens,
-            "gpu_hours": None if self.gpu_hours is None else round(self.gpu_hours, 9),
-            "price": None if self.price is None else round(self.price, 6),
-            "basis": self.basis,
-            "detail": self.detail,
-        }
-
 
 def peak_flops(gpu_type: str) -> float:
     """The GPU type's dense BF16 peak (FLOP/s)."""

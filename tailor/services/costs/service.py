@@ -161,8 +161,8 @@ def _month(month: str | None) -> tuple[str, datetime, datetime]:
     return start.strftime("%Y-%m"), start, end
 
 
-def _days(by_day: dict, digits: int = 4) -> list[DayCost]:  # type: ignore[type-arg]
-    return [DayCost(day=d, cost=round(c, digits)) for d, c in by_day.items()]
+def _days(by_day: dict[date, float]) -> list[DayCost]:
+    return [DayCost(day=d, cost=round(c, 4)) for d, c in by_day.items()]
 
 
 def _kinds(spend: Spend) -> list[KindCost]:
@@ -374,7 +374,13 @@ def estimate_finetune(
     budget = _budget(session, access.team_id)
     spent = month_to_date(session, access.team_id)
     return EstimateOut(
-        **found.as_dict(),  # type: ignore[arg-type]
+        gpu_type=found.gpu_type,
+        gpus=found.gpus,
+        tokens=found.tokens,
+        gpu_hours=None if found.gpu_hours is None else round(found.gpu_hours, 9),
+        price=None if found.price is None else round(found.price, 6),
+        basis=found.basis,
+        detail=found.detail,
         currency=settings.currency,
         budget_warning=budget_warning(access.team.slug, spent, budget, settings.currency),
         budget_refusal=budget_refusal(
