@@ -127,6 +127,8 @@ imagePullSecrets:
   value: kubernetes
 - name: TAILOR_KUBERNETES_NAMESPACE_PREFIX
   value: {{ .Values.operator.namespacePrefix | quote }}
+- name: TAILOR_DEFAULT_GPU_TYPE
+  value: {{ .Values.gpu.defaultType | quote }}
 - name: TAILOR_HOME
   value: /tmp/tailor
 - name: HOME
