@@ -12,6 +12,7 @@ from api.routers import (
     adapters,
     auth,
     base_models,
+    costs,
     datasets,
     endpoints,
     evaluations,
@@ -79,6 +80,7 @@ def create_app(
         auth,
         group_mappings,
         telemetry,
+        costs,
     ):
         app.include_router(module.router)
     app.include_router(console.router)

@@ -283,6 +283,19 @@ class Settings(BaseSettings):
     cluster_max_nodes: int = Field(
         64, ge=1, le=1024, description="Cluster mode: most nodes one fine-tune may span."
     )
+    default_gpu_type: str = Field(
+        "nvidia-a100-80gb",
+        pattern=r"^[a-z0-9][a-z0-9.-]{0,62}$",
+        description="Cluster mode: the GPU type a team without its own (cluster_quota.gpu_type) "
+        "trains on; the chart's gpu.defaultType. Estimates and prices use it.",
+    )
+    local_gpu_type: str = Field(
+        "local-gpu",
+        pattern=r"^[a-z0-9][a-z0-9.-]{0,62}$",
+        description="The GPU type local jobs are recorded and priced as when they run on this "
+        "machine's GPUs (a CPU-only run records no GPU).",
+    )
+    currency: str = Field("USD", min_length=1, max_length=8, description="Prices' currency.")
     team_resync_interval_s: float = Field(
         300.0,
         ge=10,

@@ -55,6 +55,14 @@ class InvalidInput(TailorError):
     title = "Invalid input"
 
 
+class BudgetExceeded(TailorError):
+    """A team's monthly budget has reached its hard limit: no new training until it is raised."""
+
+    status = 402
+    type_slug = "budget-exceeded"
+    title = "Budget exceeded"
+
+
 class RateLimited(TailorError):
     status = 429
     type_slug = "rate-limited"

@@ -5,7 +5,7 @@ from __future__ import annotations
 from fastapi import APIRouter, HTTPException
 from fastapi.responses import FileResponse
 
-from api.console import admin, people, publishing, signin, sso, team, training, usage
+from api.console import admin, costs, people, publishing, signin, sso, team, training, usage
 from api.console.web import HERE, PREFIX
 
 router = APIRouter(include_in_schema=False)
@@ -29,7 +29,8 @@ def static(name: str) -> FileResponse:
     )
 
 
-for module in (signin, sso, team, training, publishing, usage, people, admin):
+for module in (signin, sso, team, training, publishing, usage, costs, people, admin):
     router.include_router(module.router)
+router.include_router(costs.platform)
 
 __all__ = ["router"]

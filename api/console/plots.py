@@ -9,6 +9,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
+from datetime import date, timedelta
 
 from tailor.jobs.schemas import MetricPoint
 
@@ -206,3 +207,20 @@ def acceptance_plot(points: dict[str, list[tuple[int, float]]], since: str) -> P
     }
     plot = line_plot(series, sorted(series), "Acceptance rate")
     return replace(plot, x_label=f"days since {since}")
+
+
+def spend_plot(
+    series: dict[str, dict[date, float]], since: date, until: date, title: str, currency: str
+) -> Plot:
+    """Spend per day of each series (a job kind, a team) from `since` through `until`, with
+    the days nothing was spent at zero so each line runs the whole period."""
+    days = (until - since).days
+    filled = {
+        name: [
+            MetricPoint(step=d, value=by_day.get(since + timedelta(days=d), 0.0))
+            for d in range(days + 1)
+        ]
+        for name, by_day in series.items()
+    }
+    plot = line_plot(filled, sorted(filled), title)
+    return replace(plot, x_label=f"days since {since.isoformat()} ({currency} per day)")

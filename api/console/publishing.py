@@ -122,8 +122,9 @@ def publish(
         body = parse(EndpointCreate, data)
         serves = endpoint_service.pool_base(settings)
         ep = endpoint_service.publish(
-            session, access, body, gate=evaluation_gate, on_change=sync, serves=serves
-        )
+            session, access, body, gate=evaluation_gate, on_change=sync, serves=serves,
+            gpu_type=settings.default_gpu_type,
+        )  # fmt: skip
     except (FormErrors, TailorError) as exc:
         session.rollback()
         errors = exc.errors if isinstance(exc, FormErrors) else service_errors(exc)

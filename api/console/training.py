@@ -21,15 +21,17 @@ from api.console.web import (
     team_router,
 )
 from api.deps import SenderDep, SessionDep, SettingsDep
+from tailor.config import Settings
 from tailor.db.models import JobState
 from tailor.errors import NotFound, TailorError
 from tailor.jobs import service as jobs
 from tailor.pagination import MAX_LIMIT
 from tailor.services.adapters import service as registry
+from tailor.services.costs import service as costs
 from tailor.services.datasets import service as datasets
 from tailor.services.endpoints.gate import evaluation_gate
 from tailor.services.evaluations.service import EvaluationCreate, start_evaluation
-from tailor.services.finetunes.service import cluster_nodes, start_finetune
+from tailor.services.finetunes.service import start_finetune
 from tailor.stages.evaluate.spec import Comparison, EvalReport
 from tailor.stages.train.spec import TrainSpec
 from tailor.tenancy import TeamAccess
@@ -127,40 +129,46 @@ def start(
     """Start a fine-tune from the form; its page shows the loss curve as it trains."""
     values, data = _train_data(form, access)
     try:
-        spec = parse(TrainSpec, data)
-        cluster = cluster_nodes(settings)
-        job = start_finetune(session, access, spec, sender, settings.executor, cluster)
+        job = start_finetune(session, access, parse(TrainSpec, data), sender, settings)
     except (FormErrors, TailorError) as exc:
         session.rollback()
         errors = exc.errors if isinstance(exc, FormErrors) else service_errors(exc)
         return _finetunes_page(request, access, session, settings, 422, errors, values)
-    return saved(session, f"{_base(access)}/jobs/{job.id}", "finetune-started")
+    notice = "finetune-started-over-budget" if job.warnings else "finetune-started"
+    return saved(session, f"{_base(access)}/jobs/{job.id}", notice)
 
 
 # --- jobs
 
 
-def _job_context(access: TeamAccess, session: SessionDep, job_id: str) -> dict[str, Any]:
+def _job_context(
+    access: TeamAccess, session: SessionDep, settings: Settings, job_id: str
+) -> dict[str, Any]:
     job = jobs.get_job(session, access, job_id)
     events = list(jobs.events(session, job))
     return {
         "access": access,
         "job": job,
+        "cost": costs.job_cost(session, job, settings),
         "plots": job_plots(jobs.metric_series(session, job).series),
         "events": events[-200:],
     }
 
 
 @router.get("/jobs/{job_id}")
-def job_detail(job_id: str, request: Request, access: Viewer, session: SessionDep) -> Response:
-    """A job: state, progress, metric plots and its log, refreshed while it runs."""
-    return render(request, "job.html", **_job_context(access, session, job_id))
+def job_detail(
+    job_id: str, request: Request, access: Viewer, session: SessionDep, settings: SettingsDep
+) -> Response:
+    """A job: state, progress, cost, metric plots and its log, refreshed while it runs."""
+    return render(request, "job.html", **_job_context(access, session, settings, job_id))
 
 
 @router.get("/jobs/{job_id}/live")
-def job_live(job_id: str, request: Request, access: Viewer, session: SessionDep) -> Response:
+def job_live(
+    job_id: str, request: Request, access: Viewer, session: SessionDep, settings: SettingsDep
+) -> Response:
     """The changing part of the job page, for the page's refresh script."""
-    return render(request, "job_live.html", **_job_context(access, session, job_id))
+    return render(request, "job_live.html", **_job_context(access, session, settings, job_id))
 
 
 @router.post("/jobs/{job_id}/cancel")

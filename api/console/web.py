@@ -205,6 +205,9 @@ NOTICES = {
     "harvest-started": "Harvest started.",
     "cancel-requested": "Cancellation requested.",
     "finetune-started": "Fine-tune started.",
+    "finetune-started-over-budget": (
+        "Fine-tune started. The team is past its monthly budget's soft limit: see Costs."
+    ),
     "evaluation-started": "Evaluation started.",
     "published": "Endpoint published.",
     "unpublished": "Endpoint removed.",

@@ -31,7 +31,10 @@ def publish(
     On a cluster the endpoint's InferenceEndpoint is applied once this has committed.
     """
     serves = service.pool_base(settings)
-    ep = service.publish(session, access, body, gate=evaluation_gate, on_change=sync, serves=serves)
+    ep = service.publish(
+        session, access, body, gate=evaluation_gate, on_change=sync, serves=serves,
+        gpu_type=settings.default_gpu_type,
+    )  # fmt: skip
     return service.endpoint_out(session, ep, settings.serve_url)
 
 

@@ -14,17 +14,24 @@ from api.deps import (
     TeamMember,
     TeamViewer,
 )
-from api.responses import READ, WRITE
+from api.responses import READ, errors
 from tailor.jobs import service as jobs
 from tailor.jobs.schemas import JobOut
 from tailor.pagination import Page
-from tailor.services.finetunes.service import cluster_nodes, start_finetune
+from tailor.services.costs import service as costs
+from tailor.services.costs.schemas import EstimateOut
+from tailor.services.finetunes.service import start_finetune
 from tailor.stages.train.spec import TrainSpec
 
 router = APIRouter(prefix="/v1/teams/{team}/finetunes", tags=["finetunes"])
 
 
-@router.post("", response_model=JobOut, status_code=status.HTTP_202_ACCEPTED, responses=WRITE)
+@router.post(
+    "",
+    response_model=JobOut,
+    status_code=status.HTTP_202_ACCEPTED,
+    responses=errors(402, 403, 404, 409),
+)
 def create_finetune(
     body: TrainSpec,
     access: TeamMember,
@@ -32,8 +39,21 @@ def create_finetune(
     sender: SenderDep,
     settings: SettingsDep,
 ) -> JobOut:
-    """Start fine-tuning; follow it under /jobs/{id} (state, events, metrics)."""
-    return start_finetune(session, access, body, sender, settings.executor, cluster_nodes(settings))
+    """Start fine-tuning; follow it under /jobs/{id} (state, events, metrics).
+
+    The job carries its estimate; past the team budget's hard limit it answers 402 and starts
+    nothing, past the soft limit the job's `warnings` say so.
+    """
+    return start_finetune(session, access, body, sender, settings)
+
+
+@router.post("/estimate", response_model=EstimateOut, responses=READ)
+def estimate_finetune(
+    body: TrainSpec, access: TeamMember, session: SessionDep, settings: SettingsDep
+) -> EstimateOut:
+    """What the fine-tune would cost (GPU-hours, price) and whether the budget allows it;
+    starts nothing."""
+    return costs.estimate_finetune(session, access, body, settings)
 
 
 @router.get("", response_model=Page[JobOut], responses=READ)

@@ -21,6 +21,7 @@ from tailor.jobs import service
 from tailor.jobs.schemas import JobEventOut, JobOut, MetricSeries
 from tailor.jobs.workloads import cancel_job as cancel
 from tailor.pagination import Page
+from tailor.services.costs import service as costs
 
 router = APIRouter(prefix="/v1/teams/{team}/jobs", tags=["jobs"])
 
@@ -39,9 +40,13 @@ def list_jobs(
 
 
 @router.get("/{job_id}", response_model=JobOut, responses=READ)
-def get_job(job_id: str, access: TeamViewer, session: SessionDep) -> JobOut:
-    """One job's state and progress."""
-    return JobOut.of(service.get_job(session, access, job_id))
+def get_job(job_id: str, access: TeamViewer, session: SessionDep, settings: SettingsDep) -> JobOut:
+    """One job's state and progress, and what it used and cost (`cost`)."""
+    job = service.get_job(session, access, job_id)
+    cost = costs.job_cost(session, job, settings)
+    return JobOut.of(job).model_copy(
+        update={"cost": cost.model_dump(mode="json") if cost else None}
+    )
 
 
 @router.get("/{job_id}/events", response_model=list[JobEventOut], responses=READ)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Mapping, MutableMapping
+from datetime import UTC, datetime
 from typing import Any
 
 import kopf
@@ -93,6 +94,37 @@ def start(
         )
 
 
+def _usage(
+    rt: Runtime,
+    namespace: str,
+    name: str,
+    spec: Mapping[str, Any],
+    job: Mapping[str, Any] | None,
+) -> dict[str, Any]:
+    """What the fine-tune's pods used so far (see `status.workload_usage`)."""
+    gpu_type = (spec.get("resources") or {}).get("gpuType") or rt.config.defaultGpuType
+    pool = rt.config.gpuTypes.get(gpu_type)
+    resource = pool.resourceName if pool else "nvidia.com/gpu"
+    try:
+        pods = rt.cluster.list_labelled("v1", "Pod", namespace, {naming.FINETUNE_LABEL: name})
+    except _API_ERRORS as exc:
+        raise as_kopf_error(exc, f"listing the pods of {KIND} {namespace}/{name}") from exc
+    at = datetime.now(UTC)
+    return status.workload_usage(pods, dict(job or {}), resource, gpu_type, at)
+
+
+def _job_usage(
+    rt: Runtime, namespace: str, name: str, spec: Mapping[str, Any], current: Mapping[str, Any]
+) -> dict[str, Any]:
+    """`_usage`, reading the fine-tune's Job or JobSet first (its times stand in for pods gone)."""
+    api_version, kind = _workload_kind(current)
+    try:
+        job = rt.cluster.get(api_version, kind, namespace, training.job_name(name))
+    except _API_ERRORS as exc:
+        raise as_kopf_error(exc, f"reading the {kind} of {KIND} {namespace}/{name}") from exc
+    return _usage(rt, namespace, name, spec, job)
+
+
 def _owner(body: Mapping[str, Any], kind: str) -> str | None:
     for ref in body.get("metadata", {}).get("ownerReferences") or []:
         if ref.get("kind") == kind and ref.get("apiVersion") == API_VERSION:
@@ -127,7 +159,8 @@ def sync_from_job(rt: Runtime, job: Mapping[str, Any]) -> None:
     if not status.changed(previous, new) and not unreported:
         return
     new["reportedPhase"] = previous.get("reportedPhase")
-    if unreported and report(rt, KIND, namespace, name, _job_id(spec, name), new):
+    usage = _usage(rt, namespace, name, spec, job) if new["phase"] in status.TERMINAL else None
+    if unreported and report(rt, KIND, namespace, name, _job_id(spec, name), new, usage):
         new["reportedPhase"] = new["phase"]
     _set_status(rt, name, namespace, new)
 
@@ -139,7 +172,10 @@ def resend(
     phase = current.get("phase")
     if not phase or current.get("reportedPhase") == phase:
         return
-    if report(rt, KIND, namespace, name, _job_id(spec, name), dict(current)):
+    usage = None
+    if phase in status.TERMINAL:
+        usage = _job_usage(rt, namespace, name, spec, current)
+    if report(rt, KIND, namespace, name, _job_id(spec, name), dict(current), usage):
         _set_status(rt, name, namespace, {"reportedPhase": phase})
 
 
@@ -197,7 +233,11 @@ def cancel(
     current: Mapping[str, Any],
     retry: int,
 ) -> None:
-    """Delete the Job or JobSet and the ConfigMap (gone already is fine); report the cancel."""
+    """Delete the Job or JobSet and the ConfigMap (gone already is fine); report the cancel with
+    what the pods used until then."""
+    usage = None
+    if current.get("phase") not in status.TERMINAL:
+        usage = _job_usage(rt, namespace, name, spec, current)
     children = [
         (*_workload_kind(current), training.job_name(name)),
         ("v1", "ConfigMap", training.configmap_name(name)),
@@ -210,5 +250,5 @@ def cancel(
     if current.get("phase") in status.TERMINAL:
         return
     cancelled = {"phase": "Cancelled", "reason": "Cancelled", "conditions": []}
-    if not report(rt, KIND, namespace, name, _job_id(spec, name), cancelled) and retry < 3:
+    if not report(rt, KIND, namespace, name, _job_id(spec, name), cancelled, usage) and retry < 3:
         raise kopf.TemporaryError("could not report the cancellation yet", delay=5)

@@ -32,6 +32,7 @@ PLURALS = {
     "Workload": "workloads",
     "ServiceAccount": "serviceaccounts",
     "RoleBinding": "rolebindings",
+    "Pod": "pods",
     "Deployment": "deployments",
     "HorizontalPodAutoscaler": "horizontalpodautoscalers",
     "NetworkPolicy": "networkpolicies",
@@ -150,6 +151,23 @@ class Cluster:
                 return []
             raise
         return list(found.get("items") or [])
+
+    def list_labelled(
+        self, api_version: str, kind: str, namespace: str | None, labels: dict[str, str]
+    ) -> list[dict[str, Any]]:
+        """The objects of a kind carrying every one of `labels` (asked of the server with a
+        label selector, checked again here)."""
+        selector = ",".join(f"{k}={v}" for k, v in labels.items())
+        path = resource_path(api_version, kind, namespace)
+        items = self._call("GET", path, query=[("labelSelector", selector)]).get("items") or []
+        return [
+            item
+            for item in items
+            if all(
+                ((item.get("metadata") or {}).get("labels") or {}).get(k) == v
+                for k, v in labels.items()
+            )
+        ]
 
     def create(self, manifest: dict[str, Any]) -> dict[str, Any]:
         """POST a manifest to its collection."""

@@ -84,6 +84,7 @@ def report(
     name: str,
     job_id: str | None,
     status: dict[str, Any],
+    usage: dict[str, Any] | None = None,
 ) -> bool:
     """Tell the sink about a status; False (logged) when it could not be delivered.
 
@@ -98,7 +99,14 @@ def report(
         reason = f"{reason}: {message}"[:2000]
     try:
         rt.sink.report(
-            kind, namespace, name, job_id, phase, reason, list(status.get("conditions") or [])
+            kind,
+            namespace,
+            name,
+            job_id,
+            phase,
+            reason,
+            list(status.get("conditions") or []),
+            usage=usage,
         )
     except Exception as exc:  # the sink is outside the cluster: never let it break a handler
         log.warning("could not report %s %s/%s %s: %s", kind, namespace, name, phase, exc)

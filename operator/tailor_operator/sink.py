@@ -21,7 +21,8 @@ class StatusSink(Protocol):
     """Receives every phase change of a Tailor resource.
 
     `phase` is the resource's status.phase (FineTuneJob: Queued, Suspended, Running,
-    Succeeded, Failed, Cancelled); delivery is at-least-once.
+    Succeeded, Failed, Cancelled); delivery is at-least-once. `usage` comes with a final
+    phase: what the workload's pods used in total (`status.workload_usage`).
     """
 
     def report(
@@ -33,6 +34,7 @@ class StatusSink(Protocol):
         phase: str,
         reason: str | None,
         conditions: list[dict[str, Any]],
+        usage: dict[str, Any] | None = None,
     ) -> None:
         """Record one change; raise if it could not be delivered (the caller retries)."""
 
@@ -67,13 +69,16 @@ class HttpStatusSink:
         phase: str,
         reason: str | None,
         conditions: list[dict[str, Any]],
+        usage: dict[str, Any] | None = None,
     ) -> None:
         """Deliver one change; 5xx and network errors raise SinkUnavailable."""
         if job_id is None:
             return
         url = f"{self.api_url.rstrip('/')}/v1/internal/jobs/{job_id}/status"
         headers = {"Authorization": f"Bearer {self.token}"} if self.token else {}
-        body = {"phase": phase, "reason": reason, "conditions": conditions}
+        body: dict[str, Any] = {"phase": phase, "reason": reason, "conditions": conditions}
+        if usage is not None:
+            body["usage"] = usage
         try:
             response = httpx.post(url, json=body, headers=headers, timeout=self.timeout_s)
         except httpx.HTTPError as exc:
@@ -100,9 +105,11 @@ class LogSink:
         phase: str,
         reason: str | None,
         conditions: list[dict[str, Any]],
+        usage: dict[str, Any] | None = None,
     ) -> None:
         """Log one change."""
-        log.info("%s %s/%s (job %s): %s %s", kind, namespace, name, job_id, phase, reason or "")
+        log.info("%s %s/%s (job %s): %s %s %s", kind, namespace, name, job_id, phase,
+                 reason or "", usage or "")  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -116,6 +123,7 @@ class Report:
     phase: str
     reason: str | None
     conditions: list[dict[str, Any]]
+    usage: dict[str, Any] | None = None
 
 
 @dataclass
@@ -134,11 +142,12 @@ class RecordingSink:
         phase: str,
         reason: str | None,
         conditions: list[dict[str, Any]],
+        usage: dict[str, Any] | None = None,
     ) -> None:
         """Record one change."""
         with self._lock:
             self.reports.append(
-                Report(kind, namespace, name, job_id, phase, reason, list(conditions))
+                Report(kind, namespace, name, job_id, phase, reason, list(conditions), usage)
             )
 
     def phases(self, name: str) -> list[str]:

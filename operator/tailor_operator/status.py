@@ -172,6 +172,80 @@ def finetune_status(
     return status
 
 
+def _time(text: str | None) -> datetime | None:
+    if not text:
+        return None
+    return datetime.fromisoformat(text.replace("Z", "+00:00"))
+
+
+def _cpu(quantity: str | int | float | None) -> float:
+    """CPU cores of a Kubernetes quantity ("8", "500m", 2)."""
+    if quantity is None:
+        return 0.0
+    text = str(quantity)
+    return float(text[:-1]) / 1000 if text.endswith("m") else float(text)
+
+
+def _pod_end(pod: dict[str, Any]) -> datetime | None:
+    """When a pod's containers stopped (the last one); None while one still runs."""
+    statuses = (pod.get("status") or {}).get("containerStatuses") or []
+    ends = [_time((s.get("state") or {}).get("terminated", {}).get("finishedAt")) for s in statuses]
+    if not statuses or any(e is None for e in ends):
+        return None
+    return max(e for e in ends if e is not None)
+
+
+def _requested(spec: dict[str, Any], gpu_resource: str) -> tuple[int, float]:
+    """(GPUs, CPU cores) a pod's containers asked for (GPU limits, CPU requests)."""
+    gpus, cpu = 0, 0.0
+    for container in spec.get("containers") or []:
+        resources = container.get("resources") or {}
+        gpus += int((resources.get("limits") or {}).get(gpu_resource) or 0)
+        cpu += _cpu((resources.get("requests") or {}).get("cpu"))
+    return gpus, cpu
+
+
+def workload_usage(
+    pods: list[dict[str, Any]],
+    job: dict[str, Any],
+    gpu_resource: str,
+    gpu_type: str,
+    at: datetime,
+) -> dict[str, Any]:
+    """What a training workload used: each pod's run (start to its containers' end, or `at`
+    while it runs) times the GPUs it was given; CPU-seconds are its CPU request over that time
+    (reserved, not measured: pods report no CPU time to the API server).
+
+    Pods can be gone (the Job's TTL, a node lost): with none left, the Job's own start and
+    completion times x its pod template's GPUs x its completions stand in.
+    """
+    runs: list[tuple[float, int, float]] = []  # (seconds, GPUs, CPU cores)
+    for pod in pods:
+        start = _time((pod.get("status") or {}).get("startTime"))
+        if start is None:
+            continue  # never scheduled: nothing ran
+        end = _pod_end(pod) or at
+        gpus, cpu = _requested(pod.get("spec") or {}, gpu_resource)
+        runs.append((max(0.0, (end - start).total_seconds()), gpus, cpu))
+    if not runs:
+        status = job.get("status") or {}
+        start = _time(status.get("startTime"))
+        if start is not None:
+            end = _time(status.get("completionTime")) or at
+            template = ((job.get("spec") or {}).get("template") or {}).get("spec") or {}
+            gpus, cpu = _requested(template, gpu_resource)
+            pods_n = int((job.get("spec") or {}).get("completions") or 1)
+            runs = [(max(0.0, (end - start).total_seconds()), gpus, cpu)] * pods_n
+    gpus_total = sum(g for _, g, _ in runs)
+    return {
+        "gpu_type": gpu_type if gpus_total else None,
+        "gpus": gpus_total,
+        "gpu_seconds": round(sum(s * g for s, g, _ in runs), 3),
+        "cpu_seconds": round(sum(s * c for s, _, c in runs), 3),
+        "wall_seconds": round(max((s for s, _, _ in runs), default=0.0), 3),
+    }
+
+
 def changed(previous: dict[str, Any], new: dict[str, Any]) -> bool:
     """Whether a status differs in anything but the bookkeeping fields."""
     keys = set(new) - {"reportedPhase"}

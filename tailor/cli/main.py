@@ -8,7 +8,7 @@ from typing import Any, TypeVar
 
 import typer
 
-from tailor.cli import admin, bases, evals, pipeline, repos, server, teams, train
+from tailor.cli import admin, bases, costs, evals, pipeline, repos, server, teams, train
 from tailor.cli.client import ApiError
 from tailor.cli.output import err_console
 
@@ -35,7 +35,7 @@ def api_errors(fn: F) -> F:
     return wrapper  # type: ignore[return-value]
 
 
-for module in (admin, bases, teams, repos, pipeline, evals, train, server):
+for module in (admin, bases, teams, repos, pipeline, evals, train, server, costs):
     module.register(app, api_errors)
 
 

@@ -41,6 +41,25 @@ def _show_hyperparameters(job: dict[str, Any]) -> None:
         console.print(f"hyperparameters (auto: {auto}): {chosen['reason']}")
 
 
+def _show_estimate(job: dict[str, Any]) -> None:
+    estimate = job.get("estimate") or {}
+    if estimate.get("gpu_hours") is not None:
+        price = estimate.get("price")
+        cost = "no price set" if price is None else f"{price:.2f} {estimate.get('currency')}"
+        console.print(
+            f"estimate: {estimate['gpu_hours']:.4g} GPU-hours on "
+            f"{estimate.get('gpu_type') or 'the CPU'}, {cost} ({estimate.get('basis')})"
+        )
+    for warning in job.get("warnings") or []:
+        console.print(f"[yellow]{warning}[/yellow]")
+    final = (job.get("result") or {}).get("cost")
+    if final:
+        price = (
+            "no price set" if final["cost"] is None else f"{final['cost']:.2f} {final['currency']}"
+        )
+        console.print(f"final: {final['gpu_hours']:.4g} GPU-hours, {price}")
+
+
 def dataset_create(
     team: str,
     repo: list[str] = typer.Option([], help="Only these (repeatable)."),
@@ -72,7 +91,8 @@ def dataset_show(team: str, dataset_id: str, output: Output = OutputOpt) -> None
     console.print_json(data=ds["stats"])
 
 
-def _read_spec(path: Path) -> dict[str, Any]:
+def read_spec(path: Path) -> dict[str, Any]:
+    """A TrainSpec file (YAML or JSON) as a mapping."""
     text = path.read_text()
     data = json.loads(text) if path.suffix == ".json" else yaml.safe_load(text)
     if not isinstance(data, dict):
@@ -88,13 +108,16 @@ def finetune_start(
 ) -> None:
     """Start a fine-tune from a TrainSpec file (YAML or JSON)."""
     api = Client()
-    job = api.post(f"/v1/teams/{team}/finetunes", {"team": team, **_read_spec(spec)})
+    job = api.post(f"/v1/teams/{team}/finetunes", {"team": team, **read_spec(spec)})
+    if output != Output.json:
+        _show_estimate(job)
     if follow:
         job = follow_job(api, team, job["id"])
         _finish(job)
     show(job, output, JOB_COLS)
     if output != Output.json:
         _show_hyperparameters(job)
+        _show_estimate({"result": job.get("result")})
 
 
 def job_list(
@@ -113,6 +136,7 @@ def job_show(team: str, job_id: str, output: Output = OutputOpt) -> None:
     show(job, output, JOB_COLS)
     if output != Output.json:
         _show_hyperparameters(job)
+        _show_estimate({"result": job.get("result"), "estimate": job.get("estimate")})
 
 
 def job_follow(team: str, job_id: str, output: Output = OutputOpt) -> None:

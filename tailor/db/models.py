@@ -169,6 +169,12 @@ class Job(Timestamped, Base):
     # so: what tells a live worker from a dead one.
     worker: Mapped[str | None] = mapped_column(String(255), default=None)
     heartbeat_at: Mapped[datetime | None] = mapped_column(default=None)
+    # What the job used (`tailor.jobs.usage.Usage`: GPU type, GPUs, GPU- and CPU-seconds),
+    # measured by the local runner or reported by the operator from the pods' times.
+    usage: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    # The expected GPU-hours and price when it was started (fine-tunes), kept to set beside
+    # the final figure.
+    estimate: Mapped[dict[str, Any]] = mapped_column(default=dict)
 
 
 class JobEvent(Base):
@@ -413,3 +419,54 @@ class CompletionEvent(Base):
     kind: Mapped[str] = mapped_column(String(16))
     choice_index: Mapped[int] = mapped_column(default=0)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class GpuPrice(Base):
+    """A price per GPU-hour of one GPU type, from `effective_from` until the next one.
+
+    Setting a price adds a row, so a job is priced at what its GPU type cost when it ended.
+    """
+
+    __tablename__ = "gpu_prices"
+    __table_args__ = (Index("ix_gpu_prices_type_from", "gpu_type", "effective_from"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    gpu_type: Mapped[str] = mapped_column(String(63))
+    price_per_gpu_hour: Mapped[float]
+    effective_from: Mapped[datetime] = mapped_column(default=utcnow)
+    created_by: Mapped[int | None] = mapped_column(
+        ForeignKey("users.id", ondelete="SET NULL"), default=None
+    )
+
+
+class TeamBudget(Timestamped, Base):
+    """A team's monthly budget: a warning past `soft_limit`, no new training past `hard_limit`."""
+
+    __tablename__ = "team_budgets"
+
+    team_id: Mapped[int] = mapped_column(
+        ForeignKey("teams.id", ondelete="CASCADE"), primary_key=True
+    )
+    soft_limit: Mapped[float | None] = mapped_column(default=None)
+    hard_limit: Mapped[float | None] = mapped_column(default=None)
+
+
+class EndpointUsage(Base):
+    """A stretch of time an endpoint ran with a fixed number of replicas and GPUs.
+
+    Opened when it is published or rescaled, closed (`ended_at`) at the next change or at its
+    deletion; an open stretch counts up to now.
+    """
+
+    __tablename__ = "endpoint_usage"
+    __table_args__ = (Index("ix_endpoint_usage_team_started", "team_id", "started_at"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    team_id: Mapped[int] = mapped_column(ForeignKey("teams.id", ondelete="CASCADE"))
+    # No foreign key: the stretch stays (and is paid for) after the endpoint is deleted.
+    endpoint: Mapped[str] = mapped_column(String(100))
+    gpu_type: Mapped[str | None] = mapped_column(String(63), default=None)
+    replicas: Mapped[int] = mapped_column(default=1)
+    gpus_per_replica: Mapped[int] = mapped_column(default=0)
+    started_at: Mapped[datetime] = mapped_column(default=utcnow)
+    ended_at: Mapped[datetime | None] = mapped_column(default=None)

@@ -19,13 +19,19 @@ from tailor.db.models import Job
 from tailor.errors import TailorError
 from tailor.jobs import service as jobs
 from tailor.jobs.recorder import JobRecorder
+from tailor.jobs.usage import Stopwatch, Usage, add_usage, local_usage
 
 T = TypeVar("T")  # what the stage reads from the database at its start
 R = TypeVar("R")  # what the stage's work produced
+Finish = Callable[[Session, Job], None]
 
 
 def _keep(*_: Any) -> None:
     pass
+
+
+def _no_gpu(*_: Any) -> tuple[str | None, int]:
+    return None, 0
 
 
 @dataclass
@@ -48,6 +54,9 @@ class Stage(Generic[T, R]):
     discard: Callable[[T, R | None], None] = field(default=_keep)
     # Claims the job for this attempt; False: somebody else runs it, or it is over.
     begin: Callable[[Session, Job], bool] = jobs.begin_attempt
+    # The GPU type and count the work runs on here ((None, 0): the CPU only), priced as
+    # held for the whole attempt (`tailor.jobs.usage`).
+    devices: Callable[[T], tuple[str | None, int]] = field(default=_no_gpu)
 
 
 def run_job(
@@ -72,26 +81,48 @@ def run_job(
             return
         job_id = job.id
     recorder = JobRecorder(sessions, job_id, stop)
+    gpu_type, gpus = stage.devices(snapshot)
+    watch = Stopwatch.start()
+
+    def used() -> Usage:
+        return local_usage(*watch.read(), gpu_type, gpus)
+
     try:
         result = stage.work(snapshot, recorder)
     except stage.cancelled:
-        if recorder.finish(jobs.mark_cancelled):  # not when another worker has it now
+        usage = used()
+        if recorder.finish(_recorded(usage, jobs.mark_cancelled)):  # not when another has it
             stage.discard(snapshot, None)
         return
     except stage.expected as exc:
-        _fail(recorder, stage.reason(exc))
+        _fail(recorder, stage.reason(exc), used())
         return
+    usage = used()
     try:
         with sessions.begin() as session:
             job = jobs.lock_job(session, job_id)
+            record_usage(job, usage)
             if job.cancel_requested:  # asked after the work's last check: its output goes
                 stage.discard(snapshot, result)
                 jobs.mark_cancelled(session, job)
             else:
                 stage.finish(session, job, snapshot, result)
     except stage.expected as exc:
-        _fail(recorder, stage.reason(exc))
+        _fail(recorder, stage.reason(exc), usage)
 
 
-def _fail(recorder: JobRecorder, reason: str) -> None:
-    recorder.finish(lambda session, job: jobs.fail(session, job, reason))
+def record_usage(job: Job, usage: Usage) -> None:
+    """Add one attempt's usage to the job's (before it ends, in the same transaction)."""
+    job.usage = add_usage(job.usage, usage)
+
+
+def _recorded(usage: Usage, action: Finish) -> Finish:
+    def act(session: Session, job: Job) -> None:
+        record_usage(job, usage)
+        action(session, job)
+
+    return act
+
+
+def _fail(recorder: JobRecorder, reason: str, usage: Usage) -> None:
+    recorder.finish(_recorded(usage, lambda session, job: jobs.fail(session, job, reason)))

@@ -26,6 +26,19 @@ class JobOut(BaseModel):
     created_at: datetime
     started_at: datetime | None
     finished_at: datetime | None
+    usage: dict[str, Any] = Field(
+        default_factory=dict,
+        description="What it used: gpu_type, gpus, gpu_seconds, cpu_seconds, wall_seconds.",
+    )
+    estimate: dict[str, Any] = Field(
+        default_factory=dict, description="Fine-tunes: expected GPU-hours and price at start."
+    )
+    cost: dict[str, Any] | None = Field(
+        None, description="What it cost at its GPU type's price (on a job's own page)."
+    )
+    warnings: list[str] = Field(
+        default_factory=list, description="E.g. the team's budget is past its soft limit."
+    )
 
     @classmethod
     def of(cls, job: Job) -> JobOut:
@@ -44,6 +57,8 @@ class JobOut(BaseModel):
             created_at=job.created_at,
             started_at=job.started_at,
             finished_at=job.finished_at,
+            usage=job.usage,
+            estimate=job.estimate,
         )
 
 

@@ -14,6 +14,7 @@ from tailor.db.base import utcnow
 from tailor.db.models import Job, JobState
 from tailor.errors import ClusterUnavailable
 from tailor.jobs import service as jobs
+from tailor.jobs.usage import Usage
 from tailor.k8s import FINETUNE_JOB, CustomKind, delete, describe, team_namespace
 from tailor.tenancy import TeamAccess
 
@@ -27,6 +28,17 @@ Finish = Callable[[Session, Job], None]
 Phase = Literal["Queued", "Suspended", "Running", "Succeeded", "Failed", "Cancelled"]
 
 
+class UsageReport(BaseModel):
+    """What a workload's pods used: their run times x the GPUs each was given."""
+
+    model_config = ConfigDict(extra="forbid")
+    gpu_type: str | None = Field(None, max_length=63)
+    gpus: int = Field(0, ge=0, le=100_000)
+    gpu_seconds: float = Field(0.0, ge=0.0, allow_inf_nan=False)
+    cpu_seconds: float = Field(0.0, ge=0.0, allow_inf_nan=False)
+    wall_seconds: float = Field(0.0, ge=0.0, allow_inf_nan=False)
+
+
 class PhaseReport(BaseModel):
     """What the operator saw happen to a job's workload."""
 
@@ -34,6 +46,9 @@ class PhaseReport(BaseModel):
     phase: Phase
     reason: str | None = Field(None, max_length=2000)
     conditions: list[dict[str, Any]] = Field(default_factory=list, max_length=50)
+    usage: UsageReport | None = Field(
+        None, description="With a final phase: the pods' usage so far (replaces the last)."
+    )
 
 
 def apply_phase(
@@ -46,6 +61,9 @@ def apply_phase(
     """
     if job.state.final:
         return job
+    if report.usage is not None:
+        # The operator sums every pod of the workload each time: the newest report is the total.
+        job.usage = Usage(**report.usage.model_dump()).as_dict()
     note = f"cluster: {report.phase}" + (f" ({report.reason})" if report.reason else "")
     # Reports are at-least-once: the same note again changes nothing and logs nothing.
     jobs.report(session, job, job.progress, note)

@@ -198,7 +198,7 @@ def test_a_harvest_of_unchanged_repositories_says_so_and_cannot_be_trained_on(
             base_model="tiny", team=access.team.slug, dataset_id=again.id, adapter_name="style"
         )
         with pytest.raises(InvalidInput) as refused:
-            start_finetune(session, access, spec, SENDER)
+            start_finetune(session, access, spec, SENDER, settings)
     assert refused.value.detail == (
         f"dataset '{again.id}' of team '{access.team.slug}' has no files: the repositories "
         f"have not changed since dataset {first.id}; train on {first.id} instead"

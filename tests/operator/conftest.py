@@ -61,6 +61,7 @@ RESOURCES: dict[str, tuple[str, bool, set[str]]] = {
     "v1/namespaces": ("Namespace", False, set()),
     "v1/events": ("Event", True, set()),
     "v1/configmaps": ("ConfigMap", True, set()),
+    "v1/pods": ("Pod", True, {"status"}),
     "v1/secrets": ("Secret", True, set()),
     "v1/serviceaccounts": ("ServiceAccount", True, set()),
     "rbac.authorization.k8s.io/v1/rolebindings": ("RoleBinding", True, set()),

@@ -132,6 +132,8 @@ imagePullSecrets:
   value: {{ $gpu.gpusPerNode | default 8 | quote }}
 - name: TAILOR_CLUSTER_MAX_NODES
   value: {{ $gpu.maxNodes | default 64 | quote }}
+- name: TAILOR_DEFAULT_GPU_TYPE
+  value: {{ .Values.gpu.defaultType | quote }}
 - name: TAILOR_HOME
   value: /tmp/tailor
 - name: HOME

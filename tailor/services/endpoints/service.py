@@ -13,6 +13,7 @@ from tailor.db.models import Adapter, AdapterVersion, Endpoint
 from tailor.errors import Conflict
 from tailor.services.adapters.service import get_version
 from tailor.services.base_models import service as catalog
+from tailor.services.costs import service as costs
 from tailor.services.endpoints.schemas import EndpointCreate, EndpointOut, Promote
 from tailor.tenancy import TeamAccess, owned, team_select
 
@@ -30,6 +31,11 @@ class BaseModelMismatch(Conflict):
 
     type_slug = "base-model-mismatch"
     title = "Version is on another base model"
+
+
+# GPUs per replica of a vLLM endpoint: vLLM serves on a GPU (more, tensor parallel, is a
+# cluster-side edit). The InferenceEndpoint asks for as many (`sync.endpoint_resource`).
+VLLM_GPUS = 1
 
 
 def pool_base(settings: Settings) -> str | None:
@@ -78,10 +84,12 @@ def publish(
     on_change: EndpointHook | None = None,
     *,
     serves: str | None,
+    gpu_type: str | None = None,
 ) -> Endpoint:
     """Create an endpoint serving a version (default the latest) of an adapter.
 
-    `serves` is the base of the shared serving pool (`pool_base`); None on a cluster.
+    `serves` is the base of the shared serving pool (`pool_base`); None on a cluster, where
+    the endpoint's own pods run on `gpu_type` and are paid for from now on.
     """
     _adapter, version = get_version(session, access, body.adapter, body.version)
     if session.scalar(team_select(Endpoint, access).where(Endpoint.name == body.name)):
@@ -101,6 +109,10 @@ def publish(
     )
     session.add(ep)
     session.flush()
+    # Its own replicas on a cluster (vLLM on GPUs); the shared in-process pool costs no GPUs.
+    gpus = VLLM_GPUS if serves is None and ep.backend == "vllm" else 0
+    gpu_type = (access.team.cluster_quota or {}).get("gpuType") or gpu_type
+    costs.endpoint_started(session, access.team_id, ep.name, ep.replicas, gpus, gpu_type)
     audit.record(
         session,
         access.principal,
@@ -182,8 +194,9 @@ def rollback(
 def unpublish(
     session: Session, access: TeamAccess, name: str, on_change: EndpointHook | None = None
 ) -> None:
-    """Delete an endpoint (its versions stay in the registry)."""
+    """Delete an endpoint (its versions stay in the registry); its GPU time stops here."""
     session.delete(get_endpoint(session, access, name))
+    costs.endpoint_stopped(session, access.team_id, name)
     audit.record(
         session,
         access.principal,

@@ -31,7 +31,7 @@ from tailor.db.models import AdapterVersion, Endpoint, Team
 from tailor.k8s import INFERENCE_ENDPOINT, Rejected, apply, delete, manifest, team_namespace
 from tailor.queue import send_after_commit
 from tailor.services.base_models import service as catalog
-from tailor.services.endpoints.service import EndpointHook
+from tailor.services.endpoints.service import VLLM_GPUS, EndpointHook
 from tailor.stages.serve.spec import AdapterRef, EndpointSpec
 
 if TYPE_CHECKING:
@@ -40,7 +40,6 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 SYNC_TASK = "tailor.endpoint.sync"
-VLLM_GPUS = 1  # vLLM serves on a GPU; more (tensor parallel) is a cluster-side edit
 
 
 def endpoint_spec(

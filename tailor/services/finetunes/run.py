@@ -17,9 +17,11 @@ from tailor.jobs import service as jobs
 from tailor.jobs.attempt import removed_if_interrupted
 from tailor.jobs.recorder import JobRecorder
 from tailor.jobs.runner import Stage, run_job
+from tailor.jobs.usage import local_gpu_count
 from tailor.k8s import connect
 from tailor.queue import make_sender
 from tailor.services.adapters.service import register_version, version_prefix
+from tailor.services.costs import service as costs
 from tailor.services.evaluations.service import auto_evaluation, queue_evaluation
 from tailor.services.finetunes import submit
 from tailor.services.finetunes.service import with_base_source
@@ -94,7 +96,14 @@ def run_finetune_job(
         # them); a cancel is final, so they go.
         store.delete_prefix(ft.spec.checkpoint_prefix(job_uid))
 
-    run_job(sessions, job_uid, Stage(read, work, finish, discard=discard, begin=begin), stop)
+    def devices(ft: _FineTune) -> tuple[str | None, int]:
+        # The entrypoint trains on every local GPU its processes get (one each), else the CPU.
+        wanted = ft.spec.num_processes if ft.spec.method == "full" else 1
+        gpus = min(wanted, local_gpu_count())
+        return (settings.local_gpu_type, gpus) if gpus else (None, 0)
+
+    stage = Stage(read, work, finish, discard=discard, begin=begin, devices=devices)
+    run_job(sessions, job_uid, stage, stop)
 
 
 def _launch(
@@ -141,7 +150,18 @@ def register_trained(
         manifest=stored.model_dump(mode="json"),
         job_id=job.id,
     )
-    jobs.succeed(session, job, {**result, "adapter": spec.adapter_name, "version": version})
+    cost = costs.job_cost(session, job, settings or Settings())
+    jobs.succeed(
+        session,
+        job,
+        {
+            **result,
+            "adapter": spec.adapter_name,
+            "version": version,
+            # The final figure beside the estimate it started with.
+            "cost": cost.model_dump(mode="json") if cost else None,
+        },
+    )
     if sender is not None:
         # Every fine-tune ends with base-vs-adapter scores: a quick HumanEval subset here,
         # the full 164 problems through POST /evaluations.

@@ -15,6 +15,8 @@ from tailor.jobs.schemas import JobOut
 from tailor.queue import TASKS, send_after_commit
 from tailor.services.adapters.service import next_version
 from tailor.services.base_models import service as catalog
+from tailor.services.costs import service as costs
+from tailor.services.costs.schemas import EstimateOut
 from tailor.services.datasets.service import trainable_dataset
 from tailor.stages.train.sizing import SizingError, plan_layout
 from tailor.stages.train.spec import TrainSpec
@@ -36,7 +38,12 @@ def cluster_nodes(settings: Settings) -> ClusterNodes | None:
     """The node size cluster fine-tunes must fit, or None when jobs run locally."""
     if settings.executor != "kubernetes":
         return None
-    return ClusterNodes(settings.cluster_gpus_per_node, settings.cluster_max_nodes)
+    nodes, limit, gpu_type = (
+        settings.cluster_gpus_per_node,
+        settings.cluster_max_nodes,
+        settings.default_gpu_type,
+    )
+    return ClusterNodes(nodes, limit, f"{gpu_type}'s")
 
 
 def check_fits_cluster(spec: TrainSpec, nodes: ClusterNodes) -> None:
@@ -49,21 +56,18 @@ def check_fits_cluster(spec: TrainSpec, nodes: ClusterNodes) -> None:
 
 
 def start_finetune(
-    session: Session,
-    access: TeamAccess,
-    spec: TrainSpec,
-    sender: Celery,
-    executor: str = "local",
-    cluster: ClusterNodes | None = None,
+    session: Session, access: TeamAccess, spec: TrainSpec, sender: Celery, settings: Settings
 ) -> JobOut:
     """Queue a fine-tune of the team's dataset; the adapter gets the next version number.
 
-    On the cluster (`cluster` given) the process count must fit the GPU type's nodes.
+    The job carries its estimate (GPU-hours, price); a team past its budget's hard limit, or
+    one this fine-tune's estimate would take past it, is refused (402) and nothing is made.
     """
     if spec.team != access.team.slug:
         raise InvalidInput(
             f"spec.team is '{spec.team}' but the URL names team '{access.team.slug}'", field="team"
         )
+    cluster = cluster_nodes(settings)
     if cluster is not None:
         check_fits_cluster(spec, cluster)
     base = catalog.resolve(session, spec.base_model)
@@ -75,6 +79,8 @@ def start_finetune(
         )
     catalog.check_revision(base, spec.base_revision, "base_revision")
     trainable_dataset(session, access, spec.dataset_id)
+    estimate = costs.estimate_finetune(session, access, spec, settings)
+    costs.require_budget(estimate)
     version = next_version(session, access.team_id, spec.adapter_name)
     pending = (
         session.query(Job)
@@ -93,9 +99,29 @@ def start_finetune(
     while str(version) in taken:
         version += 1
     spec = spec.model_copy(update={"adapter_version": str(version), "base_revision": base.revision})
-    job = jobs.create_job(session, access, "finetune", spec.model_dump(mode="json"), executor)
+    job = jobs.create_job(
+        session, access, "finetune", spec.model_dump(mode="json"), settings.executor
+    )
+    job.estimate = estimate.model_dump(mode="json", exclude={"budget_warning", "budget_refusal"})
+    jobs.log(session, job, f"estimate: {describe_estimate(estimate)}")
+    warnings = [estimate.budget_warning] if estimate.budget_warning else []
+    for warning in warnings:
+        jobs.log(session, job, warning, level="warning")
     send_after_commit(session, sender, FINETUNE_TASK, job.uid)
-    return JobOut.of(job)
+    return JobOut.of(job).model_copy(update={"warnings": warnings})
+
+
+def describe_estimate(estimate: EstimateOut) -> str:
+    """One line for the job's log: GPU-hours, price and the basis."""
+    if estimate.gpu_hours is None:
+        return f"none ({estimate.detail})"
+    price = (
+        "no price set" if estimate.price is None else (f"{estimate.price:,.2f} {estimate.currency}")
+    )
+    return (
+        f"{estimate.gpu_hours:.4g} GPU-hours on {estimate.gpu_type or 'the CPU'}, {price} "
+        f"({estimate.basis}: {estimate.detail})"
+    )
 
 
 def with_base_source(session: Session, spec: TrainSpec) -> TrainSpec:

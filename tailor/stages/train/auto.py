@@ -12,15 +12,11 @@ but `choose` stays cheap to test.
 from __future__ import annotations
 
 import math
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from pydantic import BaseModel, Field
 
 from tailor.stages.train.spec import AUTO_FIELDS, TrainSpec
-
-if TYPE_CHECKING:
-    from tailor.stages.train.loop import Hooks
-    from tailor.storage import ObjectStore
 
 TARGET_EPOCHS = 3.0
 MAX_EPOCHS = 50.0  # a small repository: each epoch cuts new FIM examples from the same files
@@ -134,25 +130,3 @@ def estimate_params(config: Any) -> int | None:
     if not (width and layers and vocab):
         return None
     return int(vocab * width + 12 * layers * width * width)
-
-
-def resolve_for_run(
-    spec: TrainSpec, store: ObjectStore, hooks: Hooks
-) -> tuple[TrainSpec, ChosenHyperparameters]:
-    """Count the train split's tokens if needed, choose, and say so in the job's log."""
-    from tailor.stages.train import base_model, data
-    from tailor.stages.train.fim import tokenizer_fim_ids
-
-    train_tokens = None
-    source = base_model.fetch_base(spec.base_location(), hooks.work_dir / "cache")
-    config = base_model.load_config(source, spec.base_revision)
-    if spec.max_steps is None:
-        tokenizer = base_model.load_tokenizer(source, spec.base_revision)
-        fim_ids = tokenizer_fim_ids(tokenizer, spec.fim_tokens) if spec.fim_rate > 0 else None
-        pipeline = data.token_pipeline(tokenizer, fim_ids, spec.fim_rate, spec.spm_rate)
-        manifest = data.read_manifest(store, spec.team, spec.dataset_id)
-        train_tokens = data.count_train_tokens(store, manifest, pipeline, hooks.work_dir / "count")
-    chosen = choose(spec, train_tokens, estimate_params(config))
-    if chosen.auto:
-        hooks.on_log(f"hyperparameters chosen ({', '.join(chosen.auto)} auto): {chosen.reason}")
-    return apply(spec, chosen), chosen

@@ -17,6 +17,7 @@ from typing import Any
 import yaml
 from pydantic import ValidationError
 
+from tailor.stages.train import auto
 from tailor.stages.train.errors import SpecError, TrainError, TrainingCancelled
 from tailor.stages.train.protocol import (
     EXIT_CANCELLED,
@@ -54,9 +55,7 @@ def run_training(
     hooks.should_stop = should_stop or hooks.should_stop
     hooks.on_progress = on_progress or hooks.on_progress
     try:
-        from tailor.stages.train import auto
-
-        spec, chosen = auto.resolve_for_run(spec, store, hooks)
+        spec, chosen = _resolve_hyperparameters(spec, store, hooks)
         result = _dispatch(spec, store, hooks)
         return result.model_copy(update={"hyperparameters": chosen.model_dump(mode="json")})
     except (TrainError, TrainingCancelled):
@@ -68,6 +67,31 @@ def run_training(
             peak = loop.peak_memory_bytes(base_model.training_device())
             raise loop.oom_advice(spec, 0, peak, None) from exc
         raise
+
+
+def _resolve_hyperparameters(
+    spec: TrainSpec, store: ObjectStore, hooks: Any
+) -> tuple[TrainSpec, auto.ChosenHyperparameters]:
+    """Count the train split's tokens if needed, choose, and say so in the job's log.
+
+    Here rather than in `auto` (kept pure, so the API's estimates import it without torch).
+    """
+    from tailor.stages.train import base_model, data
+    from tailor.stages.train.fim import tokenizer_fim_ids
+
+    train_tokens = None
+    source = base_model.fetch_base(spec.base_location(), hooks.work_dir / "cache")
+    config = base_model.load_config(source, spec.base_revision)
+    if spec.max_steps is None:
+        tokenizer = base_model.load_tokenizer(source, spec.base_revision)
+        fim_ids = tokenizer_fim_ids(tokenizer, spec.fim_tokens) if spec.fim_rate > 0 else None
+        pipeline = data.token_pipeline(tokenizer, fim_ids, spec.fim_rate, spec.spm_rate)
+        manifest = data.read_manifest(store, spec.team, spec.dataset_id)
+        train_tokens = data.count_train_tokens(store, manifest, pipeline, hooks.work_dir / "count")
+    chosen = auto.choose(spec, train_tokens, auto.estimate_params(config))
+    if chosen.auto:
+        hooks.on_log(f"hyperparameters chosen ({', '.join(chosen.auto)} auto): {chosen.reason}")
+    return auto.apply(spec, chosen), chosen
 
 
 def _dispatch(spec: TrainSpec, store: ObjectStore, hooks: Any) -> TrainResult:
