@@ -17,6 +17,7 @@ import secrets
 from dataclasses import dataclass
 from typing import Any
 
+from tailor.security import endpoint_token
 from tailor_operator import naming
 from tailor_operator.config import OperatorConfig
 from tailor_operator.pods import ENDPOINT_TOKEN_KEY
@@ -199,10 +200,19 @@ def build_object_store_secret(
     return build_team_secret(tenant, config, config.objectStore.secretName, data)
 
 
-def build_endpoint_token_secret(tenant: Tenant, config: OperatorConfig) -> dict[str, Any]:
-    """A fresh random token the gateway sends to the team's Tailor-engine endpoint pods."""
-    token = base64.b64encode(secrets.token_urlsafe(32).encode()).decode()
-    data = {ENDPOINT_TOKEN_KEY: token}
+def endpoint_token_for(tenant: Tenant, config: OperatorConfig) -> str:
+    """The token the gateway sends to the team's endpoint pods: derived from the platform's
+    key as the gateway derives it, or (no key) a fresh random one."""
+    if config.endpointTokenKey is None:
+        return secrets.token_urlsafe(32)
+    return endpoint_token(config.endpointTokenKey.get_secret_value(), tenant.name)
+
+
+def build_endpoint_token_secret(
+    tenant: Tenant, config: OperatorConfig, token: str
+) -> dict[str, Any]:
+    """The Secret holding the team's endpoint token (its pods read it as env)."""
+    data = {ENDPOINT_TOKEN_KEY: base64.b64encode(token.encode()).decode()}
     return build_team_secret(tenant, config, config.endpointTokenSecretName, data)
 
 
