@@ -88,6 +88,11 @@ class OperatorConfig(BaseModel):
     platformNamespace: str = Field(
         default="tailor", description="Namespace of the API gateway; team endpoints accept it."
     )
+    gatewayPodLabels: dict[str, str] = Field(
+        default_factory=lambda: {"app.kubernetes.io/component": "gateway"},
+        description="Labels of the inference gateway's pods (platform namespace): the only "
+        "pods team endpoints accept traffic from.",
+    )
     defaultGpuType: str = "nvidia-a100-80gb"
     gpuTypes: dict[str, GpuType] = Field(default_factory=_a100)
     images: Images = Field(default_factory=Images)

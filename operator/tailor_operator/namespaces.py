@@ -6,8 +6,9 @@ Every team's ClusterQueue sits in one Kueue cohort: a team is guaranteed its `gp
 pool (nominal quota) and may borrow up to `gpuBorrowingLimit` idle GPUs of other teams,
 which Kueue reclaims by preemption when their owners need them. The namespace's
 ResourceQuota caps the same totals for anything that bypasses Kueue, and the
-NetworkPolicy admits traffic only from the namespace itself and the platform's
-namespace (the API gateway), so one team's pods cannot reach another's endpoints.
+NetworkPolicies admit traffic to endpoint pods only from the gateway's pods, and to the
+team's other pods only from the namespace itself and the platform's namespace, so one team's
+pods cannot reach another's, and no one reaches an endpoint except through the gateway.
 """
 
 from __future__ import annotations
@@ -103,28 +104,52 @@ def build_resource_quota(tenant: Tenant, config: OperatorConfig) -> dict[str, An
     }
 
 
+# The component label of endpoint pods (serving.py): only the gateway may reach them.
+INFERENCE_COMPONENT = "inference"
+COMPONENT_LABEL = "app.kubernetes.io/component"
+
+
+def _platform_namespace(config: OperatorConfig) -> dict[str, Any]:
+    return {"matchLabels": {NAMESPACE_NAME_LABEL: config.platformNamespace}}
+
+
 def build_network_policy(tenant: Tenant, config: OperatorConfig) -> dict[str, Any]:
-    """Ingress only from the team's own pods and from the platform namespace."""
+    """Pods other than endpoints: ingress only from the team's own pods and the platform's
+    namespace (the API), so one team's pods cannot reach another's."""
     namespace = namespace_name(config, tenant.name)
+    not_endpoints = {"key": COMPONENT_LABEL, "operator": "NotIn", "values": [INFERENCE_COMPONENT]}
     return {
         "apiVersion": "networking.k8s.io/v1",
         "kind": "NetworkPolicy",
         "metadata": _metadata(tenant, "tailor-team-isolation", namespace),
         "spec": {
-            "podSelector": {},
+            "podSelector": {"matchExpressions": [not_endpoints]},
             "policyTypes": ["Ingress"],
             "ingress": [
                 {"from": [{"podSelector": {}}]},
-                {
-                    "from": [
-                        {
-                            "namespaceSelector": {
-                                "matchLabels": {NAMESPACE_NAME_LABEL: config.platformNamespace}
-                            }
-                        }
-                    ]
-                },
+                {"from": [{"namespaceSelector": _platform_namespace(config)}]},
             ],
+        },
+    }
+
+
+def build_endpoint_network_policy(tenant: Tenant, config: OperatorConfig) -> dict[str, Any]:
+    """Endpoint pods: ingress only from the gateway's pods in the platform namespace (one
+    peer, so both selectors must match). Neither the team's own pods nor the API reach an
+    endpoint, and a vLLM pod is never exposed without the gateway in front."""
+    namespace = namespace_name(config, tenant.name)
+    gateway = {
+        "namespaceSelector": _platform_namespace(config),
+        "podSelector": {"matchLabels": dict(config.gatewayPodLabels)},
+    }
+    return {
+        "apiVersion": "networking.k8s.io/v1",
+        "kind": "NetworkPolicy",
+        "metadata": _metadata(tenant, "tailor-endpoints-gateway-only", namespace),
+        "spec": {
+            "podSelector": {"matchLabels": {COMPONENT_LABEL: INFERENCE_COMPONENT}},
+            "policyTypes": ["Ingress"],
+            "ingress": [{"from": [gateway]}],
         },
     }
 
@@ -236,6 +261,7 @@ def build_tenancy(tenant: Tenant, config: OperatorConfig) -> list[dict[str, Any]
         build_namespace(tenant, config),
         build_resource_quota(tenant, config),
         build_network_policy(tenant, config),
+        build_endpoint_network_policy(tenant, config),
     ]
     if config.kueue.enabled:
         manifests += [build_cluster_queue(tenant, config), build_local_queue(tenant, config)]
