@@ -73,6 +73,20 @@ async def test_an_endpoint_is_ready_once_its_replicas_loaded_the_model(
     assert running_operator.sink.phases("search-ready")[-1] == "Ready"
 
 
+async def test_the_platform_is_told_where_a_ready_endpoint_answers(
+    kube: Kube, running_operator: Operator
+) -> None:
+    await _publish(kube, "search-told")
+    await kube.wait_for(f"{ENDPOINTS}/search-told", _phase("Progressing"))
+
+    ready = {"replicas": 2, "readyReplicas": 2, "updatedReplicas": 2}
+    await kube.patch(f"{DEPLOYMENTS}/search-told", {"status": ready})
+    await kube.wait_for(f"{ENDPOINTS}/search-told", _phase("Ready"))
+
+    [report] = [r for r in running_operator.sink.reports if r.phase == "Ready"]
+    assert report.url == f"http://search-told.{NAMESPACE}.svc.cluster.local"
+
+
 PROMOTED = {
     "name": "search-style",
     "version": "2",
