@@ -110,24 +110,37 @@ def routing(connection: Connection) -> Routing:
 
 
 @pytest.fixture
-def cluster(
-    session: Session, routing: Routing, pod: EndpointPod, settings: Settings
-) -> Iterator[Cluster]:
+def team_token(session: Session, pod: EndpointPod, settings: Settings) -> str:
+    """The team's IDE token; its endpoint `completion` published and reported ready."""
     tenant = create_tenant(session, TEAM)
     create_version(session, tenant.team, "completion", 1)
     _access, token = publish_version_1(session, tenant)
     # What the operator reports once the InferenceEndpoint is ready (its status.url).
     record_backend(session, settings, f"tailor-team-{TEAM}", "completion", pod.url)
     session.commit()
+    return token
+
+
+@contextmanager
+def gateway(routing: Routing, path_prefix: str = "") -> Iterator[LiveServer]:
     app = create_proxy_app(
         lookup=routing.lookup,
         list_models=routing.models,
         token_for=lambda team: endpoint_token(KEY, team),
         base_name=SERVED_BASE,
+        path_prefix=path_prefix,
     )
     live = start_server(app)
-    yield Cluster(live, token)
-    live.stop()
+    try:
+        yield live
+    finally:
+        live.stop()
+
+
+@pytest.fixture
+def cluster(routing: Routing, team_token: str) -> Iterator[Cluster]:
+    with gateway(routing) as live:
+        yield Cluster(live, team_token)
 
 
 def _fim(base_url: str, token: str, stream: bool) -> str:
@@ -177,6 +190,15 @@ def test_a_tgi_call_is_answered_by_the_endpoints_pod(cluster: Cluster, pod: Endp
     answer = via.text_generation(prompt, max_new_tokens=8, temperature=None)
 
     assert answer == direct.text_generation(prompt, max_new_tokens=8, temperature=None)
+
+
+def test_a_gateway_under_an_ingress_path_forwards_the_same(
+    routing: Routing, team_token: str, pod: EndpointPod
+) -> None:
+    with gateway(routing, path_prefix="/gateway") as live:
+        answer = _fim(f"{live.url}/gateway", team_token, stream=False)
+
+    assert answer == _fim(pod.url, endpoint_token(KEY, TEAM), stream=False)
 
 
 def test_another_teams_token_is_refused(session: Session, cluster: Cluster) -> None:
