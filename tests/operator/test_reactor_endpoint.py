@@ -5,10 +5,12 @@ The tests play the Deployment controller and the kubelet by patching Deployment 
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 import pytest
 
+from tests.conftest import eventually
 from tests.operator.conftest import NAMESPACE, Kube, Operator, custom_resource, endpoint_spec
 
 ENDPOINTS = f"/apis/tailor.dev/v1alpha1/namespaces/{NAMESPACE}/inferenceendpoints"
@@ -83,8 +85,21 @@ async def test_the_platform_is_told_where_a_ready_endpoint_answers(
     await kube.patch(f"{DEPLOYMENTS}/search-told", {"status": ready})
     await kube.wait_for(f"{ENDPOINTS}/search-told", _phase("Ready"))
 
-    [report] = [r for r in running_operator.sink.reports if r.phase == "Ready"]
-    assert report.url == f"http://search-told.{NAMESPACE}.svc.cluster.local"
+    ready = {r.url for r in running_operator.sink.reports if r.phase == "Ready"}
+    assert ready == {f"http://search-told.{NAMESPACE}.svc.cluster.local"}
+
+
+async def test_the_platform_is_told_where_an_endpoint_answers_once_it_is_applied(
+    kube: Kube, running_operator: Operator
+) -> None:
+    await _publish(kube, "search-early")
+
+    def told() -> bool:
+        return any(r.url for r in running_operator.sink.reports if r.name == "search-early")
+
+    assert await asyncio.to_thread(eventually, told)
+    urls = {r.url for r in running_operator.sink.reports if r.url}
+    assert urls == {f"http://search-early.{NAMESPACE}.svc.cluster.local"}
 
 
 PROMOTED = {
