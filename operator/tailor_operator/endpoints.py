@@ -21,9 +21,19 @@ _API_ERRORS = (ApiException, urllib3.exceptions.HTTPError)
 
 
 def apply(
-    rt: Runtime, name: str, namespace: str, uid: str, spec: Mapping[str, Any]
+    rt: Runtime,
+    name: str,
+    namespace: str,
+    uid: str,
+    spec: Mapping[str, Any],
+    phase: str | None = None,
 ) -> dict[str, Any]:
-    """Create or update the endpoint's objects; the status patch (URL and spec hash)."""
+    """Create or update the endpoint's objects; the status patch (URL and spec hash).
+
+    Once the resource has a `phase` (an update, or a resume after an operator restart), its
+    URL is reported again with it, so that a report lost while the API was away is made again;
+    a new endpoint's first report is its Deployment's (sync_from_deployment).
+    """
     try:
         ep = serving.Endpoint(
             name, namespace, uid, InferenceEndpointSpec.model_validate(dict(spec))
@@ -38,7 +48,10 @@ def apply(
         hpa = serving.workload_name(name)
         _delete(rt, "autoscaling/v2", "HorizontalPodAutoscaler", namespace, hpa)
     # The phase is the Deployment's to tell (sync_from_deployment): one writer, no races.
-    return {"url": serving.url(ep), "specHash": serving.spec_hash(ep)}
+    status = {"url": serving.url(ep), "specHash": serving.spec_hash(ep)}
+    if phase:
+        report(rt, KIND, namespace, name, None, {"phase": phase, "url": status["url"]})
+    return status
 
 
 def _owner(body: Mapping[str, Any]) -> str | None:
@@ -68,7 +81,8 @@ def sync_from_deployment(rt: Runtime, deployment: Mapping[str, Any]) -> None:
     except _API_ERRORS as exc:
         raise as_kopf_error(exc, f"updating {KIND} {namespace}/{name} status") from exc
     if previous.get("phase") != new["phase"]:
-        report(rt, KIND, namespace, name, None, new)
+        # With its URL: the platform learns where the gateway forwards the team's calls.
+        report(rt, KIND, namespace, name, None, {**new, "url": previous.get("url")})
 
 
 def _delete(rt: Runtime, api_version: str, kind: str, namespace: str, name: str) -> None:

@@ -107,6 +107,7 @@ def report(
             reason,
             list(status.get("conditions") or []),
             usage=usage,
+            url=status.get("url"),
         )
     except Exception as exc:  # the sink is outside the cluster: never let it break a handler
         log.warning("could not report %s %s/%s %s: %s", kind, namespace, name, phase, exc)

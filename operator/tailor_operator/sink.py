@@ -35,8 +35,12 @@ class StatusSink(Protocol):
         reason: str | None,
         conditions: list[dict[str, Any]],
         usage: dict[str, Any] | None = None,
+        url: str | None = None,
     ) -> None:
-        """Record one change; raise if it could not be delivered (the caller retries)."""
+        """Record one change; raise if it could not be delivered (the caller retries).
+
+        `url` is an InferenceEndpoint's in-cluster URL (status.url), where the gateway
+        forwards its team's calls."""
 
 
 class SinkUnavailable(RuntimeError):
@@ -45,10 +49,12 @@ class SinkUnavailable(RuntimeError):
 
 @dataclass
 class HttpStatusSink:
-    """POSTs a job's status to `{api_url}/v1/internal/jobs/{job_id}/status`.
+    """POSTs a job's status to `{api_url}/v1/internal/jobs/{job_id}/status`, an endpoint's
+    to `{api_url}/v1/internal/endpoints/{namespace}/{name}/status` (with its `url`).
 
-    Body: `{"phase", "reason", "conditions"}`; auth: `Bearer $TAILOR_OPERATOR_TOKEN`.
-    Resources without a job id (endpoints, teams) have no row to update and are skipped.
+    Body: `{"phase", "reason", "conditions"}` (and `url`); auth: `Bearer $TAILOR_OPERATOR_TOKEN`.
+    Other resources without a job id (teams, an endpoint with no URL yet) have no row to
+    update and are skipped.
     """
 
     api_url: str
@@ -70,15 +76,24 @@ class HttpStatusSink:
         reason: str | None,
         conditions: list[dict[str, Any]],
         usage: dict[str, Any] | None = None,
+        url: str | None = None,
     ) -> None:
         """Deliver one change; 5xx and network errors raise SinkUnavailable."""
-        if job_id is None:
-            return
-        url = f"{self.api_url.rstrip('/')}/v1/internal/jobs/{job_id}/status"
-        headers = {"Authorization": f"Bearer {self.token}"} if self.token else {}
         body: dict[str, Any] = {"phase": phase, "reason": reason, "conditions": conditions}
+        api = self.api_url.rstrip("/")
+        if job_id is not None:
+            target = f"{api}/v1/internal/jobs/{job_id}/status"
+        elif kind == "InferenceEndpoint" and url:
+            target = f"{api}/v1/internal/endpoints/{namespace}/{name}/status"
+            body["url"] = url
+        else:
+            return
         if usage is not None:
             body["usage"] = usage
+        self._post(kind, namespace, name, target, body)
+
+    def _post(self, kind: str, namespace: str, name: str, url: str, body: dict[str, Any]) -> None:
+        headers = {"Authorization": f"Bearer {self.token}"} if self.token else {}
         try:
             response = httpx.post(url, json=body, headers=headers, timeout=self.timeout_s)
         except httpx.HTTPError as exc:
@@ -106,6 +121,7 @@ class LogSink:
         reason: str | None,
         conditions: list[dict[str, Any]],
         usage: dict[str, Any] | None = None,
+        url: str | None = None,
     ) -> None:
         """Log one change."""
         log.info("%s %s/%s (job %s): %s %s %s", kind, namespace, name, job_id, phase,
@@ -124,6 +140,7 @@ class Report:
     reason: str | None
     conditions: list[dict[str, Any]]
     usage: dict[str, Any] | None = None
+    url: str | None = None
 
 
 @dataclass
@@ -143,11 +160,12 @@ class RecordingSink:
         reason: str | None,
         conditions: list[dict[str, Any]],
         usage: dict[str, Any] | None = None,
+        url: str | None = None,
     ) -> None:
         """Record one change."""
         with self._lock:
             self.reports.append(
-                Report(kind, namespace, name, job_id, phase, reason, list(conditions), usage)
+                Report(kind, namespace, name, job_id, phase, reason, list(conditions), usage, url)
             )
 
     def phases(self, name: str) -> list[str]:

@@ -60,12 +60,15 @@ def apply(rt: Runtime, name: str, uid: str, spec: Mapping[str, Any]) -> dict[str
         if rt.config.kueue.enabled
         else None,
     }
-    # The team's own token for the gateway to call its endpoint pods: made once, kept after,
-    # since running pods read it at start. Per team, so no pod holds a platform-wide secret.
+    # The team's own token for the gateway to call its endpoint pods. Per team, so no pod
+    # holds a platform-wide secret; derived from the platform's key, so re-applying writes the
+    # same one (running pods read it at start). A random one (no key) is made once and kept.
     namespace = namespaces.namespace_name(rt.config, name)
-    if _secret_data(rt, namespace, rt.config.endpointTokenSecretName) is None:
-        token = namespaces.build_endpoint_token_secret(tenant, rt.config)
-        rt.cluster.ensure_all([token], immutable=set())
+    keyed = rt.config.endpointTokenKey is not None
+    if keyed or _secret_data(rt, namespace, rt.config.endpointTokenSecretName) is None:
+        token = namespaces.endpoint_token_for(tenant, rt.config)
+        secret = namespaces.build_endpoint_token_secret(tenant, rt.config, token)
+        rt.cluster.ensure_all([secret], immutable=set())
     if rt.config.objectStore.teamCredentials == "secret":
         _require_team_secret(rt, name, namespace)
     return {**result, "phase": "Ready", "reason": "Provisioned", "message": None}

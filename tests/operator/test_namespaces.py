@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import base64
 import ipaddress
 from typing import Any
 
 import pytest
+from pydantic import SecretStr
 from tailor_operator import namespaces
 from tailor_operator.config import GpuType, OperatorConfig, TeamAccess
 from tailor_operator.resources import TeamSpec
 
+from tailor.security import endpoint_token
 from tests.charts.validation import validate_manifest
 
 
@@ -95,13 +98,48 @@ def test_only_the_team_and_the_platform_namespace_reach_team_pods(
 ) -> None:
     policy = namespaces.build_network_policy(make_tenant(), operator_config)["spec"]
 
-    assert policy["podSelector"] == {}
+    not_endpoints = {
+        "key": "app.kubernetes.io/component",
+        "operator": "NotIn",
+        "values": ["inference"],
+    }
+    assert policy["podSelector"] == {"matchExpressions": [not_endpoints]}
     assert policy["policyTypes"] == ["Ingress"]
     sources = [peer for rule in policy["ingress"] for peer in rule["from"]]
     assert sources == [
         {"podSelector": {}},
         {"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "tailor"}}},
     ]
+
+
+def test_only_the_gateways_pods_reach_endpoint_pods(operator_config: OperatorConfig) -> None:
+    policy = namespaces.build_endpoint_network_policy(make_tenant(), operator_config)["spec"]
+
+    assert policy["podSelector"] == {"matchLabels": {"app.kubernetes.io/component": "inference"}}
+    assert policy["ingress"] == [
+        {
+            "from": [
+                {
+                    "namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "tailor"}},
+                    "podSelector": {"matchLabels": {"app.kubernetes.io/component": "gateway"}},
+                }
+            ]
+        }
+    ]
+
+
+def test_the_endpoint_token_is_the_one_the_gateway_derives(
+    operator_config: OperatorConfig,
+) -> None:
+    keyed = operator_config.model_copy(update={"endpointTokenKey": SecretStr("platform-key")})
+    tenant = make_tenant()
+
+    token = namespaces.endpoint_token_for(tenant, keyed)
+    secret = namespaces.build_endpoint_token_secret(tenant, keyed, token)
+
+    stored = base64.b64decode(secret["data"]["TAILOR_SERVE_ENDPOINT_TOKEN"]).decode()
+    assert stored == endpoint_token("platform-key", tenant.name)
+    assert stored != endpoint_token("platform-key", "another-team")
 
 
 def test_the_local_queue_points_at_the_team_cluster_queue(

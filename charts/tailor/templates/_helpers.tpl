@@ -83,6 +83,30 @@ imagePullSecrets:
 {{- printf "http://%s.%s.svc:%v" (include "tailor.componentName" (dict "root" . "component" "api")) .Release.Namespace .Values.api.service.port }}
 {{- end }}
 
+{{/* The gateway's ingress host: its own, else (under a path) the API's first host. */}}
+{{- define "tailor.gatewayHost" -}}
+{{- $ingress := .Values.gateway.ingress }}
+{{- if $ingress.host }}{{ $ingress.host }}
+{{- else if and (ne $ingress.path "/") .Values.ingress.enabled .Values.ingress.hosts }}{{ first .Values.ingress.hosts }}
+{{- else }}{{ fail "gateway.ingress.host is required when gateway.ingress.enabled is true (or a gateway.ingress.path under the API's ingress host)" }}
+{{- end }}
+{{- end }}
+
+{{/* Where IDEs reach the gateway: gateway.publicUrl, else its ingress, else its in-cluster Service. */}}
+{{- define "tailor.gatewayUrl" -}}
+{{- $gw := .Values.gateway }}
+{{- if $gw.publicUrl }}
+{{- $gw.publicUrl | trimSuffix "/" }}
+{{- else if $gw.ingress.enabled }}
+{{- $host := include "tailor.gatewayHost" . }}
+{{- $tls := ternary $gw.ingress.tls .Values.ingress.tls (gt (len $gw.ingress.tls) 0) }}
+{{- $scheme := ternary "https" "http" (gt (len $tls) 0) }}
+{{- printf "%s://%s%s" $scheme $host ($gw.ingress.path | trimSuffix "/") }}
+{{- else }}
+{{- printf "http://%s.%s.svc:%v" (include "tailor.componentName" (dict "root" . "component" "gateway")) .Release.Namespace $gw.service.port }}
+{{- end }}
+{{- end }}
+
 {{- define "tailor.brokerUrl" -}}
 {{- if .Values.redis.enabled }}
 {{- printf "redis://%s:6379/0" (include "tailor.componentName" (dict "root" . "component" "redis")) }}
@@ -125,6 +149,10 @@ imagePullSecrets:
       key: secret-key
 - name: TAILOR_EXECUTOR
   value: kubernetes
+{{- if .Values.gateway.enabled }}
+- name: TAILOR_SERVE_URL
+  value: {{ include "tailor.gatewayUrl" . | quote }}
+{{- end }}
 - name: TAILOR_KUBERNETES_NAMESPACE_PREFIX
   value: {{ .Values.operator.namespacePrefix | quote }}
 {{- $gpu := get .Values.gpu.types .Values.gpu.defaultType | default dict }}
@@ -209,6 +237,7 @@ securityContext:
   "kueue" $kueue
   "masterPort" .Values.operator.masterPort
   "servingPort" 8000
+  "gatewayPodLabels" (include "tailor.selectorLabels" (dict "root" . "component" "gateway") | fromYaml)
   "apiUrl" (include "tailor.apiUrl" .) }}
 {{- toPrettyJson $config }}
 {{- end }}
