@@ -21,6 +21,7 @@ from tailor.errors import TailorError
 from tailor.security import hash_token
 from tailor.services.base_models.service import resolve_source
 from tailor.services.tokens.service import check_usable, last_use_is_stale
+from tailor.stages.context.store import TeamIndexes
 from tailor.stages.serve.callers import Caller
 from tailor.stages.serve.model_files import fetch_model
 from tailor.storage import get_store
@@ -48,6 +49,8 @@ _CALLER = (
         Team.id.label("team_id"),
         ApiToken.user_id,
         Team.telemetry_keeps_code,
+        Endpoint.context_enabled,
+        Endpoint.context_tokens,
     )
     .join(Team, Team.id == ApiToken.team_id)
     # A member who left the team keeps their tokens but not the team's models (as in the API).
@@ -82,6 +85,8 @@ class _Grant:
     team_id: int
     user_id: int
     keeps_code: bool
+    context_enabled: bool | None  # the endpoint's (None: no endpoint by that name)
+    context_tokens: int | None
 
 
 # Keyed by (token hash, model name): the plaintext token is never held.
@@ -152,7 +157,13 @@ class Routing:
             return who
         if grant.prefix is None:
             return replace(who, known=False)
-        return replace(who, adapter=_adapter_key(grant), version_id=grant.version_id)
+        context = (grant.context_tokens or 0) if grant.context_enabled else 0
+        return replace(
+            who,
+            adapter=_adapter_key(grant),
+            version_id=grant.version_id,
+            context_tokens=context,
+        )
 
     def models(self, team: str) -> list[str]:
         """The model names (endpoints) the team can call."""
@@ -210,9 +221,10 @@ def create_gateway(settings: Settings | None = None) -> FastAPI:
     telemetry = Recorder(
         read_only.begin, database.begin, interval_s=settings.telemetry_flush_interval_s
     )
+    store = get_store(settings)
     engine = TailorEngine(
         settings.serve_base_model,
-        get_store(settings),
+        store,
         loader=catalog_loader(session_factory(database)),
         adapter_budget_bytes=settings.serve_adapter_budget_mb << 20,
         queue_timeout_s=settings.serve_queue_timeout_s,
@@ -231,4 +243,5 @@ def create_gateway(settings: Settings | None = None) -> FastAPI:
         stream_interval_s=settings.serve_stream_interval_ms / 1000,
         resources=[cache] if cache else [],
         telemetry=telemetry,
+        contexts=TeamIndexes(store, refresh_s=settings.serve_context_refresh_s),
     )

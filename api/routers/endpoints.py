@@ -10,7 +10,12 @@ from api.deps import EndpointSync, SessionDep, SettingsDep, TeamAdmin, TeamViewe
 from api.responses import READ, WRITE
 from tailor.services.endpoints import service
 from tailor.services.endpoints.gate import evaluation_gate
-from tailor.services.endpoints.schemas import EndpointCreate, EndpointOut, Promote
+from tailor.services.endpoints.schemas import (
+    ContextSettings,
+    EndpointCreate,
+    EndpointOut,
+    Promote,
+)
 from tailor.stages.serve.ide import ide_settings
 
 router = APIRouter(prefix="/v1/teams/{team}/endpoints", tags=["endpoints"])
@@ -54,6 +59,15 @@ def get_endpoint(
     return service.endpoint_out(
         session, service.get_endpoint(session, access, name), settings.serve_url
     )
+
+
+@router.put("/{name}/context", response_model=EndpointOut, responses=WRITE)
+def set_context(
+    name: str, body: ContextSettings, access: TeamAdmin, session: SessionDep, settings: SettingsDep
+) -> EndpointOut:
+    """Turn the endpoint's repository context on or off, or change its budget in tokens."""
+    ep = service.set_context(session, access, name, body)
+    return service.endpoint_out(session, ep, settings.serve_url)
 
 
 @router.get("/{name}/ide", response_model=dict[str, Any], responses=READ)

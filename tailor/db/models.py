@@ -269,6 +269,9 @@ class Endpoint(Timestamped, Base):
     backend: Mapped[str] = mapped_column(String(16), default="tailor")
     replicas: Mapped[int] = mapped_column(default=1)
     gate_overridden: Mapped[bool] = mapped_column(default=False)
+    # Repository context at completion time (migration 0013): on/off and its token budget.
+    context_enabled: Mapped[bool] = mapped_column(default=True)
+    context_tokens: Mapped[int] = mapped_column(default=256)
 
 
 class WebSession(Base):

@@ -22,6 +22,7 @@ class Caller:
     member_id: int | None = None  # the token's user
     version_id: int | None = None  # the adapter version served; None for the base
     keeps_code: bool = False  # the team's telemetry keeps the code text (redacted)
+    context_tokens: int = 0  # the endpoint's repository-context budget; 0: no retrieval
 
 
 # (token, model name or None for the base) -> the caller, or None for a token that may not
