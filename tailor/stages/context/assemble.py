@@ -21,7 +21,9 @@ MIN_NAME = 3  # shorter names (i, df, ok) match too many definitions to mean one
 
 _IDENT = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 _IMPORT = re.compile(
-    r"^\s*(?:from\s+([\w.]+)\s+import\s+\(?([\w\s,]+)\)?|import\s+([\w.]+))", re.MULTILINE
+    r"^[ \t]*from[ \t]+([\w.]+)[ \t]+import[ \t]+(?:\(([^)]*)\)|([\w \t,]+))"
+    r"|^[ \t]*import[ \t]+([\w.]+)",
+    re.MULTILINE,
 )
 _LOCAL_DEF = re.compile(r"\b(?:def|class|function|func|fn|struct|interface|type)\s+([A-Za-z_]\w*)")
 
@@ -81,7 +83,7 @@ def _wanted_names(query: ContextQuery) -> dict[str, float]:
     local = set(_LOCAL_DEF.findall(query.prefix)) | set(_LOCAL_DEF.findall(query.suffix))
     weights: dict[str, float] = {}
     for match in _IMPORT.finditer(query.prefix):
-        names = match.group(2) or (match.group(3) or "").rsplit(".", 1)[-1]
+        names = match.group(2) or match.group(3) or (match.group(4) or "").rsplit(".", 1)[-1]
         for name in re.split(r"[\s,]+", names):
             if name and name != "as":
                 weights[name] = max(weights.get(name, 0.0), 0.5)
@@ -102,7 +104,7 @@ def _module_bonus(prefix: str, path: str) -> float:
     """A definition in the module a `from x.y import` line names outranks a namesake."""
     module = path.rsplit(".", 1)[0].replace("/", ".")
     for match in _IMPORT.finditer(prefix):
-        imported = match.group(1) or match.group(3)
+        imported = match.group(1) or match.group(4)
         if imported and (module == imported or module.endswith("." + imported)):
             return 0.5
     return 0.0

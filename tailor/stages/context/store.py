@@ -1,11 +1,13 @@
 """Where a team's code index lives, how it is built from a dataset, and the serving side's cache.
 
-`teams/<team>/context/index-<dataset>.npz` is the index of one dataset and `current.json` names
-the one to serve; the pointer is written last, so a reader never sees a half-written index.
+`teams/<team>/context/index-<dataset>-<digest>.npz` is an index (named by the newest dataset and
+its content) and `current.json` names the one to serve; the pointer is written last, so a reader
+never sees a half-written index.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import tempfile
 import threading
@@ -76,7 +78,8 @@ def publish_index(
     dataset = datasets[0][0] if datasets else "none"
     data = builder.to_bytes()
     base = context_prefix(team)
-    key = f"{base}index-{dataset}.npz"
+    # Named by content too: a rebuild without a removed repository is a new key for the cache.
+    key = f"{base}index-{dataset}-{hashlib.sha256(data).hexdigest()[:12]}.npz"
     store.put_bytes(key, data)
     built = Built(
         key,
