@@ -30,7 +30,7 @@ def request(**kw: Any) -> GenerationRequest:
 
 def cost(prompter: Prompter) -> Any:
     req = request(path="shop/checkout.py")
-    return lambda snippet: prompter.context_cost(snippet, req)
+    return lambda snippets: prompter.context_costs(snippets, req)
 
 
 def test_the_snippets_are_the_definitions_the_code_at_the_cursor_uses(

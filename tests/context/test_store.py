@@ -32,7 +32,7 @@ def snippets(indexes: TeamIndexes, team: str, name: str) -> list[str]:
     index = indexes.get(team)
     if index is None:
         return []
-    found = assemble(index, query_for(name), 1000, lambda f: len(f.body) // 3)
+    found = assemble(index, query_for(name), 1000, lambda fs: [len(f.body) // 3 for f in fs])
     return [f.body for f in found.files]
 
 

@@ -17,6 +17,9 @@ NEAR_CHARS = 1200  # the prefix's tail read for names and for the lexical query
 SUFFIX_CHARS = 400
 MAX_DEFINITIONS = 24  # candidates considered, before the budget
 MAX_CHUNKS = 8
+MAX_CANDIDATES = 12  # offered to the budget, best first
+MIN_SNIPPET_TOKENS = 16  # a budget left smaller than this holds no useful snippet
+MAX_CHARS_PER_TOKEN = 8  # code averages 3-4; a longer snippet cannot fit and is not counted
 MIN_NAME = 3  # shorter names (i, df, ok) match too many definitions to mean one
 
 _IDENT = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
@@ -100,26 +103,28 @@ def _wanted_names(query: ContextQuery) -> dict[str, float]:
     }
 
 
-def _module_bonus(prefix: str, path: str) -> float:
+def _imported_modules(prefix: str) -> list[str]:
+    return [m.group(1) or m.group(4) for m in _IMPORT.finditer(prefix)]
+
+
+def _module_bonus(imported: list[str], path: str) -> float:
     """A definition in the module a `from x.y import` line names outranks a namesake."""
     module = path.rsplit(".", 1)[0].replace("/", ".")
-    for match in _IMPORT.finditer(prefix):
-        imported = match.group(1) or match.group(4)
-        if imported and (module == imported or module.endswith("." + imported)):
-            return 0.5
-    return 0.0
+    hit = any(module == m or module.endswith("." + m) for m in imported)
+    return 0.5 if hit else 0.0
 
 
 def definitions(index: CodeIndex, query: ContextQuery) -> list[ContextFile]:
     """Definitions of the names the request uses, from other files of the team's code."""
     found = []
+    imported = _imported_modules(query.prefix)
     for name, weight in _wanted_names(query).items():
         for sid in index.by_name.get(name, ())[:MAX_DEFINITIONS]:
             _, _kind, file, line, text = index.symbols[sid]
             repo, path, _lang = index.files[file]
             if _same_file(query.path, path):
                 continue
-            score = 2.0 + weight + _module_bonus(query.prefix, path)
+            score = 2.0 + weight + _module_bonus(imported, path)
             found.append(ContextFile(repo, path, text, round(score, 4), "definition", name, line))
     found.sort(key=lambda f: -f.score)
     return found[:MAX_DEFINITIONS]
@@ -160,27 +165,43 @@ def assemble(
     index: CodeIndex,
     query: ContextQuery,
     budget: int,
-    cost: Callable[[ContextFile], int],
+    costs: Callable[[Sequence[ContextFile]], list[int]],
 ) -> Assembled:
-    """The best snippets that fit in `budget` tokens (`cost` counts one placed snippet).
+    """The best snippets that fit in `budget` tokens (`costs` counts the tokens each snippet
+    adds, placed as the prompt places it).
 
     Definitions rank above chunks; a snippet whose code the editor sent, or that repeats a
-    chosen one, is dropped; a snippet over the remaining budget is skipped for a smaller one.
+    better one, is dropped; a snippet over the remaining budget is skipped for a smaller one.
+    Counting is most of retrieval's time, so snippets are counted one by one, best first, until
+    the budget is spent; one whose characters could not fit even at MAX_CHARS_PER_TOKEN is
+    skipped uncounted.
     """
     seen = [_normal(s.body) for s in query.editor]
     seen += [_normal(query.prefix[-NEAR_CHARS * 4 :]), _normal(query.suffix[: SUFFIX_CHARS * 4])]
-    chosen: list[ContextFile] = []
     left_out: list[tuple[ContextFile, str]] = []
-    used = 0
+    fresh: list[ContextFile] = []
     for candidate in [*definitions(index, query), *similar_chunks(index, query)]:
         if _already_seen(candidate, seen):
             left_out.append((candidate, "duplicate"))
             continue
-        tokens = cost(candidate)
-        if used + tokens > budget:
+        fresh.append(candidate)
+        seen.append(_normal(candidate.body))
+    left_out += [(c, "ranked below the candidates counted") for c in fresh[MAX_CANDIDATES:]]
+    fresh = fresh[:MAX_CANDIDATES]
+    chosen: list[ContextFile] = []
+    used = 0
+    for n, candidate in enumerate(fresh):
+        left = budget - used
+        if left < MIN_SNIPPET_TOKENS:
+            left_out += [(c, "budget") for c in fresh[n:]]
+            break
+        if len(candidate.body) > left * MAX_CHARS_PER_TOKEN:
+            left_out.append((candidate, "budget"))
+            continue
+        (tokens,) = costs([candidate])
+        if tokens > left:
             left_out.append((candidate, "budget"))
             continue
         chosen.append(candidate)
-        seen.append(_normal(candidate.body))
         used += tokens
     return Assembled(chosen, used, budget, left_out)

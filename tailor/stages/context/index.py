@@ -124,11 +124,10 @@ class CodeIndex:
         ids = [self.vocab[t] for t in set(query) if t in self.vocab]
         if not ids or not self.chunks:
             return []
-        spans = [np.arange(self.term_at[i], self.term_at[i + 1]) for i in ids]
-        at = np.concatenate(spans)
-        scores = np.bincount(
-            self.post_chunk[at], weights=self.post_weight[at], minlength=self.chunks
-        )
+        spans = [(int(self.term_at[i]), int(self.term_at[i + 1])) for i in ids]
+        chunks = np.concatenate([self.post_chunk[a:b] for a, b in spans])
+        weights = np.concatenate([self.post_weight[a:b] for a, b in spans])
+        scores = np.bincount(chunks, weights=weights, minlength=self.chunks)
         k = min(limit, int(np.count_nonzero(scores)))
         if k == 0:
             return []

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -79,11 +80,21 @@ class Prompter:
         """True when the request's context goes in the family's repository-level layout."""
         return request.suffix is not None and self.fim is not None and bool(self.fim.repo_layout)
 
-    def context_cost(self, snippet: ContextFile, request: GenerationRequest) -> int:
-        """The tokens one snippet adds to the request's prompt, placed as `prompt_ids` places it."""
+    def context_costs(
+        self, snippets: Sequence[ContextFile], request: GenerationRequest
+    ) -> list[int]:
+        """The tokens each snippet adds to the request's prompt, placed as `prompt_ids` places
+        it (one tokenizer batch for all)."""
         if self.repo_layout(request):
-            return 1 + len(self.encode(self._file_text(snippet)))  # its file separator
-        return len(self.encode(as_comment(snippet, request.path)))
+            texts = [self._file_text(s) for s in snippets]
+            extra = 1  # its file separator
+        else:
+            texts = [as_comment(s, request.path) for s in snippets]
+            extra = 0
+        if not texts:
+            return []
+        ids = self.tokenizer(texts, add_special_tokens=False)["input_ids"]
+        return [extra + len(one) for one in ids]
 
     def _file_text(self, snippet: ContextFile) -> str:
         nl = "\n" if self.fim is not None and self.fim.repo_layout == "qwen" else ""

@@ -26,7 +26,7 @@ def _assembled(
     if index is None:
         return None
     prompter = state.backend.prompter
-    return assemble(index, query, budget, lambda snippet: prompter.context_cost(snippet, req))
+    return assemble(index, query, budget, lambda snippets: prompter.context_costs(snippets, req))
 
 
 async def with_context(
