@@ -52,8 +52,8 @@ from tailor.storage import FileStore  # noqa: E402
 
 CACHE = Path(os.environ.get("TAILOR_TEST_CACHE", "/tmp/tailor-test-cache"))
 REPO = "ledgerly"
-PREFIX_CHARS, SUFFIX_CHARS = 700, 200  # what the model sees of the file (its context is 512)
-BUDGET = 150  # context tokens, within the tiny base's 512
+PREFIX_CHARS, SUFFIX_CHARS = 550, 150  # what the model sees of the file (its context is 512)
+BUDGET = 180  # context tokens: three signatures, within the tiny base's 512
 
 _VERBS = ["settle", "reconcile", "archive", "audit", "refund", "price", "ship", "merge"]
 _NOUNS = ["invoice", "ledger", "shipment", "voucher", "payout", "rebate", "parcel", "tariff"]
@@ -288,6 +288,7 @@ def machine() -> dict[str, Any]:
         "cpu": platform.machine(),
         "cores": os.cpu_count(),
         "threads": torch.get_num_threads(),
+        "load_average": [round(x, 1) for x in os.getloadavg()],
     }
 
 

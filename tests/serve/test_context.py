@@ -125,3 +125,13 @@ def test_without_debug_options_the_answer_is_tabbys_plain_one(context_server: Li
     plain = {k: v for k, v in body().items() if k != "debug_options"}
 
     assert set(post(context_server, "/tabby/py/v1/completions", plain).json()) == {"id", "choices"}
+
+
+def test_an_openai_fim_completion_gets_the_teams_context_too(context_server: LiveServer) -> None:
+    def prompt_tokens(model: str) -> int:
+        fim = {"model": model, "prompt": PREFIX, "suffix": "\n", "max_tokens": 4}
+        resp = post(context_server, "/v1/completions", fim)
+        assert resp.status_code == 200, resp.text
+        return int(resp.json()["usage"]["prompt_tokens"])
+
+    assert prompt_tokens("py") > prompt_tokens("no-context")
