@@ -163,6 +163,14 @@ class Settings(BaseSettings):
         "a change (a revocation holds within milliseconds) or for at most this long, should "
         "the announcements stop unnoticed; 0 = ask the database on every request.",
     )
+    serve_context_refresh_s: float = Field(
+        30.0,
+        ge=0,
+        le=3600,
+        description="How often the gateway checks whether a team's code index (repository "
+        "context, rebuilt after each harvest) changed; a removed repository's code leaves "
+        "completions within this long after the rebuild.",
+    )
     serve_stream_interval_ms: int = Field(
         20,
         ge=0,

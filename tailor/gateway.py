@@ -21,6 +21,7 @@ from tailor.errors import TailorError
 from tailor.security import endpoint_token, hash_token
 from tailor.services.base_models.service import resolve_source
 from tailor.services.tokens.service import check_usable, last_use_is_stale
+from tailor.stages.context.store import TeamIndexes
 from tailor.stages.serve.callers import Caller
 from tailor.stages.serve.model_files import fetch_model
 from tailor.storage import get_store
@@ -51,6 +52,8 @@ _CALLER = (
         Endpoint.backend,
         Endpoint.backend_url,
         AdapterVersion.base_model,
+        Endpoint.context_enabled,
+        Endpoint.context_tokens,
     )
     .join(Team, Team.id == ApiToken.team_id)
     # A member who left the team keeps their tokens but not the team's models (as in the API).
@@ -89,6 +92,8 @@ class _Grant:
     backend: str | None
     backend_url: str | None
     base_model: str | None
+    context_enabled: bool | None  # the endpoint's (None: no endpoint by that name)
+    context_tokens: int | None
 
 
 # Keyed by (token hash, model name): the plaintext token is never held.
@@ -159,6 +164,7 @@ class Routing:
             return who
         if grant.prefix is None:
             return replace(who, known=False)
+        context = (grant.context_tokens or 0) if grant.context_enabled else 0
         return replace(
             who,
             adapter=_adapter_key(grant),
@@ -167,6 +173,7 @@ class Routing:
             backend=grant.backend or "tailor",
             backend_url=grant.backend_url,
             base_model=grant.base_model,
+            context_tokens=context,
         )
 
     def models(self, team: str) -> list[str]:
@@ -271,9 +278,10 @@ def _embedded_gateway(
     telemetry = Recorder(
         read_only.begin, database.begin, interval_s=settings.telemetry_flush_interval_s
     )
+    store = get_store(settings)
     engine = TailorEngine(
         settings.serve_base_model,
-        get_store(settings),
+        store,
         loader=catalog_loader(session_factory(database)),
         adapter_budget_bytes=settings.serve_adapter_budget_mb << 20,
         queue_timeout_s=settings.serve_queue_timeout_s,
@@ -292,4 +300,5 @@ def _embedded_gateway(
         stream_interval_s=settings.serve_stream_interval_ms / 1000,
         resources=[cache] if cache else [],
         telemetry=telemetry,
+        contexts=TeamIndexes(store, refresh_s=settings.serve_context_refresh_s),
     )

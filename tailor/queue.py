@@ -14,6 +14,8 @@ from tailor.config import Settings
 TASK_MODULES = ["worker.tasks"]
 log = logging.getLogger("tailor.queue")
 RESYNC_TASK = "tailor.team.resync"
+# Rebuild a team's code index (repository context) after a harvest or a repository's removal.
+CONTEXT_TASK = "tailor.context.build"
 # Job kinds and the Celery task that runs each (the worker registers them by these names; they
 # are a wire contract with messages already queued, so they keep their names when code moves).
 TASKS = {

@@ -114,7 +114,7 @@ def job_task(kind: str) -> Callable[[JobRunner], Any]:
 @job_task("harvest")
 def harvest(job_uid: str, stop: threading.Event) -> None:
     """Harvest a dataset."""
-    run_harvest_job(_sessions(), _store(), get_settings(), job_uid, stop)
+    run_harvest_job(_sessions(), _store(), get_settings(), job_uid, stop, sender=app)
 
 
 @job_task("finetune")
@@ -186,6 +186,20 @@ def team_sync(slug: str) -> None:
     from tailor.k8s import connect
 
     teams_cluster.sync_team(_sessions(), str(slug), connect())
+
+
+@app.task(
+    name=queue.CONTEXT_TASK,
+    autoretry_for=(Exception,),  # an unreachable store: try again, the index converges
+    retry_backoff=5,
+    retry_backoff_max=300,
+    max_retries=10,
+)
+def context_build(team_id: int) -> None:
+    """Rebuild the team's code index from its datasets (after a harvest or a removal)."""
+    from tailor.services.datasets.context import build_team_context
+
+    build_team_context(_sessions(), _store(), int(team_id))
 
 
 @app.task(name=queue.RESYNC_TASK)

@@ -11,7 +11,12 @@ from api.responses import READ, WRITE
 from tailor.services.endpoints import service
 from tailor.services.endpoints.gate import evaluation_gate
 from tailor.services.endpoints.ide import endpoint_ide_settings
-from tailor.services.endpoints.schemas import EndpointCreate, EndpointOut, Promote
+from tailor.services.endpoints.schemas import (
+    ContextSettings,
+    EndpointCreate,
+    EndpointOut,
+    Promote,
+)
 
 router = APIRouter(prefix="/v1/teams/{team}/endpoints", tags=["endpoints"])
 
@@ -57,6 +62,15 @@ def get_endpoint(
     return service.endpoint_out(
         session, service.get_endpoint(session, access, name), settings.serve_url
     )
+
+
+@router.put("/{name}/context", response_model=EndpointOut, responses=WRITE)
+def set_context(
+    name: str, body: ContextSettings, access: TeamAdmin, session: SessionDep, settings: SettingsDep
+) -> EndpointOut:
+    """Turn the endpoint's repository context on or off, or change its budget in tokens."""
+    ep = service.set_context(session, access, name, body)
+    return service.endpoint_out(session, ep, settings.serve_url)
 
 
 @router.get("/{name}/ide", response_model=dict[str, Any], responses=READ)

@@ -9,6 +9,7 @@ from api.deps import (
     CipherDep,
     Cursor,
     Limit,
+    SenderDep,
     SessionDep,
     SettingsDep,
     TeamAdmin,
@@ -66,6 +67,6 @@ def update_repository(
 
 
 @router.delete("/{name}", status_code=status.HTTP_204_NO_CONTENT, responses=WRITE)
-def delete_repository(name: str, access: TeamAdmin, session: SessionDep) -> None:
-    """Forget a repository."""
-    service.delete_repository(session, access, name)
+def delete_repository(name: str, access: TeamAdmin, session: SessionDep, sender: SenderDep) -> None:
+    """Forget a repository (its code leaves the team's completion context)."""
+    service.delete_repository(session, access, name, sender)

@@ -278,6 +278,9 @@ class Endpoint(Timestamped, Base):
     # Cluster mode: the in-cluster URL of its backend Service, as the operator reports it once
     # the endpoint is first ready (InferenceEndpoint status.url); None until then.
     backend_url: Mapped[str | None] = mapped_column(String(500), default=None)
+    # Repository context at completion time (migration 0013): on/off and its token budget.
+    context_enabled: Mapped[bool] = mapped_column(default=True)
+    context_tokens: Mapped[int] = mapped_column(default=256)
 
 
 class WebSession(Base):

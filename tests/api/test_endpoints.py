@@ -269,3 +269,51 @@ def test_the_cli_prints_one_clients_file_to_paste(
     config = tomllib.loads(result.stdout)
     assert config["server"]["endpoint"].endswith("/tabby/completion")
     assert "~/.tabby-client/agent/config.toml" in result.stderr
+
+
+def test_an_endpoints_repository_context_is_on_by_default_and_settable(
+    client: TestClient, tenant: Tenant, session: Session
+) -> None:
+    create_version(session, tenant.team, version=1)
+    published = publish(client, tenant)
+    assert (published["context_enabled"], published["context_tokens"]) == (True, 256)
+    url = f"/v1/teams/{tenant.slug}/endpoints/completion/context"
+
+    resp = client.put(url, json={"enabled": False, "tokens": 512}, headers=tenant.auth())
+
+    assert resp.status_code == 200, resp.text
+    shown = client.get(f"/v1/teams/{tenant.slug}/endpoints/completion", headers=tenant.auth())
+    assert (shown.json()["context_enabled"], shown.json()["context_tokens"]) == (False, 512)
+    audited = session.scalars(select(AuditEvent.action)).all()
+    assert "endpoint.context" in audited
+
+
+def publish_context_tokens(client: TestClient, tenant: Tenant) -> object:
+    url = f"/v1/teams/{tenant.slug}/endpoints/completion"
+    return client.get(url, headers=tenant.auth()).json()["context_tokens"]
+
+
+def test_a_context_budget_out_of_range_is_refused_and_changes_nothing(
+    client: TestClient, tenant: Tenant, session: Session
+) -> None:
+    create_version(session, tenant.team, version=1)
+    publish(client, tenant)
+    url = f"/v1/teams/{tenant.slug}/endpoints/completion/context"
+
+    resp = client.put(url, json={"enabled": False, "tokens": 1}, headers=tenant.auth())
+
+    assert resp.status_code == 422
+    assert publish_context_tokens(client, tenant) == 256
+
+
+def test_another_teams_endpoint_context_is_404(
+    client: TestClient, tenant: Tenant, other_tenant: Tenant, session: Session
+) -> None:
+    create_version(session, other_tenant.team, version=1)
+    publish(client, other_tenant)
+    url = f"/v1/teams/{other_tenant.slug}/endpoints/completion/context"
+
+    resp = client.put(url, json={"enabled": False}, headers=tenant.auth())
+
+    assert resp.status_code == 404
+    assert publish_context_tokens(client, other_tenant) == 256

@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import pytest
+import redis
 from fastapi.testclient import TestClient
 
 from tailor.config import Settings
+from tailor.queue import CONTEXT_TASK
+from tests.api.conftest import queued_tasks
 from tests.conftest import Tenant
 from tests.repositories.spellings import LOOPBACK, METADATA, OTHER_FORBIDDEN
 
@@ -156,3 +159,13 @@ def test_loopback_is_accepted_where_the_settings_allow_the_demo_server(
     assert register(client, tenant, url="http://127.0.0.1:8080/demo.git")["url"] == (
         "http://127.0.0.1:8080/demo.git"
     )
+
+
+def test_deleting_a_repository_queues_the_rebuild_of_the_teams_code_index(
+    client: TestClient, tenant: Tenant, broker: redis.Redis
+) -> None:
+    register(client, tenant)
+
+    client.delete(f"/v1/teams/{tenant.slug}/repositories/api", headers=tenant.auth())
+
+    assert queued_tasks(broker) == [(CONTEXT_TASK, [tenant.team.id])]

@@ -17,7 +17,7 @@ from tailor.db.notices import NotifiedCache
 from tailor.gateway import GrantCache, Routing, routing_channel
 from tailor.security import hash_token
 from tailor.services.endpoints import service as endpoint_service
-from tailor.services.endpoints.schemas import EndpointCreate, Promote
+from tailor.services.endpoints.schemas import ContextSettings, EndpointCreate, Promote
 from tailor.services.teams.service import remove_member
 from tailor.services.tokens.service import authenticate, revoke_team_token
 from tailor.stages.serve.app import create_serving_app
@@ -351,3 +351,17 @@ def test_the_gateway_listens_while_it_runs(db_engine: Engine, engine: TailorEngi
     finally:
         live.stop()
     assert not cache.live
+
+
+def test_lookup_carries_the_endpoints_repository_context_budget(
+    routing: Routing, published: Published, session: Session
+) -> None:
+    on = routing.lookup(published.ide_token, "completion")
+    body = ContextSettings(enabled=False)
+    endpoint_service.set_context(session, published.access, "completion", body)
+    session.commit()
+
+    off = routing.lookup(published.ide_token, "completion")
+
+    assert on is not None and off is not None
+    assert (on.context_tokens, off.context_tokens) == (256, 0)

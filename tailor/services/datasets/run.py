@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from celery import Celery
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -17,6 +18,7 @@ from tailor.jobs import service as jobs
 from tailor.jobs.attempt import removed_if_interrupted
 from tailor.jobs.recorder import JobRecorder
 from tailor.jobs.runner import Stage, run_job
+from tailor.queue import CONTEXT_TASK, send_after_commit
 from tailor.security import CredentialCipher
 from tailor.services.datasets.service import previous_dataset_uids
 from tailor.services.repositories.service import read_credential
@@ -80,11 +82,14 @@ def run_harvest_job(
     settings: Settings,
     job_uid: str,
     stop: threading.Event | None = None,
+    *,
+    sender: Celery | None = None,
 ) -> None:
     """Run (or, after a crash, re-run) the harvest of `job_uid` to a final state.
 
     `stop` is the attempt's stop event (`tailor.jobs.attempt`); without one the harvest asks
-    the database whether it was cancelled.
+    the database whether it was cancelled. With a `sender`, a succeeded harvest queues the
+    rebuild of the team's code index once it has committed.
     """
 
     def read(session: Session, job: Job) -> _Harvest:
@@ -120,7 +125,10 @@ def run_harvest_job(
             )
 
     def finish(session: Session, job: Job, h: _Harvest, result: HarvestResult) -> None:
-        _succeed(session, job, session.get_one(Dataset, h.dataset_id), result.manifest)
+        dataset = session.get_one(Dataset, h.dataset_id)
+        _succeed(session, job, dataset, result.manifest)
+        if sender is not None:
+            send_after_commit(session, sender, CONTEXT_TASK, dataset.team_id)
 
     def discard(h: _Harvest, _result: HarvestResult | None) -> None:
         store.delete_prefix(h.output)

@@ -33,6 +33,16 @@ class Promote(BaseModel):
     override_gate: bool = False
 
 
+class ContextSettings(BaseModel):
+    """Repository context at completion time: code from the team's index before each prompt."""
+
+    model_config = ConfigDict(extra="forbid")
+    enabled: bool | None = Field(None, description="Retrieve context for this endpoint.")
+    tokens: int | None = Field(
+        None, ge=16, le=8192, description="The context's budget, in the model's tokens."
+    )
+
+
 class EndpointOut(BaseModel):
     """A published endpoint."""
 
@@ -43,6 +53,8 @@ class EndpointOut(BaseModel):
     backend: str
     replicas: int
     gate_overridden: bool
+    context_enabled: bool
+    context_tokens: int
     url: str
     created_at: datetime
     updated_at: datetime
@@ -60,6 +72,8 @@ class EndpointOut(BaseModel):
             backend=ep.backend,
             replicas=ep.replicas,
             gate_overridden=ep.gate_overridden,
+            context_enabled=ep.context_enabled,
+            context_tokens=ep.context_tokens,
             url=url,
             created_at=ep.created_at,
             updated_at=ep.updated_at,

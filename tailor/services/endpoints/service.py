@@ -14,7 +14,12 @@ from tailor.errors import Conflict
 from tailor.services.adapters.service import get_version
 from tailor.services.base_models import service as catalog
 from tailor.services.costs import service as costs
-from tailor.services.endpoints.schemas import EndpointCreate, EndpointOut, Promote
+from tailor.services.endpoints.schemas import (
+    ContextSettings,
+    EndpointCreate,
+    EndpointOut,
+    Promote,
+)
 from tailor.tenancy import TeamAccess, owned, team_select
 
 # (team's publish policy, version's evaluation) -> reasons it fails; empty = passes.
@@ -188,6 +193,25 @@ def rollback(
     )
     if on_change is not None:
         on_change(session, access.team_id, name)
+    return ep
+
+
+def set_context(session: Session, access: TeamAccess, name: str, body: ContextSettings) -> Endpoint:
+    """Turn an endpoint's repository context on or off, or change its token budget (audited);
+    the gateway sees it with the endpoint's next lookup (the change is announced)."""
+    ep = get_endpoint(session, access, name)
+    if body.enabled is not None:
+        ep.context_enabled = body.enabled
+    if body.tokens is not None:
+        ep.context_tokens = body.tokens
+    audit.record(
+        session,
+        access.principal,
+        "endpoint.context",
+        team_id=access.team_id,
+        resource=f"teams/{access.team.slug}/endpoints/{name}",
+        detail={"enabled": ep.context_enabled, "tokens": ep.context_tokens},
+    )
     return ep
 
 

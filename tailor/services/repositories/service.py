@@ -4,12 +4,14 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+from celery import Celery
 from sqlalchemy.orm import Session
 
 from tailor import audit
 from tailor.db.models import Repository
 from tailor.errors import Conflict, InvalidInput
 from tailor.pagination import paginate
+from tailor.queue import CONTEXT_TASK, send_after_commit
 from tailor.security import CredentialCipher
 from tailor.services.repositories.schemas import RepositoryCreate, RepositoryOut, RepositoryUpdate
 from tailor.stages.harvest.urls import UrlPolicy, check_git_url
@@ -127,8 +129,11 @@ def update_repository(
     return repo
 
 
-def delete_repository(session: Session, access: TeamAccess, name: str) -> None:
-    """Forget a repository (datasets already built from it stay)."""
+def delete_repository(
+    session: Session, access: TeamAccess, name: str, sender: Celery | None = None
+) -> None:
+    """Forget a repository (datasets already built from it stay); with a `sender`, the team's
+    code index is rebuilt without it once this has committed."""
     repo = get_repository(session, access, name)
     session.delete(repo)
     audit.record(
@@ -138,6 +143,8 @@ def delete_repository(session: Session, access: TeamAccess, name: str) -> None:
         team_id=access.team_id,
         resource=f"teams/{access.team.slug}/repositories/{name}",
     )
+    if sender is not None:
+        send_after_commit(session, sender, CONTEXT_TASK, access.team_id)
 
 
 def read_credential(repo: Repository, cipher: CredentialCipher) -> str | None:

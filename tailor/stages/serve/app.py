@@ -19,6 +19,7 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 
+from tailor.stages.context.store import TeamIndexes
 from tailor.stages.serve.callers import Lookup
 from tailor.stages.serve.deps import (
     ListModels,
@@ -47,6 +48,7 @@ def create_serving_app(
     stream_interval_s: float = 0.02,
     resources: Sequence[contextlib.AbstractContextManager[object]] = (),
     telemetry: Recorder | None = None,
+    contexts: TeamIndexes | None = None,
 ) -> FastAPI:
     """The FastAPI app serving one backend to many teams.
 
@@ -57,7 +59,8 @@ def create_serving_app(
     so that streaming costs the decoding thread little; 0 sends
     every chunk as it comes. `resources` are entered when the app starts and left when it
     has stopped (the gateway's cache listener). `telemetry` records the completions served
-    and their editor events (started and stopped with the app).
+    and their editor events (started and stopped with the app). `contexts` are the teams' code
+    indexes, for endpoints whose caller has a repository-context budget.
     """
     fixed = limits or EndpointLimits.model_validate({})
     state = ServingState(
@@ -69,6 +72,7 @@ def create_serving_app(
         base_name=base_name,
         stream_interval_s=stream_interval_s,
         telemetry=telemetry,
+        contexts=contexts,
     )
     if telemetry is not None:
         resources = [*resources, telemetry]

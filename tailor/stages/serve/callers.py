@@ -27,6 +27,7 @@ class Caller:
     backend: str = "tailor"  # "tailor" (every protocol) or "vllm" (OpenAI, no `suffix`)
     backend_url: str | None = None
     base_model: str | None = None  # the version's base (catalog name): its FIM tokens
+    context_tokens: int = 0  # the endpoint's repository-context budget; 0: no retrieval
 
 
 # (token, model name or None for the base) -> the caller, or None for a token that may not

@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Annotated, Any, Protocol
 from fastapi import Depends, Request
 from starlette.concurrency import run_in_threadpool
 
+from tailor.stages.context.store import TeamIndexes
 from tailor.stages.serve.callers import BASE_MODEL, Caller, Lookup, base_family
 from tailor.stages.serve.errors import ServeError
 from tailor.stages.serve.generation import ChunkSink, GenerationRequest, Ticket
@@ -50,6 +51,7 @@ class ServingState:
     base_name: str
     stream_interval_s: float
     telemetry: Recorder | None = None  # None: completions are not recorded
+    contexts: TeamIndexes | None = None  # None: no repository context is retrieved
     limiter: RateLimiter = field(default_factory=RateLimiter)
     in_flight: int = 0
     family: str = field(init=False)  # the base's id in listings, and its family in aliases

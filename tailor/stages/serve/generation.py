@@ -7,6 +7,8 @@ from typing import Literal, Protocol
 
 from pydantic import BaseModel, Field
 
+from tailor.stages.context.assemble import ContextFile
+
 
 class GenerationRequest(BaseModel):
     """One completion request, after protocol parsing; `suffix` set means fill-in-the-middle."""
@@ -31,6 +33,10 @@ class GenerationRequest(BaseModel):
         False, description="Generate max_new_tokens whatever the model says (benchmarks)."
     )
     team: str = Field("", description="Who asks: the engine shares its batch fairly between teams.")
+    context: list[ContextFile] = Field(
+        default_factory=list, description="Repository context placed before the prompt."
+    )
+    path: str | None = Field(None, description="The edited file's path (repository layouts).")
 
 
 class TokenLogprob(BaseModel):

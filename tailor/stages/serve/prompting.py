@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from tailor.fim import FimError, FimStyle, FimTokens, detect_fim
+from tailor.fim import FimError, FimStyle, FimTokens, detect_fim, fim_layout
+from tailor.stages.context.assemble import ContextFile
+from tailor.stages.context.render import as_comment
 from tailor.stages.serve.fim import fim_prompt_ids, split_fim_text
 from tailor.stages.serve.generation import GenerationRequest
 from tailor.stages.serve.postprocess import PostprocessOptions
@@ -58,12 +61,64 @@ class Prompter:
         return str(self.tokenizer.decode(ids, skip_special_tokens=True))
 
     def prompt_ids(self, request: GenerationRequest) -> list[int]:
-        """The ids the model sees: a FIM prompt (the family's order) when `suffix` is set."""
-        if request.suffix is None:
-            return [*self.leading, *self.encode(request.prompt)]
-        if self.fim is None:
+        """The ids the model sees: a FIM prompt (the family's order) when `suffix` is set.
+
+        Repository context goes in the family's repository-level layout for a FIM prompt when
+        the family has one, else as comments before the prompt.
+        """
+        if request.suffix is not None and self.fim is None:
             raise FimError("this model has no fill-in-the-middle tokens; send no `suffix`")
-        return fim_prompt_ids(request.prompt, request.suffix, self.fim, self.encode, self.leading)
+        if request.context and self.repo_layout(request):
+            return self._repo_prompt_ids(request)
+        prompt = "".join(as_comment(f, request.path) for f in request.context) + request.prompt
+        if request.suffix is None:
+            return [*self.leading, *self.encode(prompt)]
+        assert self.fim is not None
+        return fim_prompt_ids(prompt, request.suffix, self.fim, self.encode, self.leading)
+
+    def repo_layout(self, request: GenerationRequest) -> bool:
+        """True when the request's context goes in the family's repository-level layout."""
+        return request.suffix is not None and self.fim is not None and bool(self.fim.repo_layout)
+
+    def context_costs(
+        self, snippets: Sequence[ContextFile], request: GenerationRequest
+    ) -> list[int]:
+        """The tokens each snippet adds to the request's prompt, placed as `prompt_ids` places
+        it (one tokenizer batch for all)."""
+        if self.repo_layout(request):
+            texts = [self._file_text(s) for s in snippets]
+            extra = 1  # its file separator
+        else:
+            texts = [as_comment(s, request.path) for s in snippets]
+            extra = 0
+        if not texts:
+            return []
+        ids = self.tokenizer(texts, add_special_tokens=False)["input_ids"]
+        return [extra + len(one) for one in ids]
+
+    def _file_text(self, snippet: ContextFile) -> str:
+        nl = "\n" if self.fim is not None and self.fim.repo_layout == "qwen" else ""
+        return f"{snippet.path}\n{snippet.body}{nl}"
+
+    def _repo_prompt_ids(self, request: GenerationRequest) -> list[int]:
+        """As `tailor.stages.train.repo_level.encode_repo` lays out a training example: the
+        repository's name, each snippet as a file behind a separator, then the edited file."""
+        fim = self.fim
+        assert fim is not None and request.suffix is not None
+        assert fim.repo_name_id is not None and fim.file_sep_id is not None
+        qwen = fim.repo_layout == "qwen"
+        repo = request.context[0].repo + ("\n" if qwen else "")
+        ids = [*self.leading, fim.repo_name_id, *self.encode(repo)]
+        for snippet in request.context:
+            ids += [fim.file_sep_id, *self.encode(self._file_text(snippet))]
+        ids.append(fim.file_sep_id)
+        head = f"{request.path}\n" if request.path else ""
+        if qwen:  # the path stands before the FIM tokens
+            ids += self.encode(head)
+            head = ""
+        # StarCoder2 writes the path inside the prefix, after <fim_prefix>.
+        prefix, suffix = self.encode(head + request.prompt), self.encode(request.suffix)
+        return ids + fim_layout(fim, prefix, suffix)
 
     def split_fim(self, text: str) -> tuple[str, str | None]:
         """(prefix, suffix) of a prompt written in this model's FIM tokens (what llm-ls sends),

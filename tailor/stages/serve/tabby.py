@@ -12,6 +12,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from tailor.stages.context.assemble import EditorSnippet
+
 # A share of the context, in characters, for the editor's snippets (Tabby's own is similar).
 SNIPPETS_BUDGET_CHARS = 1536
 EVENT_TYPES = ("view", "select", "dismiss")
@@ -56,9 +58,12 @@ class Segments(_Lenient):
 
 
 class DebugOptions(_Lenient):
-    """Tabby's `debug_options`: `raw_prompt` replaces the segments."""
+    """Tabby's `debug_options`: `raw_prompt` replaces the segments; `return_snippets` answers
+    the repository context placed (`debug_data`); retrieval can be turned off per request."""
 
     raw_prompt: str | None = None
+    return_snippets: bool = False
+    disable_retrieval_augmented_code_completion: bool = False
 
 
 class CompletionRequest(_Lenient):
@@ -130,9 +135,30 @@ def _context_lines(seg: Segments, comment: str) -> list[str]:
     return lines
 
 
-def completion_body(rid: str, texts: list[str]) -> dict[str, Any]:
-    """Tabby's completion answer: an id (for its events) and the choices."""
-    return {"id": rid, "choices": [{"index": i, "text": t} for i, t in enumerate(texts)]}
+def editor_snippets(req: CompletionRequest) -> list[EditorSnippet]:
+    """What the editor sent of other files (retrieval does not repeat it)."""
+    seg = req.segments
+    if seg is None:
+        return []
+    sent: list[Declaration | Snippet] = [
+        *(seg.declarations or []),
+        *(seg.relevant_snippets_from_changed_files or []),
+        *(seg.relevant_snippets_from_recently_opened_files or []),
+    ]
+    return [EditorSnippet(s.filepath, s.body) for s in sent]
+
+
+def completion_body(
+    rid: str, texts: list[str], debug: dict[str, Any] | None = None
+) -> dict[str, Any]:
+    """Tabby's completion answer: an id (for its events) and the choices (and `debug_data`)."""
+    body: dict[str, Any] = {
+        "id": rid,
+        "choices": [{"index": i, "text": t} for i, t in enumerate(texts)],
+    }
+    if debug is not None:
+        body["debug_data"] = debug
+    return body
 
 
 def health_body(model: str, version: str) -> dict[str, Any]:

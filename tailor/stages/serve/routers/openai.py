@@ -19,6 +19,7 @@ from tailor.stages.serve.deps import ServingDep, TokenDep, caller
 from tailor.stages.serve.errors import ServeError, openai_error_body
 from tailor.stages.serve.generation import GenerationRequest
 from tailor.stages.serve.inflight import Stream, answer, chunks, first, sse_response
+from tailor.stages.serve.retrieval import with_context
 from tailor.stages.serve.routers import tabby
 
 router = APIRouter(prefix="/v1", tags=["openai"])
@@ -69,6 +70,8 @@ async def completions(
         ignore_eos=body.ignore_eos,
         team=call.team,
     )
+    if req.suffix is not None:  # an editor's completion: the team's code as its context
+        req, _found = await with_context(state, call.who, req)
     stream = Stream(state, call, req, streaming=body.stream)
     rid, logprobs = stream.id, body.logprobs is not None
     if not body.stream:

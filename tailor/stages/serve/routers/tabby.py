@@ -20,6 +20,7 @@ from tailor.stages.serve.admission import begin, check_max_tokens
 from tailor.stages.serve.deps import ServingDep, ServingState, TokenDep, caller
 from tailor.stages.serve.generation import GenerationRequest
 from tailor.stages.serve.inflight import Stream, answer
+from tailor.stages.serve.retrieval import debug_snippets, with_context
 from tailor.telemetry.records import language_of
 
 router = APIRouter(tags=["tabby"])
@@ -47,11 +48,17 @@ async def complete(
         temperature=body.temperature or 0.0,
         seed=body.seed,
         team=call.team,
+        path=body.segments.filepath if body.segments else None,
     )
-    path = body.segments.filepath if body.segments else None
-    stream = Stream(state, call, req, streaming=False, language=language_of(body.language, path))
+    debug = body.debug_options or wire.DebugOptions()
+    retrieve = debug.raw_prompt is None and not debug.disable_retrieval_augmented_code_completion
+    editor = wire.editor_snippets(body)
+    req, found = await with_context(state, call.who, req, editor, enabled=retrieve)
+    language = language_of(body.language, req.path)
+    stream = Stream(state, call, req, streaming=False, language=language)
     gens = await answer(stream)
-    return wire.completion_body(stream.id, [g.text for g in gens])
+    shown = debug_snippets(found) if debug.return_snippets else None
+    return wire.completion_body(stream.id, [g.text for g in gens], shown)
 
 
 @router.post("/tabby/{model}/v1/completions")
