@@ -132,7 +132,7 @@ def evaluate(job_uid: str, stop: threading.Event) -> None:
 @job_task("served-check")
 def served_check(job_uid: str, stop: threading.Event) -> None:
     """Check a published endpoint over HTTP against its version's evaluated adapter."""
-    from tailor.services.endpoints.served_check import run_served_check_job
+    from tailor.services.endpoints.served_check_run import run_served_check_job
 
     run_served_check_job(_sessions(), _store(), get_settings(), job_uid, stop)
 

@@ -21,7 +21,8 @@ from tailor.gateway import Routing
 from tailor.queue import make_sender
 from tailor.services.endpoints import service as endpoint_service
 from tailor.services.endpoints.schemas import EndpointCreate
-from tailor.services.endpoints.served_check import queue_served_check, run_served_check_job
+from tailor.services.endpoints.served_check import queue_served_check
+from tailor.services.endpoints.served_check_run import run_served_check_job
 from tailor.services.tokens.service import authenticate
 from tailor.stages.serve.app import create_serving_app
 from tailor.stages.serve.callers import Caller
