@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import json
+
 import redis
 from fastapi.testclient import TestClient
 from sqlalchemy.orm import Session
+from typer.testing import CliRunner
 
+from tailor.cli.main import app as cli_app
 from tests.api.conftest import queued_tasks
 from tests.api.test_endpoints import publish
 from tests.conftest import Tenant, create_version
@@ -46,3 +50,19 @@ def test_another_teams_endpoint_cannot_be_checked(
         f"/v1/teams/{tenant.slug}/endpoints/completion/served-check", headers=tenant.auth()
     )
     assert resp.status_code == 404
+
+
+def test_the_cli_asks_for_a_served_check(live_url: str, tenant: Tenant, session: Session) -> None:
+    create_version(session, tenant.team, version=1)
+    env = {"TAILOR_URL": live_url, "TAILOR_TOKEN": tenant.owner_token}
+    runner = CliRunner()
+    runner.invoke(cli_app, ["endpoint", "publish", tenant.slug, "completion"], env=env)
+    args = ["endpoint", "check", tenant.slug, "completion", "--no-follow", "-o", "json"]
+    result = runner.invoke(cli_app, args, env=env)
+    assert result.exit_code == 0, result.output
+    job = json.loads(result.output)
+    assert (job["kind"], job["state"], job["spec"]["endpoint"]) == (
+        "served-check",
+        "queued",
+        "completion",
+    )
