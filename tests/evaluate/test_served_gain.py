@@ -5,7 +5,9 @@ by its name and the adapter by its endpoint's, for three training seeds.
 The margin: edit similarity must rise by MARGIN (3 points) with the whole paired 95 %
 bootstrap interval above zero, for every seed. Measured over HTTP on 30 tasks (2 shared
 cores, default kernels): base 9.7 %, adapters 19.2 / 19.2 / 17.9 % for seeds 0 / 1 / 2,
-deltas +9.4 / +9.5 / +8.2 points, interval lower ends +7.2 / +7.6 / +4.7 points. The
+deltas +9.4 / +9.5 / +8.2 points, interval lower ends +7.2 / +7.6 / +4.7 points; with
+ATEN_CPU_CAPABILITY=avx2 (the kernels of another x86 CPU) +10.1 / +9.5 / +9.0, lower ends
++7.5 / +6.5 / +5.9. The
 smallest delta is 2.7 times the margin, and the tiny base has never seen the team's house
 style, so what the adapter learns (300 steps at 3e-3 with lm_head in it,
 tests/evaluate/conftest.py: `train_lora`) is far from the near-ties where a CPU's other
