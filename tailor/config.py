@@ -27,6 +27,7 @@ DEFAULT_TIME_LIMITS_S = {
     "adapter-transfer": 2 * 3600,
     "adapter-import": 2 * 3600,
     "adapter-export": 4 * 3600,
+    "served-check": 3600,
 }
 # Defaults the job life cycle also uses where no settings are passed (runners called directly).
 JOB_STALE_AFTER_S = 90.0
@@ -218,6 +219,16 @@ class Settings(BaseSettings):
     )
     auto_eval_fim_tasks: int = Field(
         200, ge=1, description="FIM tasks of the evaluation queued after every new version."
+    )
+    served_check_after_publish: bool = Field(
+        True,
+        description="On one machine, queue the served check of every endpoint published.",
+    )
+    served_check_fim_tasks: int = Field(
+        50,
+        ge=1,
+        description="FIM tasks (the evaluation's first ones) the check after publish sends to "
+        "the endpoint over HTTP and compares with the evaluated adapter's completions.",
     )
     auto_eval_humaneval_subset: int = Field(
         20,

@@ -26,6 +26,7 @@ TASKS = {
     "adapter-transfer": "tailor.adapter.transfer",
     "adapter-import": "tailor.adapter.import",
     "adapter-export": "tailor.adapter.export",
+    "served-check": "tailor.endpoint.served_check",
 }
 
 

@@ -129,6 +129,14 @@ def evaluate(job_uid: str, stop: threading.Event) -> None:
     run_evaluation_job(_sessions(), _store(), job_uid, stop)
 
 
+@job_task("served-check")
+def served_check(job_uid: str, stop: threading.Event) -> None:
+    """Check a published endpoint over HTTP against its version's evaluated adapter."""
+    from tailor.services.endpoints.served_check_run import run_served_check_job
+
+    run_served_check_job(_sessions(), _store(), get_settings(), job_uid, stop)
+
+
 def _run_adapter_job(kind: str, job_uid: str, stop: threading.Event) -> None:
     from tailor.services.adapter_jobs.run import run_adapter_job
 

@@ -6,8 +6,17 @@ from typing import Any
 
 from fastapi import APIRouter, status
 
-from api.deps import EndpointSync, SessionDep, SettingsDep, TeamAdmin, TeamViewer
+from api.deps import (
+    EndpointSync,
+    SenderDep,
+    SessionDep,
+    SettingsDep,
+    TeamAdmin,
+    TeamMember,
+    TeamViewer,
+)
 from api.responses import READ, WRITE
+from tailor.jobs.schemas import JobOut
 from tailor.services.endpoints import service
 from tailor.services.endpoints.gate import evaluation_gate
 from tailor.services.endpoints.ide import endpoint_ide_settings
@@ -17,6 +26,7 @@ from tailor.services.endpoints.schemas import (
     EndpointOut,
     Promote,
 )
+from tailor.services.endpoints.served_check import check_after_publish, queue_served_check
 
 router = APIRouter(prefix="/v1/teams/{team}/endpoints", tags=["endpoints"])
 
@@ -28,19 +38,42 @@ def publish(
     session: SessionDep,
     settings: SettingsDep,
     sync: EndpointSync,
+    sender: SenderDep,
 ) -> EndpointOut:
     """Publish an adapter version (the team's publish gate applies).
 
     The version must be on the base model its serving pool serves (409 naming both).
 
-    On a cluster the endpoint's InferenceEndpoint is applied once this has committed.
+    On a cluster the endpoint's InferenceEndpoint is applied once this has committed. On one
+    machine, where the gateway serves it at once, a served check is queued too (see
+    `POST /{name}/served-check`).
     """
     serves = service.pool_base(settings)
     ep = service.publish(
         session, access, body, gate=evaluation_gate, on_change=sync, serves=serves,
         gpu_type=settings.default_gpu_type,
     )  # fmt: skip
+    if settings.executor == "local" and settings.served_check_after_publish:
+        check_after_publish(session, access, ep.name, sender, settings)
     return service.endpoint_out(session, ep, settings.serve_url)
+
+
+@router.post(
+    "/{name}/served-check",
+    response_model=JobOut,
+    status_code=status.HTTP_202_ACCEPTED,
+    responses=WRITE,
+)
+def served_check(
+    name: str, access: TeamMember, session: SessionDep, settings: SettingsDep, sender: SenderDep
+) -> JobOut:
+    """Check that the endpoint serves what was evaluated: the version's evaluation FIM tasks
+    go to it over HTTP, as an IDE sends them, and must agree with the adapter run in process.
+
+    The job fails naming how they differ (a wrong FIM layout, an adapter not applied); its
+    result is the agreement report either way.
+    """
+    return queue_served_check(session, access, name, sender, settings)
 
 
 @router.get("", response_model=list[EndpointOut], responses=READ)

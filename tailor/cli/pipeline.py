@@ -190,6 +190,36 @@ def endpoint_publish(
     show(Client().post(f"/v1/teams/{team}/endpoints", body), output, ENDPOINT_COLS)
 
 
+def endpoint_check(
+    team: str,
+    name: str,
+    follow: bool = typer.Option(True, "--follow/--no-follow", help="Wait and show the result."),
+    output: Output = OutputOpt,
+) -> None:
+    """Check that the endpoint serves what was evaluated: the evaluation's FIM tasks sent
+    over HTTP as an IDE sends them must agree with the adapter run in process."""
+    api = Client()
+    job = api.post(f"/v1/teams/{team}/endpoints/{name}/served-check")
+    if follow:
+        job = follow_job(api, team, job["id"])
+    if output == Output.json or not job.get("result"):
+        show(job, output, JOB_COLS)
+    else:
+        console.print(agreement_line(job["result"]))
+    if follow and job["state"] != "succeeded":
+        console.print(f"[red]{job['state']}[/red] {job.get('error') or ''}")
+        raise typer.Exit(1)
+
+
+def agreement_line(result: dict[str, Any]) -> str:
+    """One line for a served check's result: identical tasks and edit similarity each way."""
+    return (
+        f"{result['endpoint']}: {result['identical']}/{result['tasks']} FIM tasks answered "
+        f"identically over HTTP; edit similarity served {result['served_similarity']:.1%}, "
+        f"in process {result['in_process_similarity']:.1%}"
+    )
+
+
 def endpoint_ide(
     team: str,
     name: str,
@@ -281,6 +311,7 @@ COMMANDS: dict[typer.Typer, dict[str, Callable[..., None]]] = {
         "publish": endpoint_publish,
         "list": endpoint_list,
         "ide": endpoint_ide,
+        "check": endpoint_check,
         "promote": endpoint_promote,
         "rollback": endpoint_rollback,
         "usage": endpoint_usage,

@@ -19,9 +19,10 @@ from rich.console import Console
 
 from tailor.cli.client import Client
 from tailor.cli.follow import follow_job
+from tailor.cli.pipeline import agreement_line
 from tailor.demo.gitserver import GitServer
 from tailor.demo.team_repo import write_demo_repo
-from tailor.stages.evaluate.render import render_comparison
+from tailor.stages.evaluate.render import render_comparison, render_examples
 from tailor.stages.evaluate.spec import EvalReport
 
 console = Console()
@@ -92,6 +93,7 @@ def evaluation(api: Client) -> EvalReport:
     jobs = api.get(f"/v1/teams/{TEAM}/jobs", params={"kind": "evaluation"})["items"]
     job = run_job(api, jobs[-1]["id"], "evaluation: adapter vs base")
     report = EvalReport.model_validate(job["result"])
+    console.print(render_examples(report))
     console.print(render_comparison(report))
     return report
 
@@ -114,7 +116,21 @@ def publish_and_complete(api: Client, gateway: str) -> str:
     )
     console.rule("completion from the team's endpoint (OpenAI SDK, prompt + suffix = FIM)")
     console.print(PREFIX + f"[bold green]{out.choices[0].text}[/bold green]" + SUFFIX)
+    served_check(api)
     return str(out.choices[0].text)
+
+
+def served_check(api: Client) -> None:
+    """Follow the check publishing queued: the endpoint, over HTTP, against the evaluation."""
+    checks = api.get(f"/v1/teams/{TEAM}/jobs", params={"kind": "served-check"})["items"]
+    if not checks:
+        return
+    console.rule("served check: the evaluation's FIM tasks through the gateway")
+    job = follow_job(api, TEAM, checks[-1]["id"], poll_s=0.5)
+    if job.get("result"):
+        console.print(agreement_line(job["result"]))
+    if job["state"] != "succeeded":
+        raise SystemExit(f"served check {job['state']}: {job.get('error')}")
 
 
 def main() -> None:

@@ -12,7 +12,7 @@ from tailor.stages.evaluate.compare import Candidate, EvaluationError, run_evalu
 from tailor.stages.evaluate.entrypoint import evaluate
 from tailor.stages.evaluate.fim_tasks import FimTask, load_holdout, make_fim_tasks
 from tailor.stages.evaluate.humaneval import load_problems
-from tailor.stages.evaluate.render import render_comparison
+from tailor.stages.evaluate.render import render_comparison, render_examples
 from tailor.stages.evaluate.spec import EvalReport, EvalSpec, GatePolicy, check_gate
 from tailor.stages.serve.generation import Generation, GenerationRequest
 from tailor.storage import FileStore
@@ -183,3 +183,20 @@ def test_the_report_is_json_and_renders_side_by_side(tiny_report: EvalReport) ->
     console.print(render_comparison(tiny_report))
     text = console.export_text()
     assert "fim.exact_match[line]" in text and "eval_loss" in text and "humaneval.pass@1" in text
+
+
+def test_held_out_snippets_render_with_both_models_completions_side_by_side(
+    team_store: FileStore,
+) -> None:
+    spec = _spec("unused", adapter=ADAPTER_PREFIX, humaneval={"enabled": False})
+    docs = load_holdout(team_store, TEAM, DATASET)
+    tasks = make_fim_tasks(docs, 30, spec.fim.cuts, seed=spec.seed, context=spec.fim.context_chars)
+    report = run_evaluation(
+        spec, team_store, base=Candidate(Blank()), adapter=Candidate(Oracle(tasks), ADAPTER_PREFIX)
+    )
+    console = Console(record=True, width=400)
+    console.print(render_examples(report, count=1))
+    text = console.export_text()
+    row = next(line for line in text.splitlines() if tasks[0].path in line)
+    first = tasks[0].middle.strip().splitlines()[0].strip()
+    assert row.count(first) == 2  # the held-out code, and the adapter's identical completion

@@ -44,7 +44,7 @@ def run_evaluation_job(
         return _Evaluation(source, job.spec.get("adapter_version_id"))
 
     def work(e: _Evaluation, recorder: JobRecorder) -> dict[str, Any]:
-        report = evaluate(e.spec, store, progress=_stopping(recorder))
+        report = evaluate(e.spec, store, progress=stopping(recorder))
         return report.model_dump(mode="json")
 
     def finish(session: Session, job: Job, e: _Evaluation, result: dict[str, Any]) -> None:
@@ -63,7 +63,7 @@ class EvaluationCancelled(Exception):
     """Someone cancelled the evaluation while it ran (not an error)."""
 
 
-def _stopping(recorder: JobRecorder) -> Progress:
+def stopping(recorder: JobRecorder) -> Progress:
     """The recorder's progress callback, which stops the evaluation once it is cancelled."""
 
     def progress(fraction: float, message: str) -> None:

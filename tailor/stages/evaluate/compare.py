@@ -79,9 +79,7 @@ def run_evaluation(
         raise EvaluationError("pass an adapter candidate exactly when the spec names an adapter")
     started = time.monotonic()
     docs = load_holdout(store, spec.team, spec.dataset_id)
-    tasks = make_fim_tasks(
-        docs, spec.fim.tasks, spec.fim.cuts, seed=spec.seed, context=spec.fim.context_chars
-    )
+    tasks = spec_tasks(spec, docs)
     loss_texts = [d.content for d in _sample(docs, spec.fim.loss_documents, spec.seed)]
     problems = load_problems(spec.humaneval.subset) if spec.humaneval.enabled else []
     candidates = {"base": base} | ({"adapter": adapter} if adapter is not None else {})
@@ -116,6 +114,13 @@ class _Ticker:
             self.callback(min(1.0, self.done / self.total), message)
 
 
+def spec_tasks(spec: EvalSpec, docs: Sequence[Document]) -> list[FimTask]:
+    """The spec's FIM tasks: the same spec and documents always give the same tasks."""
+    return make_fim_tasks(
+        docs, spec.fim.tasks, spec.fim.cuts, seed=spec.seed, context=spec.fim.context_chars
+    )
+
+
 def _sample(docs: Sequence[Document], count: int, seed: int) -> list[Document]:
     """A seeded sample of documents (all of them when there are fewer)."""
     if count >= len(docs):
@@ -134,7 +139,7 @@ def _run_model(
 ) -> _ModelRun:
     run = _ModelRun(fim={m: [] for m in FIM_METRICS})
     for task in tasks:
-        completion = _complete(cand, task, spec)
+        completion = complete_task(cand, task, spec)
         run.completions.append(completion)
         run.fim["exact_match"].append(float(exact_match(completion, task.middle)))
         run.fim["edit_similarity"].append(edit_similarity(completion, task.middle))
@@ -162,7 +167,7 @@ def _run_model(
     return run
 
 
-def _complete(cand: Candidate, task: FimTask, spec: EvalSpec) -> str:
+def complete_task(cand: Candidate, task: FimTask, spec: EvalSpec) -> str:
     """The model's middle for a task; the context is halved until the prompt fits."""
     prefix, suffix = task.prefix, task.suffix
     for _ in range(_FIT_TRIES):

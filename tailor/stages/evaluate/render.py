@@ -66,6 +66,22 @@ def render_comparison(report: EvalReport) -> Table:
     return table
 
 
+def render_examples(report: EvalReport, count: int = 3) -> Table:
+    """Held-out snippets the models completed: the code that was cut out, then what the base
+    and the adapter wrote in its place, side by side (whitespace kept, as an editor shows)."""
+    table = Table(title="Held-out code completed by each model (same cut, greedy)", show_lines=True)
+    for name in ("file (cut)", "held-out code", "base", "adapter"):
+        table.add_column(name, overflow="fold")
+    for ex in report.examples[:count]:
+        table.add_row(
+            Text(f"{ex.path} ({ex.kind})"),
+            Text(ex.middle),
+            Text(ex.base),
+            Text(ex.adapter if ex.adapter is not None else "-"),
+        )
+    return table
+
+
 def _base_only(report: EvalReport) -> list[Comparison]:
     """Rows for a base-only evaluation: the adapter columns stay empty."""
     scores = report.base
