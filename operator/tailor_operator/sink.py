@@ -34,6 +34,7 @@ class StatusSink(Protocol):
         phase: str,
         reason: str | None,
         conditions: list[dict[str, Any]],
+        *,
         usage: dict[str, Any] | None = None,
         url: str | None = None,
     ) -> None:
@@ -75,6 +76,7 @@ class HttpStatusSink:
         phase: str,
         reason: str | None,
         conditions: list[dict[str, Any]],
+        *,
         usage: dict[str, Any] | None = None,
         url: str | None = None,
     ) -> None:
@@ -120,6 +122,7 @@ class LogSink:
         phase: str,
         reason: str | None,
         conditions: list[dict[str, Any]],
+        *,
         usage: dict[str, Any] | None = None,
         url: str | None = None,
     ) -> None:
@@ -159,6 +162,7 @@ class RecordingSink:
         phase: str,
         reason: str | None,
         conditions: list[dict[str, Any]],
+        *,
         usage: dict[str, Any] | None = None,
         url: str | None = None,
     ) -> None:

@@ -67,7 +67,9 @@ def test_resources_without_a_job_id_are_not_posted(api_url: str) -> None:
 def test_an_endpoints_url_is_posted_for_the_gateway(api_url: str) -> None:
     url = "http://ep.tailor-team-search.svc.cluster.local"
 
-    HttpStatusSink(api_url).report("InferenceEndpoint", "ns", "ep", None, "Ready", None, [], url)
+    HttpStatusSink(api_url).report(
+        "InferenceEndpoint", "ns", "ep", None, "Ready", None, [], url=url
+    )
 
     [request] = FakeApi.received
     assert request["path"] == "/v1/internal/endpoints/ns/ep/status"
