@@ -21,7 +21,6 @@ from tailor.errors import TailorError
 from tailor.security import endpoint_token, hash_token
 from tailor.services.base_models.service import resolve_source
 from tailor.services.tokens.service import check_usable, last_use_is_stale
-from tailor.stages.context.store import TeamIndexes
 from tailor.stages.serve.callers import Caller
 from tailor.stages.serve.model_files import fetch_model
 from tailor.storage import get_store
@@ -266,6 +265,7 @@ def _cluster_gateway(settings: Settings, routing: Routing, cache: GrantCache | N
 def _embedded_gateway(
     settings: Settings, database: Engine, routing: Routing, cache: GrantCache | None
 ) -> FastAPI:
+    from tailor.stages.context.store import TeamIndexes  # pyarrow: the worker image's
     from tailor.stages.serve.app import create_serving_app
     from tailor.stages.serve.engine import TailorEngine
     from tailor.stages.serve.spec import EndpointLimits

@@ -28,7 +28,8 @@ def _by_kind(manifests: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
 def test_every_manifest_validates(operator_config: OperatorConfig) -> None:
     tenant = make_tenant()
     manifests = namespaces.build_tenancy(tenant, operator_config)
-    manifests.append(namespaces.build_endpoint_token_secret(tenant, operator_config))
+    token = namespaces.endpoint_token_for(tenant, operator_config)
+    manifests.append(namespaces.build_endpoint_token_secret(tenant, operator_config, token))
     assert "ServiceAccount" in {m["kind"] for m in manifests}
 
     for manifest in manifests:

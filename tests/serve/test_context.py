@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 from fastapi import FastAPI
 
-from tailor.stages.context.assemble import ContextFile
+from tailor.stages.context.snippets import ContextFile
 from tailor.stages.context.store import TeamIndexes, publish_index
 from tailor.stages.harvest.shards import Row, dataset_prefix, write_shards
 from tailor.stages.serve.callers import Caller, lookup_from

@@ -12,6 +12,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 from tailor.stages.context.index import STOPWORDS, CodeIndex, terms
+from tailor.stages.context.snippets import ContextFile
 
 NEAR_CHARS = 1200  # the prefix's tail read for names and for the lexical query
 SUFFIX_CHARS = 400
@@ -47,19 +48,6 @@ class ContextQuery:
     suffix: str = ""
     path: str | None = None
     editor: Sequence[EditorSnippet] = ()
-
-
-@dataclass(frozen=True)
-class ContextFile:
-    """One retrieved snippet, as placed before the prompt: a path in a repository and its text."""
-
-    repo: str
-    path: str
-    body: str
-    score: float = 0.0
-    kind: str = "chunk"  # "definition" or "chunk"
-    symbol: str | None = None
-    line: int = 1
 
 
 @dataclass(frozen=True)

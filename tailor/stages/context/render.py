@@ -3,7 +3,7 @@ a `Path:` line, then the code, each line behind the language's line comment)."""
 
 from __future__ import annotations
 
-from tailor.stages.context.assemble import ContextFile
+from tailor.stages.context.snippets import ContextFile
 
 _HASH = (".py", ".pyi", ".rb", ".sh", ".bash", ".r", ".pl", ".yaml", ".yml", ".toml", ".jl", ".ex")
 _DASH = (".sql", ".lua", ".hs", ".adb", ".ads")

@@ -10,7 +10,6 @@ from typing import TYPE_CHECKING, Annotated, Any, Protocol
 from fastapi import Depends, Request
 from starlette.concurrency import run_in_threadpool
 
-from tailor.stages.context.store import TeamIndexes
 from tailor.stages.serve.callers import BASE_MODEL, Caller, Lookup, base_family
 from tailor.stages.serve.errors import ServeError
 from tailor.stages.serve.generation import ChunkSink, GenerationRequest, Ticket
@@ -19,7 +18,8 @@ from tailor.stages.serve.metrics import ServingMetrics
 from tailor.stages.serve.prompting import Prompter
 from tailor.stages.serve.spec import EndpointLimits
 
-if TYPE_CHECKING:  # its redactor needs numpy, which the cluster gateway's image lacks
+if TYPE_CHECKING:  # both need numpy, which the cluster gateway's image lacks
+    from tailor.stages.context.store import TeamIndexes
     from tailor.telemetry.recorder import Recorder
 
 

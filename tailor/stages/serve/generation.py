@@ -7,7 +7,7 @@ from typing import Literal, Protocol
 
 from pydantic import BaseModel, Field
 
-from tailor.stages.context.assemble import ContextFile
+from tailor.stages.context.snippets import ContextFile
 
 
 class GenerationRequest(BaseModel):

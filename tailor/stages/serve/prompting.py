@@ -7,8 +7,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from tailor.fim import FimError, FimStyle, FimTokens, detect_fim, fim_layout
-from tailor.stages.context.assemble import ContextFile
 from tailor.stages.context.render import as_comment
+from tailor.stages.context.snippets import ContextFile
 from tailor.stages.serve.fim import fim_prompt_ids, split_fim_text
 from tailor.stages.serve.generation import GenerationRequest
 from tailor.stages.serve.postprocess import PostprocessOptions
