@@ -14,6 +14,9 @@ from tailor.config import Settings
 TASK_MODULES = ["worker.tasks"]
 log = logging.getLogger("tailor.queue")
 RESYNC_TASK = "tailor.team.resync"
+# One repository of a fanned-out harvest (`tailor.services.datasets.fanout`); a wire contract
+# too, and time-limited as harvests are.
+HARVEST_PART_TASK = "tailor.harvest.part"
 # Job kinds and the Celery task that runs each (the worker registers them by these names; they
 # are a wire contract with messages already queued, so they keep their names when code moves).
 TASKS = {
@@ -67,6 +70,7 @@ def time_limits(settings: Settings) -> dict[str, dict[str, int]]:
     for kind, task in TASKS.items():
         soft = settings.time_limit_s(kind)
         limits[task] = {"soft_time_limit": soft, "time_limit": soft + settings.time_limit_grace_s}
+    limits[HARVEST_PART_TASK] = limits[TASKS["harvest"]]
     return limits
 
 
