@@ -206,3 +206,22 @@ def test_cancel_stops_every_part(deployment: Deployment, stalling_git: str, tmp_
     with d.sessions() as session:
         team = session.get_one(Team, job.team_id).slug
     assert not list((d.settings.workspace / "objects" / "teams" / team).rglob("*.*"))
+
+
+def test_when_every_part_fails_the_harvest_fails_and_leaves_nothing(
+    deployment: Deployment,
+) -> None:
+    d = deployment
+    urls = {f"gone{r}": f"http://127.0.0.1:9/gone{r}.git" for r in range(2)}  # nothing listens
+    worker = d.worker("a")  # one process: the coordinator runs every part itself
+    try:
+        _tenant, uid = queue_harvest_of(d.settings, d.sessions, urls)
+        job = wait_for(d.sessions, uid, {JobState.succeeded, JobState.failed})
+    finally:
+        stop(worker)
+    assert job.state == JobState.failed
+    assert "no repository could be harvested" in (job.error or "")
+    assert [p.state for p in parts_of(d, job)] == ["done", "done"]  # each ended, as failed
+    with d.sessions() as session:
+        team = session.get_one(Team, job.team_id).slug
+    assert not list((d.settings.workspace / "objects" / "teams" / team).rglob("*.*"))

@@ -241,7 +241,7 @@ def run_fanout(
             previous=previous,
             reporter=reporter,
         )
-    except HarvestCancelled:
+    except (HarvestCancelled, HarvestError):  # no dataset: the parts' files go too
         store.delete_prefix(ctx.output)
         raise
 
