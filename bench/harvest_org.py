@@ -78,22 +78,22 @@ def cpu_seconds() -> float:
 
 
 def corpus_files(max_mb: float) -> list[tuple[Path, Path]]:
-    """(root, file) pairs: the stdlib's .py files, then site-packages', up to `max_mb`."""
+    """(root, file) pairs: the stdlib's .py files, then site-packages', `max_mb` / 2 each."""
     stdlib = Path(sysconfig.get_paths()["stdlib"])
     site = Path(sysconfig.get_paths()["purelib"])
-    out, total = [], 0
+    out = []
     for root, files in (
         (stdlib, sorted(p for p in stdlib.rglob("*.py") if "site-packages" not in p.parts)),
         (site, sorted(site.rglob("*.py"))),
     ):
+        total = 0
         for p in files:
             if not p.is_file() or p.is_symlink():
                 continue
-            size = p.stat().st_size
-            if total + size > max_mb * 2**20:
-                return out
+            total += p.stat().st_size
+            if total > max_mb / 2 * 2**20:
+                break
             out.append((root, p))
-            total += size
     return out
 
 
