@@ -113,6 +113,16 @@ class Settings(BaseSettings):
     )
     harvest_parallelism: int = Field(2, ge=1, le=64, description="Repositories fetched at once.")
     harvest_timeout_s: int = Field(600, ge=1, description="Wall-time limit for one git fetch.")
+    harvest_fanout_min_repos: int = Field(
+        2,
+        ge=1,
+        description="A harvest of this many repositories or more is fanned out over the workers "
+        "(one part per repository, then a reduce); fewer run as one task.",
+    )
+    harvest_part_poll_s: float = Field(
+        0.5, gt=0, description="How often a fanned-out harvest looks at its parts' states."
+    )
+
     harvest_max_repo_mb: int = Field(2048, ge=1, description="Size cap for one repository.")
     git_allow_http: bool = Field(
         False, description="Also accept plain http:// repository URLs (internal git servers)."

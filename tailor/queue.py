@@ -16,6 +16,9 @@ log = logging.getLogger("tailor.queue")
 RESYNC_TASK = "tailor.team.resync"
 # Rebuild a team's code index (repository context) after a harvest or a repository's removal.
 CONTEXT_TASK = "tailor.context.build"
+# One repository of a fanned-out harvest (`tailor.services.datasets.fanout`); a wire contract
+# too, and time-limited as harvests are.
+HARVEST_PART_TASK = "tailor.harvest.part"
 # Job kinds and the Celery task that runs each (the worker registers them by these names; they
 # are a wire contract with messages already queued, so they keep their names when code moves).
 TASKS = {
@@ -70,6 +73,7 @@ def time_limits(settings: Settings) -> dict[str, dict[str, int]]:
     for kind, task in TASKS.items():
         soft = settings.time_limit_s(kind)
         limits[task] = {"soft_time_limit": soft, "time_limit": soft + settings.time_limit_grace_s}
+    limits[HARVEST_PART_TASK] = limits[TASKS["harvest"]]
     return limits
 
 

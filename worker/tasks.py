@@ -27,7 +27,7 @@ from tailor.db.session import engine_for, session_factory
 from tailor.jobs.attempt import Policy, fail_at_hard_limit, run_attempt
 from tailor.jobs.reaper import start_reaper
 from tailor.queue import TASKS
-from tailor.services.datasets.run import run_harvest_job
+from tailor.services.datasets.run import run_harvest_job, run_harvest_part
 from tailor.services.endpoints.sync import SYNC_TASK
 from tailor.services.evaluations.run import run_evaluation_job
 from tailor.services.finetunes.run import run_finetune_job
@@ -113,8 +113,18 @@ def job_task(kind: str) -> Callable[[JobRunner], Any]:
 
 @job_task("harvest")
 def harvest(job_uid: str, stop: threading.Event) -> None:
-    """Harvest a dataset."""
-    run_harvest_job(_sessions(), _store(), get_settings(), job_uid, stop, sender=app)
+    """Harvest a dataset (many repositories: fanned out over the workers, then reduced)."""
+
+    def dispatch(index: int) -> None:
+        harvest_part.apply_async(args=[job_uid, index])
+
+    run_harvest_job(_sessions(), _store(), get_settings(), job_uid, stop, dispatch, sender=app)
+
+
+@app.task(name=queue.HARVEST_PART_TASK)
+def harvest_part(job_uid: str, index: int) -> None:
+    """One repository of a fanned-out harvest; a redelivery after a worker died re-runs it."""
+    run_harvest_part(_sessions(), _store(), get_settings(), str(job_uid), int(index))
 
 
 @job_task("finetune")

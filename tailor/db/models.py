@@ -217,6 +217,28 @@ class Dataset(Timestamped, Base):
     prefix: Mapped[str] = mapped_column(String(500), default="")
 
 
+class HarvestPart(Base):
+    """One repository of a fanned-out harvest: who works on it, and how it ended.
+
+    The claim (state, worker, heartbeat) is what lets a part run on any worker and be taken
+    over when its worker died; its files go to the object store (`tailor.stages.harvest.parts`).
+    """
+
+    __tablename__ = "harvest_parts"
+    __table_args__ = (UniqueConstraint("job_id", "index"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    job_id: Mapped[int] = mapped_column(ForeignKey("jobs.id", ondelete="CASCADE"), index=True)
+    index: Mapped[int]
+    repository: Mapped[str] = mapped_column(String(200))
+    # queued, running, done, failed (its reason in `error`), cancelled
+    state: Mapped[str] = mapped_column(String(16), default="queued")
+    runs: Mapped[int] = mapped_column(default=0)
+    worker: Mapped[str | None] = mapped_column(String(255), default=None)
+    heartbeat_at: Mapped[datetime | None] = mapped_column(default=None)
+    error: Mapped[str | None] = mapped_column(String(4000), default=None)
+
+
 class Adapter(Timestamped, Base):
     """A named line of adapter versions of one team, all on the same base model."""
 

@@ -331,3 +331,20 @@ def test_a_team_name_the_api_would_refuse_fails_at_render_time(
     result = helm("template", "t", str(CHART), "--values", str(values), check=False)
 
     assert result.returncode != 0 and "name" in result.stderr
+
+
+@pytest.mark.parametrize("fixture", ["default_manifests", "production_manifests"])
+def test_worker_processes_match_their_cpus_and_fan_out_harvests(
+    fixture: str, request: pytest.FixtureRequest
+) -> None:
+    manifests: list[dict[str, Any]] = request.getfixturevalue(fixture)
+    [worker] = [
+        d for d in by_kind(manifests, "Deployment") if d["metadata"]["name"].endswith("-worker")
+    ]
+    container = worker["spec"]["template"]["spec"]["containers"][0]
+    command = container["command"]
+    concurrency = command[command.index("--concurrency") + 1]
+    # A harvest part runs in one process on one core: a process per requested CPU.
+    assert container["resources"]["requests"]["cpu"] == concurrency
+    env = {e["name"]: e.get("value") for e in container["env"]}
+    assert Settings(harvest_fanout_min_repos=int(env["TAILOR_HARVEST_FANOUT_MIN_REPOS"]))

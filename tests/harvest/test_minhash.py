@@ -47,3 +47,10 @@ def test_a_batch_gives_the_same_signatures_as_one_by_one() -> None:
     together, _ = hasher.signatures(docs)
     alone = np.vstack([hasher.signatures([d])[0] for d in docs])
     assert (together == alone).all()
+
+
+def test_a_batch_of_files_each_too_short_for_a_shingle_has_no_signatures() -> None:
+    # Together they hold enough tokens for a shingle; none does on its own.
+    docs = [b"import os", b"x = 1", b"__all__ = []", b"pass"]
+    sig, has = MinHasher(num_perm=16).signatures(docs)
+    assert sig.shape == (4, 16) and not has.any()

@@ -12,6 +12,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+import redis
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -30,6 +31,26 @@ from tailor.tenancy import Principal, TeamAccess
 from tests.conftest import Tenant, create_tenant
 
 TOKEN = "tok-worker-5b1c"
+# A database of its own per test process (as tests/api/conftest.py): runs side by side do not
+# take each other's tasks.
+BROKER = f"redis://127.0.0.1:6379/{1 + os.getpid() % 14}"
+
+
+@pytest.fixture
+def env(tmp_path: Path) -> Iterator[dict[str, str]]:
+    """Environment of a cluster-like deployment: a file DB and store, Redis as the broker."""
+    redis.Redis.from_url(BROKER).flushdb()
+    ws = tmp_path / "ws"
+    values = {
+        "TAILOR_WORKSPACE": str(ws),
+        "TAILOR_BROKER_URL": BROKER,
+        "TAILOR_GIT_ALLOW_HTTP": "true",
+        "TAILOR_GIT_ALLOW_LOOPBACK": "true",
+        # A vanished worker's task comes back after 3 s instead of hours.
+        "TAILOR_BROKER_VISIBILITY_TIMEOUT_S": "3",
+    }
+    yield {**os.environ, **values}
+    redis.Redis.from_url(BROKER).flushdb()
 
 
 def module(i: int) -> str:
@@ -66,12 +87,20 @@ def queue_harvest(
     settings: Settings, sessions: sessionmaker[Session], url: str
 ) -> tuple[Tenant, str]:
     """A new team with repository `url`, and the id of its queued harvest job."""
+    return queue_harvest_of(settings, sessions, {"reports": url})
+
+
+def queue_harvest_of(
+    settings: Settings, sessions: sessionmaker[Session], urls: dict[str, str]
+) -> tuple[Tenant, str]:
+    """A new team with repositories `urls` (by name), and the id of its queued harvest job."""
     with sessions() as session:
         tenant = create_tenant(session)
-        body = RepositoryCreate(name="reports", url=url, credential_kind="token", credential=TOKEN)
         cipher = CredentialCipher(settings.encryption_key())
         local = UrlPolicy(allow_http=True, network=NetworkPolicy(allow_loopback=True))
-        create_repository(session, owner_access(tenant), body, cipher, local)
+        for name, url in urls.items():
+            body = RepositoryCreate(name=name, url=url, credential_kind="token", credential=TOKEN)
+            create_repository(session, owner_access(tenant), body, cipher, local)
         out = start_harvest(session, owner_access(tenant), HarvestSpec(), make_sender(settings))
         session.commit()
         return tenant, out.job_id

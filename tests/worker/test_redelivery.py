@@ -2,14 +2,11 @@
 
 from __future__ import annotations
 
-import os
 import signal
-from collections.abc import Iterator
 from pathlib import Path
 
 import pyarrow.parquet as pq
 import pytest
-import redis
 
 from tailor.config import Settings
 from tailor.db import migrate
@@ -18,27 +15,7 @@ from tailor.db.session import engine_for, session_factory
 from tailor.demo.gitserver import GitServer
 from tests.worker.conftest import TOKEN, module, queue_harvest, start_worker, stop, wait_for
 
-# A database of its own per test process (as tests/api/conftest.py): runs side by side do not
-# take each other's tasks.
-BROKER = f"redis://127.0.0.1:6379/{1 + os.getpid() % 14}"
 FILES = 1200
-
-
-@pytest.fixture
-def env(tmp_path: Path) -> Iterator[dict[str, str]]:
-    """Environment of a cluster-like deployment: a file DB and store, Redis as the broker."""
-    redis.Redis.from_url(BROKER).flushdb()
-    ws = tmp_path / "ws"
-    values = {
-        "TAILOR_WORKSPACE": str(ws),
-        "TAILOR_BROKER_URL": BROKER,
-        "TAILOR_GIT_ALLOW_HTTP": "true",
-        "TAILOR_GIT_ALLOW_LOOPBACK": "true",
-        # A vanished worker's task comes back after 3 s instead of hours.
-        "TAILOR_BROKER_VISIBILITY_TIMEOUT_S": "3",
-    }
-    yield {**os.environ, **values}
-    redis.Redis.from_url(BROKER).flushdb()
 
 
 def test_a_harvest_survives_its_worker_being_killed(

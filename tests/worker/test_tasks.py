@@ -15,7 +15,7 @@ from tailor.db.models import Job, JobState
 from tailor.db.session import engine_for, session_factory
 from tailor.jobs import service as jobs
 from tailor.jobs.workers import this_worker
-from tailor.queue import TASKS, celery_config
+from tailor.queue import HARVEST_PART_TASK, TASKS, celery_config
 from tests.conftest import create_tenant, running_job
 from worker import tasks
 from worker.app import app
@@ -41,8 +41,10 @@ def test_every_job_kind_has_a_task_with_soft_and_hard_time_limits() -> None:
     settings = Settings(time_limits_s={"harvest": 60}, time_limit_grace_s=30)
     limits = celery_config(settings)["task_annotations"]
     assert set(DEFAULT_TIME_LIMITS_S) == set(TASKS)
-    assert set(limits) == set(TASKS.values()) and set(TASKS.values()) <= set(app.tasks)
+    timed = set(TASKS.values()) | {HARVEST_PART_TASK}
+    assert set(limits) == timed and timed <= set(app.tasks)
     assert limits["tailor.harvest"] == {"soft_time_limit": 60, "time_limit": 90}
+    assert limits[HARVEST_PART_TASK] == limits["tailor.harvest"]  # parts of a harvest alike
 
 
 def test_a_job_killed_at_its_hard_time_limit_is_failed_by_the_worker(

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import logging
 import threading
-from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 from celery import Celery
@@ -20,6 +18,13 @@ from tailor.jobs.recorder import JobRecorder
 from tailor.jobs.runner import Stage, run_job
 from tailor.queue import CONTEXT_TASK, send_after_commit
 from tailor.security import CredentialCipher
+from tailor.services.datasets.fanout import (
+    Dispatch,
+    HarvestContext,
+    claim_part,
+    run_claimed_part,
+    run_fanout,
+)
 from tailor.services.datasets.service import previous_dataset_uids
 from tailor.services.repositories.service import read_credential
 from tailor.services.teams.purge import git_cache_dir
@@ -59,55 +64,33 @@ def _sources(session: Session, dataset: Dataset, cipher: CredentialCipher) -> li
     ]
 
 
-@dataclass(frozen=True)
-class _Harvest:
-    """A harvest job as read at its start."""
-
-    spec: HarvestSpec
-    sources: list[RepoSource]
-    previous: list[str]
-    dataset_id: int
-    team: str
-    dataset_uid: str
-    cache_dir: Path
-
-    @property
-    def output(self) -> str:
-        return f"teams/{self.team}/datasets/{self.dataset_uid}/"
-
-
 def run_harvest_job(
     sessions: sessionmaker[Session],
     store: ObjectStore,
     settings: Settings,
     job_uid: str,
     stop: threading.Event | None = None,
+    dispatch: Dispatch | None = None,
     *,
     sender: Celery | None = None,
 ) -> None:
     """Run (or, after a crash, re-run) the harvest of `job_uid` to a final state.
 
     `stop` is the attempt's stop event (`tailor.jobs.attempt`); without one the harvest asks
-    the database whether it was cancelled. With a `sender`, a succeeded harvest queues the
-    rebuild of the team's code index once it has committed.
+    the database whether it was cancelled. With `dispatch` (sends the task of part i), a
+    harvest of `harvest_fanout_min_repos` repositories or more is fanned out over the
+    workers (`tailor.services.datasets.fanout`). With a `sender`, a succeeded harvest queues
+    the rebuild of the team's code index once it has committed.
     """
 
-    def read(session: Session, job: Job) -> _Harvest:
-        dataset = session.scalars(select(Dataset).where(Dataset.job_id == job.id)).one()
-        team = session.get_one(Team, dataset.team_id)
-        return _Harvest(
-            HarvestSpec.model_validate(job.spec),
-            _sources(session, dataset, CredentialCipher(settings.encryption_key())),
-            list(previous_dataset_uids(session, dataset)),
-            dataset.id,
-            team.slug,
-            dataset.uid,
-            git_cache_dir(settings.workspace, team),
-        )
+    def read(session: Session, job: Job) -> HarvestContext:
+        return _read(session, job, settings)
 
-    def work(h: _Harvest, recorder: JobRecorder) -> HarvestResult:
+    def work(h: HarvestContext, recorder: JobRecorder) -> HarvestResult:
         private_dir(h.cache_dir.parent)  # the caches of every team: only the worker may enter
         with removed_if_interrupted(store, h.output):
+            if dispatch is not None and len(h.sources) >= settings.harvest_fanout_min_repos:
+                return run_fanout(sessions, store, settings, h, recorder, dispatch)
             return run_harvest(
                 h.spec,
                 h.sources,
@@ -124,19 +107,58 @@ def run_harvest_job(
                 policy=UrlPolicy.of(settings),
             )
 
-    def finish(session: Session, job: Job, h: _Harvest, result: HarvestResult) -> None:
+    def finish(session: Session, job: Job, h: HarvestContext, result: HarvestResult) -> None:
         dataset = session.get_one(Dataset, h.dataset_id)
         _succeed(session, job, dataset, result.manifest)
         if sender is not None:
             send_after_commit(session, sender, CONTEXT_TASK, dataset.team_id)
 
-    def discard(h: _Harvest, _result: HarvestResult | None) -> None:
+    def discard(h: HarvestContext, _result: HarvestResult | None) -> None:
         store.delete_prefix(h.output)
 
     stage = Stage(
         read, work, finish, cancelled=(HarvestCancelled,), expected=(HarvestError,), discard=discard
     )
     run_job(sessions, job_uid, stage, stop)
+
+
+def _read(session: Session, job: Job, settings: Settings) -> HarvestContext:
+    dataset = session.scalars(select(Dataset).where(Dataset.job_id == job.id)).one()
+    team = session.get_one(Team, dataset.team_id)
+    return HarvestContext(
+        job.id,
+        HarvestSpec.model_validate(job.spec),
+        _sources(session, dataset, CredentialCipher(settings.encryption_key())),
+        list(previous_dataset_uids(session, dataset)),
+        dataset.id,
+        team.slug,
+        dataset.uid,
+        git_cache_dir(settings.workspace, team),
+    )
+
+
+def run_harvest_part(
+    sessions: sessionmaker[Session],
+    store: ObjectStore,
+    settings: Settings,
+    job_uid: str,
+    index: int,
+) -> None:
+    """Run part `index` of the fanned-out harvest `job_uid`, unless it is over or taken.
+
+    A delivery for a finished or cancelled harvest, or for a part another live process holds
+    or already finished, does nothing.
+    """
+    with sessions.begin() as session:
+        job = session.scalars(select(Job).where(Job.uid == job_uid)).one_or_none()
+        if job is None or job.state.final or job.cancel_requested:
+            return
+        ctx = _read(session, job, settings)
+    if claim_part(sessions, ctx.job_id, settings.job_stale_after_s, index) is None:
+        return
+    private_dir(ctx.cache_dir.parent)
+    recorder = JobRecorder(sessions, ctx.job_id)  # no watch here: it asks the database
+    run_claimed_part(sessions, store, settings, ctx, index, recorder.cancelled)
 
 
 def _succeed(session: Session, job: Job, dataset: Dataset, manifest: dict[str, Any]) -> None:

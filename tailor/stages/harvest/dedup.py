@@ -115,9 +115,15 @@ def _band_keys(sig: np.ndarray, bands: int, rows: int) -> np.ndarray:
     """(n, bands) uint64: one hash per band of `rows` signature values."""
     rng = np.random.default_rng(7)
     mult = rng.integers(1, 1 << 63, rows, dtype=np.uint64) | _U64(1)
-    used = sig[:, : bands * rows].astype(_U64).reshape(len(sig), bands, rows)
+    keys = np.empty((len(sig), bands), dtype=_U64)
+    # Band by band: a (n, rows) uint64 block at a time, not the whole (n, num_perm) widened
+    # copy (8 GB for 4 million signatures), so the peak stays near the index's own size.
     with np.errstate(over="ignore"):
-        return (used * mult).sum(axis=2, dtype=_U64)
+        for band in range(bands):
+            block = sig[:, band * rows : (band + 1) * rows].astype(_U64)
+            block *= mult
+            block.sum(axis=1, dtype=_U64, out=keys[:, band])
+    return keys
 
 
 def _candidate_pairs(keys: np.ndarray, eligible: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

@@ -95,6 +95,8 @@ class MinHasher:
             for j in range(1, self.ngram):
                 acc += tokens[j : j + m].astype(_U64) * self.k[j]
         valid = doc_of[:m] == doc_of[self.ngram - 1 :]
+        if not valid.any():  # every document shorter than a shingle (a batch of tiny files)
+            return np.zeros(0, np.int64), np.zeros(0, _U32)
         keys = (doc_of[:m][valid].astype(_U64) << _U64(32)) | (_mix64(acc[valid]) >> _U64(32))
         keys.sort()  # np.unique is ~15x slower here (numpy 2 hashes); sort, then drop repeats
         keys = keys[np.r_[True, keys[1:] != keys[:-1]]]

@@ -23,12 +23,13 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Callable
+from collections import Counter
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import ExitStack, suppress
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 
@@ -59,6 +60,7 @@ from tailor.stages.harvest.walk import Candidate
 from tailor.storage import ObjectStore
 
 Progress = Callable[[float, str], None]
+T = TypeVar("T")
 # Share of the progress bar each stage fills, in order.
 _STAGES = {"fetch": (0.0, 0.3), "process": (0.3, 0.85), "dedup": (0.85, 0.9), "write": (0.9, 1.0)}
 
@@ -81,7 +83,7 @@ class HarvestResult:
 
 
 @dataclass
-class _Reporter:
+class Reporter:
     """Progress within the current stage, throttled (each report is a DB transaction)."""
 
     progress: Progress
@@ -130,7 +132,7 @@ def run_harvest(
     no repository could be fetched (each one's reason in the message) and HarvestCancelled
     when `cancelled()` turns true (after cleaning up).
     """
-    reporter = _Reporter(
+    reporter = Reporter(
         progress or (lambda _f, _m: None), cancelled or (lambda: False), cancel_poll_s
     )
     limits = FetchLimits(timeout_s, max_repo_bytes, policy or UrlPolicy())
@@ -173,7 +175,7 @@ def _harvest(
     previous_ids: list[str],
     parallelism: int,
     limits: FetchLimits,
-    reporter: _Reporter,
+    reporter: Reporter,
 ) -> HarvestResult:
     tally = Tally()
     t0 = time.perf_counter()
@@ -186,20 +188,15 @@ def _harvest(
     files = [c for r in repos if r.walk is not None for c in r.walk.files]
     batches = _process(files, spec, parallelism, reporter, tally)
     docs, kept_index = _dedup(batches, previous, spec, reporter, tally)
-    rows = [_row(d, spec) for d in docs]
+    rows = [row_of(d, spec) for d in docs]
     reporter.enter("write", f"writing {len(rows)} files to the dataset")
-    try:
-        manifest = _write(
+    manifest = guarded_write(
+        store,
+        dataset_prefix(team, dataset_id),
+        lambda: write_dataset(
             store, team, dataset_id, rows, kept_index, repos, previous, spec, tally, reporter
-        )
-    except HarvestCancelled:
-        raise
-    except Exception as exc:  # S3 down, bucket missing, disk full: the dataset is incomplete
-        store_cleanup(store, dataset_prefix(team, dataset_id))
-        raise HarvestError(
-            f"could not write the dataset to the object store {store.url}: {exc}; "
-            "check that the store is reachable and writable, then start the harvest again"
-        ) from exc
+        ),
+    )
     done = f"harvested {len(rows)} files"
     if tally.unchanged_since:
         done = f"no changes since dataset {', '.join(tally.unchanged_since)}: nothing new"
@@ -225,7 +222,7 @@ def _fetch(
     spec: HarvestSpec,
     limits: FetchLimits,
     parallelism: int,
-    reporter: _Reporter,
+    reporter: Reporter,
     tally: Tally,
 ) -> list[RepoFiles]:
     reporter.enter("fetch", f"fetching {len(sources)} repositories")
@@ -254,7 +251,7 @@ def _fetch(
 
 
 def _process(
-    files: list[Candidate], spec: HarvestSpec, parallelism: int, reporter: _Reporter, tally: Tally
+    files: list[Candidate], spec: HarvestSpec, parallelism: int, reporter: Reporter, tally: Tally
 ) -> list[Batch]:
     reporter.enter("process", f"filtering and redacting {len(files)} files")
 
@@ -270,25 +267,16 @@ def _process(
 
 
 def _dedup(
-    batches: list[Batch], previous: Previous, spec: HarvestSpec, reporter: _Reporter, tally: Tally
+    batches: list[Batch], previous: Previous, spec: HarvestSpec, reporter: Reporter, tally: Tally
 ) -> tuple[list[Document], DedupIndex]:
     reporter.enter("dedup", "removing duplicates")
     t0 = time.perf_counter()
     docs = [d for b in batches for d in b.docs]
     exact = np.concatenate([b.exact for b in batches]) if batches else np.zeros(0, np.uint64)
-    sigs = _stack([b.signatures for b in batches], spec.dedup.num_perm)
+    sigs = stack_signatures([b.signatures for b in batches], spec.dedup.num_perm)
     has = np.concatenate([b.has_signature for b in batches]) if batches else np.zeros(0, bool)
-    decision = select_unique(previous.index, exact, sigs, has, spec.dedup)
-    status = decision.status
     sizes = np.array([d.size for d in docs], dtype=np.int64)
-    tally.add_duplicates(
-        decision.count(EXACT),
-        decision.count(NEAR),
-        decision.of_previous,
-        int(sizes[status == EXACT].sum()),
-        int(sizes[status == NEAR].sum()),
-    )
-    keep = decision.keep
+    keep = deduplicate(previous, exact, sigs, has, sizes, spec, tally)
     kept = [d for d, k in zip(docs, keep, strict=True) if k]
     for d in kept:
         tally.secrets.update(d.secrets)
@@ -296,20 +284,39 @@ def _dedup(
     return kept, index_of(exact[keep], sigs[keep], has[keep], spec.dedup)
 
 
-def _stack(parts: list[np.ndarray], num_perm: int) -> np.ndarray:
+def deduplicate(
+    previous: Previous,
+    exact: np.ndarray,
+    sigs: np.ndarray,
+    has: np.ndarray,
+    sizes: np.ndarray,
+    spec: HarvestSpec,
+    tally: Tally,
+) -> np.ndarray:
+    """Which documents (in harvest order) to keep; what was dropped goes to the tally."""
+    decision = select_unique(previous.index, exact, sigs, has, spec.dedup)
+    status = decision.status
+    tally.add_duplicates(
+        decision.count(EXACT),
+        decision.count(NEAR),
+        decision.of_previous,
+        int(sizes[status == EXACT].sum()),
+        int(sizes[status == NEAR].sum()),
+    )
+    return decision.keep
+
+
+def stack_signatures(parts: list[np.ndarray], num_perm: int) -> np.ndarray:
     parts = [p for p in parts if len(p)]
     return np.concatenate(parts) if parts else np.zeros((0, num_perm), np.uint32)
 
 
-def _row(doc: Document, spec: HarvestSpec) -> Row:
+def row_of(doc: Document, spec: HarvestSpec) -> Row:
     split = split_of(doc.repo, doc.path, spec.holdout_fraction)
     return Row(doc.repo, doc.path, doc.language, doc.content, doc.size, doc.commit, split)
 
 
-def _outcomes(repos: list[RepoFiles], rows: list[Row]) -> list[dict[str, Any]]:
-    kept: dict[str, int] = {}
-    for row in rows:
-        kept[row.repo] = kept.get(row.repo, 0) + 1
+def _outcomes(repos: list[RepoFiles], kept: Counter[str]) -> list[dict[str, Any]]:
     out = []
     for r in repos:
         outcome = r.outcome.model_copy(update={"files_kept": kept.get(r.outcome.name, 0)})
@@ -317,27 +324,41 @@ def _outcomes(repos: list[RepoFiles], rows: list[Row]) -> list[dict[str, Any]]:
     return out
 
 
-def _write(
+@dataclass
+class _Kept:
+    """What the manifest says about the rows, noted as they stream into the shards."""
+
+    rows: list[dict[str, Any]] = field(default_factory=list)
+    per_repo: Counter[str] = field(default_factory=Counter)
+
+    def note(self, rows: Iterable[Row]) -> Iterator[Row]:
+        for r in rows:
+            self.rows.append(
+                {"language": r.language, "size": r.size, "chars": len(r.content), "split": r.split}
+            )
+            self.per_repo[r.repo] += 1
+            yield r
+
+
+def write_dataset(
     store: ObjectStore,
     team: str,
     dataset_id: str,
-    rows: list[Row],
+    rows: Iterable[Row],
     index: DedupIndex,
     repos: list[RepoFiles],
     previous: Previous,
     spec: HarvestSpec,
     tally: Tally,
-    reporter: _Reporter,
+    reporter: Reporter,
 ) -> dict[str, Any]:
+    """Shards (rows streamed in order), the dedup index, then the manifest; returns it."""
     t0 = time.perf_counter()
     prefix = dataset_prefix(team, dataset_id)
-    shards = write_shards(rows, store, prefix)
+    kept = _Kept()
+    shards = write_shards(kept.note(rows), store, prefix)
     reporter.check()
     store.put_bytes(prefix + INDEX_NAME, index.to_bytes())
-    kept = [
-        {"language": r.language, "size": r.size, "chars": len(r.content), "split": r.split}
-        for r in rows
-    ]
     tally.seconds["write"] += time.perf_counter() - t0
     manifest = {
         "team": team,
@@ -348,8 +369,8 @@ def _write(
         "dedup_index": prefix + INDEX_NAME,
         "previous_datasets": previous.datasets,
         "spec": spec.model_dump(mode="json"),
-        "stats": tally.to_dict(kept, repos),
-        "repositories": _outcomes(repos, rows),
+        "stats": tally.to_dict(kept.rows, repos),
+        "repositories": _outcomes(repos, kept.per_repo),
         "deleted": {
             r.outcome.name: r.walk.deleted for r in repos if r.walk is not None and r.walk.deleted
         },
@@ -359,6 +380,20 @@ def _write(
     store.put_bytes(prefix + MANIFEST_NAME, json.dumps(manifest, indent=2).encode())
     remove_stale_shards(store, prefix, {str(s["key"]) for s in shards})
     return manifest
+
+
+def guarded_write(store: ObjectStore, prefix: str, write: Callable[[], T]) -> T:
+    """`write()`; when the store fails it, what it wrote goes and HarvestError says why."""
+    try:
+        return write()
+    except HarvestCancelled:
+        raise
+    except Exception as exc:  # S3 down, bucket missing, disk full: the dataset is incomplete
+        store_cleanup(store, prefix)
+        raise HarvestError(
+            f"could not write the dataset to the object store {store.url}: {exc}; "
+            "check that the store is reachable and writable, then start the harvest again"
+        ) from exc
 
 
 def store_cleanup(store: ObjectStore, prefix: str) -> None:

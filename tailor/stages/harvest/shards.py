@@ -75,7 +75,7 @@ def _table(rows: list[Row]) -> pa.Table:
     return pa.Table.from_pydict(data, schema=SCHEMA)
 
 
-def _groups(rows: list[Row], target_bytes: int) -> Iterable[list[Row]]:
+def _groups(rows: Iterable[Row], target_bytes: int) -> Iterable[list[Row]]:
     group: list[Row] = []
     size = 0
     for row in rows:
@@ -89,9 +89,16 @@ def _groups(rows: list[Row], target_bytes: int) -> Iterable[list[Row]]:
 
 
 def write_shards(
-    rows: list[Row], store: ObjectStore, prefix: str, *, target_bytes: int = DEFAULT_SHARD_BYTES
+    rows: Iterable[Row],
+    store: ObjectStore,
+    prefix: str,
+    *,
+    target_bytes: int = DEFAULT_SHARD_BYTES,
 ) -> list[dict[str, int | str]]:
-    """Write rows in order as shard-00000.parquet, ...; returns [{key, rows, bytes}]."""
+    """Write rows in order as shard-00000.parquet, ...; returns [{key, rows, bytes}].
+
+    `rows` may be a generator: only one shard's rows are held at a time.
+    """
     shards: list[dict[str, int | str]] = []
     with tempfile.TemporaryDirectory(prefix="tailor-shards-") as tmp:
         for i, group in enumerate(_groups(rows, target_bytes)):

@@ -51,6 +51,27 @@ class Tally:
         for stage, s in batch.seconds.items():
             self.seconds[stage] += s
 
+    def counts(self) -> dict[str, Any]:
+        """What a harvest part tallied before deduplication, as JSON (see `absorb`)."""
+        return {
+            "files_seen": self.files_seen,
+            "files_processed": self.files_processed,
+            "bytes_processed": self.bytes_processed,
+            "dropped": dict(self.dropped),
+            "dropped_bytes": dict(self.dropped_bytes),
+            "seconds": dict(self.seconds),
+        }
+
+    def absorb(self, counts: dict[str, Any]) -> None:
+        """Add a part's `counts()`: the parts' tallies sum to the single task's."""
+        self.files_seen += int(counts.get("files_seen", 0))
+        self.files_processed += int(counts.get("files_processed", 0))
+        self.bytes_processed += int(counts.get("bytes_processed", 0))
+        self.dropped.update(counts.get("dropped", {}))
+        self.dropped_bytes.update(counts.get("dropped_bytes", {}))
+        for stage, s in counts.get("seconds", {}).items():
+            self.seconds[stage] += float(s)
+
     def add_duplicates(
         self, exact: int, near: int, of_previous: int, exact_b: int, near_b: int
     ) -> None:
