@@ -64,7 +64,9 @@ class Settings(BaseSettings):
     )
     api_url: str = Field("http://127.0.0.1:8000", description="Where the CLI finds the API.")
     serve_url: str = Field(
-        "http://127.0.0.1:8001", description="Public base URL of the inference gateway."
+        "http://127.0.0.1:8001",
+        description="Public base URL of the inference gateway: what `/ide`, the endpoints' "
+        "`url` and the console hand to IDEs (the chart sets the gateway's ingress URL).",
     )
     broker_visibility_timeout_s: int = Field(
         6 * 3600,
@@ -138,6 +140,18 @@ class Settings(BaseSettings):
         None,
         description="Endpoint pods (`tailor serve-endpoint`): the bearer token the gateway "
         "sends; the pod has no database to check team tokens, so it answers only the gateway.",
+    )
+    endpoint_token_key: SecretStr | None = Field(
+        None,
+        description="Cluster mode: the key each team's endpoint-pod token is derived from "
+        "(`security.endpoint_token`); the gateway and the operator need the same one (the "
+        "chart's Secret key `endpoint-token-key`).",
+    )
+    gateway_backend_timeout_s: float = Field(
+        300.0,
+        gt=0,
+        description="Cluster mode: the gateway's read timeout on an endpoint pod (a stream's "
+        "gap between two chunks, or a whole answer).",
     )
     serve_adapter_budget_mb: int = Field(512, ge=1, description="Memory for hot adapters.")
     serve_lookup_cache_s: int = Field(

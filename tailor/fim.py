@@ -104,6 +104,23 @@ KNOWN_STYLES: tuple[FimStyle, ...] = (
 )
 
 
+def style_for_model(model: str) -> FimStyle | None:
+    """The known style whose family a model id names (`Qwen/Qwen2.5-Coder-1.5B` -> Qwen's),
+    for servers that take text, not a tokenizer; the longest family name wins (StarCoder2
+    over StarCoder). None when no family is named."""
+    name = model.rsplit("/", 1)[-1].lower()
+    named = [s for s in KNOWN_STYLES if s.name in name]
+    return max(named, key=lambda s: len(s.name)) if named else None
+
+
+def fim_prompt(style: FimStyle, prefix: str, suffix: str) -> str:
+    """The FIM prompt text for `prefix` and `suffix` in the style's order (the model writes
+    the middle next)."""
+    if style.order == "suffix_first":
+        return f"{style.suffix}{suffix}{style.prefix}{prefix}"
+    return f"{style.prefix}{prefix}{style.suffix}{suffix}{style.middle}"
+
+
 class FimError(ValueError):
     """The tokenizer lacks the FIM tokens asked for, or a sequence is not a FIM example."""
 

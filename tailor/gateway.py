@@ -18,7 +18,7 @@ from tailor.db.models import AdapterVersion, ApiToken, Endpoint, Membership, Tea
 from tailor.db.notices import NotifiedCache
 from tailor.db.session import READ_ONLY, engine_for, session_factory
 from tailor.errors import TailorError
-from tailor.security import hash_token
+from tailor.security import endpoint_token, hash_token
 from tailor.services.base_models.service import resolve_source
 from tailor.services.tokens.service import check_usable, last_use_is_stale
 from tailor.stages.serve.callers import Caller
@@ -48,6 +48,10 @@ _CALLER = (
         Team.id.label("team_id"),
         ApiToken.user_id,
         Team.telemetry_keeps_code,
+        Endpoint.name.label("endpoint"),
+        Endpoint.backend,
+        Endpoint.backend_url,
+        AdapterVersion.base_model,
     )
     .join(Team, Team.id == ApiToken.team_id)
     # A member who left the team keeps their tokens but not the team's models (as in the API).
@@ -82,6 +86,10 @@ class _Grant:
     team_id: int
     user_id: int
     keeps_code: bool
+    endpoint: str | None
+    backend: str | None
+    backend_url: str | None
+    base_model: str | None
 
 
 # Keyed by (token hash, model name): the plaintext token is never held.
@@ -152,7 +160,15 @@ class Routing:
             return who
         if grant.prefix is None:
             return replace(who, known=False)
-        return replace(who, adapter=_adapter_key(grant), version_id=grant.version_id)
+        return replace(
+            who,
+            adapter=_adapter_key(grant),
+            version_id=grant.version_id,
+            endpoint=grant.endpoint,
+            backend=grant.backend or "tailor",
+            backend_url=grant.backend_url,
+            base_model=grant.base_model,
+        )
 
     def models(self, team: str) -> list[str]:
         """The model names (endpoints) the team can call."""
@@ -193,12 +209,24 @@ def catalog_loader(sessions: sessionmaker[Session]) -> Callable[[str], Path]:
     return load
 
 
-def create_gateway(settings: Settings | None = None) -> FastAPI:
-    """The serving app for the settings' base model (uvicorn factory: `tailor serve`)."""
-    from tailor.stages.serve.app import create_serving_app
-    from tailor.stages.serve.engine import TailorEngine
-    from tailor.stages.serve.spec import EndpointLimits
+class GatewayConfigError(ValueError):
+    """The settings cannot make a gateway (named setting missing)."""
 
+
+def cluster_problem(settings: Settings) -> str | None:
+    """Why the gateway cannot route to endpoint pods with these settings (None: it can)."""
+    if settings.executor == "kubernetes" and not settings.endpoint_token_key:
+        return (
+            "TAILOR_ENDPOINT_TOKEN_KEY is not set: in cluster mode the gateway calls each "
+            "team's endpoint pods with a token derived from it (the operator's is the same)"
+        )
+    return None
+
+
+def create_gateway(settings: Settings | None = None) -> FastAPI:
+    """The gateway app (uvicorn factory: `tailor serve`): in cluster mode (executor
+    `kubernetes`) it forwards to each endpoint's pods; else it serves the settings' base
+    model and every team's adapters in this process."""
     settings = settings or get_settings()
     database = engine_for(settings.database_url)
     cache: GrantCache | None = None
@@ -206,6 +234,35 @@ def create_gateway(settings: Settings | None = None) -> FastAPI:
         channel = routing_channel(database)
         cache = NotifiedCache(database, channel, max_age_s=settings.serve_lookup_cache_s)
     routing = Routing.on(database, cache)
+    if settings.executor == "kubernetes":
+        return _cluster_gateway(settings, routing, cache)
+    return _embedded_gateway(settings, database, routing, cache)
+
+
+def _cluster_gateway(settings: Settings, routing: Routing, cache: GrantCache | None) -> FastAPI:
+    from tailor.stages.serve.proxy import create_proxy_app
+
+    problem = cluster_problem(settings)
+    if problem or settings.endpoint_token_key is None:
+        raise GatewayConfigError(problem)
+    key = settings.endpoint_token_key.get_secret_value()
+    return create_proxy_app(
+        lookup=routing.lookup,
+        list_models=routing.models,
+        token_for=lambda team: endpoint_token(key, team),
+        base_name=settings.serve_base_model,
+        timeout_s=settings.gateway_backend_timeout_s,
+        resources=[cache] if cache else [],
+    )
+
+
+def _embedded_gateway(
+    settings: Settings, database: Engine, routing: Routing, cache: GrantCache | None
+) -> FastAPI:
+    from tailor.stages.serve.app import create_serving_app
+    from tailor.stages.serve.engine import TailorEngine
+    from tailor.stages.serve.spec import EndpointLimits
+
     read_only = database.execution_options(**{READ_ONLY: True})
     telemetry = Recorder(
         read_only.begin, database.begin, interval_s=settings.telemetry_flush_interval_s

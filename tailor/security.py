@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import hmac
 import secrets
 
 from cryptography.fernet import Fernet, InvalidToken
@@ -20,6 +21,18 @@ def new_api_token() -> str:
 def hash_token(token: str) -> str:
     """SHA-256 of a token: tokens carry 256 bits of entropy, so no slow hash is needed."""
     return hashlib.sha256(token.encode()).hexdigest()
+
+
+def endpoint_token(key: str, team: str) -> str:
+    """The bearer token the gateway sends to `team`'s endpoint pods.
+
+    Derived from the platform's endpoint-token key (HMAC, one-way), so that the operator,
+    which writes it into the team namespace's Secret, and the gateway, which sends it, agree
+    without the gateway reading Secrets; each pod holds its own team's token only, which
+    opens no other team's pods.
+    """
+    mac = hmac.new(key.encode(), b"tailor-endpoint-token:" + team.encode(), hashlib.sha256)
+    return base64.urlsafe_b64encode(mac.digest()).decode().rstrip("=")
 
 
 def visible_prefix(token: str) -> str:

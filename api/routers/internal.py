@@ -11,6 +11,8 @@ from tailor.db.models import Job
 from tailor.errors import NotFound
 from tailor.jobs.schemas import JobOut
 from tailor.jobs.workloads import PhaseReport, apply_phase
+from tailor.services.endpoints.schemas import EndpointReport
+from tailor.services.endpoints.sync import record_backend
 from tailor.services.finetunes.run import finish_trained
 from tailor.services.teams import service as teams
 from tailor.services.teams.schemas import Slug, TeamOut, TeamSeed
@@ -33,6 +35,23 @@ def report_status(
         raise NotFound(f"job {job_id} not found")
     finish = finish_trained(store, sender) if job.kind == "finetune" else None
     return JobOut.of(apply_phase(session, job, body, finish))
+
+
+@router.post(
+    "/endpoints/{namespace}/{name}/status", responses=errors(403, 404, 422), status_code=204
+)
+def report_endpoint(
+    namespace: str,
+    name: str,
+    body: EndpointReport,
+    _caller: InternalCaller,
+    session: SessionDep,
+    settings: SettingsDep,
+) -> None:
+    """The operator reports an InferenceEndpoint's status: its URL is where the gateway
+    forwards the team's calls (a report without one changes nothing)."""
+    if body.url:
+        record_backend(session, settings, namespace, name, body.url)
 
 
 @router.put("/teams/{slug}", response_model=TeamOut, responses=errors(403))

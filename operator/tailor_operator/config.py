@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, SecretStr
 
 
 class GpuType(BaseModel):
@@ -88,6 +88,11 @@ class OperatorConfig(BaseModel):
     platformNamespace: str = Field(
         default="tailor", description="Namespace of the API gateway; team endpoints accept it."
     )
+    gatewayPodLabels: dict[str, str] = Field(
+        default_factory=lambda: {"app.kubernetes.io/component": "gateway"},
+        description="Labels of the inference gateway's pods (platform namespace): the only "
+        "pods team endpoints accept traffic from.",
+    )
     defaultGpuType: str = "nvidia-a100-80gb"
     gpuTypes: dict[str, GpuType] = Field(default_factory=_a100)
     images: Images = Field(default_factory=Images)
@@ -98,7 +103,13 @@ class OperatorConfig(BaseModel):
         default="tailor-endpoint-token",
         description="Secret in each team namespace whose TAILOR_SERVE_ENDPOINT_TOKEN the "
         "gateway sends to the team's Tailor-engine endpoint pods (they answer no one else); "
-        "the Team handler makes it, one random token per team.",
+        "the Team handler makes it, one token per team derived from endpointTokenKey.",
+    )
+    endpointTokenKey: SecretStr | None = Field(
+        default=None,
+        description="The platform's endpoint-token key ($TAILOR_ENDPOINT_TOKEN_KEY, the "
+        "gateway's too): each team's token is derived from it. Unset (an operator on its "
+        "own), each team gets a random one that no gateway can send.",
     )
     servingPort: int = Field(
         default=8000, ge=1, le=65535, description="Port the endpoints listen on."
@@ -110,7 +121,8 @@ class OperatorConfig(BaseModel):
 
 
 def load_config(path: str | Path | None = None) -> OperatorConfig:
-    """Read the config file (JSON or YAML), then the TAILOR_API_URL/KUBE_SERVER overrides."""
+    """Read the config file (JSON or YAML), then the environment's overrides (API URL, kube
+    server) and the endpoint-token key (a Secret's, never in the config file)."""
     path = path or os.environ.get("TAILOR_OPERATOR_CONFIG")
     data: dict[str, Any] = {}
     if path:
@@ -118,6 +130,8 @@ def load_config(path: str | Path | None = None) -> OperatorConfig:
         data = json.loads(text) if str(path).endswith(".json") else yaml.safe_load(text) or {}
     if os.environ.get("TAILOR_API_URL"):
         data["apiUrl"] = os.environ["TAILOR_API_URL"]
+    if os.environ.get("TAILOR_ENDPOINT_TOKEN_KEY"):
+        data["endpointTokenKey"] = os.environ["TAILOR_ENDPOINT_TOKEN_KEY"]
     if os.environ.get("TAILOR_OPERATOR_KUBE_SERVER"):
         data["kubeServer"] = os.environ["TAILOR_OPERATOR_KUBE_SERVER"]
     return OperatorConfig.model_validate(data)

@@ -68,7 +68,8 @@ def sync_from_deployment(rt: Runtime, deployment: Mapping[str, Any]) -> None:
     except _API_ERRORS as exc:
         raise as_kopf_error(exc, f"updating {KIND} {namespace}/{name} status") from exc
     if previous.get("phase") != new["phase"]:
-        report(rt, KIND, namespace, name, None, new)
+        # With its URL: the platform learns where the gateway forwards the team's calls.
+        report(rt, KIND, namespace, name, None, {**new, "url": previous.get("url")})
 
 
 def _delete(rt: Runtime, api_version: str, kind: str, namespace: str, name: str) -> None:

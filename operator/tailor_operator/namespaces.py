@@ -6,8 +6,9 @@ Every team's ClusterQueue sits in one Kueue cohort: a team is guaranteed its `gp
 pool (nominal quota) and may borrow up to `gpuBorrowingLimit` idle GPUs of other teams,
 which Kueue reclaims by preemption when their owners need them. The namespace's
 ResourceQuota caps the same totals for anything that bypasses Kueue, and the
-NetworkPolicy admits traffic only from the namespace itself and the platform's
-namespace (the API gateway), so one team's pods cannot reach another's endpoints.
+NetworkPolicies admit traffic to endpoint pods only from the gateway's pods, and to the
+team's other pods only from the namespace itself and the platform's namespace, so one team's
+pods cannot reach another's, and no one reaches an endpoint except through the gateway.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ import secrets
 from dataclasses import dataclass
 from typing import Any
 
+from tailor.security import endpoint_token
 from tailor_operator import naming
 from tailor_operator.config import OperatorConfig
 from tailor_operator.pods import ENDPOINT_TOKEN_KEY
@@ -102,28 +104,52 @@ def build_resource_quota(tenant: Tenant, config: OperatorConfig) -> dict[str, An
     }
 
 
+# The component label of endpoint pods (serving.py): only the gateway may reach them.
+INFERENCE_COMPONENT = "inference"
+COMPONENT_LABEL = "app.kubernetes.io/component"
+
+
+def _platform_namespace(config: OperatorConfig) -> dict[str, Any]:
+    return {"matchLabels": {NAMESPACE_NAME_LABEL: config.platformNamespace}}
+
+
 def build_network_policy(tenant: Tenant, config: OperatorConfig) -> dict[str, Any]:
-    """Ingress only from the team's own pods and from the platform namespace."""
+    """Pods other than endpoints: ingress only from the team's own pods and the platform's
+    namespace (the API), so one team's pods cannot reach another's."""
     namespace = namespace_name(config, tenant.name)
+    not_endpoints = {"key": COMPONENT_LABEL, "operator": "NotIn", "values": [INFERENCE_COMPONENT]}
     return {
         "apiVersion": "networking.k8s.io/v1",
         "kind": "NetworkPolicy",
         "metadata": _metadata(tenant, "tailor-team-isolation", namespace),
         "spec": {
-            "podSelector": {},
+            "podSelector": {"matchExpressions": [not_endpoints]},
             "policyTypes": ["Ingress"],
             "ingress": [
                 {"from": [{"podSelector": {}}]},
-                {
-                    "from": [
-                        {
-                            "namespaceSelector": {
-                                "matchLabels": {NAMESPACE_NAME_LABEL: config.platformNamespace}
-                            }
-                        }
-                    ]
-                },
+                {"from": [{"namespaceSelector": _platform_namespace(config)}]},
             ],
+        },
+    }
+
+
+def build_endpoint_network_policy(tenant: Tenant, config: OperatorConfig) -> dict[str, Any]:
+    """Endpoint pods: ingress only from the gateway's pods in the platform namespace (one
+    peer, so both selectors must match). Neither the team's own pods nor the API reach an
+    endpoint, and a vLLM pod is never exposed without the gateway in front."""
+    namespace = namespace_name(config, tenant.name)
+    gateway = {
+        "namespaceSelector": _platform_namespace(config),
+        "podSelector": {"matchLabels": dict(config.gatewayPodLabels)},
+    }
+    return {
+        "apiVersion": "networking.k8s.io/v1",
+        "kind": "NetworkPolicy",
+        "metadata": _metadata(tenant, "tailor-endpoints-gateway-only", namespace),
+        "spec": {
+            "podSelector": {"matchLabels": {COMPONENT_LABEL: INFERENCE_COMPONENT}},
+            "policyTypes": ["Ingress"],
+            "ingress": [{"from": [gateway]}],
         },
     }
 
@@ -199,10 +225,19 @@ def build_object_store_secret(
     return build_team_secret(tenant, config, config.objectStore.secretName, data)
 
 
-def build_endpoint_token_secret(tenant: Tenant, config: OperatorConfig) -> dict[str, Any]:
-    """A fresh random token the gateway sends to the team's Tailor-engine endpoint pods."""
-    token = base64.b64encode(secrets.token_urlsafe(32).encode()).decode()
-    data = {ENDPOINT_TOKEN_KEY: token}
+def endpoint_token_for(tenant: Tenant, config: OperatorConfig) -> str:
+    """The token the gateway sends to the team's endpoint pods: derived from the platform's
+    key as the gateway derives it, or (no key) a fresh random one."""
+    if config.endpointTokenKey is None:
+        return secrets.token_urlsafe(32)
+    return endpoint_token(config.endpointTokenKey.get_secret_value(), tenant.name)
+
+
+def build_endpoint_token_secret(
+    tenant: Tenant, config: OperatorConfig, token: str
+) -> dict[str, Any]:
+    """The Secret holding the team's endpoint token (its pods read it as env)."""
+    data = {ENDPOINT_TOKEN_KEY: base64.b64encode(token.encode()).decode()}
     return build_team_secret(tenant, config, config.endpointTokenSecretName, data)
 
 
@@ -226,6 +261,7 @@ def build_tenancy(tenant: Tenant, config: OperatorConfig) -> list[dict[str, Any]
         build_namespace(tenant, config),
         build_resource_quota(tenant, config),
         build_network_policy(tenant, config),
+        build_endpoint_network_policy(tenant, config),
     ]
     if config.kueue.enabled:
         manifests += [build_cluster_queue(tenant, config), build_local_queue(tenant, config)]

@@ -97,9 +97,9 @@ def report(
     if reason and message:
         reason = f"{reason}: {message}"[:2000]
     try:
-        rt.sink.report(
-            kind, namespace, name, job_id, phase, reason, list(status.get("conditions") or [])
-        )
+        conditions = list(status.get("conditions") or [])
+        url = status.get("url")
+        rt.sink.report(kind, namespace, name, job_id, phase, reason, conditions, url=url)
     except Exception as exc:  # the sink is outside the cluster: never let it break a handler
         log.warning("could not report %s %s/%s %s: %s", kind, namespace, name, phase, exc)
         return False

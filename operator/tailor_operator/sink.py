@@ -33,8 +33,12 @@ class StatusSink(Protocol):
         phase: str,
         reason: str | None,
         conditions: list[dict[str, Any]],
+        url: str | None = None,
     ) -> None:
-        """Record one change; raise if it could not be delivered (the caller retries)."""
+        """Record one change; raise if it could not be delivered (the caller retries).
+
+        `url` is an InferenceEndpoint's in-cluster URL (status.url), where the gateway
+        forwards its team's calls."""
 
 
 class SinkUnavailable(RuntimeError):
@@ -43,10 +47,12 @@ class SinkUnavailable(RuntimeError):
 
 @dataclass
 class HttpStatusSink:
-    """POSTs a job's status to `{api_url}/v1/internal/jobs/{job_id}/status`.
+    """POSTs a job's status to `{api_url}/v1/internal/jobs/{job_id}/status`, an endpoint's
+    to `{api_url}/v1/internal/endpoints/{namespace}/{name}/status` (with its `url`).
 
-    Body: `{"phase", "reason", "conditions"}`; auth: `Bearer $TAILOR_OPERATOR_TOKEN`.
-    Resources without a job id (endpoints, teams) have no row to update and are skipped.
+    Body: `{"phase", "reason", "conditions"}` (and `url`); auth: `Bearer $TAILOR_OPERATOR_TOKEN`.
+    Other resources without a job id (teams, an endpoint with no URL yet) have no row to
+    update and are skipped.
     """
 
     api_url: str
@@ -67,13 +73,22 @@ class HttpStatusSink:
         phase: str,
         reason: str | None,
         conditions: list[dict[str, Any]],
+        url: str | None = None,
     ) -> None:
         """Deliver one change; 5xx and network errors raise SinkUnavailable."""
-        if job_id is None:
+        body: dict[str, Any] = {"phase": phase, "reason": reason, "conditions": conditions}
+        api = self.api_url.rstrip("/")
+        if job_id is not None:
+            target = f"{api}/v1/internal/jobs/{job_id}/status"
+        elif kind == "InferenceEndpoint" and url:
+            target = f"{api}/v1/internal/endpoints/{namespace}/{name}/status"
+            body["url"] = url
+        else:
             return
-        url = f"{self.api_url.rstrip('/')}/v1/internal/jobs/{job_id}/status"
+        self._post(kind, namespace, name, target, body)
+
+    def _post(self, kind: str, namespace: str, name: str, url: str, body: dict[str, Any]) -> None:
         headers = {"Authorization": f"Bearer {self.token}"} if self.token else {}
-        body = {"phase": phase, "reason": reason, "conditions": conditions}
         try:
             response = httpx.post(url, json=body, headers=headers, timeout=self.timeout_s)
         except httpx.HTTPError as exc:
@@ -100,6 +115,7 @@ class LogSink:
         phase: str,
         reason: str | None,
         conditions: list[dict[str, Any]],
+        url: str | None = None,
     ) -> None:
         """Log one change."""
         log.info("%s %s/%s (job %s): %s %s", kind, namespace, name, job_id, phase, reason or "")
@@ -116,6 +132,7 @@ class Report:
     phase: str
     reason: str | None
     conditions: list[dict[str, Any]]
+    url: str | None = None
 
 
 @dataclass
@@ -134,11 +151,12 @@ class RecordingSink:
         phase: str,
         reason: str | None,
         conditions: list[dict[str, Any]],
+        url: str | None = None,
     ) -> None:
         """Record one change."""
         with self._lock:
             self.reports.append(
-                Report(kind, namespace, name, job_id, phase, reason, list(conditions))
+                Report(kind, namespace, name, job_id, phase, reason, list(conditions), url)
             )
 
     def phases(self, name: str) -> list[str]:

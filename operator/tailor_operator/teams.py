@@ -71,11 +71,14 @@ def apply(rt: Runtime, name: str, uid: str, spec: Mapping[str, Any]) -> dict[str
             delay=60,
         )
     secrets = [namespaces.build_object_store_secret(tenant, rt.config, data)]
-    # The team's own token for the gateway to call its endpoint pods: made once, kept after,
-    # since running pods read it at start. Per team, so no pod holds a platform-wide secret.
+    # The team's own token for the gateway to call its endpoint pods. Per team, so no pod
+    # holds a platform-wide secret; derived from the platform's key, so re-applying writes the
+    # same one (running pods read it at start). A random one (no key) is made once and kept.
     namespace = namespaces.namespace_name(rt.config, name)
-    if _secret_data(rt, namespace, rt.config.endpointTokenSecretName) is None:
-        secrets.append(namespaces.build_endpoint_token_secret(tenant, rt.config))
+    keyed = rt.config.endpointTokenKey is not None
+    if keyed or _secret_data(rt, namespace, rt.config.endpointTokenSecretName) is None:
+        token = namespaces.endpoint_token_for(tenant, rt.config)
+        secrets.append(namespaces.build_endpoint_token_secret(tenant, rt.config, token))
     rt.cluster.ensure_all(secrets, immutable=set())
     return {**result, "phase": "Ready", "reason": "Provisioned", "message": None}
 

@@ -60,13 +60,22 @@ def serve(
     host: str = typer.Option("127.0.0.1", help="Interface to listen on."),
     port: int = typer.Option(8001, help="Port to listen on."),
 ) -> None:
-    """Run the inference gateway: the base model and every team's published adapters."""
+    """Run the inference gateway: the base model and every team's published adapters, or in
+    cluster mode (TAILOR_EXECUTOR=kubernetes) a router to each endpoint's pods."""
     import uvicorn
 
+    from tailor.gateway import cluster_problem
     from tailor.stages.serve.connections import write_timeout_protocol
 
     settings = get_settings()
-    console.print(f"Tailor gateway on http://{host}:{port}  (base {settings.serve_base_model})")
+    problem = cluster_problem(settings)
+    if problem:
+        console.print(f"[red]{problem}[/red]")
+        raise typer.Exit(2)
+    if settings.executor == "kubernetes":
+        console.print(f"Tailor gateway on http://{host}:{port}  (routing to endpoint pods)")
+    else:
+        console.print(f"Tailor gateway on http://{host}:{port}  (base {settings.serve_base_model})")
     uvicorn.run(
         "tailor.gateway:create_gateway",
         factory=True,

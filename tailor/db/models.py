@@ -269,6 +269,9 @@ class Endpoint(Timestamped, Base):
     backend: Mapped[str] = mapped_column(String(16), default="tailor")
     replicas: Mapped[int] = mapped_column(default=1)
     gate_overridden: Mapped[bool] = mapped_column(default=False)
+    # Cluster mode: the in-cluster URL of its backend Service, as the operator reports it once
+    # the endpoint is first ready (InferenceEndpoint status.url); None until then.
+    backend_url: Mapped[str | None] = mapped_column(String(500), default=None)
 
 
 class WebSession(Base):

@@ -93,12 +93,33 @@ def test_only_the_team_and_the_platform_namespace_reach_team_pods(
 ) -> None:
     policy = namespaces.build_network_policy(make_tenant(), operator_config)["spec"]
 
-    assert policy["podSelector"] == {}
+    not_endpoints = {
+        "key": "app.kubernetes.io/component",
+        "operator": "NotIn",
+        "values": ["inference"],
+    }
+    assert policy["podSelector"] == {"matchExpressions": [not_endpoints]}
     assert policy["policyTypes"] == ["Ingress"]
     sources = [peer for rule in policy["ingress"] for peer in rule["from"]]
     assert sources == [
         {"podSelector": {}},
         {"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "tailor"}}},
+    ]
+
+
+def test_only_the_gateways_pods_reach_endpoint_pods(operator_config: OperatorConfig) -> None:
+    policy = namespaces.build_endpoint_network_policy(make_tenant(), operator_config)["spec"]
+
+    assert policy["podSelector"] == {"matchLabels": {"app.kubernetes.io/component": "inference"}}
+    assert policy["ingress"] == [
+        {
+            "from": [
+                {
+                    "namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "tailor"}},
+                    "podSelector": {"matchLabels": {"app.kubernetes.io/component": "gateway"}},
+                }
+            ]
+        }
     ]
 
 

@@ -83,6 +83,19 @@ imagePullSecrets:
 {{- printf "http://%s.%s.svc:%v" (include "tailor.componentName" (dict "root" . "component" "api")) .Release.Namespace .Values.api.service.port }}
 {{- end }}
 
+{{/* Where IDEs reach the gateway: gateway.publicUrl, else its ingress host, else its in-cluster Service. */}}
+{{- define "tailor.gatewayUrl" -}}
+{{- $gw := .Values.gateway }}
+{{- if $gw.publicUrl }}
+{{- $gw.publicUrl | trimSuffix "/" }}
+{{- else if and $gw.ingress.enabled $gw.ingress.host }}
+{{- $scheme := ternary "https" "http" (gt (len $gw.ingress.tls) 0) }}
+{{- printf "%s://%s%s" $scheme $gw.ingress.host ($gw.ingress.path | trimSuffix "/") }}
+{{- else }}
+{{- printf "http://%s.%s.svc:%v" (include "tailor.componentName" (dict "root" . "component" "gateway")) .Release.Namespace $gw.service.port }}
+{{- end }}
+{{- end }}
+
 {{- define "tailor.brokerUrl" -}}
 {{- if .Values.redis.enabled }}
 {{- printf "redis://%s:6379/0" (include "tailor.componentName" (dict "root" . "component" "redis")) }}
@@ -125,6 +138,10 @@ imagePullSecrets:
       key: secret-key
 - name: TAILOR_EXECUTOR
   value: kubernetes
+{{- if .Values.gateway.enabled }}
+- name: TAILOR_SERVE_URL
+  value: {{ include "tailor.gatewayUrl" . | quote }}
+{{- end }}
 - name: TAILOR_KUBERNETES_NAMESPACE_PREFIX
   value: {{ .Values.operator.namespacePrefix | quote }}
 - name: TAILOR_HOME
@@ -179,6 +196,7 @@ securityContext:
   "kueue" $kueue
   "masterPort" .Values.operator.masterPort
   "servingPort" 8000
+  "gatewayPodLabels" (include "tailor.selectorLabels" (dict "root" . "component" "gateway") | fromYaml)
   "apiUrl" (include "tailor.apiUrl" .) }}
 {{- toPrettyJson $config }}
 {{- end }}

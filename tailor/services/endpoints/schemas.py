@@ -64,3 +64,13 @@ class EndpointOut(BaseModel):
             created_at=ep.created_at,
             updated_at=ep.updated_at,
         )
+
+
+class EndpointReport(BaseModel):
+    """What the operator saw of an endpoint's InferenceEndpoint (its status)."""
+
+    model_config = ConfigDict(extra="forbid")
+    phase: str = Field(max_length=40)
+    reason: str | None = Field(None, max_length=2000)
+    conditions: list[dict[str, object]] = Field(default_factory=list, max_length=50)
+    url: str | None = Field(None, max_length=500, description="status.url: its backend Service.")

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import logging
 from typing import TYPE_CHECKING, Any
+from urllib.parse import urlsplit
 
 from celery import Celery
 from sqlalchemy import select
@@ -28,6 +29,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from tailor.config import Settings
 from tailor.db.models import AdapterVersion, Endpoint, Team
+from tailor.errors import InvalidInput, NotFound
 from tailor.k8s import INFERENCE_ENDPOINT, Rejected, apply, delete, manifest, team_namespace
 from tailor.queue import send_after_commit
 from tailor.services.base_models import service as catalog
@@ -108,6 +110,26 @@ def sync_endpoint(
     except Rejected as exc:
         log.error("endpoint %s/%s not synced to the cluster: %s", namespace, name, exc)
         return "rejected"
+
+
+def record_backend(
+    session: Session, settings: Settings, namespace: str, name: str, url: str
+) -> Endpoint:
+    """Keep where endpoint `name` of the team owning `namespace` is served (the operator's
+    report of its InferenceEndpoint's `status.url`): the gateway forwards there."""
+    prefix = settings.kubernetes_namespace_prefix
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise InvalidInput(f"url {url!r} is not an http(s) URL")
+    slug = namespace.removeprefix(prefix) if namespace.startswith(prefix) else None
+    endpoint = session.scalar(
+        select(Endpoint).join(Team).where(Team.slug == slug, Endpoint.name == name)
+    )
+    if endpoint is None:
+        raise NotFound(f"endpoint {namespace}/{name} not found")
+    endpoint.backend_url = url.rstrip("/")
+    session.flush()
+    return endpoint
 
 
 def sync_after_commit(sender: Celery) -> EndpointHook:

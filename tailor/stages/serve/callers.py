@@ -22,6 +22,11 @@ class Caller:
     member_id: int | None = None  # the token's user
     version_id: int | None = None  # the adapter version served; None for the base
     keeps_code: bool = False  # the team's telemetry keeps the code text (redacted)
+    # Cluster mode: where the endpoint is served, as the operator reported it (None: not yet).
+    endpoint: str | None = None  # the endpoint's own name (the model name its backend knows)
+    backend: str = "tailor"  # "tailor" (every protocol) or "vllm" (OpenAI, no `suffix`)
+    backend_url: str | None = None
+    base_model: str | None = None  # the version's base (catalog name): its FIM tokens
 
 
 # (token, model name or None for the base) -> the caller, or None for a token that may not

@@ -1,0 +1,110 @@
+"""The chart's inference gateway: rendered for both values files, and its pod run."""
+
+from __future__ import annotations
+
+import base64
+import os
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from sqlalchemy import Engine
+
+from tests.support.kubelet import Kubelet
+
+from .conftest import by_kind
+
+GATEWAY = "t-tailor-gateway"
+
+
+def _named(manifests: list[dict[str, Any]], kind: str, name: str) -> dict[str, Any]:
+    [found] = [m for m in by_kind(manifests, kind) if m["metadata"]["name"] == name]
+    return found
+
+
+def _env(manifests: list[dict[str, Any]], deployment: str) -> dict[str, Any]:
+    container = _named(manifests, "Deployment", deployment)["spec"]["template"]["spec"]
+    return {
+        e["name"]: e.get("value", e.get("valueFrom")) for e in container["containers"][0]["env"]
+    }
+
+
+def test_ides_are_handed_the_gateways_ingress_url(
+    production_manifests: list[dict[str, Any]],
+) -> None:
+    env = _env(production_manifests, "t-tailor-api")
+
+    assert env["TAILOR_SERVE_URL"] == "https://code.tailor.corp.example.com"
+
+
+def test_without_an_ingress_the_gateway_url_is_its_service(
+    default_manifests: list[dict[str, Any]],
+) -> None:
+    env = _env(default_manifests, "t-tailor-api")
+
+    assert env["TAILOR_SERVE_URL"] == f"http://{GATEWAY}.tailor.svc:80"
+
+
+def test_the_production_gateway_scales_and_survives_drains(
+    production_manifests: list[dict[str, Any]],
+) -> None:
+    hpa = _named(production_manifests, "HorizontalPodAutoscaler", GATEWAY)["spec"]
+    pdb = _named(production_manifests, "PodDisruptionBudget", GATEWAY)["spec"]
+    deployment = _named(production_manifests, "Deployment", GATEWAY)["spec"]
+
+    assert (hpa["minReplicas"], hpa["maxReplicas"], pdb["minAvailable"]) == (3, 12, 2)
+    assert "replicas" not in deployment  # the HPA owns it
+
+
+def test_the_gateway_and_the_operator_share_the_endpoint_token_key(
+    production_manifests: list[dict[str, Any]],
+) -> None:
+    gateway = _env(production_manifests, GATEWAY)["TAILOR_ENDPOINT_TOKEN_KEY"]
+    operator = _env(production_manifests, "t-tailor-operator")["TAILOR_ENDPOINT_TOKEN_KEY"]
+
+    assert gateway == operator
+    assert gateway["secretKeyRef"] == {"name": "tailor-app-secrets", "key": "endpoint-token-key"}
+
+
+def _secret(name: str, data: dict[str, str]) -> dict[str, Any]:
+    encoded = {k: base64.b64encode(v.encode()).decode() for k, v in data.items()}
+    return {"apiVersion": "v1", "kind": "Secret", "metadata": {"name": name}, "data": encoded}
+
+
+@pytest.fixture
+def kubelet(tmp_path: Path) -> Iterator[Kubelet]:
+    path = os.pathsep.join([str(Path(sys.executable).parent), os.environ.get("PATH", "")])
+    runner = Kubelet(
+        tmp_path / "node", {"PATH": path, "PYTHONPATH": os.environ.get("PYTHONPATH", "")}
+    )
+    yield runner
+    runner.stop_all()
+
+
+@pytest.mark.parametrize("db_engine", ["sqlite"], indirect=True)
+def test_the_rendered_gateway_pod_starts_and_checks_tokens_in_the_database(
+    production_manifests: list[dict[str, Any]], kubelet: Kubelet, db_engine: Engine
+) -> None:
+    # The Secrets a production install points at (existingSecret values).
+    objects = {
+        ("Secret", "tailor-database"): _secret(
+            "tailor-database", {"database-url": db_engine.url.render_as_string(False)}
+        ),
+        ("Secret", "tailor-app-secrets"): _secret(
+            "tailor-app-secrets",
+            {"secret-key": "s" * 32, "operator-token": "o" * 32, "endpoint-token-key": "k" * 32},
+        ),
+    }
+    pod = kubelet.run(_named(production_manifests, "Deployment", GATEWAY), objects)
+    pod.wait_ready()
+
+    answer = httpx.post(
+        pod.url("http") + "/v1/completions",
+        json={"model": "completion", "prompt": "x"},
+        headers={"Authorization": "Bearer tlr_unknown"},
+    )
+
+    assert answer.status_code == 401

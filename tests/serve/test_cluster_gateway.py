@@ -1,0 +1,206 @@
+"""The gateway in cluster mode: team tokens checked in the database, calls forwarded to a real
+`tailor serve-endpoint` process (the endpoint's pod) with the team's endpoint token."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+import openai
+import pytest
+from huggingface_hub import InferenceClient
+from sqlalchemy import Connection
+from sqlalchemy.orm import Session
+
+from tailor.config import Settings
+from tailor.gateway import Routing
+from tailor.security import endpoint_token
+from tailor.services.endpoints.sync import record_backend
+from tailor.stages.serve.proxy import create_proxy_app, openai_body_for_vllm
+from tailor.storage import FileStore
+from tests.conftest import SERVED_BASE, create_tenant, create_token, create_version
+
+from .conftest import FIM_PREFIX, FIM_SUFFIX, AdapterFactory, LiveServer, free_port, start_server
+from .test_gateway import publish_version_1
+
+TEAM = "cluster-search"  # the team the endpoint pod serves
+KEY = "endpoint-token-key-for-tests"
+GREEDY = {"ignore_eos": True, "stop_at_block_end": False}
+
+
+@dataclass
+class EndpointPod:
+    """A running `tailor serve-endpoint` process and the adapter key it serves."""
+
+    url: str
+    process: subprocess.Popen[bytes]
+
+
+@pytest.fixture(scope="module")
+def pod(tiny_base: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[EndpointPod]:
+    """The team's endpoint pod, as the operator renders it: spec file, store, token env."""
+    root = tmp_path_factory.mktemp("endpoint-pod")
+    store = FileStore(root / "objects")
+    prefix = AdapterFactory(tiny_base, store).create(TEAM, "completion", "1", seed=21)
+    spec = {
+        "team": TEAM,
+        "base_model": str(tiny_base),
+        "adapters": [{"name": "completion", "version": "1", "prefix": prefix + "/"}],
+    }
+    (root / "endpoint.json").write_text(json.dumps(spec))
+    port = free_port()
+    env = {
+        **os.environ,
+        "TAILOR_OBJECT_STORE_URL": f"file://{root / 'objects'}",
+        "TAILOR_SERVE_ENDPOINT_TOKEN": endpoint_token(KEY, TEAM),
+        "TAILOR_HOME": str(root / "home"),
+    }
+    tailor = str(Path(sys.executable).parent / "tailor")
+    command = [tailor, "serve-endpoint", "--config", str(root / "endpoint.json")]
+    command += ["--host", "127.0.0.1", "--port", str(port)]
+    process = subprocess.Popen(command, env=env)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        _wait_ready(url, process)
+        yield EndpointPod(url, process)
+    finally:
+        process.terminate()
+        process.wait(60)
+
+
+def _wait_ready(url: str, process: subprocess.Popen[bytes]) -> None:
+    deadline = time.monotonic() + 300  # a cold start on a busy machine loads the base slowly
+    while time.monotonic() < deadline:
+        assert process.poll() is None, "the endpoint pod exited"
+        try:
+            if httpx.get(f"{url}/readyz", timeout=5).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.2)
+    raise AssertionError("the endpoint pod did not become ready")
+
+
+@dataclass
+class Cluster:
+    """The gateway in cluster mode, and an IDE token of the team whose endpoint is on the pod."""
+
+    gateway: LiveServer
+    token: str
+
+
+@pytest.fixture
+def routing(connection: Connection) -> Routing:
+    """Routing whose transactions are savepoints of the test's own (rolled back after it)."""
+
+    @contextmanager
+    def savepoint() -> Iterator[Connection]:
+        with connection.begin_nested():
+            yield connection
+
+    return Routing(savepoint, savepoint)
+
+
+@pytest.fixture
+def cluster(
+    session: Session, routing: Routing, pod: EndpointPod, settings: Settings
+) -> Iterator[Cluster]:
+    tenant = create_tenant(session, TEAM)
+    create_version(session, tenant.team, "completion", 1)
+    _access, token = publish_version_1(session, tenant)
+    # What the operator reports once the InferenceEndpoint is ready (its status.url).
+    record_backend(session, settings, f"tailor-team-{TEAM}", "completion", pod.url)
+    session.commit()
+    app = create_proxy_app(
+        lookup=routing.lookup,
+        list_models=routing.models,
+        token_for=lambda team: endpoint_token(KEY, team),
+        base_name=SERVED_BASE,
+    )
+    live = start_server(app)
+    yield Cluster(live, token)
+    live.stop()
+
+
+def _fim(base_url: str, token: str, stream: bool) -> str:
+    client = openai.OpenAI(base_url=f"{base_url}/v1", api_key=token, max_retries=0)
+    if stream:
+        chunks = client.completions.create(
+            model="completion",
+            prompt=FIM_PREFIX,
+            suffix=FIM_SUFFIX,
+            max_tokens=8,
+            temperature=0,
+            stream=True,
+            extra_body=GREEDY,
+        )
+        return "".join(c.choices[0].text for c in chunks if c.choices)
+    out = client.completions.create(
+        model="completion",
+        prompt=FIM_PREFIX,
+        suffix=FIM_SUFFIX,
+        max_tokens=8,
+        temperature=0,
+        extra_body=GREEDY,
+    )
+    return out.choices[0].text
+
+
+def test_a_fim_completion_is_answered_by_the_endpoints_pod(
+    cluster: Cluster, pod: EndpointPod
+) -> None:
+    through_gateway = _fim(cluster.gateway.url, cluster.token, stream=False)
+
+    assert through_gateway == _fim(pod.url, endpoint_token(KEY, TEAM), stream=False)
+    assert through_gateway
+
+
+def test_a_streamed_fim_completion_passes_through(cluster: Cluster, pod: EndpointPod) -> None:
+    streamed = _fim(cluster.gateway.url, cluster.token, stream=True)
+
+    assert streamed == _fim(pod.url, endpoint_token(KEY, TEAM), stream=False)
+
+
+def test_a_tgi_call_is_answered_by_the_endpoints_pod(cluster: Cluster, pod: EndpointPod) -> None:
+    prompt = "def total(items):\n"
+    via = InferenceClient(model=f"{cluster.gateway.url}/tgi/completion", token=cluster.token)
+    direct = InferenceClient(model=f"{pod.url}/tgi/completion", token=endpoint_token(KEY, TEAM))
+
+    answer = via.text_generation(prompt, max_new_tokens=8, temperature=None)
+
+    assert answer == direct.text_generation(prompt, max_new_tokens=8, temperature=None)
+
+
+def test_another_teams_token_is_refused(session: Session, cluster: Cluster) -> None:
+    other = create_tenant(session)
+    token = create_token(session, other.owner, team=other.team, scopes=("inference",))
+    session.commit()
+    client = openai.OpenAI(base_url=f"{cluster.gateway.url}/v1", api_key=token, max_retries=0)
+
+    with pytest.raises(openai.NotFoundError):
+        client.completions.create(model="completion", prompt="x", max_tokens=2)
+
+
+def test_an_unknown_token_is_refused(cluster: Cluster) -> None:
+    client = openai.OpenAI(base_url=f"{cluster.gateway.url}/v1", api_key="tlr_nope")
+
+    with pytest.raises(openai.AuthenticationError):
+        client.completions.create(model="completion", prompt="x", max_tokens=2)
+
+
+def test_vllm_gets_the_fim_prompt_built_from_the_base_family() -> None:
+    body = {"model": "m", "prompt": "def f(", "suffix": ")\n", "max_tokens": 4}
+
+    sent = openai_body_for_vllm(body, "bigcode/starcoderbase-1b")
+
+    assert "suffix" not in sent
+    assert sent["prompt"] == "<fim_prefix>def f(<fim_suffix>)\n<fim_middle>"
+    assert {"<fim_prefix>", "<fim_suffix>", "<fim_middle>"} <= set(sent["stop"])
