@@ -106,7 +106,11 @@ def admin_secrets(database: str, operator_token: str = "") -> list[dict[str, Any
         _secret(values["database"]["existingSecret"], {"database-url": database_url(database)}),
         _secret(
             values["secrets"]["existingSecret"],
-            {"secret-key": uuid.uuid4().hex, "operator-token": token},
+            {
+                "secret-key": uuid.uuid4().hex,
+                "operator-token": token,
+                "endpoint-token-key": uuid.uuid4().hex,
+            },
         ),
         _secret(
             values["objectStore"]["existingSecret"],
