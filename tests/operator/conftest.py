@@ -388,3 +388,14 @@ def kubeconfig(kube: Kube, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> P
     monkeypatch.setenv("KUBECONFIG", str(path))
     monkeypatch.delenv("KUBERNETES_SERVICE_HOST", raising=False)
     return path
+
+
+async def namespace_objects(kube: Kube, namespace: str) -> dict[tuple[str, str], dict[str, Any]]:
+    """The ConfigMaps and Secrets of a namespace: what the kubelet reads for its pods."""
+    found: dict[tuple[str, str], dict[str, Any]] = {}
+    for kind, plural in (("ConfigMap", "configmaps"), ("Secret", "secrets")):
+        status, listing = await kube.request("GET", f"/api/v1/namespaces/{namespace}/{plural}")
+        assert status == 200, listing
+        for item in listing["items"]:
+            found[(kind, item["metadata"]["name"])] = item
+    return found
