@@ -161,8 +161,15 @@ class Pod:
                 self.process.wait()
 
 
-def run_exec(probe: Mapping[str, Any], argv: list[str], env: Mapping[str, str], cwd: Path) -> bool:
-    """An exec probe: the command, run with the container's env, exits 0 within its timeout.
+def run_exec(
+    probe: Mapping[str, Any],
+    argv: list[str],
+    env: Mapping[str, str],
+    cwd: Path,
+    stdout: Path | None = None,
+) -> bool:
+    """An exec probe (or `kubectl exec`): the command, run with the container's env, exits 0
+    within its timeout; its output goes to `stdout` when given.
 
     The timeout is at least 30 s: the probe's own (1 s by default) is sized for a node, not
     for a test machine shared by many runs.
@@ -177,6 +184,8 @@ def run_exec(probe: Mapping[str, Any], argv: list[str], env: Mapping[str, str], 
         )
     except subprocess.TimeoutExpired:
         return False
+    if stdout is not None:
+        stdout.write_bytes(done.stdout + done.stderr)
     return done.returncode == 0
 
 
