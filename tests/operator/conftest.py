@@ -399,3 +399,14 @@ async def namespace_objects(kube: Kube, namespace: str) -> dict[tuple[str, str],
         for item in listing["items"]:
             found[(kind, item["metadata"]["name"])] = item
     return found
+
+
+def upload_tiny_base(store: Any, cache_root: Path) -> str:
+    """The tiny base model's files in the bucket; their s3:// prefix (a catalog source)."""
+    from tailor.demo.tiny import tiny_base_cached
+
+    local = tiny_base_cached(cache_root)
+    for path in local.rglob("*"):
+        if path.is_file():
+            store.upload_file(path, f"models/tiny/{path.relative_to(local)}")
+    return f"{store.url}models/tiny"

@@ -11,7 +11,7 @@ admin's first token comes from `tailor admin create-token` run in the API pod (a
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -19,23 +19,43 @@ import httpx
 import pytest
 import pytest_asyncio
 
+from tailor.demo.gitserver import GitServer
+from tailor.demo.sample_data import house_style_documents
 from tailor.storage import S3Store
 from tests.charts.conftest import Helm, render
 from tests.charts.conftest import helm as helm
-from tests.operator.conftest import Kube
+from tests.harvest.conftest import TOKEN
+from tests.operator.conftest import Kube, namespace_objects, upload_tiny_base
 from tests.support.kubelet import Pod, run_exec
 from tests.support.release import Release, fresh_database, release_values
+from tests.train.conftest import CACHE_ROOT
 
 pytestmark = pytest.mark.asyncio
 
 TEAM = "search"
 NAMESPACE = f"tailor-team-{TEAM}"
+# The test's git server speaks plain HTTP on loopback, which harvesting refuses unless told.
+LOOPBACK_GIT = [
+    {"name": "TAILOR_GIT_ALLOW_LOOPBACK", "value": "true"},
+    {"name": "TAILOR_GIT_ALLOW_HTTP", "value": "true"},
+]
+EXTRA_VALUES = {"api": {"extraEnv": LOOPBACK_GIT}, "worker": {"extraEnv": LOOPBACK_GIT}}
+COMPLETE = {"type": "Complete", "status": "True", "reason": "CompletionsReached"}
 
 
 @pytest.fixture
 def database() -> Any:
     """A database of the test's own on the machine's PostgreSQL (its name)."""
     yield from fresh_database()
+
+
+@pytest.fixture
+def git(tmp_path: Path) -> Iterator[GitServer]:
+    """The team's repository on a git smart-HTTP server: a codebase in a house style."""
+    with GitServer(tmp_path / "git", tokens={TOKEN}) as server:
+        docs = house_style_documents(24, 6)
+        server.create_repo("quill", {path: content for path, content, _ in docs})
+        yield server
 
 
 @pytest_asyncio.fixture
@@ -49,10 +69,10 @@ async def release(
     tmp_path: Path,
 ) -> AsyncIterator[Release]:
     """The chart installed on the emulator, every workload running and ready."""
-    overlay = release_values(tmp_path, False, database, s3_store, s3_endpoint)
+    overlay = release_values(tmp_path, False, database, s3_store, s3_endpoint, EXTRA_VALUES)
     manifests = render(helm, overlay)
     running = Release(manifests, tmp_path / "node", kube.url, kubeconfig)
-    for obj in running.objects.values():
+    for obj in running.api_objects():
         namespace = obj["metadata"].get("namespace", "tailor")
         plural = "secrets" if obj["kind"] == "Secret" else "configmaps"
         await kube.create(f"/api/v1/namespaces/{namespace}/{plural}", obj)
@@ -77,16 +97,31 @@ def _admin_token(release: Release) -> str:
     return out.read_text().strip().splitlines()[-1]
 
 
-async def test_a_team_created_through_the_api_gets_its_cluster_objects(
-    release: Release, kube: Kube
+async def _until(what: str, check: Callable[[], bool], timeout: float = 300.0) -> None:
+    """Poll `check` (an API read) until it holds: the pods work in the background."""
+    deadline = asyncio.get_running_loop().time() + timeout
+    while not await asyncio.to_thread(check):
+        if asyncio.get_running_loop().time() > deadline:
+            raise AssertionError(f"never: {what}")
+        await asyncio.sleep(0.5)
+
+
+def _state(api: httpx.Client, path: str, auth: dict[str, str], wanted: str) -> bool:
+    state = api.get(path, headers=auth).json()["state"]
+    assert state not in ("failed", "cancelled") or state == wanted, state
+    return bool(state == wanted)
+
+
+async def test_a_team_onboarded_through_the_api_trains_on_the_cluster(
+    release: Release, kube: Kube, git: GitServer, s3_store: S3Store
 ) -> None:
-    api = httpx.Client(base_url=_pod(release, "api").url("http"), timeout=60)
-    admin = {"Authorization": f"Bearer {await asyncio.to_thread(_admin_token, release)}"}
+    api = httpx.Client(base_url=_pod(release, "api").url("http"), timeout=120)
+    auth = {"Authorization": f"Bearer {await asyncio.to_thread(_admin_token, release)}"}
+    teams = f"/v1/teams/{TEAM}"
 
-    created = api.post("/v1/teams", json={"slug": TEAM, "name": "Search"}, headers=admin)
-
+    # A team: the worker pod syncs its Team resource, the operator pod its namespace.
+    created = api.post("/v1/teams", json={"slug": TEAM, "name": "Search"}, headers=auth)
     assert created.status_code == 201, created.text
-    # The worker pod syncs the Team resource; the operator pod reconciles its namespace.
     team = await kube.wait_for(
         f"/apis/tailor.dev/v1alpha1/teams/{TEAM}",
         lambda t: bool(t and (t.get("status") or {}).get("phase") == "Ready"),
@@ -96,3 +131,38 @@ async def test_a_team_created_through_the_api_gets_its_cluster_objects(
     assert await kube.get(f"/api/v1/namespaces/{NAMESPACE}") is not None
     queue = f"/apis/kueue.x-k8s.io/v1beta1/namespaces/{NAMESPACE}/localqueues/tailor"
     assert await kube.get(queue) is not None
+
+    # Its repository, harvested by the worker pod into the bucket.
+    repo = {"name": "quill", "url": git.url("quill"), "credential_kind": "token",
+            "credential": TOKEN}  # fmt: skip
+    added = api.post(f"{teams}/repositories", json=repo, headers=auth)
+    assert added.status_code == 201, added.text
+    dataset = api.post(f"{teams}/datasets", json={}, headers=auth).json()
+    path = f"{teams}/datasets/{dataset['id']}"
+    await _until("harvested", lambda: _state(api, path, auth, "succeeded"))
+
+    # A fine-tune of the catalog's tiny base: the worker submits the FineTuneJob, the
+    # operator makes the Job; Kueue admits it and the harness runs its pod.
+    base = await asyncio.to_thread(upload_tiny_base, s3_store, CACHE_ROOT)
+    catalog = api.post("/v1/admin/base-models", json={"name": "tiny-base", "source": base},
+                       headers=auth)  # fmt: skip
+    assert catalog.status_code == 201, catalog.text
+    body = {"base_model": "tiny-base", "team": TEAM, "dataset_id": dataset["id"],
+            "adapter_name": "style", "method": "lora", "max_steps": 2, "seq_len": 64,
+            "micro_batch": 4, "grad_accum": 1, "eval_batches": 1}  # fmt: skip
+    finetune = api.post(f"{teams}/finetunes", json=body, headers=auth)
+    assert finetune.status_code == 202, finetune.text
+    uid = finetune.json()["id"]
+    job_path = f"/apis/batch/v1/namespaces/{NAMESPACE}/jobs/{uid}"
+    job = await kube.wait_for(job_path, lambda o: o is not None, timeout=120)
+    assert job is not None
+    await kube.patch(job_path, {"spec": {"suspend": False}, "status": {"active": 1}})
+    pod = release.kubelet.run(job, await namespace_objects(kube, NAMESPACE))
+    await asyncio.to_thread(pod.wait_succeeded)
+    await kube.patch(job_path, {"status": {"active": 0, "succeeded": 1, "conditions": [COMPLETE]}})
+
+    # The operator pod reports success; the adapter is in the bucket and in the API.
+    await _until("trained", lambda: _state(api, f"{teams}/jobs/{uid}", auth, "succeeded"))
+    assert s3_store.list(f"teams/{TEAM}/adapters/style/1/")
+    versions = api.get(f"{teams}/adapters/style/versions", headers=auth).json()
+    assert [v["version"] for v in versions] == [1]

@@ -21,7 +21,6 @@ from tailor_operator import training
 from tailor_operator.config import ObjectStore, OperatorConfig
 
 from tailor.demo.sample_data import house_style_documents, write_documents
-from tailor.demo.tiny import tiny_base_cached
 from tailor.stages.train.spec import TrainSpec
 from tailor.storage import S3Store
 from tests.operator.conftest import (
@@ -32,6 +31,7 @@ from tests.operator.conftest import (
     custom_resource,
     finetune_spec,
     namespace_objects,
+    upload_tiny_base,
 )
 from tests.support.kubelet import Kubelet
 from tests.train.conftest import CACHE_ROOT
@@ -63,14 +63,11 @@ def kubelet(tmp_path: Path) -> Iterator[Kubelet]:
 
 def tiny_train_spec(store: S3Store) -> dict[str, Any]:
     """A few CPU steps of the tiny base (uploaded to the bucket) on the team's dataset."""
-    local = tiny_base_cached(CACHE_ROOT)
-    for path in local.rglob("*"):
-        if path.is_file():
-            store.upload_file(path, f"models/tiny/{path.relative_to(local)}")
+    base = upload_tiny_base(store, CACHE_ROOT)
     write_documents(store, TEAM, DATASET, house_style_documents(24, 6), rows_per_shard=10)
     return {
         "base_model": "tiny-base",
-        "base_source": f"{store.url}models/tiny",
+        "base_source": base,
         "team": TEAM,
         "dataset_id": DATASET,
         "adapter_name": "house-style",

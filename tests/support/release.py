@@ -77,12 +77,18 @@ def database_url(name: str) -> str:
 
 
 def release_values(
-    tmp: Path, production: bool, database: str, s3_store: S3Store, s3_endpoint: str
+    tmp: Path,
+    production: bool,
+    database: str,
+    s3_store: S3Store,
+    s3_endpoint: str,
+    extra: Mapping[str, Any] | None = None,
 ) -> Path:
     """What the test sets on top of a values file: its bucket behind moto's S3 server and,
-    with the bundled PostgreSQL, its own database (the machine's superuser owns it)."""
+    with the bundled PostgreSQL, its own database (the machine's superuser owns it); then
+    `extra` values."""
     store: dict[str, Any] = {"url": s3_store.url.rstrip("/"), "endpointUrl": s3_endpoint}
-    values: dict[str, Any] = {"objectStore": store}
+    values: dict[str, Any] = {"objectStore": store, **(extra or {})}
     if not production:
         store.update(accessKeyId="test", secretAccessKey="test")
         user = make_url(POSTGRES_URL).username or "postgres"
@@ -187,6 +193,20 @@ class Release:
         }
         self.kubelet.dns.update(self._cluster_dns())
         self.kubelet.dns.update(external_services(manifests))
+
+    def api_objects(self) -> list[dict[str, Any]]:
+        """The release's ConfigMaps and Secrets as an API server stores them (a Secret's
+        `stringData` merged into its base64 `data`)."""
+        stored = []
+        for obj in self.objects.values():
+            if obj["kind"] == "Secret" and obj.get("stringData"):
+                encoded = {
+                    k: base64.b64encode(v.encode()).decode() for k, v in obj["stringData"].items()
+                }
+                obj = {**{k: v for k, v in obj.items() if k != "stringData"},
+                       "data": {**(obj.get("data") or {}), **encoded}}  # fmt: skip
+            stored.append(obj)
+        return stored
 
     def add_objects(self, objects: list[dict[str, Any]]) -> None:
         """ConfigMaps and Secrets the pods may read (the platform team's included)."""
