@@ -153,6 +153,12 @@ class Settings(BaseSettings):
         description="Cluster mode: the gateway's read timeout on an endpoint pod (a stream's "
         "gap between two chunks, or a whole answer).",
     )
+    gateway_path_prefix: str = Field(
+        "",
+        pattern=r"^(/[A-Za-z0-9._~-]+)*/?$",
+        description="Cluster mode: a path the gateway's routes are served under as well (an "
+        "ingress path on the API's host, e.g. `/gateway`); empty = the root only.",
+    )
     serve_adapter_budget_mb: int = Field(512, ge=1, description="Memory for hot adapters.")
     serve_lookup_cache_s: int = Field(
         30,

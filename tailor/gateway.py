@@ -252,6 +252,7 @@ def _cluster_gateway(settings: Settings, routing: Routing, cache: GrantCache | N
         token_for=lambda team: endpoint_token(key, team),
         base_name=settings.serve_base_model,
         timeout_s=settings.gateway_backend_timeout_s,
+        path_prefix=settings.gateway_path_prefix,
         resources=[cache] if cache else [],
     )
 

@@ -21,9 +21,18 @@ _API_ERRORS = (ApiException, urllib3.exceptions.HTTPError)
 
 
 def apply(
-    rt: Runtime, name: str, namespace: str, uid: str, spec: Mapping[str, Any]
+    rt: Runtime,
+    name: str,
+    namespace: str,
+    uid: str,
+    spec: Mapping[str, Any],
+    phase: str | None = None,
 ) -> dict[str, Any]:
-    """Create or update the endpoint's objects; the status patch (URL and spec hash)."""
+    """Create or update the endpoint's objects; the status patch (URL and spec hash).
+
+    The URL is reported to the platform (with the resource's current `phase`) each time, so
+    that a report lost while the API was away is made again at the next update or resume.
+    """
     try:
         ep = serving.Endpoint(
             name, namespace, uid, InferenceEndpointSpec.model_validate(dict(spec))
@@ -38,7 +47,9 @@ def apply(
         hpa = serving.workload_name(name)
         _delete(rt, "autoscaling/v2", "HorizontalPodAutoscaler", namespace, hpa)
     # The phase is the Deployment's to tell (sync_from_deployment): one writer, no races.
-    return {"url": serving.url(ep), "specHash": serving.spec_hash(ep)}
+    status = {"url": serving.url(ep), "specHash": serving.spec_hash(ep)}
+    report(rt, KIND, namespace, name, None, {"phase": phase or "Progressing", "url": status["url"]})
+    return status
 
 
 def _owner(body: Mapping[str, Any]) -> str | None:

@@ -87,12 +87,13 @@ def finetune_deleted(
 @kopf.on.create(GROUP, VERSION, "inferenceendpoints")
 @kopf.on.update(GROUP, VERSION, "inferenceendpoints")
 def endpoint_changed(
-    name: str, namespace: str | None, uid: str, spec: kopf.Spec, memo: Any,
-    patch: kopf.Patch, **_: Any,
+    name: str, namespace: str | None, uid: str, spec: kopf.Spec, status: kopf.Status,
+    memo: Any, patch: kopf.Patch, **_: Any,
 ) -> None:  # fmt: skip
     """Create or roll the endpoint's ConfigMap, Deployment, Service and HPA."""
     ns, rt = runtime.namespaced(namespace), runtime.runtime(memo)
-    patch.status.update(endpoints.apply(rt, name, ns, uid, spec))
+    phase = status.get("phase")
+    patch.status.update(endpoints.apply(rt, name, ns, uid, spec, phase))
 
 
 @kopf.on.event("apps", "v1", "deployments", labels={_MANAGED: MANAGED_BY, _COMPONENT: "inference"})

@@ -7,9 +7,11 @@ Backend `tailor` runs one endpoint pod of the Tailor engine (`tailor serve-endpo
 answers only the gateway (the team's own token, from the Secret `endpointTokenSecretName` the
 Team handler makes in the team namespace, since the team tokens it cannot check live in the
 database). Backend `vllm` runs vLLM's OpenAI server
-with LoRA enabled; an init container copies the adapters (and an s3:// base model) to a shared
-volume first. The pod template carries a hash of what the pods run: for vLLM that includes the
-adapters, so promoting a version rolls the pods over without downtime (maxUnavailable 0); the
+with LoRA enabled and the same token as its API key (VLLM_API_KEY); an init container copies
+the adapters (and an s3:// base model) to a shared volume first. The pod template carries a
+hash of what the pods run: for vLLM that includes the adapters, so promoting a version rolls
+the pods over without downtime (maxUnavailable 0) — vLLM's runtime LoRA loading would need
+the new version's files inside the running pod, which only the init container writes; the
 Tailor engine re-reads its mounted spec and hot-loads a promoted version, so adapters and
 limits are left out of its hash and a promotion only updates the ConfigMap. Readiness means
 the model is loaded.
@@ -129,11 +131,14 @@ def serve_command(config: OperatorConfig) -> list[str]:
     ]  # fmt: skip
 
 
-def endpoint_token_env(config: OperatorConfig) -> dict[str, Any]:
-    """The team's gateway token, from its Secret in the team namespace (the pod will not start
-    without it: an endpoint pod answering anyone would serve the team's adapters to anyone)."""
+def endpoint_token_env(
+    config: OperatorConfig, name: str = pods.ENDPOINT_TOKEN_KEY
+) -> dict[str, Any]:
+    """The team's gateway token as env `name`, from its Secret in the team namespace (the pod
+    will not start without it: an endpoint pod answering anyone would serve the team's
+    adapters to anyone)."""
     ref = {"name": config.endpointTokenSecretName, "key": pods.ENDPOINT_TOKEN_KEY}
-    return {"name": pods.ENDPOINT_TOKEN_KEY, "valueFrom": {"secretKeyRef": ref}}
+    return {"name": name, "valueFrom": {"secretKeyRef": ref}}
 
 
 def _tailor_container(ep: Endpoint, config: OperatorConfig, pool: GpuType | None) -> dict[str, Any]:
@@ -235,7 +240,9 @@ def _vllm_container(ep: Endpoint, config: OperatorConfig, pool: GpuType | None) 
         "image": config.images.vllm,
         "imagePullPolicy": config.images.pullPolicy,
         "args": vllm_args(ep, config),
-        "env": pods.cache_env(),
+        # vLLM's OpenAI server refuses /v1 calls without this bearer (its `--api-key`): the
+        # team's endpoint token, which only the gateway sends. /health stays open for probes.
+        "env": [*pods.cache_env(), endpoint_token_env(config, "VLLM_API_KEY")],
         "ports": [{"name": "http", "containerPort": config.servingPort}],
         "resources": pods.compute_resources(res.cpu, res.memory, res.gpus, pool),
         "volumeMounts": [

@@ -11,11 +11,12 @@ from typing import Any
 
 import httpx
 import pytest
+import yaml
 from sqlalchemy import Engine
 
 from tests.support.kubelet import Kubelet
 
-from .conftest import by_kind
+from .conftest import CHART, Helm, by_kind
 
 GATEWAY = "t-tailor-gateway"
 
@@ -23,6 +24,13 @@ GATEWAY = "t-tailor-gateway"
 def _named(manifests: list[dict[str, Any]], kind: str, name: str) -> dict[str, Any]:
     [found] = [m for m in by_kind(manifests, kind) if m["metadata"]["name"] == name]
     return found
+
+
+def render_with(helm: Helm, *sets: str) -> list[dict[str, Any]]:
+    args = ["template", "t", str(CHART), "--namespace", "tailor"]
+    for value in sets:
+        args += ["--set", value]
+    return [doc for doc in yaml.safe_load_all(helm(*args).stdout) if doc]
 
 
 def _env(manifests: list[dict[str, Any]], deployment: str) -> dict[str, Any]:
@@ -46,6 +54,16 @@ def test_without_an_ingress_the_gateway_url_is_its_service(
     env = _env(default_manifests, "t-tailor-api")
 
     assert env["TAILOR_SERVE_URL"] == f"http://{GATEWAY}.tailor.svc:80"
+
+
+def test_a_gateway_under_the_apis_host_is_reached_at_its_path(helm: Helm) -> None:
+    sets = ["ingress.enabled=true", "gateway.ingress.enabled=true", "gateway.ingress.path=/gw"]
+    manifests = render_with(helm, *sets)
+
+    rule = _named(manifests, "Ingress", GATEWAY)["spec"]["rules"][0]
+    assert (rule["host"], rule["http"]["paths"][0]["path"]) == ("tailor.example.com", "/gw")
+    assert _env(manifests, GATEWAY)["TAILOR_GATEWAY_PATH_PREFIX"] == "/gw"
+    assert _env(manifests, "t-tailor-api")["TAILOR_SERVE_URL"] == "http://tailor.example.com/gw"
 
 
 def test_the_production_gateway_scales_and_survives_drains(

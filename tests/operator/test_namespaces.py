@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import base64
 from typing import Any
 
 import pytest
+from pydantic import SecretStr
 from tailor_operator import namespaces
 from tailor_operator.config import GpuType, OperatorConfig
 from tailor_operator.resources import TeamSpec
 
+from tailor.security import endpoint_token
 from tests.charts.validation import validate_manifest
 
 
@@ -121,6 +124,20 @@ def test_only_the_gateways_pods_reach_endpoint_pods(operator_config: OperatorCon
             ]
         }
     ]
+
+
+def test_the_endpoint_token_is_the_one_the_gateway_derives(
+    operator_config: OperatorConfig,
+) -> None:
+    keyed = operator_config.model_copy(update={"endpointTokenKey": SecretStr("platform-key")})
+    tenant = make_tenant()
+
+    token = namespaces.endpoint_token_for(tenant, keyed)
+    secret = namespaces.build_endpoint_token_secret(tenant, keyed, token)
+
+    stored = base64.b64decode(secret["data"]["TAILOR_SERVE_ENDPOINT_TOKEN"]).decode()
+    assert stored == endpoint_token("platform-key", tenant.name)
+    assert stored != endpoint_token("platform-key", "another-team")
 
 
 def test_the_local_queue_points_at_the_team_cluster_queue(

@@ -5,10 +5,12 @@ The tests play the Deployment controller and the kubelet by patching Deployment 
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 import pytest
 
+from tests.conftest import eventually
 from tests.operator.conftest import NAMESPACE, Kube, Operator, custom_resource, endpoint_spec
 
 ENDPOINTS = f"/apis/tailor.dev/v1alpha1/namespaces/{NAMESPACE}/inferenceendpoints"
@@ -71,6 +73,33 @@ async def test_an_endpoint_is_ready_once_its_replicas_loaded_the_model(
     ie = await kube.wait_for(f"{ENDPOINTS}/search-ready", _phase("Ready"))
     assert ie is not None and ie["status"]["readyReplicas"] == 2
     assert running_operator.sink.phases("search-ready")[-1] == "Ready"
+
+
+async def test_the_platform_is_told_where_a_ready_endpoint_answers(
+    kube: Kube, running_operator: Operator
+) -> None:
+    await _publish(kube, "search-told")
+    await kube.wait_for(f"{ENDPOINTS}/search-told", _phase("Progressing"))
+
+    ready = {"replicas": 2, "readyReplicas": 2, "updatedReplicas": 2}
+    await kube.patch(f"{DEPLOYMENTS}/search-told", {"status": ready})
+    await kube.wait_for(f"{ENDPOINTS}/search-told", _phase("Ready"))
+
+    ready = {r.url for r in running_operator.sink.reports if r.phase == "Ready"}
+    assert ready == {f"http://search-told.{NAMESPACE}.svc.cluster.local"}
+
+
+async def test_the_platform_is_told_where_an_endpoint_answers_once_it_is_applied(
+    kube: Kube, running_operator: Operator
+) -> None:
+    await _publish(kube, "search-early")
+
+    def told() -> bool:
+        return any(r.url for r in running_operator.sink.reports if r.name == "search-early")
+
+    assert await asyncio.to_thread(eventually, told)
+    urls = {r.url for r in running_operator.sink.reports if r.url}
+    assert urls == {f"http://search-early.{NAMESPACE}.svc.cluster.local"}
 
 
 PROMOTED = {

@@ -121,6 +121,15 @@ def test_the_tailor_engine_pod_gets_the_gateway_token_from_a_secret(
     assert ref == {"name": "tailor-endpoint-token", "key": "TAILOR_SERVE_ENDPOINT_TOKEN"}
 
 
+def test_vllm_answers_only_the_gateways_token(operator_config: OperatorConfig) -> None:
+    endpoint = make_endpoint(**VLLM)
+    env = _container(serving.build_deployment(endpoint, operator_config))["env"]
+
+    key = next(e for e in env if e["name"] == "VLLM_API_KEY")
+    ref = key["valueFrom"]["secretKeyRef"]
+    assert ref == {"name": "tailor-endpoint-token", "key": "TAILOR_SERVE_ENDPOINT_TOKEN"}
+
+
 def test_promotion_on_vllm_changes_the_pod_template_so_pods_roll(
     operator_config: OperatorConfig,
 ) -> None:

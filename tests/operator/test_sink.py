@@ -64,6 +64,16 @@ def test_resources_without_a_job_id_are_not_posted(api_url: str) -> None:
     assert FakeApi.received == []
 
 
+def test_an_endpoints_url_is_posted_for_the_gateway(api_url: str) -> None:
+    url = "http://ep.tailor-team-search.svc.cluster.local"
+
+    HttpStatusSink(api_url).report("InferenceEndpoint", "ns", "ep", None, "Ready", None, [], url)
+
+    [request] = FakeApi.received
+    assert request["path"] == "/v1/internal/endpoints/ns/ep/status"
+    assert request["body"] == {"phase": "Ready", "reason": None, "conditions": [], "url": url}
+
+
 def test_a_server_error_is_worth_retrying(api_url: str) -> None:
     FakeApi.answer = 503
 

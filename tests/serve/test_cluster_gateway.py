@@ -12,20 +12,28 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import httpx
 import openai
 import pytest
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse
 from huggingface_hub import InferenceClient
 from sqlalchemy import Connection
 from sqlalchemy.orm import Session
 
 from tailor.config import Settings
+from tailor.db.models import Role
 from tailor.gateway import Routing
 from tailor.security import endpoint_token
+from tailor.services.endpoints import service as endpoint_service
+from tailor.services.endpoints.schemas import EndpointCreate
 from tailor.services.endpoints.sync import record_backend
+from tailor.services.tokens.service import authenticate
 from tailor.stages.serve.proxy import create_proxy_app, openai_body_for_vllm
 from tailor.storage import FileStore
+from tailor.tenancy import team_for
 from tests.conftest import SERVED_BASE, create_tenant, create_token, create_version
 
 from .conftest import FIM_PREFIX, FIM_SUFFIX, AdapterFactory, LiveServer, free_port, start_server
@@ -110,24 +118,37 @@ def routing(connection: Connection) -> Routing:
 
 
 @pytest.fixture
-def cluster(
-    session: Session, routing: Routing, pod: EndpointPod, settings: Settings
-) -> Iterator[Cluster]:
+def team_token(session: Session, pod: EndpointPod, settings: Settings) -> str:
+    """The team's IDE token; its endpoint `completion` published and reported ready."""
     tenant = create_tenant(session, TEAM)
     create_version(session, tenant.team, "completion", 1)
     _access, token = publish_version_1(session, tenant)
     # What the operator reports once the InferenceEndpoint is ready (its status.url).
     record_backend(session, settings, f"tailor-team-{TEAM}", "completion", pod.url)
     session.commit()
+    return token
+
+
+@contextmanager
+def gateway(routing: Routing, path_prefix: str = "") -> Iterator[LiveServer]:
     app = create_proxy_app(
         lookup=routing.lookup,
         list_models=routing.models,
         token_for=lambda team: endpoint_token(KEY, team),
         base_name=SERVED_BASE,
+        path_prefix=path_prefix,
     )
     live = start_server(app)
-    yield Cluster(live, token)
-    live.stop()
+    try:
+        yield live
+    finally:
+        live.stop()
+
+
+@pytest.fixture
+def cluster(routing: Routing, team_token: str) -> Iterator[Cluster]:
+    with gateway(routing) as live:
+        yield Cluster(live, team_token)
 
 
 def _fim(base_url: str, token: str, stream: bool) -> str:
@@ -179,6 +200,15 @@ def test_a_tgi_call_is_answered_by_the_endpoints_pod(cluster: Cluster, pod: Endp
     assert answer == direct.text_generation(prompt, max_new_tokens=8, temperature=None)
 
 
+def test_a_gateway_under_an_ingress_path_forwards_the_same(
+    routing: Routing, team_token: str, pod: EndpointPod
+) -> None:
+    with gateway(routing, path_prefix="/gateway") as live:
+        answer = _fim(f"{live.url}/gateway", team_token, stream=False)
+
+    assert answer == _fim(pod.url, endpoint_token(KEY, TEAM), stream=False)
+
+
 def test_another_teams_token_is_refused(session: Session, cluster: Cluster) -> None:
     other = create_tenant(session)
     token = create_token(session, other.owner, team=other.team, scopes=("inference",))
@@ -204,3 +234,79 @@ def test_vllm_gets_the_fim_prompt_built_from_the_base_family() -> None:
     assert "suffix" not in sent
     assert sent["prompt"] == "<fim_prefix>def f(<fim_suffix>)\n<fim_middle>"
     assert {"<fim_prefix>", "<fim_suffix>", "<fim_middle>"} <= set(sent["stop"])
+
+
+# vLLM needs a GPU and is not installable here: a stand-in with the two behaviours the gateway
+# depends on — its `--api-key` check on /v1 and its refusal of `suffix` — records what it got.
+@dataclass
+class FakeVLLM:
+    received: list[dict[str, Any]]
+    url: str
+
+
+@pytest.fixture
+def fake_vllm() -> Iterator[FakeVLLM]:
+    app = FastAPI()
+    received: list[dict[str, Any]] = []
+
+    @app.post("/v1/completions")
+    async def completions(request: Request) -> JSONResponse:
+        if request.headers.get("authorization") != f"Bearer {endpoint_token(KEY, TEAM)}":
+            return JSONResponse({"error": "Unauthorized"}, status_code=401)
+        body = await request.json()
+        if "suffix" in body:
+            return JSONResponse({"error": "suffix is not currently supported"}, status_code=400)
+        received.append(body)
+        choice = {"index": 0, "text": "return a", "finish_reason": "length", "logprobs": None}
+        return JSONResponse(
+            {"id": "c", "object": "text_completion", "created": 0, "model": body["model"],
+             "choices": [choice]}
+        )  # fmt: skip
+
+    live = start_server(app)
+    yield FakeVLLM(received, live.url)
+    live.stop()
+
+
+@pytest.fixture
+def vllm_cluster(
+    session: Session, routing: Routing, settings: Settings, fake_vllm: FakeVLLM
+) -> Iterator[Cluster]:
+    tenant = create_tenant(session, TEAM)
+    create_version(session, tenant.team, "completion", 1)
+    access = team_for(session, authenticate(session, tenant.owner_token), TEAM, Role.admin)
+    body = EndpointCreate(name="completion", adapter="completion", version=1, backend="vllm")
+    endpoint_service.publish(session, access, body, serves=SERVED_BASE)
+    token = create_token(session, tenant.owner, team=tenant.team, scopes=("inference",))
+    record_backend(session, settings, f"tailor-team-{TEAM}", "completion", fake_vllm.url)
+    session.commit()
+    with gateway(routing) as live:
+        yield Cluster(live, token)
+
+
+def test_a_vllm_endpoint_gets_the_fim_prompt_and_the_teams_key(
+    vllm_cluster: Cluster, fake_vllm: FakeVLLM
+) -> None:
+    client = openai.OpenAI(
+        base_url=f"{vllm_cluster.gateway.url}/v1", api_key=vllm_cluster.token, max_retries=0
+    )
+
+    out = client.completions.create(
+        model="completion-tiny-starcoder", prompt="def f(a):\n    ", suffix="\n", max_tokens=4
+    )
+
+    [sent] = fake_vllm.received
+    assert out.choices[0].text == "return a"
+    assert sent["model"] == "completion"  # the alias resolved to the name vLLM serves
+    assert sent["prompt"] == "<fim_prefix>def f(a):\n    <fim_suffix>\n<fim_middle>"
+
+
+def test_a_vllm_endpoint_refuses_protocols_it_does_not_speak(vllm_cluster: Cluster) -> None:
+    answer = httpx.post(
+        f"{vllm_cluster.gateway.url}/tgi/completion/generate",
+        json={"inputs": "def ", "parameters": {"max_new_tokens": 4}},
+        headers={"Authorization": f"Bearer {vllm_cluster.token}"},
+    )
+
+    assert answer.status_code == 400
+    assert "OpenAI" in answer.json()["error"]

@@ -83,14 +83,25 @@ imagePullSecrets:
 {{- printf "http://%s.%s.svc:%v" (include "tailor.componentName" (dict "root" . "component" "api")) .Release.Namespace .Values.api.service.port }}
 {{- end }}
 
-{{/* Where IDEs reach the gateway: gateway.publicUrl, else its ingress host, else its in-cluster Service. */}}
+{{/* The gateway's ingress host: its own, else (under a path) the API's first host. */}}
+{{- define "tailor.gatewayHost" -}}
+{{- $ingress := .Values.gateway.ingress }}
+{{- if $ingress.host }}{{ $ingress.host }}
+{{- else if and (ne $ingress.path "/") .Values.ingress.enabled .Values.ingress.hosts }}{{ first .Values.ingress.hosts }}
+{{- else }}{{ fail "gateway.ingress.host is required when gateway.ingress.enabled is true (or a gateway.ingress.path under the API's ingress host)" }}
+{{- end }}
+{{- end }}
+
+{{/* Where IDEs reach the gateway: gateway.publicUrl, else its ingress, else its in-cluster Service. */}}
 {{- define "tailor.gatewayUrl" -}}
 {{- $gw := .Values.gateway }}
 {{- if $gw.publicUrl }}
 {{- $gw.publicUrl | trimSuffix "/" }}
-{{- else if and $gw.ingress.enabled $gw.ingress.host }}
-{{- $scheme := ternary "https" "http" (gt (len $gw.ingress.tls) 0) }}
-{{- printf "%s://%s%s" $scheme $gw.ingress.host ($gw.ingress.path | trimSuffix "/") }}
+{{- else if $gw.ingress.enabled }}
+{{- $host := include "tailor.gatewayHost" . }}
+{{- $tls := ternary $gw.ingress.tls .Values.ingress.tls (gt (len $gw.ingress.tls) 0) }}
+{{- $scheme := ternary "https" "http" (gt (len $tls) 0) }}
+{{- printf "%s://%s%s" $scheme $host ($gw.ingress.path | trimSuffix "/") }}
 {{- else }}
 {{- printf "http://%s.%s.svc:%v" (include "tailor.componentName" (dict "root" . "component" "gateway")) .Release.Namespace $gw.service.port }}
 {{- end }}

@@ -29,6 +29,7 @@ import httpx
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, Response, StreamingResponse
 from starlette.concurrency import run_in_threadpool
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from tailor.fim import fim_prompt, style_for_model
 from tailor.stages.serve.callers import Caller, Lookup, base_family, model_aliases
@@ -177,6 +178,21 @@ def _error_response(request: Request, err: ServeError) -> JSONResponse:
     return JSONResponse(body, status_code=err.status, headers=err.headers)
 
 
+class StripPrefix:
+    """ASGI middleware: serve the app under `prefix` as well (an ingress path shared with the
+    API's host, e.g. `/gateway`), the kubelet's probes still at the root."""
+
+    def __init__(self, app: ASGIApp, prefix: str) -> None:
+        self.app, self.prefix = app, prefix.rstrip("/")
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        path = scope.get("path", "")
+        if scope["type"] == "http" and self.prefix and path.startswith(self.prefix + "/"):
+            scope = {k: v for k, v in scope.items() if k != "raw_path"}
+            scope["path"] = path[len(self.prefix) :]
+        await self.app(scope, receive, send)
+
+
 def create_proxy_app(
     *,
     lookup: Lookup,
@@ -184,12 +200,14 @@ def create_proxy_app(
     token_for: EndpointToken,
     base_name: str,
     timeout_s: float = 300.0,
+    path_prefix: str = "",
     resources: Sequence[contextlib.AbstractContextManager[object]] = (),
 ) -> FastAPI:
     """The gateway app of cluster mode: every team's endpoints, each served by its own pods.
 
     `timeout_s` bounds the wait for a backend's next bytes (a whole answer, or a stream's gap).
-    `resources` are entered while the app runs (the lookup cache's listener).
+    `path_prefix` serves every route under it too (`/gateway/v1/completions`). `resources`
+    are entered while the app runs (the lookup cache's listener).
     """
     proxy = Proxy(lookup, list_models, token_for, base_family(base_name))
 
@@ -206,6 +224,8 @@ def create_proxy_app(
 
     app = FastAPI(title="Tailor gateway (cluster)", lifespan=lifespan)
     app.state.proxy = proxy
+    if path_prefix.strip("/"):
+        app.add_middleware(StripPrefix, prefix="/" + path_prefix.strip("/"))
 
     @app.exception_handler(ServeError)
     async def refused(request: Request, exc: ServeError) -> JSONResponse:
