@@ -16,8 +16,11 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import openai
 import pytest
 import pytest_asyncio
+from huggingface_hub import InferenceClient
+from tailor_operator.serving import workload_name
 
 from tailor.demo.gitserver import GitServer
 from tailor.demo.sample_data import house_style_documents
@@ -26,6 +29,7 @@ from tests.charts.conftest import Helm, render
 from tests.charts.conftest import helm as helm
 from tests.harvest.conftest import TOKEN
 from tests.operator.conftest import Kube, namespace_objects, upload_tiny_base
+from tests.serve.conftest import FIM_PREFIX, FIM_SUFFIX
 from tests.support.kubelet import Pod, run_exec
 from tests.support.release import Release, fresh_database, release_values
 from tests.train.conftest import CACHE_ROOT
@@ -41,6 +45,7 @@ LOOPBACK_GIT = [
 ]
 EXTRA_VALUES = {"api": {"extraEnv": LOOPBACK_GIT}, "worker": {"extraEnv": LOOPBACK_GIT}}
 COMPLETE = {"type": "Complete", "status": "True", "reason": "CompletionsReached"}
+ENDPOINT = "style"
 
 
 @pytest.fixture
@@ -112,7 +117,35 @@ def _state(api: httpx.Client, path: str, auth: dict[str, str], wanted: str) -> b
     return bool(state == wanted)
 
 
-async def test_a_team_onboarded_through_the_api_trains_on_the_cluster(
+def _fim(gateway: str, token: str) -> str:
+    """An IDE's FIM completion through the gateway (OpenAI SDK)."""
+    client = openai.OpenAI(base_url=f"{gateway}/v1", api_key=token, max_retries=0)
+    out = client.completions.create(
+        model=ENDPOINT, prompt=FIM_PREFIX, suffix=FIM_SUFFIX, max_tokens=8, temperature=0
+    )
+    assert out.model == ENDPOINT and out.usage is not None and out.usage.completion_tokens > 0
+    return out.choices[0].text
+
+
+def _routed(gateway: str, token: str) -> bool:
+    """Whether the gateway has the endpoint's backend yet (503 until the operator reports)."""
+    try:
+        _fim(gateway, token)
+    except openai.APIStatusError as exc:
+        assert exc.status_code == 503, exc
+        return False
+    return True
+
+
+def _token(api: httpx.Client, team: str, auth: dict[str, str]) -> str:
+    """An IDE token of `team` (inference scope)."""
+    body = {"name": "ide", "scopes": ["inference"]}
+    created = api.post(f"/v1/teams/{team}/tokens", json=body, headers=auth)
+    assert created.status_code == 201, created.text
+    return str(created.json()["token"])
+
+
+async def test_a_team_onboarded_through_the_api_trains_and_is_served_on_the_cluster(
     release: Release, kube: Kube, git: GitServer, s3_store: S3Store
 ) -> None:
     api = httpx.Client(base_url=_pod(release, "api").url("http"), timeout=120)
@@ -166,3 +199,36 @@ async def test_a_team_onboarded_through_the_api_trains_on_the_cluster(
     assert s3_store.list(f"teams/{TEAM}/adapters/style/1/")
     versions = api.get(f"{teams}/adapters/style/versions", headers=auth).json()
     assert [v["version"] for v in versions] == [1]
+
+    # Publish: the worker pod syncs the InferenceEndpoint, the operator pod renders its
+    # Deployment and Service, and the harness runs the endpoint's pod.
+    publish = {"name": ENDPOINT, "adapter": "style", "version": 1, "override_gate": True}
+    published = api.post(f"{teams}/endpoints", json=publish, headers=auth)
+    assert published.status_code == 201, published.text
+    name = workload_name(ENDPOINT)
+    deployment = await kube.wait_for(
+        f"/apis/apps/v1/namespaces/{NAMESPACE}/deployments/{name}",
+        lambda o: o is not None,
+        timeout=120,
+    )
+    service = await kube.wait_for(
+        f"/api/v1/namespaces/{NAMESPACE}/services/{name}", lambda o: o is not None
+    )
+    assert deployment is not None and service is not None
+    served = release.serve(deployment, [service], await namespace_objects(kube, NAMESPACE))
+    await asyncio.to_thread(served.wait_ready, 300)
+
+    # The chart's gateway pod answers the team's IDE token, routed to the endpoint's pod.
+    gateway = _pod(release, "gateway").url("http")
+    token = _token(api, TEAM, auth)
+    await _until("routed by the gateway", lambda: _routed(gateway, token))
+    assert await asyncio.to_thread(_fim, gateway, token)
+    tgi = InferenceClient(model=f"{gateway}/tgi/{ENDPOINT}", token=token)
+    answer = await asyncio.to_thread(tgi.text_generation, "def total(items):\n", max_new_tokens=8)
+    assert isinstance(answer, str) and answer
+
+    # Another team's token does not see this team's endpoint.
+    other = api.post("/v1/teams", json={"slug": "payments", "name": "Payments"}, headers=auth)
+    assert other.status_code == 201, other.text
+    with pytest.raises(openai.NotFoundError):
+        await asyncio.to_thread(_fim, gateway, _token(api, "payments", auth))

@@ -15,6 +15,7 @@ Jobs (exit 0) of the chart and the operator go through `Kubelet.run`.
 from __future__ import annotations
 
 import base64
+import json
 import os
 import re
 import shutil
@@ -255,6 +256,18 @@ class Kubelet:
     images: Callable[[str], Mapping[str, str]] | None = None
     dns: dict[str, str] = field(default_factory=dict)
 
+    @property
+    def dns_table(self) -> Path:
+        """The file Python pods resolve Service names with (tests/support/clusternet)."""
+        return self.root / "cluster-dns.json"
+
+    def publish_dns(self) -> None:
+        """Write `dns` where running pods read it (atomically: they read at each lookup)."""
+        self.root.mkdir(parents=True, exist_ok=True)
+        tmp = self.dns_table.with_suffix(".tmp")
+        tmp.write_text(json.dumps(self.dns))
+        os.replace(tmp, self.dns_table)
+
     def run(
         self,
         workload: Mapping[str, Any],
@@ -278,6 +291,7 @@ class Kubelet:
             "spec": template["spec"],
         }
         spec = template["spec"]
+        self.publish_dns()
         root = self.root / pod_name
         root.mkdir(parents=True, exist_ok=True)
         volumes: dict[str, Path] = {}

@@ -50,6 +50,8 @@ PLAYED = {"postgres": "127.0.0.1:5432", "redis": "127.0.0.1:6379"}
 MACHINE_TOOLS = {"curl"}
 MACHINE_PATH = "/usr/local/bin:/usr/bin:/bin"
 READY_TIMEOUT_S = 300.0
+# Service names resolve in Tailor's (Python) pods through this directory's sitecustomize.
+CLUSTERNET = Path(__file__).parent / "clusternet"
 
 
 def repository(image: str) -> str:
@@ -176,13 +178,15 @@ class Release:
         self.manifests = manifests
         self.objects: dict[tuple[str, str], dict[str, Any]] = {}
         self.add_objects([m for m in manifests if m["kind"] in ("ConfigMap", "Secret")])
+        self.kubelet = Kubelet(root, {}, images=self.image_env)
+        python_path = [str(CLUSTERNET), *filter(None, [os.environ.get("PYTHONPATH")])]
         self.tailor_env = {
             "PATH": os.pathsep.join([str(Path(sys.executable).parent), MACHINE_PATH]),
-            "PYTHONPATH": os.environ.get("PYTHONPATH", ""),
+            "PYTHONPATH": os.pathsep.join(python_path),
+            "HARNESS_CLUSTER_DNS": str(self.kubelet.dns_table),
             "KUBECONFIG": str(kubeconfig),
             "TAILOR_OPERATOR_KUBE_SERVER": kube_url,
         }
-        self.kubelet = Kubelet(root, {}, images=self.image_env)
         # Each workload's container ports get their local port before anything starts.
         self.ports = {
             m["metadata"]["name"]: {
@@ -230,20 +234,26 @@ class Release:
         """Every Service's DNS names and ports -> where its pods listen here."""
         dns = {}
         for service in (m for m in self.manifests if m["kind"] == "Service"):
-            name = service["metadata"]["name"]
-            namespace = service["metadata"].get("namespace", NAMESPACE)
-            selector = service["spec"].get("selector") or {}
-            targets = [
-                (w, spec)
-                for w, spec in _pod_specs(self.manifests)
-                if selector and selector.items() <= _labels(w).items()
-            ]
-            for port in service["spec"]["ports"]:
-                for workload, spec in targets:
-                    local = self._target(workload, spec, port)
-                    for host in (name, f"{name}.{namespace}", f"{name}.{namespace}.svc",
-                                 f"{name}.{namespace}.svc.cluster.local"):  # fmt: skip
-                        dns[f"{host}:{port['port']}"] = local
+            dns.update(self._service_dns(service, _pod_specs(self.manifests)))
+        return dns
+
+    def _service_dns(
+        self, service: Mapping[str, Any], workloads: list[tuple[dict[str, Any], dict[str, Any]]]
+    ) -> dict[str, str]:
+        """A Service's DNS names and ports -> where the one of `workloads` it selects listens."""
+        dns = {}
+        name = service["metadata"]["name"]
+        namespace = service["metadata"].get("namespace", NAMESPACE)
+        selector = service["spec"].get("selector") or {}
+        targets = [
+            (w, s) for w, s in workloads if selector and selector.items() <= _labels(w).items()
+        ]
+        for port in service["spec"]["ports"]:
+            for workload, spec in targets:
+                local = self._target(workload, spec, port)
+                for host in (name, f"{name}.{namespace}", f"{name}.{namespace}.svc",
+                             f"{name}.{namespace}.svc.cluster.local"):  # fmt: skip
+                    dns[f"{host}:{port['port']}"] = local
         return dns
 
     def _target(
@@ -258,6 +268,23 @@ class Release:
                 number = self.ports[workload["metadata"]["name"]][str(declared["containerPort"])]
                 return f"127.0.0.1:{number}"
         raise PodFailed(f"Service port {port} selects no container port")
+
+    def serve(
+        self,
+        workload: Mapping[str, Any],
+        services: list[dict[str, Any]],
+        objects: Mapping[tuple[str, str], Mapping[str, Any]],
+    ) -> Pod:
+        """Start a workload made after install (the operator's) with `objects` as its
+        namespace's; `services` selecting it resolve to it from then on."""
+        [(_, spec)] = _pod_specs([dict(workload)])
+        name = workload["metadata"]["name"]
+        self.ports[name] = {
+            str(p["containerPort"]): free_port() for p in spec["containers"][0].get("ports") or []
+        }
+        for service in services:
+            self.kubelet.dns.update(self._service_dns(service, [(dict(workload), spec)]))
+        return self.kubelet.run(workload, objects, local_ports=self.ports[name])
 
     def start(self, workload: Mapping[str, Any]) -> Pod:
         """Start a workload's pod on the kubelet."""
