@@ -43,7 +43,12 @@ LOOPBACK_GIT = [
     {"name": "TAILOR_GIT_ALLOW_LOOPBACK", "value": "true"},
     {"name": "TAILOR_GIT_ALLOW_HTTP", "value": "true"},
 ]
-EXTRA_VALUES = {"api": {"extraEnv": LOOPBACK_GIT}, "worker": {"extraEnv": LOOPBACK_GIT}}
+# Each fine-tune queues an evaluation: enough worker processes that a sync is not queued
+# behind two of them.
+EXTRA_VALUES = {
+    "api": {"extraEnv": LOOPBACK_GIT},
+    "worker": {"extraEnv": LOOPBACK_GIT, "concurrency": 4},
+}
 COMPLETE = {"type": "Complete", "status": "True", "reason": "CompletionsReached"}
 ENDPOINT = "style"
 
@@ -121,10 +126,26 @@ def _fim(gateway: str, token: str) -> str:
     """An IDE's FIM completion through the gateway (OpenAI SDK)."""
     client = openai.OpenAI(base_url=f"{gateway}/v1", api_key=token, max_retries=0)
     out = client.completions.create(
-        model=ENDPOINT, prompt=FIM_PREFIX, suffix=FIM_SUFFIX, max_tokens=8, temperature=0
+        model=ENDPOINT,
+        prompt=FIM_PREFIX,
+        suffix=FIM_SUFFIX,
+        max_tokens=8,
+        temperature=0,
+        logprobs=1,
     )
     assert out.model == ENDPOINT and out.usage is not None and out.usage.completion_tokens > 0
     return out.choices[0].text
+
+
+def _logprobs(gateway: str, token: str) -> list[float]:
+    """The FIM completion's token log-probabilities: what tells two adapters apart."""
+    client = openai.OpenAI(base_url=f"{gateway}/v1", api_key=token, max_retries=0)
+    out = client.completions.create(
+        model=ENDPOINT, prompt=FIM_PREFIX, suffix=FIM_SUFFIX, max_tokens=6, temperature=0,
+        logprobs=1,
+    )  # fmt: skip
+    assert out.choices[0].logprobs is not None and out.choices[0].logprobs.token_logprobs
+    return [float(x or 0.0) for x in out.choices[0].logprobs.token_logprobs]
 
 
 def _routed(gateway: str, token: str) -> bool:
@@ -143,6 +164,34 @@ def _token(api: httpx.Client, team: str, auth: dict[str, str]) -> str:
     created = api.post(f"/v1/teams/{team}/tokens", json=body, headers=auth)
     assert created.status_code == 201, created.text
     return str(created.json()["token"])
+
+
+async def _fine_tune(
+    api: httpx.Client,
+    kube: Kube,
+    release: Release,
+    auth: dict[str, str],
+    dataset: str,
+    steps: int,
+) -> None:
+    """A fine-tune of the catalog's tiny base: the worker pod submits the FineTuneJob, the
+    operator pod makes the Job, Kueue (the test) admits it, the harness runs its pod and
+    the Job controller (the test) marks it complete; the operator pod reports success."""
+    body = {"base_model": "tiny-base", "team": TEAM, "dataset_id": dataset,
+            "adapter_name": "style", "method": "lora", "max_steps": steps, "seq_len": 64,
+            "micro_batch": 4, "grad_accum": 1, "eval_batches": 1}  # fmt: skip
+    finetune = api.post(f"/v1/teams/{TEAM}/finetunes", json=body, headers=auth)
+    assert finetune.status_code == 202, finetune.text
+    uid = finetune.json()["id"]
+    job_path = f"/apis/batch/v1/namespaces/{NAMESPACE}/jobs/{uid}"
+    job = await kube.wait_for(job_path, lambda o: o is not None, timeout=120)
+    assert job is not None
+    await kube.patch(job_path, {"spec": {"suspend": False}, "status": {"active": 1}})
+    pod = release.kubelet.run(job, await namespace_objects(kube, NAMESPACE))
+    await asyncio.to_thread(pod.wait_succeeded)
+    await kube.patch(job_path, {"status": {"active": 0, "succeeded": 1, "conditions": [COMPLETE]}})
+    job_state = f"/v1/teams/{TEAM}/jobs/{uid}"
+    await _until("trained", lambda: _state(api, job_state, auth, "succeeded"))
 
 
 async def test_a_team_onboarded_through_the_api_trains_and_is_served_on_the_cluster(
@@ -180,22 +229,9 @@ async def test_a_team_onboarded_through_the_api_trains_and_is_served_on_the_clus
     catalog = api.post("/v1/admin/base-models", json={"name": "tiny-base", "source": base},
                        headers=auth)  # fmt: skip
     assert catalog.status_code == 201, catalog.text
-    body = {"base_model": "tiny-base", "team": TEAM, "dataset_id": dataset["id"],
-            "adapter_name": "style", "method": "lora", "max_steps": 2, "seq_len": 64,
-            "micro_batch": 4, "grad_accum": 1, "eval_batches": 1}  # fmt: skip
-    finetune = api.post(f"{teams}/finetunes", json=body, headers=auth)
-    assert finetune.status_code == 202, finetune.text
-    uid = finetune.json()["id"]
-    job_path = f"/apis/batch/v1/namespaces/{NAMESPACE}/jobs/{uid}"
-    job = await kube.wait_for(job_path, lambda o: o is not None, timeout=120)
-    assert job is not None
-    await kube.patch(job_path, {"spec": {"suspend": False}, "status": {"active": 1}})
-    pod = release.kubelet.run(job, await namespace_objects(kube, NAMESPACE))
-    await asyncio.to_thread(pod.wait_succeeded)
-    await kube.patch(job_path, {"status": {"active": 0, "succeeded": 1, "conditions": [COMPLETE]}})
+    await _fine_tune(api, kube, release, auth, dataset["id"], steps=2)
 
-    # The operator pod reports success; the adapter is in the bucket and in the API.
-    await _until("trained", lambda: _state(api, f"{teams}/jobs/{uid}", auth, "succeeded"))
+    # The operator pod reported success; the adapter is in the bucket and in the API.
     assert s3_store.list(f"teams/{TEAM}/adapters/style/1/")
     versions = api.get(f"{teams}/adapters/style/versions", headers=auth).json()
     assert [v["version"] for v in versions] == [1]
@@ -232,3 +268,20 @@ async def test_a_team_onboarded_through_the_api_trains_and_is_served_on_the_clus
     assert other.status_code == 201, other.text
     with pytest.raises(openai.NotFoundError):
         await asyncio.to_thread(_fim, gateway, _token(api, "payments", auth))
+
+    # Promote a new version: the endpoint's ConfigMap changes, the kubelet syncs the mounted
+    # file, and the same pod process serves version 2 (the engine's hot load).
+    before = await asyncio.to_thread(_logprobs, gateway, token)
+    process = served.process.pid
+    await _fine_tune(api, kube, release, auth, dataset["id"], steps=6)
+    promote = {"version": 2, "override_gate": True}
+    promoted = api.post(f"{teams}/endpoints/{ENDPOINT}/promote", json=promote, headers=auth)
+    assert promoted.status_code == 200, promoted.text
+    await kube.wait_for(
+        f"/api/v1/namespaces/{NAMESPACE}/configmaps/{name}-config",
+        lambda cm: cm is not None and '"version": "2"' in cm["data"]["endpoint.json"],
+        timeout=300,
+    )
+    served.sync_volumes(await namespace_objects(kube, NAMESPACE))
+    await _until("version 2 served", lambda: _logprobs(gateway, token) != before, timeout=120)
+    assert served.process.pid == process and served.process.poll() is None
