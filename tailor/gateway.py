@@ -24,7 +24,6 @@ from tailor.services.tokens.service import check_usable, last_use_is_stale
 from tailor.stages.serve.callers import Caller
 from tailor.stages.serve.model_files import fetch_model
 from tailor.storage import get_store
-from tailor.telemetry.recorder import Recorder
 
 if TYPE_CHECKING:
     from fastapi import FastAPI
@@ -263,6 +262,10 @@ def _embedded_gateway(
     from tailor.stages.serve.app import create_serving_app
     from tailor.stages.serve.engine import TailorEngine
     from tailor.stages.serve.spec import EndpointLimits
+
+    # Here, not at the top: its redactor needs the worker's numpy, which the API image (the
+    # cluster gateway's) lacks, and only the embedded gateway records completions.
+    from tailor.telemetry.recorder import Recorder
 
     read_only = database.execution_options(**{READ_ONLY: True})
     telemetry = Recorder(

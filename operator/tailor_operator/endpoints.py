@@ -30,8 +30,9 @@ def apply(
 ) -> dict[str, Any]:
     """Create or update the endpoint's objects; the status patch (URL and spec hash).
 
-    The URL is reported to the platform (with the resource's current `phase`) each time, so
-    that a report lost while the API was away is made again at the next update or resume.
+    Once the resource has a `phase` (an update, or a resume after an operator restart), its
+    URL is reported again with it, so that a report lost while the API was away is made again;
+    a new endpoint's first report is its Deployment's (sync_from_deployment).
     """
     try:
         ep = serving.Endpoint(
@@ -48,7 +49,8 @@ def apply(
         _delete(rt, "autoscaling/v2", "HorizontalPodAutoscaler", namespace, hpa)
     # The phase is the Deployment's to tell (sync_from_deployment): one writer, no races.
     status = {"url": serving.url(ep), "specHash": serving.spec_hash(ep)}
-    report(rt, KIND, namespace, name, None, {"phase": phase or "Progressing", "url": status["url"]})
+    if phase:
+        report(rt, KIND, namespace, name, None, {"phase": phase, "url": status["url"]})
     return status
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import os
+import subprocess
 import sys
 from collections.abc import Iterator
 from pathlib import Path
@@ -126,3 +127,32 @@ def test_the_rendered_gateway_pod_starts_and_checks_tokens_in_the_database(
     )
 
     assert answer.status_code == 401
+
+
+# What the worker, training and k8s extras bring and the API image (the gateway's) lacks.
+_NOT_IN_THE_API_IMAGE = (
+    "numpy", "hyperscan", "pyarrow", "xxhash", "datasketch", "detect_secrets", "celery",
+    "redis", "torch", "transformers", "peft", "accelerate", "safetensors", "tokenizers",
+    "kubernetes", "kopf",
+)  # fmt: skip
+_START_WITHOUT = """
+import sys
+class Missing:
+    def find_spec(self, name, path=None, target=None):
+        if name.split(".")[0] in {blocked!r}:
+            raise ImportError(f"{{name}} is not in the API image")
+sys.meta_path.insert(0, Missing())
+from tailor.config import Settings
+from tailor.gateway import create_gateway
+create_gateway(Settings(executor="kubernetes", endpoint_token_key="k", database_url={url!r}))
+"""
+
+
+@pytest.mark.parametrize("db_engine", ["sqlite"], indirect=True)
+def test_the_cluster_gateway_needs_nothing_the_api_image_lacks(db_engine: Engine) -> None:
+    url = db_engine.url.render_as_string(False)
+    script = _START_WITHOUT.format(blocked=_NOT_IN_THE_API_IMAGE, url=url)
+
+    started = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True)
+
+    assert started.returncode == 0, started.stderr[-2000:]

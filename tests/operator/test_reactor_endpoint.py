@@ -89,17 +89,24 @@ async def test_the_platform_is_told_where_a_ready_endpoint_answers(
     assert ready == {f"http://search-told.{NAMESPACE}.svc.cluster.local"}
 
 
-async def test_the_platform_is_told_where_an_endpoint_answers_once_it_is_applied(
+async def test_the_platform_is_told_the_url_again_when_the_endpoint_changes(
     kube: Kube, running_operator: Operator
 ) -> None:
-    await _publish(kube, "search-early")
+    await _publish(kube, "search-again")
+    ready = {"replicas": 2, "readyReplicas": 2, "updatedReplicas": 2}
+    await kube.patch(f"{DEPLOYMENTS}/search-again", {"status": ready})
+    await kube.wait_for(f"{ENDPOINTS}/search-again", _phase("Ready"))
+    before = len(running_operator.sink.reports)
+
+    # A promotion on the Tailor engine: the pods stay as they are, only the spec changes.
+    await kube.patch(f"{ENDPOINTS}/search-again", {"spec": {"adapters": [PROMOTED]}})
 
     def told() -> bool:
-        return any(r.url for r in running_operator.sink.reports if r.name == "search-early")
+        return any(r.url for r in running_operator.sink.reports[before:])
 
     assert await asyncio.to_thread(eventually, told)
-    urls = {r.url for r in running_operator.sink.reports if r.url}
-    assert urls == {f"http://search-early.{NAMESPACE}.svc.cluster.local"}
+    urls = {r.url for r in running_operator.sink.reports[before:] if r.url}
+    assert urls == {f"http://search-again.{NAMESPACE}.svc.cluster.local"}
 
 
 PROMOTED = {

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Annotated, Any, Protocol
+from typing import TYPE_CHECKING, Annotated, Any, Protocol
 
 from fastapi import Depends, Request
 from starlette.concurrency import run_in_threadpool
@@ -17,7 +17,9 @@ from tailor.stages.serve.limits import RateLimiter
 from tailor.stages.serve.metrics import ServingMetrics
 from tailor.stages.serve.prompting import Prompter
 from tailor.stages.serve.spec import EndpointLimits
-from tailor.telemetry.recorder import Recorder
+
+if TYPE_CHECKING:  # its redactor needs numpy, which the cluster gateway's image lacks
+    from tailor.telemetry.recorder import Recorder
 
 
 class ServingBackend(Protocol):

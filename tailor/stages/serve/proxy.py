@@ -101,6 +101,8 @@ class Proxy:
             "authorization": f"Bearer {self.token_for(who.team)}",
             "content-type": "application/json",
             "accept": request.headers.get("accept", "*/*"),
+            # Relayed byte for byte: the caller never asked for a compressed answer.
+            "accept-encoding": "identity",
         }
         url = who.backend_url.rstrip("/") + path
         upstream = self.client.build_request("POST", url, content=json.dumps(body), headers=headers)
