@@ -49,6 +49,11 @@ class Settings(BaseSettings):
     database_url: str = Field("", description="SQLAlchemy URL; SQLite in the workspace if empty.")
     broker_url: str = Field("", description="Celery broker; kombu's SQLAlchemy transport if empty.")
     result_backend: str = Field("", description="Celery result backend; SQLite if empty.")
+    ready_file: Path | None = Field(
+        None,
+        description="File a Celery worker or beat creates once it serves and removes on "
+        "shutdown: what the chart's readiness probes test.",
+    )
     object_store_url: str = Field("", description="file:///dir or s3://bucket/prefix.")
     s3_endpoint_url: str | None = Field(None, description="S3 API endpoint (MinIO, Ceph, moto).")
     s3_region: str = "us-east-1"

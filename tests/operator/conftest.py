@@ -407,3 +407,25 @@ async def team_store_secret(kube: Kube, team: str) -> None:
         "data": {"TAILOR_S3_ACCESS_KEY_ID": "a2V5", "TAILOR_S3_SECRET_ACCESS_KEY": "c2VjcmV0"},
     }
     await kube.create(f"/api/v1/namespaces/tailor-team-{team}/secrets", secret)
+
+
+async def namespace_objects(kube: Kube, namespace: str) -> dict[tuple[str, str], dict[str, Any]]:
+    """The ConfigMaps and Secrets of a namespace: what the kubelet reads for its pods."""
+    found: dict[tuple[str, str], dict[str, Any]] = {}
+    for kind, plural in (("ConfigMap", "configmaps"), ("Secret", "secrets")):
+        status, listing = await kube.request("GET", f"/api/v1/namespaces/{namespace}/{plural}")
+        assert status == 200, listing
+        for item in listing["items"]:
+            found[(kind, item["metadata"]["name"])] = item
+    return found
+
+
+def upload_tiny_base(store: Any, cache_root: Path) -> str:
+    """The tiny base model's files in the bucket; their s3:// prefix (a catalog source)."""
+    from tailor.demo.tiny import tiny_base_cached
+
+    local = tiny_base_cached(cache_root)
+    for path in local.rglob("*"):
+        if path.is_file():
+            store.upload_file(path, f"models/tiny/{path.relative_to(local)}")
+    return f"{store.url}models/tiny"

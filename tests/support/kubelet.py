@@ -15,6 +15,7 @@ Jobs (exit 0) of the chart and the operator go through `Kubelet.run`.
 from __future__ import annotations
 
 import base64
+import json
 import os
 import re
 import shutil
@@ -23,7 +24,7 @@ import subprocess
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -36,7 +37,8 @@ class PodFailed(AssertionError):
     """The pod could not be started, exited, or never became ready."""
 
 
-def _free_port() -> int:
+def free_port() -> int:
+    """A port nothing listens on now (the kernel picks it)."""
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
@@ -86,6 +88,8 @@ class Pod:
     process: subprocess.Popen[bytes]
     log: Path
     volumes: dict[str, Path] = field(default_factory=dict)
+    env: dict[str, str] = field(default_factory=dict)
+    dns: Mapping[str, str] = field(default_factory=dict)
 
     def output(self) -> str:
         """What the container wrote (stdout and stderr)."""
@@ -112,6 +116,10 @@ class Pod:
                 return (
                     sock.connect_ex(("127.0.0.1", self.ports[str(probe["tcpSocket"]["port"])])) == 0
                 )
+        if "exec" in probe:
+            local = _localiser(self.mounts, self.ports, self.dns)
+            argv = [local(w) for w in probe["exec"]["command"]]
+            return run_exec(probe, argv, self.env, self.root)
         raise PodFailed(f"{kind} kind not supported by the harness: {sorted(probe)}")
 
     def wait_ready(self, timeout_s: float = 180.0) -> None:
@@ -141,7 +149,7 @@ class Pod:
         sync after an object changed), each file replaced atomically."""
         for volume in self.spec.get("volumes") or []:
             if volume["name"] in self.volumes:
-                _materialise(volume, self.volumes[volume["name"]], objects)
+                _materialise(volume, self.volumes[volume["name"]], objects, self.dns)
 
     def stop(self) -> None:
         """SIGTERM, then SIGKILL after the grace period (as on pod deletion)."""
@@ -154,7 +162,73 @@ class Pod:
                 self.process.wait()
 
 
-def _materialise(volume: Mapping[str, Any], target: Path, objects: Objects) -> None:
+def run_exec(
+    probe: Mapping[str, Any],
+    argv: list[str],
+    env: Mapping[str, str],
+    cwd: Path,
+    stdout: Path | None = None,
+) -> bool:
+    """An exec probe (or `kubectl exec`): the command, run with the container's env, exits 0
+    within its timeout; its output goes to `stdout` when given.
+
+    The timeout is at least 30 s: the probe's own (1 s by default) is sized for a node, not
+    for a test machine shared by many runs.
+    """
+    executable = shutil.which(argv[0], path=env.get("PATH"))
+    if executable is None:
+        raise PodFailed(f"probe command {argv[0]!r} is not in the image")
+    timeout = max(30, int(probe.get("timeoutSeconds", 1)))
+    try:
+        done = subprocess.run(
+            [executable, *argv[1:]], env=dict(env), cwd=cwd, capture_output=True, timeout=timeout
+        )
+    except subprocess.TimeoutExpired:
+        return False
+    if stdout is not None:
+        stdout.write_bytes(done.stdout + done.stderr)
+    return done.returncode == 0
+
+
+def resolve(text: str, dns: Mapping[str, str]) -> str:
+    """Service addresses (`host:port`, any of a Service's DNS names) as where they listen
+    here: what the cluster's DNS and Service routing do for a pod."""
+    if not dns:
+        return text
+    names = "|".join(re.escape(k) for k in sorted(dns, key=len, reverse=True))
+    return re.sub(rf"(?<![\w.-])({names})(?!\d)", lambda m: dns[m.group(1)], text)
+
+
+def _localiser(
+    mounts: Mapping[str, Path], ports: Mapping[str, int], dns: Mapping[str, str]
+) -> Callable[[str], str]:
+    """Rewrites a word of the container: a mount path as its directory, a container port
+    (alone or in a local URL) as its local port, a Service address as where it listens."""
+    numbers = {k: str(v) for k, v in ports.items() if k.isdigit()}
+
+    def local(value: str) -> str:
+        if value in numbers:
+            return numbers[value]
+        value = resolve(value, dns)
+        for number, port in numbers.items():
+            # `--liveness=http://0.0.0.0:8080/healthz`: the pod's own address and port.
+            value = re.sub(
+                rf"(?<=//)(0\.0\.0\.0|127\.0\.0\.1|localhost):{number}(?!\d)",
+                rf"\g<1>:{port}",
+                value,
+            )
+        # Longest mount first: /cache/home is under /cache.
+        for mount in sorted(mounts, key=len, reverse=True):
+            if value == mount or value.startswith(mount.rstrip("/") + "/"):
+                return str(mounts[mount]) + value[len(mount.rstrip("/")) :]
+        return value
+
+    return local
+
+
+def _materialise(
+    volume: Mapping[str, Any], target: Path, objects: Objects, dns: Mapping[str, str]
+) -> None:
     if "configMap" in volume:
         data = _data(objects, "ConfigMap", volume["configMap"]["name"])
     elif "secret" in volume:
@@ -164,21 +238,47 @@ def _materialise(volume: Mapping[str, Any], target: Path, objects: Objects) -> N
     target.mkdir(parents=True, exist_ok=True)
     for key, value in data.items():
         tmp = target / f".{key}.tmp"
-        tmp.write_text(value)
+        tmp.write_text(resolve(value, dns))
         os.replace(tmp, target / key)
 
 
 @dataclass
 class Kubelet:
-    """Runs pod templates under `root` with `image_env` (the image's PATH and the like)."""
+    """Runs pod templates under `root` with `image_env` (the image's PATH and the like).
+
+    `images`, when set, gives each image its own env instead (and raises PodFailed for an
+    image that cannot run here); `dns` maps Service addresses (`host:port`) to local ones.
+    """
 
     root: Path
     image_env: Mapping[str, str]
     pods: list[Pod] = field(default_factory=list)
+    images: Callable[[str], Mapping[str, str]] | None = None
+    dns: dict[str, str] = field(default_factory=dict)
 
-    def run(self, workload: Mapping[str, Any], objects: Objects, name: str = "") -> Pod:
-        """Start the main container of a Deployment's or Job's pod template."""
-        template = workload["spec"]["template"]
+    @property
+    def dns_table(self) -> Path:
+        """The file Python pods resolve Service names with (tests/support/clusternet)."""
+        return self.root / "cluster-dns.json"
+
+    def publish_dns(self) -> None:
+        """Write `dns` where running pods read it (atomically: they read at each lookup)."""
+        self.root.mkdir(parents=True, exist_ok=True)
+        tmp = self.dns_table.with_suffix(".tmp")
+        tmp.write_text(json.dumps(self.dns))
+        os.replace(tmp, self.dns_table)
+
+    def run(
+        self,
+        workload: Mapping[str, Any],
+        objects: Objects,
+        name: str = "",
+        local_ports: Mapping[str, int] | None = None,
+    ) -> Pod:
+        """Start the main container of a Deployment's, StatefulSet's or Job's pod template,
+        or of a bare Pod (`helm test`); `local_ports` picks the local port of container ports
+        (a Service pointing at them is known before the pod starts)."""
+        template = workload if workload.get("kind") == "Pod" else workload["spec"]["template"]
         meta = workload.get("metadata") or {}
         pod_name = name or f"{meta.get('name', 'pod')}-0"
         pod = {
@@ -191,27 +291,29 @@ class Kubelet:
             "spec": template["spec"],
         }
         spec = template["spec"]
+        self.publish_dns()
         root = self.root / pod_name
+        root.mkdir(parents=True, exist_ok=True)
         volumes: dict[str, Path] = {}
         for volume in spec.get("volumes") or []:
             path = root / "volumes" / volume["name"]
             path.mkdir(parents=True, exist_ok=True)
-            _materialise(volume, path, objects)
+            _materialise(volume, path, objects, self.dns)
             volumes[volume["name"]] = path
         for init in spec.get("initContainers") or []:
-            proc, log = self._start(pod, init, volumes, {}, objects, root)
+            proc, log, _ = self._start(pod, init, volumes, {}, objects, root)
             if proc.wait() != 0:
                 raise PodFailed(f"init container {init['name']} failed:\n{log.read_text()}")
         container = spec["containers"][0]
         ports: dict[str, int] = {}
         for port in container.get("ports") or []:
-            local = _free_port()
+            local = (local_ports or {}).get(str(port["containerPort"])) or free_port()
             ports[str(port["containerPort"])] = local
             if "name" in port:
                 ports[port["name"]] = local
-        proc, log = self._start(pod, container, volumes, ports, objects, root)
+        proc, log, env = self._start(pod, container, volumes, ports, objects, root)
         mounts = {m["mountPath"]: volumes[m["name"]] for m in container.get("volumeMounts") or []}
-        started = Pod(pod_name, spec, root, mounts, ports, proc, log, volumes)
+        started = Pod(pod_name, spec, root, mounts, ports, proc, log, volumes, env, self.dns)
         self.pods.append(started)
         return started
 
@@ -228,26 +330,17 @@ class Kubelet:
         ports: dict[str, int],
         objects: Objects,
         root: Path,
-    ) -> tuple[subprocess.Popen[bytes], Path]:
+    ) -> tuple[subprocess.Popen[bytes], Path, dict[str, str]]:
         mounts = {m["mountPath"]: volumes[m["name"]] for m in container.get("volumeMounts") or []}
-        numbers = {k: str(v) for k, v in ports.items() if k.isdigit()}
-
-        def local(value: str) -> str:
-            if value in numbers:
-                return numbers[value]
-            # Longest mount first: /cache/home is under /cache.
-            for mount in sorted(mounts, key=len, reverse=True):
-                if value == mount or value.startswith(mount.rstrip("/") + "/"):
-                    return str(mounts[mount]) + value[len(mount.rstrip("/")) :]
-            return value
-
-        env = dict(self.image_env)
-        env.update(_env(pod, container, objects))
+        local = _localiser(mounts, ports, self.dns)
+        image = self._image(container)
+        own = self._own_env(pod, container, objects)
         words = [*(container.get("command") or []), *(container.get("args") or [])]
-        argv = [local(_expand(w, env)) for w in words]
+        argv = [local(_expand(w, {**image, **own})) for w in words]
         if not argv:
             raise PodFailed(f"container {container['name']} has no command (image entrypoint)")
-        env = {k: local(v) for k, v in env.items()}
+        # The image's env is this machine's already; only the pod's own is rewritten.
+        env = {**image, **{k: local(v) for k, v in own.items()}}
         executable = shutil.which(argv[0], path=env.get("PATH"))
         if executable is None:
             raise PodFailed(f"container {container['name']}: {argv[0]!r} is not in the image")
@@ -256,7 +349,25 @@ class Kubelet:
             proc = subprocess.Popen(
                 [executable, *argv[1:]], env=env, stdout=out, stderr=subprocess.STDOUT, cwd=root
             )
-        return proc, log
+        return proc, log, env
+
+    def environment(
+        self, pod: Mapping[str, Any], container: Mapping[str, Any], objects: Objects
+    ) -> dict[str, str]:
+        """The image's env, then the container's own (mount paths not yet rewritten)."""
+        return {**self._image(container), **self._own_env(pod, container, objects)}
+
+    def _image(self, container: Mapping[str, Any]) -> Mapping[str, str]:
+        return self.images(container.get("image", "")) if self.images else self.image_env
+
+    @staticmethod
+    def _own_env(
+        pod: Mapping[str, Any], container: Mapping[str, Any], objects: Objects
+    ) -> dict[str, str]:
+        """What the pod sets: its hostname and the container's env."""
+        env = {"HOSTNAME": str((pod.get("metadata") or {}).get("name", ""))}
+        env.update(_env(pod, container, objects))
+        return env
 
 
 def _expand(word: str, env: Mapping[str, str]) -> str:
