@@ -28,7 +28,7 @@ from tailor.storage import S3Store
 from tests.charts.conftest import Helm, render
 from tests.charts.conftest import helm as helm
 from tests.harvest.conftest import TOKEN
-from tests.operator.conftest import Kube, namespace_objects, upload_tiny_base
+from tests.operator.conftest import Kube, namespace_objects, team_store_secret, upload_tiny_base
 from tests.serve.conftest import FIM_PREFIX, FIM_SUFFIX
 from tests.support.kubelet import Pod, run_exec
 from tests.support.release import Release, fresh_database, release_values
@@ -204,6 +204,9 @@ async def test_a_team_onboarded_through_the_api_trains_and_is_served_on_the_clus
     # A team: the worker pod syncs its Team resource, the operator pod its namespace.
     created = api.post("/v1/teams", json={"slug": TEAM, "name": "Search"}, headers=auth)
     assert created.status_code == 201, created.text
+    # The admin's part: the team's own object-store keys, in its namespace once it exists.
+    await kube.wait_for(f"/api/v1/namespaces/{NAMESPACE}", lambda n: n is not None, timeout=120)
+    await team_store_secret(kube, TEAM)
     team = await kube.wait_for(
         f"/apis/tailor.dev/v1alpha1/teams/{TEAM}",
         lambda t: bool(t and (t.get("status") or {}).get("phase") == "Ready"),
@@ -211,7 +214,7 @@ async def test_a_team_onboarded_through_the_api_trains_and_is_served_on_the_clus
     )
     assert team is not None
     assert await kube.get(f"/api/v1/namespaces/{NAMESPACE}") is not None
-    queue = f"/apis/kueue.x-k8s.io/v1beta1/namespaces/{NAMESPACE}/localqueues/tailor"
+    queue = f"/apis/kueue.x-k8s.io/v1beta2/namespaces/{NAMESPACE}/localqueues/tailor"
     assert await kube.get(queue) is not None
 
     # Its repository, harvested by the worker pod into the bucket.
@@ -253,6 +256,14 @@ async def test_a_team_onboarded_through_the_api_trains_and_is_served_on_the_clus
     assert deployment is not None and service is not None
     served = release.serve(deployment, [service], await namespace_objects(kube, NAMESPACE))
     await asyncio.to_thread(served.wait_ready, 300)
+    # The Deployment controller's part: its pod answers the readiness probe, so the replica
+    # counts as ready (the operator then reports the endpoint's URL to the platform).
+    generation = deployment["metadata"].get("generation") or 1
+    counts = dict.fromkeys(("replicas", "readyReplicas", "updatedReplicas", "availableReplicas"), 1)
+    await kube.patch(
+        f"/apis/apps/v1/namespaces/{NAMESPACE}/deployments/{name}",
+        {"status": {**counts, "observedGeneration": generation}},
+    )
 
     # The chart's gateway pod answers the team's IDE token, routed to the endpoint's pod.
     gateway = _pod(release, "gateway").url("http")
