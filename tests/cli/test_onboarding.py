@@ -134,7 +134,8 @@ def test_a_team_lead_onboards_from_the_terminal(platform: Platform, tmp_path: Pa
     assert "fim.exact_match" in table and "humaneval.pass@1" in table
 
     platform.run("endpoint", "publish", "payments", "completion", "--override-gate")
-    settings = json.loads(platform.run("endpoint", "ide", "payments", "completion"))["openai"]
+    ide = json.loads(platform.run("endpoint", "ide", "payments", "completion"))
+    settings = ide["clients"]["openai"]["settings"]
     token = platform.run(
         "team", "create-token", "payments", "--name", "ide", "--scopes", "inference"
     )
@@ -143,7 +144,7 @@ def test_a_team_lead_onboards_from_the_terminal(platform: Platform, tmp_path: Pa
         model=settings["model"], prompt="def total(rows):\n    ", suffix="\n", max_tokens=8
     )
     assert out.choices[0].finish_reason in {"stop", "length"}
-    assert out.model == "completion"
+    assert out.model == settings["model"]  # the id the client asked for: the endpoint-family alias
 
     # CI gets a machine token: a member of its own, not the lead's identity.
     platform.run("team", "create-token", "payments", "--name", "ci", "--machine-role", "member")
