@@ -9,8 +9,10 @@ from playwright.sync_api import Page, expect
 
 from tailor.db.base import utcnow
 from tailor.db.models import GpuPrice, Job, JobState, Team, TeamBudget
+from tailor.demo.tiny import tiny_base_cached
 from tests.conftest import SERVED_BASE, create_ready_dataset, register_base
 from tests.console.conftest import Console, Person, make_person, sign_in, snap
+from tests.train.conftest import CACHE_ROOT
 
 A100 = "nvidia-a100-80gb"
 
@@ -82,7 +84,8 @@ def test_a_finetune_started_past_the_soft_limit_says_so(console: Console, page: 
     owner = make_person(console)
     seed_spend(console, owner)  # 8.00 USD spent, soft limit 5.00
     with console.sessions() as session:
-        register_base(session, SERVED_BASE)
+        # The catalog is the session's: name the real files, as later pipeline tests need them.
+        register_base(session, SERVED_BASE, tiny_base_cached(CACHE_ROOT))
         create_ready_dataset(session, session.get_one(Team, owner.team.id))  # type: ignore[union-attr]
     sign_in(page, owner.token)
     page.goto(f"/console/teams/{owner.slug}/finetunes")
