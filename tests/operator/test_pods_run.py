@@ -69,7 +69,20 @@ async def test_every_workload_the_chart_renders_runs_and_answers(
     assert set(ran) == workloads
 
 
-async def test_a_job_whose_command_the_cli_lacks_fails(
+def _unknown_command(container: dict[str, Any]) -> None:
+    container["command"] = ["tailor", "db", "upgrade-everything"]
+
+
+def _unknown_image(container: dict[str, Any]) -> None:
+    container["image"] = "example.com/unknown:1"
+
+
+@pytest.mark.parametrize(
+    ("breaks", "failure"),
+    [(_unknown_command, "exited 2"), (_unknown_image, "cannot run here")],
+    ids=["a-command-the-cli-lacks", "an-image-that-cannot-run-here"],
+)
+async def test_a_job_the_node_cannot_run_fails(
     helm: Helm,
     kube: Kube,
     kubeconfig: Path,
@@ -77,35 +90,17 @@ async def test_a_job_whose_command_the_cli_lacks_fails(
     s3_store: S3Store,
     s3_endpoint: str,
     tmp_path: Path,
+    breaks: Any,
+    failure: str,
 ) -> None:
     manifests = _manifests(helm, "defaults", tmp_path, database, s3_store, s3_endpoint)
     [migrate] = [m for m in manifests if m["kind"] == "Job"]
     broken = copy.deepcopy(migrate)
-    container = broken["spec"]["template"]["spec"]["containers"][0]
-    container["command"] = ["tailor", "db", "upgrade-everything"]
+    breaks(broken["spec"]["template"]["spec"]["containers"][0])
     release = Release(manifests, tmp_path / "node", kube.url, kubeconfig)
 
     try:
-        with pytest.raises(PodFailed, match="exited 2"):
+        with pytest.raises(PodFailed, match=failure):
             release.run_job(broken)
     finally:
         release.stop()
-
-
-async def test_a_workload_whose_image_cannot_run_fails(
-    helm: Helm,
-    kube: Kube,
-    kubeconfig: Path,
-    database: str,
-    s3_store: S3Store,
-    s3_endpoint: str,
-    tmp_path: Path,
-) -> None:
-    manifests = _manifests(helm, "defaults", tmp_path, database, s3_store, s3_endpoint)
-    [migrate] = [m for m in manifests if m["kind"] == "Job"]
-    unknown = copy.deepcopy(migrate)
-    unknown["spec"]["template"]["spec"]["containers"][0]["image"] = "example.com/unknown:1"
-    release = Release(manifests, tmp_path / "node", kube.url, kubeconfig)
-
-    with pytest.raises(PodFailed, match="cannot run here"):
-        release.run_job(unknown)
