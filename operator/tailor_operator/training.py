@@ -140,6 +140,9 @@ def build_configmap(ft: FineTune) -> dict[str, Any]:
     }
 
 
+TORCHRUN = ["tailor", "train", "torchrun"]
+
+
 def entrypoint(ft: FineTune) -> list[str]:
     """The training entrypoint, the same command `tailor` runs on a laptop."""
     return ["tailor", *entrypoint_args(f"{SPEC_DIR}/{SPEC_FILE}", ft.job_id)]
@@ -148,17 +151,18 @@ def entrypoint(ft: FineTune) -> list[str]:
 def command(ft: FineTune) -> list[str]:
     """The container command: the entrypoint alone for one process, else under torchrun.
 
-    One process runs without torchrun so its exit code (3 for a bad spec) reaches the
-    podFailurePolicy; torchrun reports any worker failure as 1.
+    Several run under `tailor train torchrun`, which exits with the status the ranks chose
+    (3 for a bad spec) where torchrun itself would report any failure as 1; so the spec error
+    reaches the podFailurePolicy and the JobSet's failurePolicy in both layouts.
     """
     gpus = max(ft.layout.gpus_per_node, 1)
     if ft.layout.processes == 1:
         return entrypoint(ft)
     if not ft.multi_node:
-        return ["torchrun", "--standalone", "--nnodes", "1", "--nproc-per-node", str(gpus),
+        return [*TORCHRUN, "--standalone", "--nnodes", "1", "--nproc-per-node", str(gpus),
                 "--no-python", *entrypoint(ft)]  # fmt: skip
     return [
-        "torchrun",
+        *TORCHRUN,
         "--nnodes", str(ft.layout.nodes),
         "--nproc-per-node", str(gpus),
         "--node-rank", "$(NODE_RANK)",

@@ -25,8 +25,25 @@ def run(
     Exit status: 0 done, 1 failed, 3 the spec can never work, 4 stopped on request.
     """
     from tailor.stages.train.entrypoint import run_command  # deferred: loads torch
+    from tailor.stages.train.protocol import record_exit
 
-    raise typer.Exit(run_command(spec_path, job_id, work_dir, stop_file))
+    code = run_command(spec_path, job_id, work_dir, stop_file)
+    record_exit(code)
+    raise typer.Exit(code)
+
+
+@train_app.command(
+    "torchrun", context_settings={"allow_extra_args": True, "ignore_unknown_options": True}
+)
+def torchrun(ctx: typer.Context) -> None:
+    """torchrun with the same arguments, exiting with the status the ranks chose.
+
+    torchrun reports any failed rank as 1; this keeps 3 (a spec error, never retried) and 4
+    (stopped) so a Job's podFailurePolicy and a JobSet's failurePolicy can tell them apart.
+    """
+    from tailor.stages.train.protocol import run_torchrun
+
+    raise typer.Exit(run_torchrun(list(ctx.args)))
 
 
 def register(app: typer.Typer, api_errors: Callable[[Any], Any]) -> None:

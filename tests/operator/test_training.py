@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import subprocess
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -88,8 +90,25 @@ def test_one_node_with_several_gpus_runs_torchrun_standalone(
 
     command = _pod(training.build_job(ft, operator_config))["containers"][0]["command"]
 
-    assert command[:6] == ["torchrun", "--standalone", "--nnodes", "1", "--nproc-per-node", "4"]
+    assert command[:8] == [
+        *training.TORCHRUN, "--standalone", "--nnodes", "1", "--nproc-per-node", "4"
+    ]  # fmt: skip
     assert command[-6:] == training.entrypoint(ft)
+
+
+@pytest.mark.slow
+def test_a_spec_error_under_torchrun_exits_3_as_one_process_would(tmp_path: Path) -> None:
+    """The pod's own command on 2 CPU processes: torchrun alone would exit 1 and be retried."""
+    ft = make_finetune(train=FULL, resources={"gpus": 2})
+    spec = tmp_path / training.SPEC_FILE
+    spec.write_text(json.dumps({"team": "payments", "no_such_field": 1}))
+    command = _pod(training.build_job(ft, OperatorConfig()))["containers"][0]["command"]
+    command = [str(spec) if arg.startswith(training.SPEC_DIR) else arg for arg in command]
+
+    done = subprocess.run(command, capture_output=True, text=True, timeout=300)
+
+    assert done.returncode == EXIT_SPEC_ERROR, done.stderr[-2000:]
+    assert '"kind": "SpecError"' in done.stdout
 
 
 def test_disruptions_are_retried_without_counting_and_retries_are_bounded(
@@ -192,7 +211,7 @@ def test_sixteen_gpus_on_eight_gpu_nodes_become_a_two_node_jobset(
         "publishNotReadyAddresses": True,
     }
     command = _pod(jobset)["containers"][0]["command"]
-    assert command[:5] == ["torchrun", "--nnodes", "2", "--nproc-per-node", "8"]
+    assert command[:7] == [*training.TORCHRUN, "--nnodes", "2", "--nproc-per-node", "8"]
     assert _pod(jobset)["containers"][0]["resources"]["limits"]["nvidia.com/gpu"] == 8
     labels = jobset["metadata"]["labels"]
     assert labels["kueue.x-k8s.io/queue-name"] == "tailor"

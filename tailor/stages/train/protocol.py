@@ -10,7 +10,8 @@ and last `{"event": "result", ...}`, `{"event": "error", "message", "kind"}` or
 Exit status: 0 done; 1 failed (a retry may help: out of memory, a lost node); 3 the spec can
 never work (bad spec file, unknown model, missing or empty dataset: do not retry, the
 operator's podFailurePolicy neither); 4 stopped on request (SIGTERM or the stop file) with
-checkpoints kept for a resume.
+checkpoints kept for a resume. torchrun reports any failed rank as 1, so several processes run
+under `tailor train torchrun`, which exits with the status the ranks chose (`launcher_exit`).
 
 Light on purpose (no torch): the worker, the operator and the entrypoint all import it.
 """
@@ -29,6 +30,8 @@ from pathlib import Path
 from typing import Any, TextIO
 
 EXIT_OK, EXIT_FAILED, EXIT_SPEC_ERROR, EXIT_CANCELLED = 0, 1, 3, 4
+# Where a rank under `tailor train torchrun` leaves its exit status for the launcher.
+EXIT_FILE_ENV = "TAILOR_EXIT_FILE"
 
 Metrics = dict[str, float | int | None]
 
@@ -72,10 +75,49 @@ def local_command(processes: int, args: list[str]) -> list[str]:
     entry = ["-m", "tailor.cli.main", *args]
     if processes > 1:
         return [
-            sys.executable, "-m", "torch.distributed.run", "--standalone",
+            sys.executable, "-m", "tailor.cli.main", "train", "torchrun", "--standalone",
             f"--nproc-per-node={processes}", *entry,
         ]  # fmt: skip
     return [sys.executable, *entry]
+
+
+def record_exit(code: int) -> None:
+    """Leave a failing rank's status where `tailor train torchrun` reads it (if it launched us)."""
+    path = os.environ.get(EXIT_FILE_ENV)
+    if code == EXIT_OK or not path:
+        return
+    try:  # the first rank to fail speaks; the others fail the same way or because of it
+        with open(path, "x") as out:
+            out.write(str(code))
+    except FileExistsError:
+        pass
+
+
+def launcher_exit(torchrun_code: int, exit_file: Path) -> int:
+    """torchrun's status, or on a failure the status a rank recorded (3 stays 3, not 1)."""
+    if torchrun_code == EXIT_OK or not exit_file.exists():
+        return torchrun_code
+    try:
+        return int(exit_file.read_text().strip())
+    except ValueError:
+        return torchrun_code
+
+
+def run_torchrun(torchrun_args: list[str]) -> int:
+    """Run torchrun with these arguments, SIGTERM passed on; the status the ranks chose."""
+    import tempfile
+
+    with tempfile.TemporaryDirectory(prefix="tailor-torchrun-") as tmp:
+        exit_file = Path(tmp) / "exit"
+        env = dict(os.environ, **{EXIT_FILE_ENV: str(exit_file)})
+        command = [sys.executable, "-m", "torch.distributed.run", *torchrun_args]
+        proc = subprocess.Popen(command, env=env)
+        previous = signal.signal(signal.SIGTERM, lambda *_: proc.send_signal(signal.SIGTERM))
+        try:
+            code = proc.wait()
+        finally:
+            signal.signal(signal.SIGTERM, previous)
+        return launcher_exit(code, exit_file)
 
 
 def _say_nothing(*_: Any) -> None:
