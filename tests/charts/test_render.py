@@ -348,3 +348,42 @@ def test_worker_processes_match_their_cpus_and_fan_out_harvests(
     assert container["resources"]["requests"]["cpu"] == concurrency
     env = {e["name"]: e.get("value") for e in container["env"]}
     assert Settings(harvest_fanout_min_repos=int(env["TAILOR_HARVEST_FANOUT_MIN_REPOS"]))
+
+
+def _pod_templates(manifests: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Every pod the chart renders (metadata and spec), from workloads and bare pods."""
+    pods = [m for m in manifests if m["kind"] == "Pod"]
+    workloads = ("Deployment", "StatefulSet", "Job")
+    return pods + [m["spec"]["template"] for m in manifests if m["kind"] in workloads]
+
+
+def _matches(selector: dict[str, str], labels: dict[str, str]) -> bool:
+    return all(labels.get(k) == v for k, v in selector.items())
+
+
+@pytest.mark.parametrize(
+    ("service", "env"), [("postgresql", "TAILOR_DATABASE_URL"), ("redis", "TAILOR_BROKER_URL")]
+)
+def test_the_bundled_database_and_broker_admit_only_the_releases_own_pods(
+    service: str, env: str, default_manifests: list[dict[str, Any]]
+) -> None:
+    (policy,) = [
+        p
+        for p in by_kind(default_manifests, "NetworkPolicy")
+        if p["metadata"]["name"].endswith(service)
+    ]
+    pods = _pod_templates(default_manifests)
+    server = [p for p in pods if p["metadata"]["labels"]["app.kubernetes.io/component"] == service]
+    clients = [
+        p
+        for p in pods
+        if any(e["name"] == env for c in p["spec"]["containers"] for e in c.get("env", []))
+    ]
+
+    (rule,) = policy["spec"]["ingress"]
+    (source,) = rule["from"]
+    assert set(source) == {"podSelector"}  # no namespaceSelector: this namespace only
+    assert _matches(policy["spec"]["podSelector"]["matchLabels"], server[0]["metadata"]["labels"])
+    assert clients and all(
+        _matches(source["podSelector"]["matchLabels"], p["metadata"]["labels"]) for p in clients
+    )

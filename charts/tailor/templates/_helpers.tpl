@@ -241,3 +241,30 @@ securityContext:
   "apiUrl" (include "tailor.apiUrl" .) }}
 {{- toPrettyJson $config }}
 {{- end }}
+
+{{/*
+A NetworkPolicy letting only this release's own pods (its namespace, its instance label) reach
+a bundled data service: team pods, whatever runs in other namespaces and other releases cannot.
+Call with (dict "root" $ "component" "redis" "port" 6379).
+*/}}
+{{- define "tailor.dataNetworkPolicy" -}}
+apiVersion: networking.k8s.io/v1
+kind: NetworkPolicy
+metadata:
+  name: {{ include "tailor.componentName" . }}
+  labels:
+    {{- include "tailor.labels" . | nindent 4 }}
+spec:
+  podSelector:
+    matchLabels:
+      {{- include "tailor.selectorLabels" . | nindent 6 }}
+  policyTypes: [Ingress]
+  ingress:
+    - from:
+        - podSelector:
+            matchLabels:
+              app.kubernetes.io/instance: {{ .root.Release.Name }}
+      ports:
+        - port: {{ .port }}
+          protocol: TCP
+{{- end }}
