@@ -391,7 +391,8 @@ def _env(pod: Mapping[str, Any], container: Mapping[str, Any], objects: Objects)
         env.update({prefix + k: v for k, v in data.items()})
     for var in container.get("env") or []:
         if "value" in var:
-            env[var["name"]] = str(var["value"])
+            # `$(VAR)` names a variable defined before this one (envFrom's included).
+            env[var["name"]] = _expand(str(var["value"]), env)
             continue
         ref = var.get("valueFrom") or {}
         if "secretKeyRef" in ref:

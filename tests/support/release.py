@@ -8,11 +8,13 @@ Deployment's and StatefulSet's readiness probe must answer, then the `helm test`
 What a node would pull is mapped to what this machine has, by image:
 - Tailor's images (`tailor-*`) run this environment's executables (`tailor`, `celery`,
   `uvicorn`, `kopf` on the virtualenv's PATH); a command they do not have fails.
-- `curl` (the `helm test` image) is the machine's curl, the same program.
-- The bundled `postgres` and `redis` images are played by the machine's running
-  PostgreSQL and Redis: their Services resolve there (what cluster DNS and a Service do
-  for a pod), their readiness probes (`pg_isready`, `redis-cli ping`) are run against
-  them, and the database is one of the test's own (the chart's `postgresql.database`).
+- `curl` (the `helm test` image) is the machine's curl, and the bundled `redis` image's
+  `redis-server` the machine's: the same programs, run with the rendered args (the
+  password the chart generated included, which every client must then send).
+- The bundled `postgres` image is played by the machine's running PostgreSQL: its Service
+  resolves there (what cluster DNS and a Service do for a pod), its readiness probe
+  (`pg_isready`) is run against it, and the database is one of the test's own (the
+  chart's `postgresql.database`). A managed Redis named by the values is the machine's.
 - Any other image cannot run here and fails.
 
 The API server is the kmock emulator: the in-cluster login needs TLS and a service-account
@@ -45,9 +47,11 @@ WORKLOADS = ("Deployment", "StatefulSet", "Job", "Pod")
 HOOK = "helm.sh/hook"
 NAMESPACE = "tailor"
 # Images whose servers this machine runs: where their Services resolve.
-PLAYED = {"postgres": "127.0.0.1:5432", "redis": "127.0.0.1:6379"}
-# Images whose one program this machine has.
-MACHINE_TOOLS = {"curl"}
+PLAYED = {"postgres": "127.0.0.1:5432"}
+# A managed Redis outside the release (the production values'): the machine's.
+MACHINE_REDIS = "127.0.0.1:6379"
+# Images whose programs this machine has.
+MACHINE_TOOLS = {"curl", "redis"}
 MACHINE_PATH = "/usr/local/bin:/usr/bin:/bin"
 READY_TIMEOUT_S = 300.0
 # Service names resolve in Tailor's (Python) pods through this directory's sitecustomize.
@@ -137,7 +141,7 @@ def external_services(manifests: list[dict[str, Any]]) -> dict[str, str]:
                 for var in container.get("env") or []:
                     url = urlsplit(str(var.get("value", "")))
                     if url.scheme == "redis" and url.port and ".svc" in (url.hostname or ""):
-                        found[f"{url.hostname}:{url.port}"] = PLAYED["redis"]
+                        found[f"{url.hostname}:{url.port}"] = MACHINE_REDIS
     return found
 
 

@@ -107,9 +107,23 @@ imagePullSecrets:
 {{- end }}
 {{- end }}
 
+{{/* The Redis password's Secret (key `redis-password`): the admin's, else the one the chart generates
+for the bundled Redis; empty when there is none (an external Redis without auth). */}}
+{{- define "tailor.redisSecretName" -}}
+{{- if .Values.redis.auth.existingSecret }}{{ .Values.redis.auth.existingSecret }}
+{{- else if .Values.redis.enabled }}{{ include "tailor.componentName" (dict "root" . "component" "redis") }}
+{{- end }}
+{{- end }}
+
+{{/* The bundled Redis's URL for database `db`, its password taken from TAILOR_REDIS_PASSWORD
+(Kubernetes expands `$(VAR)` in env values from the variables defined before). */}}
+{{- define "tailor.bundledRedisUrl" -}}
+{{- printf "redis://:$(TAILOR_REDIS_PASSWORD)@%s:6379/%s" (include "tailor.componentName" (dict "root" .root "component" "redis")) .db }}
+{{- end }}
+
 {{- define "tailor.brokerUrl" -}}
 {{- if .Values.redis.enabled }}
-{{- printf "redis://%s:6379/0" (include "tailor.componentName" (dict "root" . "component" "redis")) }}
+{{- include "tailor.bundledRedisUrl" (dict "root" . "db" "0") }}
 {{- else }}
 {{- required "redis.url is required when redis.enabled is false" .Values.redis.url }}
 {{- end }}
@@ -117,7 +131,7 @@ imagePullSecrets:
 
 {{- define "tailor.resultBackend" -}}
 {{- if .Values.redis.enabled }}
-{{- printf "redis://%s:6379/1" (include "tailor.componentName" (dict "root" . "component" "redis")) }}
+{{- include "tailor.bundledRedisUrl" (dict "root" . "db" "1") }}
 {{- else }}
 {{- .Values.redis.url }}
 {{- end }}
@@ -130,6 +144,13 @@ imagePullSecrets:
     secretKeyRef:
       name: {{ include "tailor.databaseSecretName" . }}
       key: database-url
+{{- with include "tailor.redisSecretName" . }}
+- name: TAILOR_REDIS_PASSWORD
+  valueFrom:
+    secretKeyRef:
+      name: {{ . }}
+      key: redis-password
+{{- end }}
 - name: TAILOR_BROKER_URL
   value: {{ include "tailor.brokerUrl" . | quote }}
 - name: TAILOR_RESULT_BACKEND
