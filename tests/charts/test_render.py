@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 import yaml
+from kubernetes.utils import parse_quantity
 from tailor_operator.config import OperatorConfig
 from tailor_operator.crds import generate_crds
 
@@ -76,6 +77,24 @@ def test_every_pod_is_non_root_read_only_and_without_capabilities(
             assert context["allowPrivilegeEscalation"] is False, name
             assert context["capabilities"] == {"drop": ["ALL"]}, name
             assert "requests" in container["resources"], name
+
+
+def test_every_pod_requests_the_local_disk_its_volumes_may_fill(
+    production_manifests: list[dict[str, Any]], default_manifests: list[dict[str, Any]]
+) -> None:
+    # Unrequested disk is what the kubelet evicts first under pressure, and the scheduler
+    # places a pod only where its request fits: scratch volumes must be in the request.
+    for name, spec in pod_specs(default_manifests + production_manifests):
+        requested = [
+            parse_quantity(c["resources"]["requests"]["ephemeral-storage"])
+            for c in spec["containers"]
+        ]
+        scratch = sum(
+            parse_quantity(v["emptyDir"].get("sizeLimit", 0))
+            for v in spec.get("volumes") or []
+            if "emptyDir" in v
+        )
+        assert sum(requested) >= scratch, name
 
 
 def test_every_object_carries_the_helper_labels(
