@@ -54,6 +54,12 @@ class Settings(BaseSettings):
         description="File a Celery worker or beat creates once it serves and removes on "
         "shutdown: what the chart's readiness probes test.",
     )
+    alive_file: Path | None = Field(
+        None,
+        description="File a Celery worker touches every alive_interval_s while its consumer's "
+        "event loop turns: what the chart's liveness probe checks the age of.",
+    )
+    alive_interval_s: float = Field(30.0, gt=0, description="How often the alive file is touched.")
     object_store_url: str = Field("", description="file:///dir or s3://bucket/prefix.")
     s3_endpoint_url: str | None = Field(None, description="S3 API endpoint (MinIO, Ceph, moto).")
     s3_region: str = "us-east-1"

@@ -339,6 +339,12 @@ class Release:
                 if "readinessProbe" not in pod.spec["containers"][0]:
                     raise PodFailed(f"{workload['metadata']['name']} has no readiness probe")
                 await asyncio.to_thread(pod.wait_ready, READY_TIMEOUT_S)
+                # A liveness probe that fails on a ready pod would restart it forever.
+                live = pod.spec["containers"][0].get("livenessProbe") is None or pod.probe(
+                    "livenessProbe"
+                )
+                if not live:
+                    raise PodFailed(f"{workload['metadata']['name']}: liveness probe failed")
             ran.append(workload["metadata"]["name"])
 
     def stop(self) -> None:
