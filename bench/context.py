@@ -260,7 +260,7 @@ def latencies(
     index: CodeIndex, prompter: Prompter, team: list[SourceFile], args: argparse.Namespace
 ) -> dict[str, Any]:
     """Prompt building with and without retrieval at random cursors: wall time, and the
-    thread's CPU time (what the machine's other load does not inflate)."""
+    process's CPU time (what the machine's other load does not inflate)."""
     rng = random.Random(args.seed)
     wall: dict[str, list[float]] = {"without": [], "with": []}
     cpu: dict[str, list[float]] = {"without": [], "with": []}
@@ -270,13 +270,13 @@ def latencies(
         cut = rng.randint(len(f.content) // 4, max(len(f.content) * 3 // 4, 1))
         prefix, suffix = f.content[:cut], f.content[cut:]
         req = GenerationRequest(prompt=prefix[-2000:], suffix=suffix[:500], path=f.path)
-        t0, c0 = time.perf_counter(), time.thread_time()
+        t0, c0 = time.perf_counter(), time.process_time()
         prompter.prompt_ids(req)
-        t1, c1 = time.perf_counter(), time.thread_time()
+        t1, c1 = time.perf_counter(), time.process_time()
         query = ContextQuery(prefix, suffix, f.path)
         found = assemble(index, query, 256, lambda fs, r=req: prompter.context_costs(fs, r))
         prompter.prompt_ids(req.model_copy(update={"context": found.files}))
-        t2, c2 = time.perf_counter(), time.thread_time()
+        t2, c2 = time.perf_counter(), time.process_time()
         if first is None:
             first = (t2 - t1) * 1000  # the first query decodes files and counts tokens cold
             continue
