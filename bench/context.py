@@ -12,10 +12,12 @@ match and edit similarity of the middle line. The baseline is the base without r
 
 Cost. On a 10,000-file team (real Python from the stdlib and site-packages): index build time,
 index size per MB of code, and the latency retrieval adds to a completion's prompt building
-(p50/p95 over random cursors), against building the same prompt without it in the same run.
+(p50/p95 over random cursors, in wall and in process CPU time: the machines are shared), against
+building the same prompt without it in the same run.
 
 Writes bench/results/context.json and prints a table.
-Run: `.venv/bin/python bench/context.py [--steps 300] [--files 10000] [--queries 300]`.
+Run: `.venv/bin/python bench/context.py [--steps 300] [--files 10000] [--queries 300]`;
+`--cost-only` re-measures the cost part and keeps the results file's quality table.
 """
 
 from __future__ import annotations
