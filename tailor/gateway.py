@@ -197,6 +197,14 @@ class Routing:
             self.cache.put(key, grant, generation)
 
 
+def teams_with_context(begin: Callable[[], AbstractContextManager[Connection]]) -> list[str]:
+    """The teams with an endpoint that retrieves repository context (their indexes are loaded
+    when the gateway starts)."""
+    query = select(Team.slug).join(Endpoint).where(Endpoint.context_enabled).distinct()
+    with begin() as conn:
+        return sorted(conn.execute(query).scalars())
+
+
 def routing_channel(database: Engine) -> str:
     """Where migration 0004's triggers announce a change to a token, membership, team, endpoint
     or version in the database's schema."""
@@ -279,6 +287,8 @@ def _embedded_gateway(
         read_only.begin, database.begin, interval_s=settings.telemetry_flush_interval_s
     )
     store = get_store(settings)
+    contexts = TeamIndexes(store, refresh_s=settings.serve_context_refresh_s)
+    contexts.preload(lambda: teams_with_context(read_only.begin))
     engine = TailorEngine(
         settings.serve_base_model,
         store,
@@ -300,5 +310,5 @@ def _embedded_gateway(
         stream_interval_s=settings.serve_stream_interval_ms / 1000,
         resources=[cache] if cache else [],
         telemetry=telemetry,
-        contexts=TeamIndexes(store, refresh_s=settings.serve_context_refresh_s),
+        contexts=contexts,
     )

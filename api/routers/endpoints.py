@@ -99,10 +99,16 @@ def get_endpoint(
 
 @router.put("/{name}/context", response_model=EndpointOut, responses=WRITE)
 def set_context(
-    name: str, body: ContextSettings, access: TeamAdmin, session: SessionDep, settings: SettingsDep
+    name: str,
+    body: ContextSettings,
+    access: TeamAdmin,
+    session: SessionDep,
+    settings: SettingsDep,
+    sync: EndpointSync,
 ) -> EndpointOut:
-    """Turn the endpoint's repository context on or off, or change its budget in tokens."""
-    ep = service.set_context(session, access, name, body)
+    """Turn the endpoint's repository context on or off, or change its budget in tokens (on a
+    cluster, the endpoint's pods retrieve it: its InferenceEndpoint is re-applied)."""
+    ep = service.set_context(session, access, name, body, on_change=sync)
     return service.endpoint_out(session, ep, settings.serve_url)
 
 

@@ -70,7 +70,7 @@ def endpoint_json(ep: Endpoint) -> str:
 
 
 # What a Tailor engine pod picks up from its mounted spec without a restart.
-HOT_FIELDS = frozenset({"adapters", "limits"})
+HOT_FIELDS = frozenset({"adapters", "limits", "context_tokens"})
 
 
 def spec_hash(ep: Endpoint) -> str:

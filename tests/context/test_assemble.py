@@ -13,7 +13,8 @@ from tailor.stages.context.assemble import (
     EditorSnippet,
     assemble,
 )
-from tailor.stages.context.index import CodeIndex
+from tailor.stages.context.index import CodeIndex, build_index
+from tailor.stages.context.index import SourceFile as IndexedFile
 from tailor.stages.serve.generation import GenerationRequest
 from tailor.stages.serve.prompting import Prompter
 from tailor.stages.train.repo_level import SourceFile, encode_repo
@@ -115,3 +116,30 @@ def test_a_qwen_prompt_lays_out_its_context_as_repository_level_training_does() 
     leading = len(prompter.leading)
     assert served[leading : leading + len(trained)] == trained
     assert served[leading + len(trained)] == prompter.fim.prefix_id
+
+
+def test_the_function_being_written_ranks_the_definition_it_names_first(
+    prompter: Prompter,
+) -> None:
+    util = (
+        "def refund_order(order, reason):\n    return order.refund(reason)\n\n\n"
+        "def archive_order(order, folder):\n    return order.archive(folder)\n"
+    )
+    index = CodeIndex.load(
+        build_index([IndexedFile("r", "shop/util.py", "Python", util)]).to_bytes()
+    )
+    prefix = (
+        "from shop.util import archive_order, refund_order\n\n\n"
+        "def handle_archive(order):\n    return archive_order(order, folder='old')\n\n\n"
+        "def handle_refund_order(order):\n    return "
+    )
+    req = GenerationRequest(prompt=prefix, suffix="\n", path="shop/service.py")
+
+    found = assemble(
+        index,
+        ContextQuery(prefix, "\n", "shop/service.py"),
+        400,
+        lambda s: prompter.context_costs(s, req),
+    )
+
+    assert next(f.symbol for f in found.files if f.kind == "definition") == "refund_order"

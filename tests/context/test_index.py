@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from tailor.stages.context.index import CodeIndex, SourceFile, build_index
 from tailor.stages.context.symbols import extract
 
@@ -63,3 +65,17 @@ def test_files_over_the_size_limit_are_left_out() -> None:
     builder = build_index([big, FILES[1]])
 
     assert [f[1] for f in builder.files] == ["shop/cart.py"]
+
+
+def test_a_query_past_the_postings_cap_is_decided_by_its_rarest_terms(monkeypatch: Any) -> None:
+    from tailor.stages.context import index as index_module
+
+    common = [SourceFile("r", f"m{i}.py", "Python", f"total = amount + {i}\n") for i in range(50)]
+    rare = SourceFile("r", "ledger.py", "Python", "reconcile_ledger(amount)\n")
+    index = CodeIndex.load(build_index([*common, rare]).to_bytes())
+    monkeypatch.setattr(index_module, "QUERY_POSTINGS", 8)  # fewer than "amount" alone holds
+
+    hits = index.search(["amount", "total", "reconcile_ledger"], 3)
+
+    assert index.files[int(index.chunk_file[hits[0][0]])][1] == "ledger.py"
+    assert len(hits) == 1  # the common terms were not scored

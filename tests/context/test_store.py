@@ -93,3 +93,21 @@ def test_a_later_dataset_holds_the_newest_copy_of_a_file(tmp_path: Path) -> None
 
 def test_a_team_without_an_index_gets_no_context(tmp_path: Path) -> None:
     assert TeamIndexes(FileStore(tmp_path / "objects")).get("acme") is None
+
+
+def test_an_index_preloaded_at_start_serves_the_first_request_without_the_store(
+    tmp_path: Path,
+) -> None:
+    store = FileStore(tmp_path / "objects")
+    publish_index(
+        store,
+        "acme",
+        [write_dataset(store, "acme", "ds-a", [row("books", "l.py", ACME_CODE)])],
+        ["books"],
+    )
+    indexes = TeamIndexes(store, clock=Clock())
+
+    indexes.preload(lambda: ["acme"]).join(30)
+    store.delete_prefix(context_prefix("acme"))  # from here on the store has no index to read
+
+    assert any(PLANTED in s for s in snippets(indexes, "acme", PLANTED))

@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 from tailor_operator.resources import InferenceEndpointSpec
-from tailor_operator.serving import workload_name
+from tailor_operator.serving import configmap_name, workload_name
 
 from tailor import k8s as tailor_k8s
 from tailor.db.models import AdapterVersion, Endpoint, Team
@@ -67,6 +67,17 @@ def test_the_tailor_engine_asks_for_no_gpu() -> None:
     assert InferenceEndpointSpec.model_validate(manifest["spec"]).resources.gpus == 0
 
 
+def test_the_endpoints_context_budget_is_in_its_pods_spec_and_off_means_zero() -> None:
+    endpoint, version = _row(1, backend="tailor")
+    endpoint.context_enabled, endpoint.context_tokens = True, 400
+    on = endpoint_spec("search", endpoint, version, HUB_ID)
+    endpoint.context_enabled = False
+
+    off = endpoint_spec("search", endpoint, version, HUB_ID)
+
+    assert (on.context_tokens, off.context_tokens) == (400, 0)
+
+
 def _team_with_two_versions(platform: Platform) -> tuple[str, int, dict[str, str]]:
     with platform.sessions() as session:
         tenant = create_tenant(session)
@@ -110,6 +121,13 @@ async def test_publish_promote_and_unpublish_drive_the_endpoint_on_the_cluster(
     assert served is not None and served["spec"]["replicas"] == 2
     assert "adapters/style/1/" in _fetched_adapters(served)
     assert await kube.wait_for(service, lambda obj: obj is not None)
+
+    # Repository context: a new budget reaches the file the pods read (and re-read live).
+    config = f"/api/v1/namespaces/{namespace}/configmaps/{configmap_name('style')}"
+    put = platform.client.put(f"{base}/style/context", json={"tokens": 400}, headers=auth)
+    assert put.status_code == 200, put.text
+    assert await worker_sync() == "updated"
+    await kube.wait_for(config, lambda obj: '"context_tokens": 400' in str(obj))
 
     # Promote: the same Deployment rolls over to version 2's files.
     promote = {"version": 2, "override_gate": True}

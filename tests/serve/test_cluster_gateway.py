@@ -37,11 +37,16 @@ from tailor.tenancy import team_for
 from tests.conftest import SERVED_BASE, create_tenant, create_token, create_version
 
 from .conftest import FIM_PREFIX, FIM_SUFFIX, AdapterFactory, LiveServer, free_port, start_server
+from .test_context import publish
 from .test_gateway import publish_version_1
+from .test_tabby import post
 
 TEAM = "cluster-search"  # the team the endpoint pod serves
 KEY = "endpoint-token-key-for-tests"
 GREEDY = {"ignore_eos": True, "stop_at_block_end": False}
+PLANTED = "settle_payout_qz42"  # only the pod's team defines it
+FOREIGN = "settle_payout_zz99"  # only another team, whose index is in the same store, does
+CONTEXT_TOKENS = 200
 
 
 @dataclass
@@ -58,10 +63,14 @@ def pod(tiny_base: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[E
     root = tmp_path_factory.mktemp("endpoint-pod")
     store = FileStore(root / "objects")
     prefix = AdapterFactory(tiny_base, store).create(TEAM, "completion", "1", seed=21)
+    for team, name in ((TEAM, PLANTED), ("other-team", FOREIGN)):
+        code = f'def {name}(batch):\n    """Settle a payout batch."""\n    return batch\n'
+        publish(store, team, "payments", "payments/payouts.py", code)
     spec = {
         "team": TEAM,
         "base_model": str(tiny_base),
         "adapters": [{"name": "completion", "version": "1", "prefix": prefix + "/"}],
+        "context_tokens": CONTEXT_TOKENS,  # as the API sets it from the endpoint's context
     }
     (root / "endpoint.json").write_text(json.dumps(spec))
     port = free_port()
@@ -182,6 +191,22 @@ def test_a_fim_completion_is_answered_by_the_endpoints_pod(
 
     assert through_gateway == _fim(pod.url, endpoint_token(KEY, TEAM), stream=False)
     assert through_gateway
+
+
+def test_a_completion_through_the_gateway_gets_its_teams_snippets_only(cluster: Cluster) -> None:
+    prefix = (
+        f"from payments.payouts import {PLANTED}, {FOREIGN}\n\n\ndef close(batch):\n    return "
+    )
+    segments = {"prefix": prefix, "suffix": "\n", "filepath": "payments/close.py"}
+    body = {"language": "python", "segments": segments, "debug_options": {"return_snippets": True}}
+
+    resp = post(cluster.gateway, "/tabby/completion/v1/completions", body, token=cluster.token)
+
+    debug = resp.json()["debug_data"]
+    first = debug["snippets"][0]
+    assert (first["symbol"], first["filepath"]) == (PLANTED, "payments/payouts.py")
+    assert 0 < debug["tokens"] <= debug["budget"] == CONTEXT_TOKENS
+    assert FOREIGN not in json.dumps([debug["snippets"], debug["left_out"]])
 
 
 def test_a_streamed_fim_completion_passes_through(cluster: Cluster, pod: EndpointPod) -> None:

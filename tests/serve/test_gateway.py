@@ -14,7 +14,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from tailor.db.models import ApiToken, Role, Team
 from tailor.db.notices import NotifiedCache
-from tailor.gateway import GrantCache, Routing, routing_channel
+from tailor.gateway import GrantCache, Routing, routing_channel, teams_with_context
 from tailor.security import hash_token
 from tailor.services.endpoints import service as endpoint_service
 from tailor.services.endpoints.schemas import ContextSettings, EndpointCreate, Promote
@@ -365,3 +365,20 @@ def test_lookup_carries_the_endpoints_repository_context_budget(
 
     assert on is not None and off is not None
     assert (on.context_tokens, off.context_tokens) == (256, 0)
+
+
+def test_the_teams_whose_endpoints_retrieve_context_are_preloaded_at_start(
+    connection: Connection, published: Published, session: Session
+) -> None:
+    @contextmanager
+    def savepoint() -> Iterator[Connection]:
+        with connection.begin_nested():
+            yield connection
+
+    before = teams_with_context(savepoint)
+    body = ContextSettings(enabled=False)
+    endpoint_service.set_context(session, published.access, "completion", body)
+    session.commit()
+
+    assert published.tenant.slug in before
+    assert published.tenant.slug not in teams_with_context(savepoint)

@@ -196,9 +196,16 @@ def rollback(
     return ep
 
 
-def set_context(session: Session, access: TeamAccess, name: str, body: ContextSettings) -> Endpoint:
+def set_context(
+    session: Session,
+    access: TeamAccess,
+    name: str,
+    body: ContextSettings,
+    on_change: EndpointHook | None = None,
+) -> Endpoint:
     """Turn an endpoint's repository context on or off, or change its token budget (audited);
-    the gateway sees it with the endpoint's next lookup (the change is announced)."""
+    the gateway sees it with the endpoint's next lookup (the change is announced), a cluster's
+    endpoint pods with their spec (`on_change` re-applies it)."""
     ep = get_endpoint(session, access, name)
     if body.enabled is not None:
         ep.context_enabled = body.enabled
@@ -212,6 +219,8 @@ def set_context(session: Session, access: TeamAccess, name: str, body: ContextSe
         resource=f"teams/{access.team.slug}/endpoints/{name}",
         detail={"enabled": ep.context_enabled, "tokens": ep.context_tokens},
     )
+    if on_change is not None:
+        on_change(session, access.team_id, name)
     return ep
 
 

@@ -56,6 +56,7 @@ def endpoint_spec(
         ],
         replicas=endpoint.replicas,
         backend="vllm" if endpoint.backend == "vllm" else "tailor",
+        context_tokens=endpoint.context_tokens if endpoint.context_enabled else 0,
     )
 
 

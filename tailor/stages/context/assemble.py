@@ -22,6 +22,8 @@ MAX_CANDIDATES = 12  # offered to the budget, best first
 MIN_SNIPPET_TOKENS = 16  # a budget left smaller than this holds no useful snippet
 MAX_CHARS_PER_TOKEN = 8  # code averages 3-4; a longer snippet cannot fit and is not counted
 MIN_NAME = 3  # shorter names (i, df, ok) match too many definitions to mean one
+CURSOR_LINES = 2  # the lines up to the cursor (blank ones not counted): what is being written
+CURSOR_BONUS = 1.0  # a name all of whose parts are there outranks one used nearer the cursor
 
 _IDENT = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 _IMPORT = re.compile(
@@ -29,6 +31,7 @@ _IMPORT = re.compile(
     r"|^[ \t]*import[ \t]+([\w.]+)",
     re.MULTILINE,
 )
+_HEADER = re.compile(r"\s*(?:export\s+|pub\s+|async\s+)*(?:def|class|function|func|fn)\s")
 _LOCAL_DEF = re.compile(r"\b(?:def|class|function|func|fn|struct|interface|type)\s+([A-Za-z_]\w*)")
 
 
@@ -91,29 +94,61 @@ def _wanted_names(query: ContextQuery) -> dict[str, float]:
     }
 
 
-def _imported_modules(prefix: str) -> list[str]:
-    return [m.group(1) or m.group(4) for m in _IMPORT.finditer(prefix)]
+def _imported_modules(prefix: str) -> tuple[set[str], tuple[str, ...]]:
+    """The modules the prefix imports, and the same as dotted tails (for one `endswith`)."""
+    modules = {m.group(1) or m.group(4) for m in _IMPORT.finditer(prefix)}
+    return modules, tuple("." + m for m in modules)
 
 
-def _module_bonus(imported: list[str], path: str) -> float:
+def _module_bonus(imported: tuple[set[str], tuple[str, ...]], path: str) -> float:
     """A definition in the module a `from x.y import` line names outranks a namesake."""
     module = path.rsplit(".", 1)[0].replace("/", ".")
-    hit = any(module == m or module.endswith("." + m) for m in imported)
+    hit = module in imported[0] or module.endswith(imported[1])
     return 0.5 if hit else 0.0
+
+
+def _cursor_terms(prefix: str) -> set[str]:
+    """The terms of what is being written: the enclosing definition's header and the last
+    CURSOR_LINES non-blank lines."""
+    lines = [line for line in prefix[-NEAR_CHARS:].splitlines() if line.strip()]
+    headers = [n for n, line in enumerate(lines) if _HEADER.match(line)]
+    shown = lines[-CURSOR_LINES:]
+    if headers and headers[-1] < len(lines) - CURSOR_LINES:
+        shown = [lines[headers[-1]], *shown]
+    return set(terms("\n".join(shown)))
+
+
+def _cursor_bonus(name: str, cursor: set[str]) -> float:
+    """The share of a name's parts in the lines just before the cursor: the function being
+    written (`handle_refund_order`) names what it is about to call (`refund_order`)."""
+    parts = terms(name)
+    parts = parts[1:] if len(parts) > 1 else parts  # the parts, not the whole name
+    return CURSOR_BONUS * sum(p in cursor for p in parts) / len(parts) if parts else 0.0
 
 
 def definitions(index: CodeIndex, query: ContextQuery) -> list[ContextFile]:
     """Definitions of the names the request uses, from other files of the team's code."""
     found = []
     imported = _imported_modules(query.prefix)
+    cursor = _cursor_terms(query.prefix)
+    bonus: dict[int, float | None] = {}  # per file: its module bonus, None for the edited file
     for name, weight in _wanted_names(query).items():
-        for sid in index.by_name.get(name, ())[:MAX_DEFINITIONS]:
+        sids = index.by_name.get(name)
+        if not sids:
+            continue
+        named = 2.0 + weight + _cursor_bonus(name, cursor)
+        for sid in sids[:MAX_DEFINITIONS]:
             _, _kind, file, line, text = index.symbols[sid]
             repo, path, _lang = index.files[file]
-            if _same_file(query.path, path):
+            if file not in bonus:
+                same = _same_file(query.path, path)
+                bonus[file] = None if same else _module_bonus(imported, path)
+            extra = bonus[file]
+            if extra is None:
                 continue
-            score = 2.0 + weight + _module_bonus(imported, path)
-            found.append(ContextFile(repo, path, text, round(score, 4), "definition", name, line))
+            found.append(
+                ContextFile(repo, path, text, round(named + extra, 4), "definition", name, line)
+            )
     found.sort(key=lambda f: -f.score)
     return found[:MAX_DEFINITIONS]
 

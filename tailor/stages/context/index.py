@@ -16,7 +16,6 @@ import re
 from collections import Counter
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
-from functools import cached_property
 
 import numpy as np
 import numpy.typing as npt
@@ -26,6 +25,7 @@ from tailor.stages.context.symbols import Symbol, extract
 CHUNK_LINES = 20  # lines per chunk: a function or two, what Tabby's snippets hold
 MAX_FILE_BYTES = 1 << 20  # larger files are generated or data: not worth a definition
 BM25_K1, BM25_B = 1.2, 0.75
+QUERY_POSTINGS = 32_768  # postings one query scores at most (see `CodeIndex.search`)
 FORMAT = 1  # bump when the layout changes: an older index is rebuilt, not misread
 
 _IDENT = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
@@ -93,10 +93,10 @@ class CodeIndex:
             arrays["post_weight"],
         )
         self._lines: dict[int, list[str]] = {}
+        # Symbol ids by the defined name: built with the index, not by its first query.
+        self.by_name: dict[str, list[int]] = self._by_name()
 
-    @cached_property
-    def by_name(self) -> dict[str, list[int]]:
-        """Symbol ids by the defined name."""
+    def _by_name(self) -> dict[str, list[int]]:
         names: dict[str, list[int]] = {}
         for i, sym in enumerate(self.symbols):
             names.setdefault(sym[0], []).append(i)
@@ -120,19 +120,31 @@ class CodeIndex:
         return "\n".join(lines[int(self.chunk_start[chunk]) : int(self.chunk_end[chunk])])
 
     def search(self, query: Iterable[str], limit: int) -> list[tuple[int, float]]:
-        """The `limit` best chunks for the query terms by BM25, best first."""
-        ids = [self.vocab[t] for t in set(query) if t in self.vocab]
-        if not ids or not self.chunks:
+        """The `limit` best chunks for the query terms by BM25, best first.
+
+        The rarest terms are scored first and the commonest left out once QUERY_POSTINGS are
+        gathered: a term in a tenth of the chunks weighs little and costs the most, and this
+        bounds a query's time whatever the team's size (a small index scores every term).
+        """
+        ids = np.array([self.vocab[t] for t in set(query) if t in self.vocab], dtype=np.int64)
+        if not len(ids) or not self.chunks:
             return []
-        spans = [(int(self.term_at[i]), int(self.term_at[i + 1])) for i in ids]
+        ids.sort()  # the terms' order is the query's, not the set's
+        starts = self.term_at[ids].astype(np.int64)
+        ends = self.term_at[ids + 1].astype(np.int64)
+        order = np.argsort(ends - starts, kind="stable")
+        gathered = np.cumsum((ends - starts)[order])
+        kept = order[: max(1, int(np.searchsorted(gathered, QUERY_POSTINGS, side="right")))]
+        spans = [(int(starts[i]), int(ends[i])) for i in kept]
         chunks = np.concatenate([self.post_chunk[a:b] for a, b in spans])
         weights = np.concatenate([self.post_weight[a:b] for a, b in spans])
         scores = np.bincount(chunks, weights=weights, minlength=self.chunks)
-        k = min(limit, int(np.count_nonzero(scores)))
+        hit = np.flatnonzero(scores)  # the chunks holding a term: the top is among them
+        k = min(limit, len(hit))
         if k == 0:
             return []
-        top = np.argpartition(-scores, k - 1)[:k]
-        top = top[np.argsort(-scores[top])]
+        top = hit[np.argpartition(-scores[hit], k - 1)[:k]]
+        top = top[np.argsort(-scores[top], kind="stable")]
         return [(int(c), float(scores[c])) for c in top]
 
     @classmethod

@@ -9,10 +9,11 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import tempfile
 import threading
 import time
-from collections.abc import Callable, Collection, Iterator, Sequence
+from collections.abc import Callable, Collection, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -22,6 +23,8 @@ import pyarrow.parquet as pq
 from tailor.stages.context.index import CodeIndex, SourceFile, build_index
 from tailor.stages.harvest.shards import SHARD_RE
 from tailor.storage import ObjectStore, StoreError, team_prefix
+
+log = logging.getLogger(__name__)
 
 POINTER = "current.json"
 _COLUMNS = ["repo", "path", "language", "content"]
@@ -141,6 +144,26 @@ class TeamIndexes:
         with self._lock:
             self._cache[team] = _Cached(key, index, now)
         return index
+
+    def preload(self, teams: Callable[[], Iterable[str]]) -> threading.Thread:
+        """Load the indexes of the `teams()` in a background thread, so that no request waits
+        for one (a 10,000-file team's index takes seconds to download and load)."""
+
+        def load() -> None:
+            try:
+                names = list(teams())
+            except Exception:  # the database is not there yet: requests load what they need
+                log.warning("could not list the teams whose code index to preload", exc_info=True)
+                return
+            for team in names:
+                try:
+                    self.get(team)
+                except Exception:  # a store outage: the first request retries
+                    log.warning("could not preload the code index of %s", team, exc_info=True)
+
+        thread = threading.Thread(target=load, name="context-preload", daemon=True)
+        thread.start()
+        return thread
 
     def _pointer(self, team: str) -> dict[str, Any] | None:
         try:

@@ -11,6 +11,11 @@ Promotion: the kubelet rewrites a mounted ConfigMap in place when it changes. Th
 re-read whenever its stat changes (checked on each request, a `stat` call), so a promoted
 version's model name maps to the new adapter prefix at once; the engine downloads and hot-loads
 it on first use. The pod is not restarted and the old version's requests finish on it.
+
+Repository context: the spec carries the endpoint's budget (`context_tokens`, set from the
+endpoint's context settings when the API applies the resource); the pod retrieves it from its
+own team's code index (`teams/<team>/context/`, loaded in the background at start), so a
+completion through the cluster gateway gets the same snippets as the embedded gateway gives.
 """
 
 from __future__ import annotations
@@ -103,7 +108,8 @@ def adapter_keys(spec: EndpointSpec) -> dict[str, str]:
 
 
 def gateway_lookup(mounted: MountedSpec, token: str) -> Callable[[str, str | None], Caller | None]:
-    """The pod's lookup: the gateway's token only, for the spec's team and adapters."""
+    """The pod's lookup: the gateway's token only, for the spec's team and adapters (with the
+    spec's repository-context budget, retrieved from the spec's team's index only)."""
     expected = token.encode()
 
     def lookup(sent: str, model: str | None) -> Caller | None:
@@ -113,7 +119,9 @@ def gateway_lookup(mounted: MountedSpec, token: str) -> Callable[[str, str | Non
         if model is None:
             return Caller(spec.team)
         key = adapter_keys(spec).get(model)
-        return Caller(spec.team, key) if key else Caller(spec.team, known=False)
+        if not key:
+            return Caller(spec.team, known=False)
+        return Caller(spec.team, key, context_tokens=spec.context_tokens)
 
     return lookup
 
@@ -158,6 +166,7 @@ class Backend:
 
 def create_endpoint_app(settings: Settings, config_path: Path) -> FastAPI:
     """The serving app of one endpoint pod (`tailor serve-endpoint`)."""
+    from tailor.stages.context.store import TeamIndexes
     from tailor.stages.serve.app import create_serving_app
     from tailor.stages.serve.engine import TailorEngine
     from tailor.storage import get_store
@@ -169,9 +178,10 @@ def create_endpoint_app(settings: Settings, config_path: Path) -> FastAPI:
             "TAILOR_SERVE_ENDPOINT_TOKEN is not set: an endpoint pod answers only the gateway, "
             "with the token of the Secret the operator references"
         )
+    store = get_store(settings)
     engine = TailorEngine(
         read_spec(config_path).base_model,
-        get_store(settings),
+        store,
         adapter_budget_bytes=settings.serve_adapter_budget_mb << 20,
         queue_timeout_s=settings.serve_queue_timeout_s,
         max_queued_per_team=settings.serve_max_queued_per_team,
@@ -183,6 +193,9 @@ def create_endpoint_app(settings: Settings, config_path: Path) -> FastAPI:
     mounted = MountedSpec(config_path, on_change=prefetch)
     spec = mounted.current()
     prefetch(spec)
+    # The team's code index, for the spec's context budget: loaded now, not by a request.
+    contexts = TeamIndexes(store, refresh_s=settings.serve_context_refresh_s)
+    contexts.preload(lambda: [spec.team])
     return create_serving_app(
         Backend(engine, list(adapter_keys(spec).values())),
         lookup=gateway_lookup(mounted, token),
@@ -190,4 +203,5 @@ def create_endpoint_app(settings: Settings, config_path: Path) -> FastAPI:
         limits=lambda team: mounted.current().limits,
         base_name=spec.base_model,
         stream_interval_s=settings.serve_stream_interval_ms / 1000,
+        contexts=contexts,
     )

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import functools
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -12,6 +13,10 @@ from tailor.stages.context.snippets import ContextFile
 from tailor.stages.serve.fim import fim_prompt_ids, split_fim_text
 from tailor.stages.serve.generation import GenerationRequest
 from tailor.stages.serve.postprocess import PostprocessOptions
+
+# Snippet texts whose token count is kept: a team's definitions recur from request to request,
+# and counting them is most of retrieval's time.
+COUNT_CACHE = 16_384
 
 
 class PromptTooLongError(ValueError):
@@ -51,6 +56,9 @@ class Prompter:
             *(self.fim.texts if self.fim else ()),
             *((eos,) if eos else ()),
         )
+        self._count: Callable[[str], int] = functools.lru_cache(maxsize=COUNT_CACHE)(
+            self._count_uncached
+        )
 
     def encode(self, text: str) -> list[int]:
         """Token ids of plain text, without the tokenizer's start tokens."""
@@ -84,17 +92,17 @@ class Prompter:
         self, snippets: Sequence[ContextFile], request: GenerationRequest
     ) -> list[int]:
         """The tokens each snippet adds to the request's prompt, placed as `prompt_ids` places
-        it (one tokenizer batch for all)."""
+        it (each text's count is cached)."""
         if self.repo_layout(request):
             texts = [self._file_text(s) for s in snippets]
             extra = 1  # its file separator
         else:
             texts = [as_comment(s, request.path) for s in snippets]
             extra = 0
-        if not texts:
-            return []
-        ids = self.tokenizer(texts, add_special_tokens=False)["input_ids"]
-        return [extra + len(one) for one in ids]
+        return [extra + self._count(text) for text in texts]
+
+    def _count_uncached(self, text: str) -> int:
+        return len(self.tokenizer(text, add_special_tokens=False)["input_ids"])
 
     def _file_text(self, snippet: ContextFile) -> str:
         nl = "\n" if self.fim is not None and self.fim.repo_layout == "qwen" else ""

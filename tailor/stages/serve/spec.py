@@ -93,3 +93,10 @@ class EndpointSpec(BaseModel):
         default_factory=lambda: EndpointLimits.model_validate({}),
         description="Per-team request limits.",
     )
+    context_tokens: int = Field(
+        0,
+        ge=0,
+        le=8192,
+        description="Repository context: the budget, in the model's tokens, of the team's "
+        "code retrieved from its index before each completion (0: none).",
+    )
