@@ -3,11 +3,16 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
+import socket
+import threading
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 import pytest
+import uvicorn
+from fastapi import FastAPI
 from fastapi.testclient import TestClient
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
@@ -17,7 +22,9 @@ from tailor.db.models import Job, JobEvent, JobMetric, JobState
 from tailor.jobs import service as jobs
 from tailor.jobs.recorder import JobRecorder
 from tailor.security import job_token
-from tests.conftest import Tenant
+from tailor.stages.train.posting import EventPoster
+from tailor.stages.train.protocol import events_path
+from tests.conftest import Tenant, eventually
 
 KEY = "job-token-key-for-tests"
 
@@ -121,3 +128,53 @@ def test_a_finished_jobs_token_writes_nothing_more(
     answer = post(client, job.uid, job_token(KEY, job.uid), EVENTS)
     assert answer.status_code == 409, answer.text
     assert session.scalar(select(func.count()).where(JobEvent.job_id == job.id)) == before
+
+
+@contextmanager
+def serving_later(app: FastAPI) -> Iterator[tuple[str, Callable[[], None]]]:
+    """An address where the API is down (bound, not listening) and a switch that starts it."""
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    server = uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan="off"))
+    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
+    try:
+        yield f"http://127.0.0.1:{sock.getsockname()[1]}", thread.start
+    finally:
+        server.should_exit = True
+        if thread.is_alive():
+            thread.join(10)
+        sock.close()
+
+
+def test_the_pods_events_arrive_in_order_once_the_api_is_back(
+    app: FastAPI, session: Session, tenant: Tenant
+) -> None:
+    job = cluster_job(session, tenant)
+    with serving_later(app) as (url, start_api):
+        poster = EventPoster(
+            url + events_path(job.uid), job_token(KEY, job.uid), batch_size=2, flush_s=0.05,
+            backoff_s=(0.05, 0.2),
+        )  # fmt: skip
+        for event in EVENTS:  # training goes on while the API is down
+            poster.put(event)
+        assert eventually(lambda: poster.failed_sends > 0)
+        start_api()
+        poster.close()
+    lines, points = stored(session, job)
+    assert poster.dropped == 0
+    assert [m for _, m in lines] == [EVENTS[0]["message"], EVENTS[2]["message"]]
+    assert points == [(1, "loss", 3.5), (1, "lr", 0.005), (2, "loss", 3.25), (2, "lr", 0.005)]
+
+
+def test_a_poster_that_never_reaches_the_api_gives_up_and_counts_what_it_dropped(
+    app: FastAPI,
+) -> None:
+    with serving_later(app) as (url, _never_started):
+        poster = EventPoster(
+            url + events_path("ft-gone"), "token", flush_s=0.05, backoff_s=(0.05, 0.1),
+            final_wait_s=0.3,
+        )  # fmt: skip
+        for event in EVENTS:
+            poster.put(event)
+        poster.close()
+    assert poster.dropped == len(EVENTS)
