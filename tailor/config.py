@@ -362,6 +362,12 @@ class Settings(BaseSettings):
         description="Cluster mode: how often Celery beat re-applies every team's Team resource "
         "and reports Teams the database does not know.",
     )
+    internal_refuse_forwarded: bool = Field(
+        True,
+        description="Answer 404 on /v1/internal to a request a proxy forwarded (it carries "
+        "X-Forwarded-For or Forwarded): the Ingress exposes no internal route. Turn off only "
+        "where in-cluster calls themselves pass a proxy that adds these headers (a mesh).",
+    )
     job_token_key: SecretStr | None = Field(
         None,
         description="Cluster mode: the key each fine-tune's job token is derived from "

@@ -1,10 +1,11 @@
-"""/v1/internal: what the platform's own components report (the operator's status sink)."""
+"""/v1/internal: what the platform's own components report (the operator's status sink, the
+training pods' events). In-cluster only: a request a proxy forwarded (the Ingress) is 404."""
 
 from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Depends
+from fastapi import APIRouter, Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlalchemy import select
 
@@ -21,7 +22,23 @@ from tailor.services.finetunes.run import finish_trained
 from tailor.services.teams import service as teams
 from tailor.services.teams.schemas import Slug, TeamOut, TeamSeed
 
-router = APIRouter(prefix="/v1/internal", tags=["internal"])
+FORWARDED_HEADERS = ("x-forwarded-for", "forwarded")
+
+
+def in_cluster_only(request: Request, settings: SettingsDep) -> None:
+    """404 for a request that came through a proxy: the Ingress exposes no internal route.
+
+    In-cluster callers (the operator, training pods) reach the API's Service directly; every
+    ingress controller adds X-Forwarded-For (or Forwarded) to what it passes on, and a caller
+    cannot strip what the controller adds.
+    """
+    if settings.internal_refuse_forwarded and any(h in request.headers for h in FORWARDED_HEADERS):
+        raise NotFound(f"{request.url.path} not found")
+
+
+router = APIRouter(
+    prefix="/v1/internal", tags=["internal"], dependencies=[Depends(in_cluster_only)]
+)
 
 _job_bearer = HTTPBearer(auto_error=False, description="The job's token (its pods' Secret).")
 

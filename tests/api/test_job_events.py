@@ -178,3 +178,16 @@ def test_a_poster_that_never_reaches_the_api_gives_up_and_counts_what_it_dropped
             poster.put(event)
         poster.close()
     assert poster.dropped == len(EVENTS)
+
+
+@pytest.mark.parametrize("header", ["X-Forwarded-For", "Forwarded"])
+def test_internal_routes_are_not_found_through_the_ingress(
+    client: TestClient, session: Session, tenant: Tenant, header: str
+) -> None:
+    job = cluster_job(session, tenant)
+    token = job_token(KEY, job.uid)
+    headers = {"Authorization": f"Bearer {token}", header: "for=203.0.113.7"}
+    body = {"events": EVENTS[:1]}
+    answer = client.post(f"/v1/internal/jobs/{job.uid}/events", json=body, headers=headers)
+    assert answer.status_code == 404, answer.text
+    assert stored(session, job) == ([], [])
