@@ -84,6 +84,11 @@ class MetricSeries(BaseModel):
     series: dict[str, list[MetricPoint]]
 
 
+# Longer lines than the job's rows hold are cut when stored, as a local run's are; this bound
+# only keeps a batch's size in check.
+MAX_MESSAGE = 100_000
+
+
 class _Event(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
@@ -112,7 +117,7 @@ class LogEvent(_Event):
     """`{"event": "log", "message"}`: a line of the job's event log."""
 
     event: Literal["log"]
-    message: str = Field(max_length=4000)
+    message: str = Field(max_length=MAX_MESSAGE, description="Stored cut to 4000 characters.")
 
 
 class ProgressEvent(_Event):
@@ -120,7 +125,7 @@ class ProgressEvent(_Event):
 
     event: Literal["progress"]
     fraction: float = Field(ge=0.0, le=1.0)
-    message: str = Field("", max_length=500)
+    message: str = Field("", max_length=MAX_MESSAGE, description="Stored cut to 500 characters.")
 
 
 class FinalEvent(BaseModel):
