@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, StrictFloat, StrictInt, model_validator
 
 from tailor.db.models import Job, JobState
 
@@ -96,20 +96,18 @@ class _Event(BaseModel):
 class MetricsEvent(BaseModel):
     """`{"event": "metrics", "step": N, "<series>": value, ...}`: one optimizer step."""
 
-    model_config = ConfigDict(extra="allow")
+    # Every other field is a series: a number, or null (left out, as NaN and infinities are).
+    model_config = ConfigDict(extra="allow", json_schema_extra={"propertyNames": {"maxLength": 64}})
+    __pydantic_extra__: dict[str, StrictInt | StrictFloat | None] = Field(init=False)
 
     event: Literal["metrics"]
     step: int = Field(0, ge=0, description="The x axis of every series in the event.")
 
     @model_validator(mode="after")
-    def _values_are_numbers(self) -> MetricsEvent:
-        for name, value in (self.model_extra or {}).items():
+    def _names_fit(self) -> MetricsEvent:
+        for name in self.model_extra or {}:
             if len(name) > 64:
                 raise ValueError(f"metric name {name[:64]!r}... is longer than 64 characters")
-            if value is not None and (
-                isinstance(value, bool) or not isinstance(value, int | float)
-            ):
-                raise ValueError(f"metric {name!r} must be a number or null, not {value!r}")
         return self
 
 
