@@ -362,6 +362,19 @@ class Settings(BaseSettings):
         description="Cluster mode: how often Celery beat re-applies every team's Team resource "
         "and reports Teams the database does not know.",
     )
+    internal_refuse_forwarded: bool = Field(
+        True,
+        description="Answer 404 on /v1/internal to a request a proxy forwarded (it carries "
+        "X-Forwarded-For or Forwarded): the Ingress exposes no internal route. Turn off only "
+        "where in-cluster calls themselves pass a proxy that adds these headers (a mesh).",
+    )
+    job_token_key: SecretStr | None = Field(
+        None,
+        description="Cluster mode: the key each fine-tune's job token is derived from "
+        "(`security.job_token`); its pods send their events to /v1/internal/jobs/<id>/events "
+        "with it. The API and the operator need the same one (the chart's Secret key "
+        "`job-token-key`). Unset: cluster pods report no events, only their phase.",
+    )
     operator_token: SecretStr | None = Field(
         None,
         description="Bearer token the Kubernetes operator reports job status with "

@@ -35,6 +35,22 @@ def endpoint_token(key: str, team: str) -> str:
     return base64.urlsafe_b64encode(mac.digest()).decode().rstrip("=")
 
 
+def job_token(key: str, job_uid: str) -> str:
+    """The bearer token a cluster job's pods report its events with (it writes that job only).
+
+    Derived like `endpoint_token` (HMAC of the job id with the platform's job-token key, its
+    own domain prefix): the operator writes it into the job's Secret and the API recomputes
+    it, so no token is stored and none opens another job.
+    """
+    mac = hmac.new(key.encode(), b"tailor-job-token:" + job_uid.encode(), hashlib.sha256)
+    return base64.urlsafe_b64encode(mac.digest()).decode().rstrip("=")
+
+
+def token_matches(presented: str, expected: str) -> bool:
+    """Whether two tokens are equal, compared in constant time."""
+    return hmac.compare_digest(presented.encode(), expected.encode())
+
+
 def visible_prefix(token: str) -> str:
     """The part of a token safe to show in lists, so a person can tell tokens apart."""
     return token[:VISIBLE_PREFIX_LEN]

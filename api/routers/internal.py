@@ -1,15 +1,20 @@
-"""/v1/internal: what the platform's own components report (the operator's status sink)."""
+"""/v1/internal: what the platform's own components report (the operator's status sink, the
+training pods' events). In-cluster only: a request a proxy forwarded (the Ingress) is 404."""
 
 from __future__ import annotations
 
-from fastapi import APIRouter
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Request
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlalchemy import select
 
 from api.deps import InternalCaller, SenderDep, SessionDep, SettingsDep, StoreDep, TeamSync
 from api.responses import errors
 from tailor.db.models import Job
-from tailor.errors import NotFound
-from tailor.jobs.schemas import JobOut
+from tailor.errors import NotFound, Unauthorized
+from tailor.jobs.pod_events import job_for_token, record_events
+from tailor.jobs.schemas import EventBatch, EventsRecorded, JobOut
 from tailor.jobs.workloads import PhaseReport, apply_phase
 from tailor.services.endpoints.schemas import EndpointReport
 from tailor.services.endpoints.sync import record_backend
@@ -17,7 +22,25 @@ from tailor.services.finetunes.run import finish_trained
 from tailor.services.teams import service as teams
 from tailor.services.teams.schemas import Slug, TeamOut, TeamSeed
 
-router = APIRouter(prefix="/v1/internal", tags=["internal"])
+FORWARDED_HEADERS = ("x-forwarded-for", "forwarded")
+
+
+def in_cluster_only(request: Request, settings: SettingsDep) -> None:
+    """404 for a request that came through a proxy: the Ingress exposes no internal route.
+
+    In-cluster callers (the operator, training pods) reach the API's Service directly; every
+    ingress controller adds X-Forwarded-For (or Forwarded) to what it passes on, and a caller
+    cannot strip what the controller adds.
+    """
+    if settings.internal_refuse_forwarded and any(h in request.headers for h in FORWARDED_HEADERS):
+        raise NotFound(f"{request.url.path} not found")
+
+
+router = APIRouter(
+    prefix="/v1/internal", tags=["internal"], dependencies=[Depends(in_cluster_only)]
+)
+
+_job_bearer = HTTPBearer(auto_error=False, description="The job's token (its pods' Secret).")
 
 
 @router.post("/jobs/{job_id}/status", response_model=JobOut, responses=errors(403, 404))
@@ -35,6 +58,28 @@ def report_status(
         raise NotFound(f"job {job_id} not found")
     finish = finish_trained(store, sender) if job.kind == "finetune" else None
     return JobOut.of(apply_phase(session, job, body, finish))
+
+
+@router.post(
+    "/jobs/{job_id}/events", response_model=EventsRecorded, responses=errors(401, 404, 409, 422)
+)
+def report_events(
+    job_id: str,
+    body: EventBatch,
+    session: SessionDep,
+    settings: SettingsDep,
+    creds: Annotated[HTTPAuthorizationCredentials | None, Depends(_job_bearer)],
+) -> EventsRecorded:
+    """A training pod's events (metrics, logs, progress), stored as a local run's are.
+
+    Authenticated by the job's own token, which writes this job only; a batch is stored
+    whole or not at all.
+    """
+    if creds is None or creds.scheme.lower() != "bearer":
+        raise Unauthorized("send 'Authorization: Bearer <job token>'")
+    key = settings.job_token_key.get_secret_value() if settings.job_token_key else None
+    job = job_for_token(session, key, job_id, creds.credentials)
+    return EventsRecorded(recorded=record_events(session, job, body))
 
 
 @router.post(

@@ -241,6 +241,13 @@ class OperatorConfig(BaseModel):
         "gateway's too): each team's token is derived from it. Unset (an operator on its "
         "own), each team gets a random one that no gateway can send.",
     )
+    jobTokenKey: SecretStr | None = Field(
+        default=None,
+        description="The platform's job-token key ($TAILOR_JOB_TOKEN_KEY, the API's too): "
+        "each fine-tune's pods get a token derived from it (in the job's own Secret) and "
+        "post their training events to the API's internal route with it. Unset, or no "
+        "apiUrl: pods report no events, only their phase comes back.",
+    )
     servingPort: int = Field(
         default=8000, ge=1, le=65535, description="Port the endpoints listen on."
     )
@@ -252,7 +259,7 @@ class OperatorConfig(BaseModel):
 
 def load_config(path: str | Path | None = None) -> OperatorConfig:
     """Read the config file (JSON or YAML), then the environment's overrides (API URL, kube
-    server) and the endpoint-token key (a Secret's, never in the config file)."""
+    server) and the endpoint- and job-token keys (a Secret's, never in the config file)."""
     path = path or os.environ.get("TAILOR_OPERATOR_CONFIG")
     data: dict[str, Any] = {}
     if path:
@@ -262,6 +269,8 @@ def load_config(path: str | Path | None = None) -> OperatorConfig:
         data["apiUrl"] = os.environ["TAILOR_API_URL"]
     if os.environ.get("TAILOR_ENDPOINT_TOKEN_KEY"):
         data["endpointTokenKey"] = os.environ["TAILOR_ENDPOINT_TOKEN_KEY"]
+    if os.environ.get("TAILOR_JOB_TOKEN_KEY"):
+        data["jobTokenKey"] = os.environ["TAILOR_JOB_TOKEN_KEY"]
     if os.environ.get("TAILOR_OPERATOR_KUBE_SERVER"):
         data["kubeServer"] = os.environ["TAILOR_OPERATOR_KUBE_SERVER"]
     return OperatorConfig.model_validate(data)

@@ -83,7 +83,9 @@ def start(
         raise _fail(rt, name, namespace, spec, patch, describe_invalid(exc)) from exc
     except (UnknownGpuType, SizingError) as exc:
         raise _fail(rt, name, namespace, spec, patch, str(exc)) from exc
-    rt.cluster.ensure_all(manifests, immutable={"Job", "JobSet"})  # templates cannot change
+    # Job templates cannot change; the job's token Secret never does (derived from its id),
+    # and the operator may create Secrets but reads only the ones it names in its role.
+    rt.cluster.ensure_all(manifests, immutable={"Job", "JobSet", "Secret"})
     if not current.get("jobName"):
         patch.setdefault("status", {}).update(
             {

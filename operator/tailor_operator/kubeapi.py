@@ -203,7 +203,7 @@ class Cluster:
         return True
 
     def ensure(self, manifest: dict[str, Any], update: bool = True) -> dict[str, Any]:
-        """Create the object; if it exists, bring it in line (update) or leave it as is."""
+        """Create the object; if it exists, bring it in line (update) or leave it as is ({})."""
         try:
             return self.create(manifest)
         except ApiException as exc:
@@ -211,11 +211,11 @@ class Cluster:
                 raise
         meta = manifest["metadata"]
         api_version, kind = manifest["apiVersion"], manifest["kind"]
-        if update:
-            body = {k: v for k, v in manifest.items() if k not in ("apiVersion", "kind")}
-            return self.patch(api_version, kind, meta.get("namespace"), meta["name"], body)
-        current = self.get(api_version, kind, meta.get("namespace"), meta["name"])
-        return current or {}
+        if not update:
+            # Left as it is, unread: the operator may create Secrets it has no right to read.
+            return {}
+        body = {k: v for k, v in manifest.items() if k not in ("apiVersion", "kind")}
+        return self.patch(api_version, kind, meta.get("namespace"), meta["name"], body)
 
     def ensure_all(self, manifests: list[dict[str, Any]], immutable: set[str]) -> None:
         """`ensure` each manifest in order; kinds in `immutable` are created, never updated."""

@@ -23,10 +23,18 @@ Exit codes and failures the policies know:
 
 from __future__ import annotations
 
+import base64
 from dataclasses import dataclass
 from typing import Any
 
-from tailor.stages.train.protocol import EXIT_SPEC_ERROR, entrypoint_args
+from tailor.security import job_token
+from tailor.stages.train.protocol import (
+    EVENTS_URL_ENV,
+    EXIT_SPEC_ERROR,
+    JOB_TOKEN_ENV,
+    entrypoint_args,
+    events_path,
+)
 from tailor.stages.train.sizing import Layout, check_layout, plan_layout
 from tailor_operator import naming, pods
 from tailor_operator.config import GpuType, OperatorConfig
@@ -100,6 +108,11 @@ def configmap_name(name: str) -> str:
     return naming.child_name(name, "-spec")
 
 
+def events_secret_name(name: str) -> str:
+    """Name of the Secret holding the job's token (its pods post their events with it)."""
+    return naming.child_name(name, "-events")
+
+
 def _labels(ft: FineTune) -> dict[str, str]:
     return naming.labels(
         "trainer",
@@ -138,6 +151,32 @@ def build_configmap(ft: FineTune) -> dict[str, Any]:
         "metadata": _metadata(ft, configmap_name(ft.name)),
         "data": {SPEC_FILE: spec_json(ft)},
     }
+
+
+def build_events_secret(ft: FineTune, config: OperatorConfig) -> dict[str, Any] | None:
+    """The job's token, which writes this job's events only; None where pods report none
+    (no job-token key or no API URL configured)."""
+    if config.jobTokenKey is None or not config.apiUrl:
+        return None
+    token = job_token(config.jobTokenKey.get_secret_value(), ft.job_id)
+    return {
+        "apiVersion": "v1",
+        "kind": "Secret",
+        "metadata": _metadata(ft, events_secret_name(ft.name)),
+        "type": "Opaque",
+        "data": {JOB_TOKEN_ENV: base64.b64encode(token.encode()).decode()},
+    }
+
+
+def events_env(ft: FineTune, config: OperatorConfig) -> list[dict[str, Any]]:
+    """Where rank 0 posts the job's events, and the token from the job's Secret."""
+    if config.jobTokenKey is None or not config.apiUrl:
+        return []
+    secret = {"name": events_secret_name(ft.name), "key": JOB_TOKEN_ENV}
+    return [
+        {"name": EVENTS_URL_ENV, "value": config.apiUrl.rstrip("/") + events_path(ft.job_id)},
+        {"name": JOB_TOKEN_ENV, "valueFrom": {"secretKeyRef": secret}},
+    ]
 
 
 TORCHRUN = ["tailor", "train", "torchrun"]
@@ -284,6 +323,7 @@ def _env(ft: FineTune, config: OperatorConfig) -> list[dict[str, Any]]:
     nccl = [{"name": k, "value": v} for k, v in sorted(ft.pool.ncclEnv.items())]
     return [
         {"name": "TAILOR_JOB_ID", "value": ft.job_id},
+        *events_env(ft, config),
         *pods.object_store_env(config),
         *pods.cache_env(),
         *rendezvous_env(ft, config),
@@ -418,4 +458,5 @@ def workload_kind(ft: FineTune) -> tuple[str, str]:
 def build_training(ft: FineTune, config: OperatorConfig) -> list[dict[str, Any]]:
     """Everything a FineTuneJob needs, in creation order (the workload last: it mounts the rest)."""
     workload = build_jobset(ft, config) if ft.multi_node else build_job(ft, config)
-    return [build_configmap(ft), workload]
+    secret = build_events_secret(ft, config)
+    return [build_configmap(ft), *([secret] if secret else []), workload]

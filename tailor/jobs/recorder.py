@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from sqlalchemy.orm import Session, sessionmaker
@@ -14,6 +14,38 @@ from tailor.db.models import Job
 from tailor.db.session import READ_ONLY
 from tailor.jobs import service
 from tailor.jobs.workers import this_worker
+
+
+def metric_values(values: Mapping[str, Any]) -> tuple[int, dict[str, float]]:
+    """The step and the numeric series of a `metrics` event (`step` is the x axis)."""
+    step = int(values.get("step", 0))
+    numeric = {
+        k: float(v)
+        for k, v in values.items()
+        if k not in ("step", "event")
+        and isinstance(v, int | float)
+        and not isinstance(v, bool)
+        and math.isfinite(v)  # JSON and the charts have no NaN
+    }
+    return step, numeric
+
+
+def record(session: Session, job: Job, kind: str, fields: Mapping[str, Any]) -> None:
+    """One training event into the job's rows: the one mapping local and cluster runs share.
+
+    `metrics` become metric points, `log` an event line, `progress` the job's progress (and
+    a line at each new phase). The final events (`result`, `error`, `cancelled`) write
+    nothing here: the executor's finish (local) or the operator's phase report (cluster)
+    ends the job.
+    """
+    if kind == "metrics":
+        service.add_metrics(session, job, *metric_values(fields))
+    elif kind == "log":
+        service.log(session, job, str(fields.get("message", "")))
+    elif kind == "progress":
+        fraction = float(fields.get("fraction", 0.0))
+        service.report(session, job, fraction, str(fields.get("message", "")))
+
 
 # Without a watch (a runner called directly), how often `cancelled()` asks the database.
 CANCEL_POLL_S = 0.5
@@ -44,24 +76,18 @@ class JobRecorder:
 
     def progress(self, fraction: float, message: str = "") -> None:
         """The job is `fraction` done and doing `message`."""
-        self._with_job(service.report, fraction, message)
+        self._with_job(record, "progress", {"fraction": fraction, "message": message})
 
     def log(self, message: str, level: str = "info") -> None:
-        """A line for the job's log."""
-        self._with_job(service.log, message, level)
+        """A line for the job's log (an info line is a `log` event, as a pod posts it)."""
+        if level == "info":
+            self._with_job(record, "log", {"message": message})
+        else:
+            self._with_job(service.log, message, level)
 
     def metrics(self, values: dict[str, Any]) -> None:
         """Metric points; `step` in `values` is the x axis, numeric values are series."""
-        step = int(values.get("step", 0))
-        numeric = {
-            k: float(v)
-            for k, v in values.items()
-            if k != "step"
-            and isinstance(v, int | float)
-            and not isinstance(v, bool)
-            and math.isfinite(v)  # JSON and the charts have no NaN
-        }
-        self._with_job(service.add_metrics, step, numeric)
+        self._with_job(record, "metrics", values)
 
     def cancelled(self) -> bool:
         """Whether the job should stop; cheap enough to poll from a waiting loop."""

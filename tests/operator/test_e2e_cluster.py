@@ -176,7 +176,8 @@ async def _fine_tune(
 ) -> None:
     """A fine-tune of the catalog's tiny base: the worker pod submits the FineTuneJob, the
     operator pod makes the Job, Kueue (the test) admits it, the harness runs its pod and
-    the Job controller (the test) marks it complete; the operator pod reports success."""
+    the Job controller (the test) marks it complete; the operator pod reports success, and
+    the training pod's metrics are the job's."""
     body = {"base_model": "tiny-base", "team": TEAM, "dataset_id": dataset,
             "adapter_name": "style", "method": "lora", "max_steps": steps, "seq_len": 64,
             "micro_batch": 4, "grad_accum": 1, "eval_batches": 1}  # fmt: skip
@@ -192,6 +193,9 @@ async def _fine_tune(
     await kube.patch(job_path, {"status": {"active": 0, "succeeded": 1, "conditions": [COMPLETE]}})
     job_state = f"/v1/teams/{TEAM}/jobs/{uid}"
     await _until("trained", lambda: _state(api, job_state, auth, "succeeded"))
+    # The pod posted its events with the job token the chart's key and the operator gave it.
+    series = api.get(f"{job_state}/metrics", headers=auth).json()["series"]
+    assert [p["step"] for p in series.get("loss", [])] == list(range(1, steps + 1)), series
 
 
 async def test_a_team_onboarded_through_the_api_trains_and_is_served_on_the_cluster(

@@ -21,6 +21,7 @@ assert env["POD_NAMESPACE"] == "tailor-team-search", env
 assert env["PREFIXED_colour"] == "blue", env
 assert pathlib.Path(sys.argv[1]).read_text() == "blue", sys.argv
 assert sys.argv[2] == "blue", sys.argv
+assert "OPTIONAL_MISSING" not in env and "OPTIONAL_NO_KEY" not in env, env
 """
 
 
@@ -37,6 +38,15 @@ def _job(command: list[str]) -> dict[str, Any]:
             {
                 "name": "POD_NAMESPACE",
                 "valueFrom": {"fieldRef": {"fieldPath": "metadata.namespace"}},
+            },
+            # Optional references to a missing Secret or key leave the variable unset.
+            {
+                "name": "OPTIONAL_MISSING",
+                "valueFrom": {"secretKeyRef": {"name": "gone", "key": "k", "optional": True}},
+            },
+            {
+                "name": "OPTIONAL_NO_KEY",
+                "valueFrom": {"secretKeyRef": {"name": "s", "key": "other", "optional": True}},
             },
         ],
         "envFrom": [{"configMapRef": {"name": "c"}, "prefix": "PREFIXED_"}],

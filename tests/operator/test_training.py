@@ -2,19 +2,26 @@
 
 from __future__ import annotations
 
+import base64
 import json
 import subprocess
 from pathlib import Path
 from typing import Any
 
 import pytest
-from pydantic import ValidationError
+from pydantic import SecretStr, ValidationError
 from tailor_operator import training
 from tailor_operator.config import GpuType, OperatorConfig
 from tailor_operator.pods import UnknownGpuType
 from tailor_operator.resources import FineTuneJobSpec
 
-from tailor.stages.train.protocol import EXIT_SPEC_ERROR
+from tailor.security import job_token
+from tailor.stages.train.protocol import (
+    EVENTS_URL_ENV,
+    EXIT_SPEC_ERROR,
+    JOB_TOKEN_ENV,
+    events_path,
+)
 from tailor.stages.train.sizing import SizingError
 from tests.charts.validation import validate_manifest
 from tests.operator.conftest import NAMESPACE, finetune_spec, train_spec
@@ -348,3 +355,33 @@ def test_with_cloud_identity_pods_carry_no_keys_and_run_as_the_team_account(
     assert pod["containers"][0]["envFrom"] == []
     assert pod["serviceAccountName"] == "tailor-workload"
     assert pod["automountServiceAccountToken"] is False
+
+
+def test_the_pods_post_events_with_a_token_from_the_jobs_own_secret(
+    operator_config: OperatorConfig,
+) -> None:
+    config = operator_config.model_copy(
+        update={"jobTokenKey": SecretStr("key"), "apiUrl": "http://tailor-api.tailor.svc:80"}
+    )
+    ft = make_finetune("ft-events", config=config, jobId="job-7")
+
+    configmap, secret, job = training.build_training(ft, config)
+
+    token = base64.b64decode(secret["data"][JOB_TOKEN_ENV]).decode()
+    assert token == job_token("key", "job-7")
+    assert token not in json.dumps(job)  # only a reference to the Secret is in the Job
+    assert _env(job)[EVENTS_URL_ENV] == "http://tailor-api.tailor.svc:80" + events_path("job-7")
+    assert _env(job)[JOB_TOKEN_ENV] == {
+        "secretKeyRef": {"name": secret["metadata"]["name"], "key": JOB_TOKEN_ENV}
+    }
+    assert secret["metadata"]["ownerReferences"] == configmap["metadata"]["ownerReferences"]
+    validate_manifest(secret)
+
+
+def test_without_a_job_token_key_pods_report_no_events(operator_config: OperatorConfig) -> None:
+    config = operator_config.model_copy(update={"apiUrl": "http://tailor-api.tailor.svc:80"})
+
+    manifests = training.build_training(make_finetune(config=config), config)
+
+    assert [m["kind"] for m in manifests] == ["ConfigMap", "Job"]
+    assert EVENTS_URL_ENV not in _env(manifests[1])

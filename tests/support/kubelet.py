@@ -395,12 +395,18 @@ def _env(pod: Mapping[str, Any], container: Mapping[str, Any], objects: Objects)
             env[var["name"]] = _expand(str(var["value"]), env)
             continue
         ref = var.get("valueFrom") or {}
-        if "secretKeyRef" in ref:
-            data = _data(objects, "Secret", ref["secretKeyRef"]["name"])
-            key = ref["secretKeyRef"]["key"]
-        elif "configMapKeyRef" in ref:
-            data = _data(objects, "ConfigMap", ref["configMapKeyRef"]["name"])
-            key = ref["configMapKeyRef"]["key"]
+        if "secretKeyRef" in ref or "configMapKeyRef" in ref:
+            kind, key_ref = (
+                ("Secret", ref["secretKeyRef"])
+                if "secretKeyRef" in ref
+                else ("ConfigMap", ref["configMapKeyRef"])
+            )
+            optional = bool(key_ref.get("optional"))
+            if optional and (kind, key_ref["name"]) not in objects:
+                continue  # an optional reference to a missing object leaves the variable unset
+            data, key = _data(objects, kind, key_ref["name"]), key_ref["key"]
+            if optional and key not in data:
+                continue
         elif "fieldRef" in ref:
             env[var["name"]] = _field_ref(pod, ref["fieldRef"]["fieldPath"])
             continue

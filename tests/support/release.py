@@ -122,6 +122,7 @@ def admin_secrets(database: str, operator_token: str = "") -> list[dict[str, Any
                 "secret-key": uuid.uuid4().hex,
                 "operator-token": token,
                 "endpoint-token-key": uuid.uuid4().hex,
+                "job-token-key": uuid.uuid4().hex,
             },
         ),
         _secret(

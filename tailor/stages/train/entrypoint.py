@@ -19,6 +19,7 @@ from pydantic import ValidationError
 
 from tailor.stages.train import auto
 from tailor.stages.train.errors import SpecError, TrainError, TrainingCancelled
+from tailor.stages.train.posting import EventPoster
 from tailor.stages.train.protocol import (
     EXIT_CANCELLED,
     EXIT_FAILED,
@@ -140,22 +141,44 @@ def _is_main_process() -> bool:
     return os.environ.get("RANK", "0") == "0"
 
 
-def _say(event: str, **fields: Any) -> None:
-    if _is_main_process():
+Say = Callable[..., None]
+
+
+def _speaker(poster: EventPoster | None) -> Say:
+    """How rank 0 reports an event: a JSON line on stdout, and to the API in cluster mode."""
+
+    def say(event: str, **fields: Any) -> None:
+        if not _is_main_process():
+            return
         emit(event, **fields)
+        if poster is not None:
+            poster.put({"event": event, **fields})
+
+    return say
 
 
 def run_command(
     spec_path: Path, job_id: str, work_dir: Path | None = None, stop_file: Path | None = None
 ) -> int:
     """Read the spec, train with the settings' store, report as JSON lines; the exit status."""
+    poster = EventPoster.from_env() if _is_main_process() else None
+    try:
+        return _run(spec_path, job_id, work_dir, stop_file, _speaker(poster))
+    finally:
+        if poster is not None:
+            poster.close()  # what the API has not taken within its wait is dropped
+
+
+def _run(
+    spec_path: Path, job_id: str, work_dir: Path | None, stop_file: Path | None, say: Say
+) -> int:
     try:
         spec = load_spec(spec_path)
     except ValidationError as exc:
-        _say("error", message=spec_errors(exc), kind="SpecError")
+        say("error", message=spec_errors(exc), kind="SpecError")
         return EXIT_SPEC_ERROR
     except (OSError, ValueError, yaml.YAMLError) as exc:
-        _say("error", message=f"cannot read spec {spec_path}: {exc}", kind="SpecError")
+        say("error", message=f"cannot read spec {spec_path}: {exc}", kind="SpecError")
         return EXIT_SPEC_ERROR
     from tailor.config import get_settings
     from tailor.storage import get_store
@@ -177,20 +200,20 @@ def run_command(
             get_store(settings),
             job_id=job_id,
             work_dir=work,
-            on_metrics=lambda m: _say("metrics", **m),
-            on_log=lambda line: _say("log", message=line),
+            on_metrics=lambda m: say("metrics", **m),
+            on_log=lambda line: say("log", message=line),
             should_stop=should_stop,
-            on_progress=lambda f, msg: _say("progress", fraction=round(f, 4), message=msg),
+            on_progress=lambda f, msg: say("progress", fraction=round(f, 4), message=msg),
         )
     except TrainingCancelled as exc:
-        _say("log", message=f"{exc}; no adapter was stored, checkpoints are kept")
-        _say("cancelled", message=str(exc))
+        say("log", message=f"{exc}; no adapter was stored, checkpoints are kept")
+        say("cancelled", message=str(exc))
         return EXIT_CANCELLED
     except TrainError as exc:
-        _say("error", message=str(exc), kind=type(exc).__name__)
+        say("error", message=str(exc), kind=type(exc).__name__)
         return exit_code(exc)
     finally:
         if previous is not None:
             signal.signal(signal.SIGTERM, previous)
-    _say("result", **result.model_dump(mode="json", exclude={"metrics"}))
+    say("result", **result.model_dump(mode="json", exclude={"metrics"}))
     return EXIT_OK

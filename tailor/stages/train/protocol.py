@@ -7,6 +7,11 @@ optimizer step, `{"event": "progress", "fraction", "message"}`, `{"event": "log"
 and last `{"event": "result", ...}`, `{"event": "error", "message", "kind"}` or
 `{"event": "cancelled", "message"}`. Under torchrun only rank 0 speaks.
 
+In cluster mode the pod's stdout is only its log: with `TAILOR_EVENTS_URL` and
+`TAILOR_JOB_TOKEN` set (the operator sets both, the token from the job's Secret) rank 0 also
+posts the same events to the API (`tailor.stages.train.posting`), which stores them as the
+local relay does.
+
 Exit status: 0 done; 1 failed (a retry may help: out of memory, a lost node); 3 the spec can
 never work (bad spec file, unknown model, missing or empty dataset: do not retry, the
 operator's podFailurePolicy neither); 4 stopped on request (SIGTERM or the stop file) with
@@ -34,6 +39,15 @@ EXIT_OK, EXIT_FAILED, EXIT_SPEC_ERROR, EXIT_CANCELLED = 0, 1, 3, 4
 EXIT_FILE_ENV = "TAILOR_EXIT_FILE"
 
 Metrics = dict[str, float | int | None]
+
+# Cluster mode: where the entrypoint posts its events, and the job-scoped token it posts with.
+EVENTS_URL_ENV = "TAILOR_EVENTS_URL"
+JOB_TOKEN_ENV = "TAILOR_JOB_TOKEN"
+
+
+def events_path(job_id: str) -> str:
+    """The API's internal route a job's events go to (append it to the API's URL)."""
+    return f"/v1/internal/jobs/{job_id}/events"
 
 
 def emit(event: str, stream: TextIO | None = None, **fields: Any) -> None:

@@ -35,6 +35,7 @@ from tailor.stages.train.fim import tokenizer_fim_ids
 from tailor.stages.train.loop import Hooks, Metrics
 from tailor.stages.train.packing import PackingStats
 from tailor.stages.train.protocol import (
+    EVENTS_URL_ENV,
     EXIT_CANCELLED,
     EXIT_SPEC_ERROR,
     Launch,
@@ -448,6 +449,7 @@ def launch(spec: TrainSpec, store: ObjectStore, hooks: Hooks) -> TrainResult:
     spec_file.write_text(spec.model_dump_json())
     args = entrypoint_args(spec_file, hooks.job_id, work, stop_file)
     env = dict(os.environ, TAILOR_OBJECT_STORE_URL=store.url)
+    env.pop(EVENTS_URL_ENV, None)  # this process relays rank 0's events: it alone posts them
     package_root = str(Path(tailor.__file__).resolve().parent.parent)
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [package_root, env.get("PYTHONPATH")]))
     run = Launch(
