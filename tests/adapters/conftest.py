@@ -107,6 +107,7 @@ def make_adapter(
     r: int = 4,
     alpha: int = 8,
     base_model: str = BASE_NAME,
+    targets: list[str] = TARGETS,
     **lora: object,
 ) -> Path:
     """A LoRA adapter on the GPTBigCode targets with seeded non-zero lora_B, plus tailor.json.
@@ -114,14 +115,14 @@ def make_adapter(
     `lora` passes more LoraConfig fields (rank_pattern, alpha_pattern, ...).
     """
     torch.manual_seed(seed)  # lora_A's Kaiming init draws from the global generator
-    config = LoraConfig(r=r, lora_alpha=alpha, target_modules=TARGETS, **lora)  # type: ignore[arg-type]
+    config = LoraConfig(r=r, lora_alpha=alpha, target_modules=targets, **lora)  # type: ignore[arg-type]
     model = get_peft_model(load_base(base_dir), config)
     gen = torch.Generator().manual_seed(seed)
     with torch.no_grad():
         for name, param in model.named_parameters():
             if "lora_B" in name:  # PEFT starts B at zero: the adapter would change nothing
                 param.copy_(0.1 * torch.randn(param.shape, generator=gen))
-    model.save_pretrained(out)
+    model.save_pretrained(out, save_embedding_layers=False)  # as training saves adapters
     write_manifest(
         out,
         AdapterManifest(

@@ -78,3 +78,15 @@ def test_merge_on_the_pretrained_tiny_base_matches(
     with torch.no_grad():
         standalone = model(input_ids=ids).logits
     assert torch.allclose(standalone, logits(pretrained_tiny_base, adapter, ids), atol=1e-4)
+
+
+def test_merging_an_adapted_output_head_leaves_the_tied_embedding_alone(
+    tiny_base: Path, input_ids: torch.Tensor, tmp_path: Path
+) -> None:
+    # Tailor adapts the output head of small bases, whose head shares the input embedding.
+    adapter = make_adapter(tiny_base, tmp_path / "adapter", seed=5, targets=["c_attn", "lm_head"])
+    checkpoint = merge_adapter(tiny_base, adapter, tmp_path / "merged")
+    model = AutoModelForCausalLM.from_pretrained(checkpoint.path, dtype=torch.float32).eval()
+    with torch.no_grad():
+        standalone = model(input_ids=input_ids).logits
+    assert torch.allclose(standalone, logits(tiny_base, adapter, input_ids), atol=1e-4)

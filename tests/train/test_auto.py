@@ -13,7 +13,14 @@ from tailor.stages.train.spec import TrainSpec
 from tailor.storage import FileStore
 from tests.train.conftest import make_spec
 
-AUTO = {"epochs": "auto", "learning_rate": "auto", "lora_r": "auto", "lora_alpha": "auto"}
+AUTO = {
+    "epochs": "auto",
+    "learning_rate": "auto",
+    "lora_r": "auto",
+    "lora_alpha": "auto",
+    "lora_target_modules": "auto",
+}
+BLOCKS = ["c_attn", "c_proj", "c_fc"]  # gpt_bigcode's attention and MLP projections
 
 
 def _spec(**changes: Any) -> TrainSpec:
@@ -23,15 +30,16 @@ def _spec(**changes: Any) -> TrainSpec:
 
 def test_a_spec_that_says_nothing_leaves_every_hyperparameter_to_tailor() -> None:
     spec = _spec()
-    assert (spec.epochs, spec.learning_rate, spec.lora_r, spec.lora_alpha) == (None,) * 4
+    chosen_later = (spec.epochs, spec.learning_rate, spec.lora_r, spec.lora_alpha)
+    assert chosen_later == (None,) * 4 and spec.lora_target_modules is None
     assert _spec(**AUTO) == spec
 
 
 def test_a_small_repository_gets_more_epochs_to_reach_enough_steps() -> None:
-    chosen = choose(_spec(), train_tokens=40_000, base_params=None)  # 4.9 steps an epoch
+    chosen = choose(_spec(), train_tokens=100_000, base_params=None)  # 12.2 steps an epoch
     assert chosen.steps is not None and chosen.epochs is not None
     assert chosen.epochs > 3 and chosen.steps >= MIN_STEPS
-    assert chosen.auto == ["epochs", "learning_rate", "lora_r", "lora_alpha"]
+    assert chosen.auto == list(AUTO)
 
 
 def test_a_tiny_repository_stops_at_the_epoch_cap() -> None:
@@ -63,8 +71,27 @@ def test_a_smaller_base_takes_a_larger_learning_rate_within_bounds() -> None:
     assert full == pytest.approx(2e-5)
 
 
+def test_a_small_base_has_its_output_head_adapted_too() -> None:
+    tiny = choose(_spec(), 10_000, 917_504, model_type="gpt_bigcode", head_share=0.57)
+    assert tiny.lora_target_modules == [*BLOCKS, "lm_head"]
+    assert "output head adapted (57% of the base's weights)" in tiny.reason
+
+
+def test_a_real_code_model_keeps_the_attention_and_mlp_targets() -> None:
+    # StarCoderBase-1B: a 49,152 x 2,048 head is 9 % of its weights.
+    chosen = choose(_spec(), 10_000, 10**9, model_type="gpt_bigcode", head_share=0.09)
+    assert chosen.lora_target_modules == BLOCKS
+
+
+def test_targets_the_spec_names_are_kept_and_full_fine_tuning_has_none() -> None:
+    named = choose(_spec(lora_target_modules=["c_attn"]), 10_000, 917_504, head_share=0.57)
+    assert named.lora_target_modules == ["c_attn"] and "lora_target_modules" not in named.auto
+    full = choose(_spec(method="full"), 10_000, 917_504, model_type="gpt_bigcode", head_share=0.57)
+    assert full.lora_target_modules is None
+
+
 def test_values_the_spec_sets_are_kept() -> None:
-    spec = _spec(epochs=2, learning_rate=1e-3, lora_r=4, lora_alpha=4)
+    spec = _spec(epochs=2, learning_rate=1e-3, lora_r=4, lora_alpha=4, lora_target_modules=BLOCKS)
     chosen = choose(spec, 40_000, 10**9)
     assert (chosen.epochs, chosen.learning_rate, chosen.lora_r, chosen.lora_alpha) == (
         2,
@@ -84,11 +111,12 @@ def test_max_steps_needs_no_token_count() -> None:
 def test_a_run_records_the_values_it_chose(
     tiny_base: Path, dataset: FileStore, tmp_path: Path
 ) -> None:
-    spec = make_spec(tiny_base, max_steps=None, seq_len=128, **AUTO)
+    spec = make_spec(tiny_base, max_steps=None, seq_len=64, **AUTO)
     logs: list[str] = []
     result = run_training(spec, dataset, job_id="auto-1", work_dir=tmp_path, on_log=logs.append)
     chosen = result.hyperparameters
     assert chosen is not None and chosen["auto"] == list(AUTO)
     assert result.steps == chosen["steps"] >= MIN_STEPS
     assert chosen["learning_rate"] == 3e-3  # a 1M-parameter base: the top of the range
+    assert chosen["lora_target_modules"] == [*BLOCKS, "lm_head"]  # its head is 57 % of it
     assert any(line.startswith("hyperparameters chosen") for line in logs)

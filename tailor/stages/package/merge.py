@@ -11,6 +11,7 @@ import json
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 from tailor.stages.package.artifacts import export_prefix, upload_dir
 from tailor.stages.package.errors import ExportError, VersionNotFoundError
@@ -54,7 +55,9 @@ def merge_adapter(
     dtype = getattr(torch, dtype_name.removeprefix("torch."), None)
     if not isinstance(dtype, torch.dtype):
         raise ExportError(f"base config.json names an unknown dtype {dtype_name!r}")
-    merged = load_with_adapters(base_dir, {"default": adapter_dir}).merge_and_unload()
+    model = load_with_adapters(base_dir, {"default": adapter_dir})
+    untie_adapted_head(model.get_base_model())
+    merged = model.merge_and_unload()
     merged = merged.to(dtype)
     out_dir.mkdir(parents=True, exist_ok=True)
     merged.save_pretrained(out_dir, max_shard_size=max_shard_size)
@@ -62,6 +65,22 @@ def merge_adapter(
     files = tuple(sorted(p.name for p in out_dir.iterdir() if p.is_file()))
     shards = sum(name.endswith(".safetensors") for name in files)
     return MergedCheckpoint(path=out_dir, files=files, shards=shards, dtype=dtype_name)
+
+
+def untie_adapted_head(model: Any) -> None:
+    """Give an adapted output head its own copy of the weights it shares with the embedding.
+
+    Merging LoRA into a head tied to the input embedding would change the embedding too, and
+    the merged model would no longer compute what base + adapter computed.
+    """
+    import torch
+
+    head, embedding = model.get_output_embeddings(), model.get_input_embeddings()
+    layer = getattr(head, "base_layer", None)  # set by PEFT on an adapted module
+    if layer is None or embedding is None or layer.weight is not embedding.weight:
+        return
+    layer.weight = torch.nn.Parameter(embedding.weight.detach().clone())
+    model.config.tie_word_embeddings = False
 
 
 def _sha256(path: Path) -> str:

@@ -10,6 +10,7 @@ from tailor.stages.package.errors import InvalidAdapterError
 from tailor.stages.package.headers import read_header
 
 Shapes = dict[str, tuple[int, ...]]
+OUTPUT_HEAD = "lm_head.weight"
 
 
 def read_model_config(base_dir: Path) -> dict[str, Any]:
@@ -34,6 +35,11 @@ def base_weight_shapes(base_dir: Path) -> Shapes:
     shapes: Shapes = {}
     for path in files:
         shapes.update({name: info.shape for name, info in read_header(path).items()})
+    if read_model_config(base_dir).get("tie_word_embeddings", True) and OUTPUT_HEAD not in shapes:
+        # A tied output head is saved once, as the input embedding: the model still has it,
+        # and Tailor adapts it on small bases (tailor.stages.train.auto).
+        shapes[OUTPUT_HEAD] = _meta_shapes(base_dir).get(OUTPUT_HEAD) or ()
+        shapes = {k: v for k, v in shapes.items() if v}
     return shapes
 
 

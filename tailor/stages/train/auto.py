@@ -2,7 +2,8 @@
 
 As hosted fine-tuning APIs do: about three epochs, more for a small repository (so it still
 gets enough optimizer steps to learn from) and fewer for a large one (bounded time); a LoRA
-rank that grows with the data; a learning rate that shrinks as the base model grows. The
+rank that grows with the data; a learning rate that shrinks as the base model grows; the
+output head among the LoRA targets where it holds a large share of the base's weights. The
 choice is a pure function of a few numbers, recorded on the job with the reason.
 
 Only pydantic and the standard library at import: the API imports the spec, not this module,
@@ -16,11 +17,14 @@ from typing import Any
 
 from pydantic import BaseModel, Field
 
-from tailor.stages.train.spec import AUTO_FIELDS, TrainSpec
+from tailor.stages.train.spec import AUTO_FIELDS, OUTPUT_HEAD, TrainSpec, default_lora_targets
 
 TARGET_EPOCHS = 3.0
 MAX_EPOCHS = 50.0  # a small repository: each epoch cuts new FIM examples from the same files
-MIN_STEPS = 100
+# A small repository still gets this many optimizer steps. On the stand-in base with a team's
+# house-style code (25k train tokens, 1,024 tokens a step) 100 steps left the served FIM edit
+# similarity level with the base's (-0.7 points); 300 steps raised it by 10.4.
+MIN_STEPS = 300
 MAX_STEPS = 5000
 # LoRA rank by train tokens: (below this many tokens, rank).
 RANKS = ((2_000_000, 8), (20_000_000, 16), (200_000_000, 32))
@@ -28,6 +32,13 @@ TOP_RANK = 64
 # LoRA on a 1B-parameter base learns well at 2e-4; smaller bases take larger steps.
 LORA_LR_AT_1B, LORA_LR_RANGE = 2e-4, (1e-4, 3e-3)
 FULL_LR_AT_1B, FULL_LR_RANGE = 2e-5, (1e-5, 3e-4)
+# Above this share of the base's weights in the output head (vocabulary x width), LoRA adapts
+# the head too. On the 0.9M-parameter stand-in base (head 57 %) adapters on the blocks alone
+# took the held-out loss of a team's code from 6.83 to 5.67 in 300 steps, with the head to
+# 2.30, and the served FIM edit similarity gain went from +2.2 to +8.4 points. Real code
+# models are far below the share (StarCoderBase-1B 9 %, Qwen2.5-Coder-0.5B 28 %) and keep
+# the usual attention and MLP targets.
+HEAD_SHARE_FOR_LORA = 1 / 3
 
 
 class ChosenHyperparameters(BaseModel):
@@ -40,6 +51,9 @@ class ChosenHyperparameters(BaseModel):
     learning_rate: float = Field(description="Peak learning rate.")
     lora_r: int = Field(description="LoRA rank (unused by full fine-tuning).")
     lora_alpha: int = Field(description="LoRA scaling numerator.")
+    lora_target_modules: list[str] | None = Field(
+        None, description="Modules LoRA adapts (None: full fine-tuning or no default known)."
+    )
     auto: list[str] = Field(description="Fields the spec left 'auto' and Tailor chose.")
     reason: str = Field(description="Why these values, in one sentence.")
 
@@ -73,8 +87,23 @@ def choose_learning_rate(method: str, base_params: int | None) -> float:
     return float(f"{_clamp(at_1b * math.sqrt(1e9 / base_params), bounds):.2g}")
 
 
+def choose_targets(
+    method: str, model_type: str | None, head_share: float | None
+) -> list[str] | None:
+    """The architecture's LoRA targets, with the output head where it is a large share."""
+    targets = default_lora_targets(model_type or "") if method != "full" else None
+    if targets is not None and head_share is not None and head_share > HEAD_SHARE_FOR_LORA:
+        targets.append(OUTPUT_HEAD)
+    return targets
+
+
 def choose(
-    spec: TrainSpec, train_tokens: int | None, base_params: int | None
+    spec: TrainSpec,
+    train_tokens: int | None,
+    base_params: int | None,
+    *,
+    model_type: str | None = None,
+    head_share: float | None = None,
 ) -> ChosenHyperparameters:
     """The values a run uses: the spec's where it sets them, chosen ones where it says auto."""
     per_step = spec.seq_len * spec.micro_batch * spec.grad_accum
@@ -90,12 +119,15 @@ def choose(
     rank = spec.lora_r or choose_rank(train_tokens or 0)
     alpha = spec.lora_alpha or 2 * rank
     lr = spec.learning_rate or choose_learning_rate(spec.method, base_params)
+    targets = spec.lora_target_modules or choose_targets(spec.method, model_type, head_share)
     size = f"{train_tokens:,} train tokens" if train_tokens is not None else "max_steps set"
     model = f"a {base_params / 1e6:,.1f}M-parameter base" if base_params else "an unsized base"
     reason = (
         f"{size} at {per_step:,} tokens a step and {model}: "
         f"{steps} steps ({epochs if epochs is not None else '-'} epochs), lr {lr:g}, rank {rank}"
     )
+    if targets and OUTPUT_HEAD in targets and head_share is not None:
+        reason += f", output head adapted ({head_share:.0%} of the base's weights)"
     return ChosenHyperparameters(
         train_tokens=train_tokens,
         tokens_per_step=per_step,
@@ -104,6 +136,7 @@ def choose(
         learning_rate=lr,
         lora_r=rank,
         lora_alpha=alpha,
+        lora_target_modules=targets,
         auto=auto,
         reason=reason,
     )
@@ -118,6 +151,7 @@ def apply(spec: TrainSpec, chosen: ChosenHyperparameters) -> TrainSpec:
             "learning_rate": chosen.learning_rate,
             "lora_r": chosen.lora_r,
             "lora_alpha": chosen.lora_alpha,
+            "lora_target_modules": chosen.lora_target_modules,
         }
     )
 
@@ -130,3 +164,9 @@ def estimate_params(config: Any) -> int | None:
     if not (width and layers and vocab):
         return None
     return int(vocab * width + 12 * layers * width * width)
+
+
+def head_share(config: Any) -> float | None:
+    """The share of a decoder's parameters in its output head (vocabulary x width)."""
+    params = estimate_params(config)
+    return config.vocab_size * config.hidden_size / params if params else None

@@ -89,7 +89,13 @@ def _resolve_hyperparameters(
         pipeline = data.token_pipeline(tokenizer, fim_ids, spec.fim_rate, spec.spm_rate)
         manifest = data.read_manifest(store, spec.team, spec.dataset_id)
         train_tokens = data.count_train_tokens(store, manifest, pipeline, hooks.work_dir / "count")
-    chosen = auto.choose(spec, train_tokens, auto.estimate_params(config))
+    chosen = auto.choose(
+        spec,
+        train_tokens,
+        auto.estimate_params(config),
+        model_type=config.model_type,
+        head_share=auto.head_share(config),
+    )
     if chosen.auto:
         hooks.on_log(f"hyperparameters chosen ({', '.join(chosen.auto)} auto): {chosen.reason}")
     return auto.apply(spec, chosen), chosen

@@ -17,7 +17,7 @@ from tailor.stages.train.errors import ModelError
 SLUG = r"^[a-z0-9][a-z0-9-]{0,62}$"
 # Hyperparameters Tailor chooses from the dataset's and the base's size when left null or
 # "auto" (tailor.stages.train.auto). Null in the stored form: a CRD field has one type.
-AUTO_FIELDS = ("epochs", "learning_rate", "lora_r", "lora_alpha")
+AUTO_FIELDS = ("epochs", "learning_rate", "lora_r", "lora_alpha", "lora_target_modules")
 
 # LoRA target modules per architecture (`config.model_type`). Attention and MLP projections:
 # adapting both matters for code style more than attention alone.
@@ -29,6 +29,10 @@ _LORA_TARGETS: dict[str, tuple[str, ...]] = {
     "qwen2": ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"),
     "gemma": ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"),
 }
+
+
+# The output head's module name in every architecture above (adapted on small bases only).
+OUTPUT_HEAD = "lm_head"
 
 
 def default_lora_targets(model_type: str) -> list[str] | None:
@@ -129,8 +133,9 @@ class TrainSpec(BaseModel):
     lora_dropout: float = Field(0.05, ge=0.0, lt=1.0, description="Dropout on the LoRA input.")
     lora_target_modules: list[str] | None = Field(
         None,
-        description="Module names to adapt; None uses the architecture's default "
-        "(gpt_bigcode, starcoder2, llama, mistral, qwen2, gemma).",
+        description='Module names to adapt; null (or "auto") uses the architecture\'s attention '
+        "and MLP projections (gpt_bigcode, starcoder2, llama, mistral, qwen2, gemma), plus the "
+        "output head (`lm_head`) where it holds over a third of the base's weights (tiny bases).",
     )
     seq_len: int = Field(1024, ge=16, le=131072, description="Tokens per packed training sequence.")
     fim_rate: float = Field(
@@ -166,7 +171,7 @@ class TrainSpec(BaseModel):
     epochs: Annotated[float, Field(gt=0.0, le=1000.0)] | None = Field(
         None,
         description='Passes over the dataset (when max_steps is unset); null (or "auto") is '
-        "3, more for a small dataset (at least 100 steps, at most 50 epochs), fewer for a "
+        "3, more for a small dataset (at least 300 steps, at most 50 epochs), fewer for a "
         "large one (at most 5,000 steps, at least 1 epoch).",
     )
 
