@@ -125,7 +125,9 @@ def _bare_cache(cache_root: Path, source: RepoSource, access: GitAccess, timeout
     if not (gitdir / "HEAD").is_file() or not (gitdir / "objects").is_dir():
         shutil.rmtree(gitdir, ignore_errors=True)
         # --shared=0600: git keeps every file it writes 0600 and every directory 0700.
-        _git(["init", "-q", "--bare", "--shared=0600", str(gitdir)], access, cache_root, timeout_s)
+        # --template= (none): no sample hooks or description to copy, a few ms a repository.
+        args = ["init", "-q", "--bare", "--shared=0600", "--template=", str(gitdir)]
+        _git(args, access, cache_root, timeout_s)
     private_dir(gitdir)
     return gitdir
 
