@@ -36,6 +36,7 @@ import base64
 import json
 import os
 import resource
+import shutil
 import subprocess
 import sys
 import sysconfig
@@ -113,11 +114,13 @@ def corpus_files(max_mb: float) -> list[tuple[Path, Path]]:
 
 
 def cut(files: list[tuple[Path, Path]], repos: int) -> dict[str, dict[str, bytes]]:
-    """`repos` repositories of consecutive files, named r0000...; path -> content."""
-    per = max(1, len(files) // repos)
+    """`repos` repositories of consecutive files, as even in count as can be (a rounded-down
+    share each and the rest to the last would leave one repository most of the corpus),
+    named r0000...; path -> content."""
+    n = len(files)
     out: dict[str, dict[str, bytes]] = {}
     for r in range(repos):
-        chunk = files[r * per : (r + 1) * per] if r < repos - 1 else files[r * per :]
+        chunk = files[r * n // repos : (r + 1) * n // repos]
         out[f"r{r:04d}"] = {str(p.relative_to(root)): p.read_bytes() for root, p in chunk}
     return out
 
@@ -228,7 +231,9 @@ def naive_fetch(names: list[str], base_url: str, work: Path) -> dict[str, Any]:
             check=True, capture_output=True,
         )  # fmt: skip
     res = naive_walk(work)
-    return rates(res[0], res[1], time.perf_counter() - t0, cpu_seconds() - c0)
+    out = rates(res[0], res[1], time.perf_counter() - t0, cpu_seconds() - c0)
+    shutil.rmtree(work)  # 1,000 checkouts: gone now rather than at the end
+    return out
 
 
 def naive(work: Path) -> dict[str, Any]:
@@ -423,11 +428,14 @@ def incremental(
     repos: dict[str, dict[str, bytes]], heads: dict[str, str], base: Path, base_url: str,
     size: int,
 ) -> dict[str, Any]:  # fmt: skip
-    """A tenth of the repositories updated (a file edited, one deleted), then re-harvested."""
-    updated = sorted(repos)[:: max(1, len(repos) // 10)]
+    """Ten repositories of two files or more updated (a file edited, one deleted), then all
+    re-harvested."""
+    originals = {n: sorted(p for p in f if not p.startswith("copied/")) for n, f in repos.items()}
+    several = sorted(n for n, paths in originals.items() if len(paths) >= 2)
+    updated = several[:: max(1, len(several) // 10)][:10]
     deleted = 0
     for name in updated:
-        paths = sorted(p for p in repos[name] if not p.startswith("copied/"))
+        paths = originals[name]
         edit = {paths[0]: repos[name][paths[0]] + b"\n# edited between harvests\n"}
         drop = tuple(paths[1:2])
         deleted += len(drop)
