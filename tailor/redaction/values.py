@@ -303,17 +303,27 @@ def _wordish(part: str) -> bool:
     return bool(pieces) and all(_WORD_PIECE.fullmatch(p) for p in pieces)
 
 
+_HEX = re.compile(r"[0-9a-fA-F]+")
+
+
 def high_entropy(value: str) -> bool:
     """A random-looking key: hex with mixed digits/letters, or base64-like above ~85% of max."""
     if any(s in value for s in ("//", "..", "__")) or value[0] in "./" or value.isdigit():
         return False
-    if "=" in value.rstrip("=") or words_joined(value) or camel_words(value):
+    if "=" in value.rstrip("="):
         return False  # `=` inside is an assignment (`KEY=value`), not base64 padding
-    if re.fullmatch(r"[0-9a-fA-F]+", value):
-        letters = any(c.isalpha() for c in value)
-        return len(value) >= 16 and letters and shannon_entropy(value) >= 3.0
-    if len(value) < 20 or not (any(c.isdigit() for c in value) and any(c.isalpha() for c in value)):
+    # The cheap tests on length and characters first: most quoted strings in code (names,
+    # messages) fail them, and then the word tests need not run.
+    hex_digits = _HEX.fullmatch(value) is not None
+    if hex_digits:
+        shaped = len(value) >= 16 and any(c.isalpha() for c in value)
+    else:
+        digits, letters = any(c.isdigit() for c in value), any(c.isalpha() for c in value)
+        shaped = len(value) >= 20 and digits and letters
+    if not shaped or words_joined(value) or camel_words(value):
         return False
+    if hex_digits:
+        return shannon_entropy(value) >= 3.0
     return shannon_entropy(value) > 0.85 * math.log2(min(len(value), 64))
 
 

@@ -23,6 +23,7 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
+from functools import lru_cache
 from pathlib import Path
 from typing import IO, Any
 
@@ -43,6 +44,9 @@ _BASE_CONFIG: tuple[tuple[str, str], ...] = (
     ("fetch.recurseSubmodules", "false"),
     ("submodule.recurse", "false"),
     ("protocol.version", "2"),
+    # What a fetch receives stays one pack, indexed once, rather than a loose file per object
+    # (more CPU and more files for the small repositories most harvests fetch).
+    ("fetch.unpackLimit", "1"),
     ("http.lowSpeedLimit", "1000"),
     ("http.lowSpeedTime", "60"),
     ("init.defaultBranch", "main"),
@@ -232,12 +236,18 @@ def _command(args: list[str], timeout_s: float) -> list[str]:
     after the limit whatever happens.
     """
     command = ["git", *args]
-    backstop, guard = shutil.which("timeout"), shutil.which("setpriv")
+    backstop, guard = _tool("timeout"), _tool("setpriv")
     if backstop is not None:
         command = [backstop, "--signal=KILL", f"{int(timeout_s + BACKSTOP_GRACE_S)}s", *command]
     if guard is not None:
         command = [guard, "--pdeathsig", "TERM", *command]
     return command
+
+
+@lru_cache(maxsize=4)
+def _tool(name: str) -> str | None:
+    # Looked up once: searching PATH on every git run cost more than some runs themselves.
+    return shutil.which(name)
 
 
 def _kill(proc: subprocess.Popen[bytes]) -> None:
