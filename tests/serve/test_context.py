@@ -135,3 +135,13 @@ def test_an_openai_fim_completion_gets_the_teams_context_too(context_server: Liv
         return int(resp.json()["usage"]["prompt_tokens"])
 
     assert prompt_tokens("py") > prompt_tokens("no-context")
+
+
+def test_an_openai_request_opting_out_gets_no_context(context_server: LiveServer) -> None:
+    def prompt_tokens(model: str, **extra: bool) -> int:
+        fim = {"model": model, "prompt": PREFIX, "suffix": "\n", "max_tokens": 4, **extra}
+        resp = post(context_server, "/v1/completions", fim)
+        assert resp.status_code == 200, resp.text
+        return int(resp.json()["usage"]["prompt_tokens"])
+
+    assert prompt_tokens("py", repository_context=False) == prompt_tokens("no-context")

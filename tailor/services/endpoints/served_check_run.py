@@ -118,7 +118,11 @@ def served_agreement(
             c.spec,
             store,
             evaluated=Candidate(engine, c.spec.adapter),
-            served=Candidate(HttpCompletions(gateway_url, c.token, c.endpoint)),
+            # The evaluated run had no repository context: the served one must not either,
+            # or every completion differs for a reason the check is not about.
+            served=Candidate(
+                HttpCompletions(gateway_url, c.token, c.endpoint, repository_context=False)
+            ),
             endpoint=c.endpoint,
             progress=stopping(recorder),
         )

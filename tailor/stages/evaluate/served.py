@@ -51,6 +51,7 @@ class HttpCompletions:
     token: str
     model: str  # the endpoint's name
     timeout_s: float = 300.0
+    repository_context: bool = True  # False: the endpoint adds none of the team's code
 
     def generate(self, request: GenerationRequest) -> list[Generation]:
         """One greedy completion of `request` from the endpoint."""
@@ -62,6 +63,7 @@ class HttpCompletions:
             "temperature": request.temperature,
             "seed": request.seed,
             "single_line": request.single_line,
+            "repository_context": self.repository_context,
         }
         url = self.base_url.rstrip("/") + "/v1/completions"
         headers = {"Authorization": f"Bearer {self.token}"}

@@ -64,6 +64,9 @@ class CompletionRequest(_Lenient):
     single_line: bool = False
     stop_at_block_end: bool | None = None
     ignore_eos: bool = False
+    # False: no repository context for this request (Tabby's
+    # `disable_retrieval_augmented_code_completion`), e.g. to compare with a context-free run.
+    repository_context: bool = True
     # llm-ls's OpenAI backend nests TGI's parameters in the body (its `llm.requestBody`).
     parameters: TgiParameters | None = None
 

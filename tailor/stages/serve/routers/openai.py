@@ -71,7 +71,7 @@ async def completions(
         team=call.team,
     )
     if req.suffix is not None:  # an editor's completion: the team's code as its context
-        req, _found = await with_context(state, call.who, req)
+        req, _found = await with_context(state, call.who, req, enabled=body.repository_context)
     stream = Stream(state, call, req, streaming=body.stream)
     rid, logprobs = stream.id, body.logprobs is not None
     if not body.stream:
