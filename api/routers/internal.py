@@ -60,25 +60,31 @@ def report_status(
     return JobOut.of(apply_phase(session, job, body, finish))
 
 
+def _pod_job(
+    job_id: str,
+    session: SessionDep,
+    settings: SettingsDep,
+    creds: Annotated[HTTPAuthorizationCredentials | None, Depends(_job_bearer)],
+) -> Job:
+    """The job whose own token this is; refused before the body is read, so a caller without
+    it learns nothing of what the route takes."""
+    if creds is None or creds.scheme.lower() != "bearer":
+        raise Unauthorized("send 'Authorization: Bearer <job token>'")
+    key = settings.job_token_key.get_secret_value() if settings.job_token_key else None
+    return job_for_token(session, key, job_id, creds.credentials)
+
+
 @router.post(
     "/jobs/{job_id}/events", response_model=EventsRecorded, responses=errors(401, 404, 409, 422)
 )
 def report_events(
-    job_id: str,
-    body: EventBatch,
-    session: SessionDep,
-    settings: SettingsDep,
-    creds: Annotated[HTTPAuthorizationCredentials | None, Depends(_job_bearer)],
+    body: EventBatch, session: SessionDep, job: Annotated[Job, Depends(_pod_job)]
 ) -> EventsRecorded:
     """A training pod's events (metrics, logs, progress), stored as a local run's are.
 
     Authenticated by the job's own token, which writes this job only; a batch is stored
     whole or not at all.
     """
-    if creds is None or creds.scheme.lower() != "bearer":
-        raise Unauthorized("send 'Authorization: Bearer <job token>'")
-    key = settings.job_token_key.get_secret_value() if settings.job_token_key else None
-    job = job_for_token(session, key, job_id, creds.credentials)
     return EventsRecorded(recorded=record_events(session, job, body))
 
 
