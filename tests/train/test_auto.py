@@ -77,6 +77,13 @@ def test_a_small_base_has_its_output_head_adapted_too() -> None:
     assert "output head adapted (57% of the base's weights)" in tiny.reason
 
 
+def test_an_adapted_output_head_gets_a_rank_of_at_least_32() -> None:
+    tiny = choose(_spec(), 10_000, 917_504, model_type="gpt_bigcode", head_share=0.57)
+    real = choose(_spec(), 10_000, 10**9, model_type="gpt_bigcode", head_share=0.09)
+    assert (tiny.lora_r, tiny.lora_alpha, real.lora_r) == (32, 64, 8)
+    assert "rank 32" in tiny.reason
+
+
 def test_a_real_code_model_keeps_the_attention_and_mlp_targets() -> None:
     # StarCoderBase-1B: a 49,152 x 2,048 head is 9 % of its weights.
     chosen = choose(_spec(), 10_000, 10**9, model_type="gpt_bigcode", head_share=0.09)
