@@ -10,10 +10,15 @@ from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 from tailor.db.models import Role
 from tailor.services.teams.schemas import Slug
 
+# The pattern asks for one character that is not whitespace: the schema then says what the
+# stripping implies, and a client (or schemathesis) sending "  " is told so by the schema.
 GroupName = Annotated[
     str,
     StringConstraints(
-        strip_whitespace=True, min_length=1, max_length=255, pattern=r"^[^\x00-\x1f]+$"
+        strip_whitespace=True,
+        min_length=1,
+        max_length=255,
+        pattern=r"^[^\x00-\x1f]*[^\s\x00-\x1f][^\x00-\x1f]*$",
     ),
 ]
 
