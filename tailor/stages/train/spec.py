@@ -122,7 +122,7 @@ class TrainSpec(BaseModel):
     lora_r: Annotated[int, Field(ge=1, le=1024)] | None = Field(
         None,
         description='LoRA rank; null (or "auto") grows with the dataset: 8 below 2M '
-        "train tokens, then 16, 32, 64.",
+        "train tokens, then 16, 32, 64; at least 32 where the output head is adapted.",
     )
 
     lora_alpha: Annotated[int, Field(ge=1)] | None = Field(
