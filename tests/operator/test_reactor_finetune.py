@@ -153,7 +153,11 @@ async def test_sixteen_gpus_become_one_two_node_jobset_whose_status_flows_back(
     assert env["MASTER_ADDR"] == "ft-fsdp-node-0-0.ft-fsdp-nodes"
     assert env["WORLD_SIZE"] == "16"
     assert pod["containers"][0]["resources"]["requests"]["cpu"] == "64"  # 8 GPUs x 8 cores
-    queued = await kube.wait_for(f"{FTJ}/ft-fsdp", _phase("Queued"))
+    # The phase comes from the JobSet's events and the layout from the create handler's patch:
+    # two writers, so the layout may land a moment after the phase.
+    queued = await kube.wait_for(
+        f"{FTJ}/ft-fsdp", lambda o: o is not None and _phase("Queued")(o) and "nodes" in o["status"]
+    )
     assert queued is not None
     assert (queued["status"]["nodes"], queued["status"]["gpusPerNode"]) == (2, 8)
 
