@@ -76,6 +76,7 @@ from tailor.stages.harvest.pipeline import Reporter, run_harvest  # noqa: E402
 from tailor.stages.harvest.previous import load_previous  # noqa: E402
 from tailor.stages.harvest.process import process_files, read_contents  # noqa: E402
 from tailor.stages.harvest.spec import DedupConfig, HarvestSpec, RepoSource  # noqa: E402
+from tailor.stages.harvest.stats import Tally  # noqa: E402
 from tailor.stages.harvest.urls import UrlPolicy  # noqa: E402
 from tailor.stages.harvest.walk import Limits, walk_tree  # noqa: E402
 from tailor.storage import FileStore  # noqa: E402
@@ -415,14 +416,12 @@ def per_file(sources: list[RepoSource], cache: Path, heads: dict[str, str]) -> d
         pass
     read_cpu = cpu_seconds() - c0
     t0, c0 = time.perf_counter(), cpu_seconds()
-    batches = process_files(files, spec, 1, lambda _chunk, _batch: None)
+    tally = Tally()  # what a part tallies: its stage seconds among the rest
+    process_files(files, spec, 1, lambda chunk, batch: tally.add_batch(batch, len(chunk)))
     size = sum(c.size for c in files)
     out = rates(len(files), size, time.perf_counter() - t0, cpu_seconds() - c0)
     work = out["cpu_seconds"] - read_cpu
-    stages: dict[str, float] = {}
-    for b in batches:
-        for stage, secs in b.seconds.items():
-            stages[stage] = stages.get(stage, 0.0) + secs
+    stages = tally.seconds
     return {
         **out,
         "read_from_git_cpu_seconds": round(read_cpu, 2),

@@ -125,7 +125,8 @@ def choose(
         epochs = spec.epochs or choose_epochs(train_tokens, per_step)
         steps = max(1, math.floor(epochs * train_tokens / per_step))
     targets = spec.lora_target_modules or choose_targets(spec.method, model_type, head_share)
-    rank = spec.lora_r or choose_rank(train_tokens or 0, bool(targets and OUTPUT_HEAD in targets))
+    adapts_head = bool(targets and OUTPUT_HEAD in targets)
+    rank = spec.lora_r or choose_rank(train_tokens or 0, adapts_head)
     alpha = spec.lora_alpha or 2 * rank
     lr = spec.learning_rate or choose_learning_rate(spec.method, base_params)
     size = f"{train_tokens:,} train tokens" if train_tokens is not None else "max_steps set"
@@ -134,7 +135,7 @@ def choose(
         f"{size} at {per_step:,} tokens a step and {model}: "
         f"{steps} steps ({epochs if epochs is not None else '-'} epochs), lr {lr:g}, rank {rank}"
     )
-    if targets and OUTPUT_HEAD in targets and head_share is not None:
+    if adapts_head and head_share is not None:
         reason += f", output head adapted ({head_share:.0%} of the base's weights)"
     return ChosenHyperparameters(
         train_tokens=train_tokens,
