@@ -34,9 +34,10 @@ def record(session: Session, job: Job, kind: str, fields: Mapping[str, Any]) -> 
     """One training event into the job's rows: the one mapping local and cluster runs share.
 
     `metrics` become metric points, `log` an event line, `progress` the job's progress (and
-    a line at each new phase). The final events (`result`, `error`, `cancelled`) write
-    nothing here: the executor's finish (local) or the operator's phase report (cluster)
-    ends the job.
+    a line at each new phase), `error` an error line: what the trainer said went wrong,
+    which the operator's `Failed` report cannot know (`workloads.apply_phase` quotes it).
+    No event ends the job: the executor's finish (local) or the operator's phase report
+    (cluster) does.
     """
     if kind == "metrics":
         service.add_metrics(session, job, *metric_values(fields))
@@ -45,6 +46,8 @@ def record(session: Session, job: Job, kind: str, fields: Mapping[str, Any]) -> 
     elif kind == "progress":
         fraction = float(fields.get("fraction", 0.0))
         service.report(session, job, fraction, str(fields.get("message", "")))
+    elif kind == "error":
+        service.log(session, job, str(fields.get("message") or "training failed"), "error")
 
 
 # Without a watch (a runner called directly), how often `cancelled()` asks the database.

@@ -7,11 +7,12 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from tailor.config import Settings
 from tailor.db.base import utcnow
-from tailor.db.models import Job, JobState
+from tailor.db.models import Job, JobEvent, JobState
 from tailor.errors import ClusterUnavailable
 from tailor.jobs import service as jobs
 from tailor.jobs.usage import Usage
@@ -75,10 +76,28 @@ def apply_phase(
         else:
             jobs.succeed(session, job, {})
     elif report.phase == "Failed":
-        jobs.fail(session, job, report.reason or "the workload failed; see the job's pod logs")
+        jobs.fail(session, job, failure_message(session, job, report.reason))
     elif report.phase == "Cancelled":
         jobs.mark_cancelled(session, job)
     return job
+
+
+def failure_message(session: Session, job: Job, reason: str | None) -> str:
+    """A failed cluster job's error: what its trainer said last, then the cluster's reason.
+
+    The operator sees the workload's conditions only (`RetriesExhausted: Job has reached the
+    specified backoff limit`); the trainer's own words come as its pods' `error` events,
+    stored as error lines (`recorder.record`). Before a job ends, its error lines are those
+    events alone: the job's own final line is written after this.
+    """
+    cluster = reason or "the workload failed; see the job's pod logs"
+    said = session.scalar(
+        select(JobEvent.message)
+        .where(JobEvent.job_id == job.id, JobEvent.level == "error")
+        .order_by(JobEvent.id.desc())
+        .limit(1)
+    )
+    return f"{said} (cluster: {cluster})" if said else cluster
 
 
 def delete_workload(job: Job, api: ApiClient, namespace: str) -> bool:

@@ -21,9 +21,11 @@ from tailor.config import Settings, get_settings
 from tailor.db.models import Job, JobEvent, JobMetric, JobState
 from tailor.jobs import service as jobs
 from tailor.jobs.recorder import JobRecorder
+from tailor.jobs.workloads import PhaseReport, apply_phase
 from tailor.security import job_token
+from tailor.stages.train.entrypoint import run_command
 from tailor.stages.train.posting import EventPoster
-from tailor.stages.train.protocol import events_path
+from tailor.stages.train.protocol import EVENTS_URL_ENV, EXIT_SPEC_ERROR, JOB_TOKEN_ENV, events_path
 from tests.conftest import Tenant, eventually
 
 KEY = "job-token-key-for-tests"
@@ -178,6 +180,26 @@ def test_a_poster_that_never_reaches_the_api_gives_up_and_counts_what_it_dropped
             poster.put(event)
         poster.close()
     assert poster.dropped == len(EVENTS)
+
+
+def test_a_failed_cluster_job_says_what_its_trainer_said(
+    app: FastAPI, session: Session, tenant: Tenant, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    job = cluster_job(session, tenant)
+    spec = tmp_path / "spec.json"
+    spec.write_text(json.dumps({"dataset_id": "ds-1", "max_steps": "many"}))
+    with serving_later(app) as (url, start_api):
+        start_api()
+        monkeypatch.setenv(EVENTS_URL_ENV, url + events_path(job.uid))
+        monkeypatch.setenv(JOB_TOKEN_ENV, job_token(KEY, job.uid))
+        code = run_command(spec, job.uid, work_dir=tmp_path / "work")  # what the pod runs
+    reason = "InvalidSpec: Pod failed with exit code 3 matching FailJob rule at index 0"
+    apply_phase(session, job, PhaseReport(phase="Failed", reason=reason))  # the operator's
+    session.commit()
+    error = session.get_one(Job, job.id).error or ""
+    assert code == EXIT_SPEC_ERROR
+    assert error.startswith("invalid TrainSpec: ") and "max_steps" in error
+    assert error.endswith(f"(cluster: {reason})")
 
 
 @pytest.mark.parametrize("header", ["X-Forwarded-For", "Forwarded"])

@@ -125,6 +125,32 @@ def test_a_bad_dataset_ends_with_an_error_event_and_exit_status_3(
     assert not store.list(f"teams/{TEAM}/adapters/")
 
 
+def test_a_crash_ends_with_an_error_event_naming_its_kind_not_its_text(
+    tiny_base: Path,
+    store: FileStore,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    def crash(*_args: Any, **_kwargs: Any) -> None:
+        raise RuntimeError("upload to https://ci:hunter2@s3.example.com failed")
+
+    for name, value in _env(store, tmp_path).items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.setattr("tailor.stages.train.entrypoint.run_training", crash)
+    get_settings.cache_clear()
+    path = tmp_path / "spec.json"
+    path.write_text(make_spec(tiny_base).model_dump_json())
+
+    with pytest.raises(RuntimeError):  # the traceback still reaches the pod's log
+        run_command(path, "job-crash")
+
+    get_settings.cache_clear()
+    last = [e for e in map(parse, capsys.readouterr().out.splitlines()) if e][-1]
+    assert (last["event"], last["kind"]) == ("error", "InternalError")
+    assert "RuntimeError" in last["message"] and "hunter2" not in last["message"]
+
+
 # Loads everything first, then caps the address space so the first big batch cannot fit.
 _CAPPED = textwrap.dedent(
     """

@@ -218,6 +218,13 @@ def _run(
     except TrainError as exc:
         say("error", message=str(exc), kind=type(exc).__name__)
         return exit_code(exc)
+    except Exception as exc:
+        # Out of memory, a lost device, a bug: its kind goes to the job's error (a cluster
+        # job's Failed condition cannot say), its text only to the pod's log, as a worker's
+        # crash (`tailor.jobs.attempt`): an exception may quote a URL with its credential.
+        message = f"internal error ({type(exc).__name__}); the training log has the details"
+        say("error", message=message, kind="InternalError")
+        raise
     finally:
         if previous is not None:
             signal.signal(signal.SIGTERM, previous)
