@@ -31,15 +31,18 @@ from tailor.services.endpoints import service as endpoint_service
 from tailor.services.endpoints.schemas import EndpointCreate
 from tailor.services.endpoints.sync import record_backend
 from tailor.services.tokens.service import authenticate
+from tailor.stages.serve.callers import base_family
+from tailor.stages.serve.ide import IdeModel
 from tailor.stages.serve.proxy import create_proxy_app, openai_body_for_vllm
 from tailor.storage import FileStore
 from tailor.tenancy import team_for
 from tests.conftest import SERVED_BASE, create_tenant, create_token, create_version
+from tests.support.tabby_agent import tabby_agent
 
 from .conftest import FIM_PREFIX, FIM_SUFFIX, AdapterFactory, LiveServer, free_port, start_server
 from .test_context import publish
 from .test_gateway import publish_version_1
-from .test_tabby import post
+from .test_tabby import get, post
 
 TEAM = "cluster-search"  # the team the endpoint pod serves
 KEY = "endpoint-token-key-for-tests"
@@ -223,6 +226,72 @@ def test_a_tgi_call_is_answered_by_the_endpoints_pod(cluster: Cluster, pod: Endp
     answer = via.text_generation(prompt, max_new_tokens=8, temperature=None)
 
     assert answer == direct.text_generation(prompt, max_new_tokens=8, temperature=None)
+
+
+def test_the_tabby_agent_completes_through_the_gateway(
+    cluster: Cluster, pod: EndpointPod, tmp_path: Path
+) -> None:
+    model = IdeModel("completion", base_family(SERVED_BASE), fim=None)
+    with tabby_agent(cluster.gateway.url, model, cluster.token, tmp_path) as agent:
+        items = agent.complete(FIM_PREFIX, FIM_SUFFIX)
+    body = {"language": "python", "segments": {"prefix": FIM_PREFIX, "suffix": FIM_SUFFIX}}
+    headers = {"Authorization": f"Bearer {endpoint_token(KEY, TEAM)}"}
+    url = f"{pod.url}/tabby/completion/v1/completions"
+    direct = httpx.post(url, json=body, headers=headers, timeout=60).json()
+
+    assert items, "the agent offered no completion"
+    assert items[0]["data"]["completionId"].startswith("cmpl-")
+    assert items[0]["textEdit"]["newText"] == direct["choices"][0]["text"]
+
+
+def _pod_get(pod: EndpointPod, path: str) -> Any:
+    headers = {"Authorization": f"Bearer {endpoint_token(KEY, TEAM)}"}
+    return httpx.get(f"{pod.url}{path}", headers=headers, timeout=30).json()
+
+
+def test_tabby_health_and_settings_come_from_the_endpoints_pod(
+    cluster: Cluster, pod: EndpointPod
+) -> None:
+    for path in ("/tabby/completion/v1/health", "/tabby/completion/v1beta/server_setting"):
+        answer = get(cluster.gateway, path, token=cluster.token)
+
+        assert (answer.status_code, answer.json()) == (200, _pod_get(pod, path))
+
+
+def test_tabby_health_of_another_teams_model_is_not_found(
+    session: Session, cluster: Cluster
+) -> None:
+    other = create_tenant(session)
+    token = create_token(session, other.owner, team=other.team, scopes=("inference",))
+    session.commit()
+
+    answer = get(cluster.gateway, "/tabby/completion/v1/health", token=token)
+
+    assert answer.status_code == 404
+
+
+def test_editor_events_are_taken_and_say_they_were_not_recorded(cluster: Cluster) -> None:
+    event = {"type": "select", "completion_id": "cmpl-1", "choice_index": 0}
+    tabby = post(cluster.gateway, "/tabby/completion/v1/events", event, token=cluster.token)
+    openai_side = post(
+        cluster.gateway, "/v1/completions/cmpl-1/feedback", {"event": "select"}, cluster.token
+    )
+
+    for answer in (tabby, openai_side):
+        assert answer.status_code == 200, answer.text
+        assert answer.json() == {"accepted": "select", "completion_id": "cmpl-1", "recorded": False}
+
+
+def test_continues_ollama_start_and_model_list_come_through_the_gateway(
+    cluster: Cluster, pod: EndpointPod
+) -> None:
+    show = post(cluster.gateway, "/api/show", {"name": "completion"}, token=cluster.token)
+    headers = {"Authorization": f"Bearer {endpoint_token(KEY, TEAM)}"}
+    direct = httpx.post(f"{pod.url}/api/show", json={"model": "completion"}, headers=headers)
+    tags = get(cluster.gateway, "/api/tags", token=cluster.token).json()
+
+    assert (show.status_code, show.json()) == (200, direct.json())
+    assert [m["name"] for m in tags["models"]] == ["completion"]
 
 
 def test_a_gateway_under_an_ingress_path_forwards_the_same(

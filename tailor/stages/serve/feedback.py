@@ -32,12 +32,13 @@ async def record(
     """
     recorder = state.telemetry
     if recorder is None or who.team_id is None:
-        return _ack(completion_id, kind, recorded=False)
+        return acknowledgement(completion_id, kind, recorded=False)
     event = Feedback(completion_id, kind, choice_index)
     if not await run_in_threadpool(recorder.feedback, who.team_id, event):
         raise completion_not_found(completion_id)
-    return _ack(completion_id, kind, recorded=True)
+    return acknowledgement(completion_id, kind, recorded=True)
 
 
-def _ack(completion_id: str, kind: str, *, recorded: bool) -> dict[str, Any]:
+def acknowledgement(completion_id: str, kind: str, *, recorded: bool) -> dict[str, Any]:
+    """The answer to an event: which kind was taken, and whether it was recorded."""
     return {"accepted": kind, "completion_id": completion_id, "recorded": recorded}

@@ -12,6 +12,11 @@ Backends: the Tailor engine (`tailor serve-endpoint`) speaks every protocol the 
 vLLM speaks OpenAI's and refuses `suffix`, so for it the FIM prompt is built here from the
 base family's tokens (`tailor.fim`) and only the OpenAI routes are forwarded.
 
+Answered here, not by a pod: the model lists (`/v1/models`, Ollama's `/api/tags`: the team's
+endpoints) and OpenAI-side feedback, taken with `recorded: false` (no telemetry is kept in
+cluster mode, and a completion id does not say which endpoint answered it). Tabby's health,
+server setting and events name the endpoint in the path and go to its pods.
+
 Nothing here knows Kubernetes: the URL comes with the lookup's answer and the endpoint token
 from `token_for(team)`. One `httpx.AsyncClient` per app keeps connections to the pods alive.
 """
@@ -23,15 +28,17 @@ import json
 import logging
 from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Annotated, Any
 
 import httpx
-from fastapi import FastAPI, Request
+from fastapi import FastAPI, Path, Request
 from fastapi.responses import JSONResponse, Response, StreamingResponse
+from pydantic import ValidationError
 from starlette.concurrency import run_in_threadpool
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from tailor.fim import fim_prompt, style_for_model
+from tailor.stages.serve import ollama
 from tailor.stages.serve.callers import Caller, Lookup, base_family, model_aliases
 from tailor.stages.serve.deps import ListModels, bearer_token, unauthorized
 from tailor.stages.serve.errors import (
@@ -40,6 +47,8 @@ from tailor.stages.serve.errors import (
     openai_error_body,
     tgi_error_body,
 )
+from tailor.stages.serve.feedback import acknowledgement
+from tailor.stages.serve.protocol import FeedbackRequest
 
 log = logging.getLogger(__name__)
 
@@ -87,8 +96,11 @@ class Proxy:
                 return found
         raise model_not_found(model)
 
-    async def forward(self, request: Request, path: str, body: dict[str, Any], who: Caller) -> Any:
-        """Send `body` to `path` on the caller's endpoint pods; relay the answer as it comes."""
+    async def forward(
+        self, request: Request, path: str, body: dict[str, Any] | None, who: Caller
+    ) -> Any:
+        """POST `body` (GET when None) to `path` on the caller's endpoint pods; relay the
+        answer as it comes."""
         if who.backend_url is None:
             raise ServeError(
                 503,
@@ -99,13 +111,17 @@ class Proxy:
         assert self.client is not None, "the app's lifespan opens the client"
         headers = {
             "authorization": f"Bearer {self.token_for(who.team)}",
-            "content-type": "application/json",
             "accept": request.headers.get("accept", "*/*"),
             # Relayed byte for byte: the caller never asked for a compressed answer.
             "accept-encoding": "identity",
         }
         url = who.backend_url.rstrip("/") + path
-        upstream = self.client.build_request("POST", url, content=json.dumps(body), headers=headers)
+        if body is None:
+            upstream = self.client.build_request("GET", url, headers=headers)
+        else:
+            headers["content-type"] = "application/json"
+            content = json.dumps(body)
+            upstream = self.client.build_request("POST", url, content=content, headers=headers)
         try:
             answer = await self.client.send(upstream, stream=True)
         except (httpx.ConnectError, httpx.ConnectTimeout) as exc:
@@ -239,14 +255,19 @@ def create_proxy_app(
         """Alive and ready: the gateway loads no model (its pods' readiness is theirs)."""
         return {"status": "ok"}
 
-    @app.get("/v1/models")
-    async def models(request: Request) -> dict[str, Any]:
-        """The caller's team's endpoints."""
+    async def team_of(request: Request) -> str:
+        """The caller's team; 401 for a token that may not call."""
         found = await run_in_threadpool(lookup, await bearer_token(request), None)
         if found is None:
             raise unauthorized()
-        names = await run_in_threadpool(list_models, found.team)
-        data = [{"id": n, "object": "model", "created": 0, "owned_by": found.team} for n in names]
+        return found.team
+
+    @app.get("/v1/models")
+    async def models(request: Request) -> dict[str, Any]:
+        """The caller's team's endpoints."""
+        team = await team_of(request)
+        names = await run_in_threadpool(list_models, team)
+        data = [{"id": n, "object": "model", "created": 0, "owned_by": team} for n in names]
         return {"object": "list", "data": data}
 
     async def by_body(request: Request) -> Response:
@@ -267,9 +288,9 @@ def create_proxy_app(
         return result
 
     async def by_path(request: Request) -> Response:
-        """TGI and Tabby: the model is a path segment."""
+        """TGI and Tabby: the model is a path segment; a GET (Tabby's health) has no body."""
         token = await bearer_token(request)
-        body = await _json_body(request)
+        body = await _json_body(request) if request.method == "POST" else None
         model = request.path_params["model"]
         who = await proxy.resolve(token, model)
         if who.backend != "tailor":
@@ -280,6 +301,32 @@ def create_proxy_app(
         result: Response = await proxy.forward(request, path, body, who)
         return result
 
+    @app.post("/api/show", response_model=None)
+    async def show(request: Request) -> Response:
+        """Ollama's model card (Continue asks at start): the model is `model` or `name`."""
+        token = await bearer_token(request)
+        name = _show_name(await _json_body(request))
+        who = await proxy.resolve(token, name)
+        if who.backend != "tailor":
+            raise _openai_only(who)
+        result: Response = await proxy.forward(request, "/api/show", {"model": who.endpoint}, who)
+        return result
+
+    @app.get("/api/tags")
+    async def tags(request: Request) -> dict[str, Any]:
+        """Ollama's model list: the caller's team's endpoints."""
+        names = await run_in_threadpool(list_models, await team_of(request))
+        return {"models": [ollama.tag(n, proxy.family) for n in names]}
+
+    @app.post("/v1/completions/{completion_id}/feedback")
+    async def completion_feedback(
+        completion_id: Annotated[str, Path(max_length=64)], body: FeedbackRequest, request: Request
+    ) -> dict[str, Any]:
+        """Taken, not recorded: the gateway keeps no telemetry in cluster mode, and an id does
+        not say which endpoint's pods answered it."""
+        await team_of(request)
+        return acknowledgement(completion_id, body.event, recorded=False)
+
     for path in (*_OPENAI_ROUTES, "/api/generate"):
         app.add_api_route(path, by_body, methods=["POST"], response_model=None)
     for path in (
@@ -287,9 +334,23 @@ def create_proxy_app(
         "/tgi/{model}/generate",
         "/tgi/{model}/generate_stream",
         "/tabby/{model}/v1/completions",
+        "/tabby/{model}/v1/events",
     ):
         app.add_api_route(path, by_path, methods=["POST"], response_model=None)
+    for path in ("/tabby/{model}/v1/health", "/tabby/{model}/v1beta/server_setting"):
+        app.add_api_route(path, by_path, methods=["GET"], response_model=None)
     return app
+
+
+def _show_name(body: dict[str, Any]) -> str:
+    """The model an Ollama `/api/show` body asks about; 400 when it names none."""
+    try:
+        name = ollama.ShowRequest.model_validate(body).model_name()
+    except ValidationError:
+        name = None
+    if name is None:
+        raise ServeError(400, "invalid_request", "send the model's name in `model`", param="model")
+    return name
 
 
 def _openai_only(who: Caller) -> ServeError:
