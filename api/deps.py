@@ -24,6 +24,7 @@ from tailor.security import CredentialCipher
 from tailor.services.endpoints.service import EndpointHook
 from tailor.services.identity.oidc import OidcClient
 from tailor.services.teams.service import TeamHook
+from tailor.services.tokens.admins import GroupAdmins
 from tailor.services.tokens.service import authenticate
 from tailor.storage import ObjectStore
 from tailor.tenancy import Principal, TeamAccess, team_for
@@ -125,13 +126,14 @@ def scope_for(method: str) -> str:
 def current_principal(
     request: Request,
     session: SessionDep,
+    settings: SettingsDep,
     creds: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
 ) -> Principal:
     """The caller, from the bearer token; 401 without a valid one, 403 if its scopes do not
     cover the request (an inference token gets no further than here: it is for the gateway)."""
     if creds is None or creds.scheme.lower() != "bearer":
         raise Unauthorized("send 'Authorization: Bearer <token>'")
-    principal = authenticate(session, creds.credentials)
+    principal = authenticate(session, creds.credentials, GroupAdmins.of(settings))
     principal.require_scope(scope_for(request.method))
     return principal
 
@@ -156,7 +158,7 @@ def internal_caller(
     expected = settings.operator_token.get_secret_value() if settings.operator_token else ""
     if expected and hmac.compare_digest(creds.credentials.encode(), expected.encode()):
         return OPERATOR
-    principal = authenticate(session, creds.credentials)
+    principal = authenticate(session, creds.credentials, GroupAdmins.of(settings))
     if not principal.platform_admin:
         raise Forbidden("only the platform's operator token may report job status")
     return principal.email

@@ -284,6 +284,11 @@ class Settings(BaseSettings):
         min_length=1,
         description="ID-token claim listing the person's groups (mapped to teams by an admin).",
     )
+    oidc_admin_groups: list[str] = Field(
+        default_factory=list,
+        description="Groups (JSON list) whose members are platform admins when they sign in "
+        "through the provider; follows their groups at each sign-in.",
+    )
     oidc_clock_skew_s: int = Field(
         60, ge=0, le=600, description="Tolerated clock difference with the provider (exp, iat)."
     )

@@ -27,6 +27,7 @@ from tailor.config import Settings
 from tailor.db.conflicts import conflict_from
 from tailor.db.models import Role
 from tailor.errors import NotFound, TailorError, Unauthorized
+from tailor.services.tokens.admins import GroupAdmins
 from tailor.services.tokens.web_sessions import web_session_principal
 from tailor.tenancy import Principal, TeamAccess, team_for
 
@@ -102,13 +103,13 @@ def set_cookie(request: Request, response: Response, name: str, value: str) -> N
 # --- who is calling
 
 
-def console_principal(request: Request, session: SessionDep) -> Principal:
+def console_principal(request: Request, session: SessionDep, settings: SettingsDep) -> Principal:
     """The caller, from the session cookie; otherwise the page redirects to sign in."""
     session_id = request.cookies.get(SESSION_COOKIE)
     if not session_id:
         raise SignInRequired()
     try:
-        principal = web_session_principal(session, session_id)
+        principal = web_session_principal(session, session_id, GroupAdmins.of(settings))
     except Unauthorized as exc:
         raise SignInRequired() from exc
     # End the token's last-used write now: on SQLite a page that holds it while reading

@@ -23,6 +23,8 @@ from tailor.services.identity.oidc import OidcClient, pkce_pair
 from tests.conftest import create_team, create_user
 from tests.support.idp import CLIENT_ID, CLIENT_SECRET, IdentityProvider, free_port, walk_to
 
+ADMIN_GROUP = "tailor-platform-admins"  # TAILOR_OIDC_ADMIN_GROUPS of the test app
+
 
 @dataclass
 class SsoApp:
@@ -47,6 +49,7 @@ def oidc_settings(workspace: Path, idp: IdentityProvider) -> Settings:
         oidc_client_id=CLIENT_ID,
         oidc_client_secret=CLIENT_SECRET,
         oidc_display_name="Example SSO",
+        oidc_admin_groups=[ADMIN_GROUP],
     )
 
 

@@ -27,6 +27,7 @@ from tailor.services.identity.oidc import (
     pkce_pair,
 )
 from tailor.services.identity.people import provision, sync_memberships
+from tailor.services.tokens.admins import GroupAdmins
 from tailor.services.tokens.web_sessions import CLI, CONSOLE, open_owned_session
 from tailor.tenancy import Principal
 
@@ -132,10 +133,11 @@ def finish_console_sign_in(
         raise SignInRefused(f"the identity provider's answer was refused: {exc}") from exc
     user = _signed_in_user(session, client, claims)
     lifetime = timedelta(hours=settings.console_session_hours)
+    admin = _platform_admin(session, settings, user)
     session_id, _token = open_owned_session(
-        session, user, kind=CONSOLE, session_lifetime=lifetime, token_lifetime=lifetime
+        session, user, kind=CONSOLE, session_lifetime=lifetime, token_lifetime=lifetime, admin=admin
     )
-    _audit_sign_in(session, user, "console")
+    _audit_sign_in(session, user, "console", admin)
     return session_id
 
 
@@ -146,14 +148,19 @@ def _signed_in_user(session: Session, client: OidcClient, claims: dict[str, obje
     return user
 
 
-def _audit_sign_in(session: Session, user: User, surface: str) -> None:
+def _platform_admin(session: Session, settings: Settings, user: User) -> bool:
+    """Whether the person is a platform admin now: an admin user, or by their groups."""
+    return user.is_admin or GroupAdmins.of(settings).include(session, user.id)
+
+
+def _audit_sign_in(session: Session, user: User, surface: str, admin: bool) -> None:
     actor = Principal(user_id=user.id, email=user.email, scopes=frozenset())
     audit.record(
         session,
         actor,
         "user.sign_in",
         resource=f"users/{user.id}",
-        detail={"via": "single sign-on", "surface": surface},
+        detail={"via": "single sign-on", "surface": surface, "platform_admin": admin},
     )
 
 
@@ -169,14 +176,16 @@ def finish_device_sign_in(
     except TokenRefused as exc:
         raise SignInRefused(str(exc)) from exc
     user = _signed_in_user(session, client, claims)
+    admin = _platform_admin(session, settings, user)
     refresh, access = open_owned_session(
         session,
         user,
         kind=CLI,
         session_lifetime=timedelta(days=settings.cli_session_days),
         token_lifetime=timedelta(minutes=settings.cli_access_minutes),
+        admin=admin,
     )
-    _audit_sign_in(session, user, "cli")
+    _audit_sign_in(session, user, "cli", admin)
     return CliSession(access, refresh, settings.cli_access_minutes * 60, user.email)
 
 
@@ -207,6 +216,7 @@ def refresh_cli_session(session: Session, settings: Settings, refresh_token: str
         kind=CLI,
         session_lifetime=remaining,
         token_lifetime=min(remaining, timedelta(minutes=settings.cli_access_minutes)),
+        admin=_platform_admin(session, settings, user),
     )
     return CliSession(access, refresh, settings.cli_access_minutes * 60, user.email)
 

@@ -15,6 +15,7 @@ from tailor.db.models import ApiToken, Membership, Role, User
 from tailor.errors import Forbidden, InvalidInput, Unauthorized
 from tailor.pagination import paginate
 from tailor.security import hash_token, new_api_token, visible_prefix
+from tailor.services.tokens.admins import NO_GROUP_ADMINS, GroupAdmins
 from tailor.services.tokens.schemas import TokenCreate, TokenCreated, TokenOut
 from tailor.tenancy import Principal, TeamAccess, check_can_grant, owned, team_select
 
@@ -94,26 +95,35 @@ def last_use_is_stale(last_used_at: datetime | None, now: datetime) -> bool:
     return last_used_at is None or now - last_used_at >= LAST_USED_PRECISION
 
 
-def authenticate(session: Session, plaintext: str) -> Principal:
+def authenticate(
+    session: Session, plaintext: str, admins: GroupAdmins = NO_GROUP_ADMINS
+) -> Principal:
     """The principal a bearer token stands for; 401 for unknown, expired or revoked tokens."""
     row = session.scalar(select(ApiToken).where(ApiToken.token_hash == hash_token(plaintext)))
     if row is None:
         raise Unauthorized("invalid or revoked token")
-    return principal_of(session, row)
+    return principal_of(session, row, admins)
 
 
-def principal_of(session: Session, row: ApiToken) -> Principal:
-    """Who acts with the token `row`; 401 if it is expired or revoked."""
+def principal_of(
+    session: Session, row: ApiToken, admins: GroupAdmins = NO_GROUP_ADMINS
+) -> Principal:
+    """Who acts with the token `row`; 401 if it is expired or revoked.
+
+    A platform admin is an admin user, or, for a token with the admin scope, a person whose
+    groups make them one (`admins`).
+    """
     now = utcnow()
     check_usable(row.revoked_at, row.expires_at, now)
     if last_use_is_stale(row.last_used_at, now):
         row.last_used_at = now
     user = session.get_one(User, row.user_id)
     issuer = session.get(User, row.created_by) if user.is_machine and row.created_by else None
+    by_groups = "admin" in row.scopes and not user.is_admin and admins.include(session, user.id)
     return Principal(
         user_id=user.id,
         email=user.email,
-        is_admin=user.is_admin,
+        is_admin=user.is_admin or by_groups,
         token_team_id=row.team_id,
         scopes=frozenset(row.scopes),
         token_id=row.id,

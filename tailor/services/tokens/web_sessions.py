@@ -16,6 +16,7 @@ from tailor.db.base import utcnow
 from tailor.db.models import ApiToken, User, WebSession
 from tailor.errors import Forbidden, Unauthorized
 from tailor.security import hash_token
+from tailor.services.tokens.admins import NO_GROUP_ADMINS, GroupAdmins
 from tailor.services.tokens.service import issue_token, principal_of
 from tailor.tenancy import Principal
 
@@ -57,8 +58,10 @@ def open_owned_session(
     kind: str,
     session_lifetime: timedelta,
     token_lifetime: timedelta,
+    admin: bool = False,
 ) -> tuple[str, str]:
-    """A single sign-on session with a token of its own (read and write, bound to no team).
+    """A single sign-on session with a token of its own (read and write, bound to no team;
+    with the admin scope too for a platform admin).
 
     Returns the session id (a console cookie, or a CLI's refresh token) and the token. Both
     are only stored hashed; ending the session revokes the token.
@@ -72,7 +75,7 @@ def open_owned_session(
         session,
         user,
         name=f"{label} (single sign-on)",
-        scopes=["read", "write"],
+        scopes=["read", "write", "admin"] if admin else ["read", "write"],
         team_id=None,
         expires_at=now + token_lifetime,
     )
@@ -90,7 +93,9 @@ def open_owned_session(
     return session_id, token
 
 
-def web_session_principal(session: Session, session_id: str) -> Principal:
+def web_session_principal(
+    session: Session, session_id: str, admins: GroupAdmins = NO_GROUP_ADMINS
+) -> Principal:
     """Who a session id signs in as; 401 if unknown, signed out, expired or its token revoked."""
     row = session.execute(
         select(WebSession.expires_at, ApiToken)
@@ -99,7 +104,7 @@ def web_session_principal(session: Session, session_id: str) -> Principal:
     ).first()
     if row is None or row.expires_at <= utcnow():
         raise Unauthorized("signed out or expired: sign in again")
-    principal = principal_of(session, row.ApiToken)
+    principal = principal_of(session, row.ApiToken, admins)
     try:
         check_can_sign_in(principal)
     except Forbidden as exc:
