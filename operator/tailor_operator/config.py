@@ -229,6 +229,14 @@ class OperatorConfig(BaseModel):
         "sets it with rbac.create); unset: its rights come from elsewhere.",
     )
     masterPort: int = Field(default=29500, ge=1, le=65535, description="torchrun rendezvous port.")
+    finishedTtlSeconds: int | None = Field(
+        default=7 * 24 * 3600,
+        ge=0,
+        le=2**31 - 1,  # an int32 in the Job's schema
+        description="How long a finished training Job or JobSet (and its pods, their logs) "
+        "stays before Kubernetes deletes it; null keeps it. The FineTuneJob and the API's "
+        "job record stay.",
+    )
     endpointTokenSecretName: str = Field(
         default="tailor-endpoint-token",
         description="Secret in each team namespace whose TAILOR_SERVE_ENDPOINT_TOKEN the "

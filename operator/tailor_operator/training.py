@@ -405,6 +405,8 @@ def build_job(ft: FineTune, config: OperatorConfig) -> dict[str, Any]:
     }
     if res.maxRuntimeSeconds:
         spec["activeDeadlineSeconds"] = res.maxRuntimeSeconds
+    if config.finishedTtlSeconds is not None:
+        spec["ttlSecondsAfterFinished"] = config.finishedTtlSeconds
     labels = pods.kueue_labels(config, config.kueue.trainingPriorityClass)
     return {
         "apiVersion": "batch/v1",
@@ -427,11 +429,13 @@ def build_jobset(ft: FineTune, config: OperatorConfig) -> dict[str, Any]:
     if res.maxRuntimeSeconds:
         node_job["activeDeadlineSeconds"] = res.maxRuntimeSeconds
     labels = pods.kueue_labels(config, config.kueue.trainingPriorityClass)
+    ttl = config.finishedTtlSeconds
     return {
         "apiVersion": JOBSET_API,
         "kind": "JobSet",
         "metadata": _metadata(ft, job_name(ft.name), labels),
         "spec": {
+            **({"ttlSecondsAfterFinished": ttl} if ttl is not None else {}),  # its Jobs go with it
             "suspend": _suspended(ft, config),
             "network": {
                 "enableDNSHostnames": True,

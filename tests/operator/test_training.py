@@ -192,6 +192,20 @@ def test_without_kueue_the_job_runs_unless_suspended(operator_config: OperatorCo
     assert paused["spec"]["suspend"] is True
 
 
+def test_a_finished_workload_is_left_to_kubernetes_to_delete_after_a_week(
+    operator_config: OperatorConfig,
+) -> None:
+    kept = operator_config.model_copy(update={"finishedTtlSeconds": None})
+    big = make_finetune("ft-big", train=FULL, resources={"gpus": 16})
+
+    job = training.build_job(make_finetune(), operator_config)
+    jobset = training.build_jobset(big, operator_config)
+
+    assert job["spec"]["ttlSecondsAfterFinished"] == jobset["spec"]["ttlSecondsAfterFinished"]
+    assert job["spec"]["ttlSecondsAfterFinished"] == 7 * 24 * 3600
+    assert "ttlSecondsAfterFinished" not in training.build_job(make_finetune(), kept)["spec"]
+
+
 def test_sixteen_gpus_on_eight_gpu_nodes_become_a_two_node_jobset(
     operator_config: OperatorConfig,
 ) -> None:

@@ -257,6 +257,7 @@ securityContext:
   "objectStore" $store
   "kueue" $kueue
   "masterPort" .Values.operator.masterPort
+  "finishedTtlSeconds" .Values.operator.finishedJobTtlSeconds
   "servingPort" 8000
   "gatewayPodLabels" (include "tailor.selectorLabels" (dict "root" . "component" "gateway") | fromYaml)
   "apiUrl" (include "tailor.apiUrl" .) }}
