@@ -367,6 +367,12 @@ class Settings(BaseSettings):
         description="Cluster mode: how often Celery beat re-applies every team's Team resource "
         "and reports Teams the database does not know.",
     )
+    metrics_token: SecretStr | None = Field(
+        None,
+        description="Bearer token Prometheus sends for /metrics (API and gateway); unset: "
+        "/metrics answers only callers on the same machine, not through a proxy (its series "
+        "name every team and adapter).",
+    )
     internal_refuse_forwarded: bool = Field(
         True,
         description="Answer 404 on /v1/internal to a request a proxy forwarded (it carries "

@@ -311,4 +311,5 @@ def _embedded_gateway(
         resources=[cache] if cache else [],
         telemetry=telemetry,
         contexts=contexts,
+        metrics_token=settings.metrics_token.get_secret_value() if settings.metrics_token else None,
     )

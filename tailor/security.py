@@ -5,7 +5,9 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
+import ipaddress
 import secrets
+from collections.abc import Mapping
 
 from cryptography.fernet import Fernet, InvalidToken
 
@@ -75,3 +77,29 @@ class CredentialCipher:
             raise ValueError(
                 "credential cannot be decrypted with the configured secret key"
             ) from exc
+
+
+# What every reverse proxy and ingress controller adds to a request it passes on.
+FORWARDED_HEADERS = ("x-forwarded-for", "forwarded")
+
+
+def forwarded(headers: Mapping[str, str]) -> bool:
+    """Whether a proxy passed this request on (`headers` as Starlette's: lower-case lookup)."""
+    return any(h in headers for h in FORWARDED_HEADERS)
+
+
+def may_scrape(headers: Mapping[str, str], client_host: str | None, token: str | None) -> bool:
+    """Whether a caller may read /metrics, which names every team and adapter it counts.
+
+    With a metrics `token` set, the caller must send it as a bearer token; without one, only
+    a caller on this machine, not through a proxy (a local Prometheus, an operator's curl).
+    """
+    if token:
+        scheme, _, sent = headers.get("authorization", "").partition(" ")
+        return scheme.lower() == "bearer" and token_matches(sent.strip(), token)
+    if forwarded(headers) or client_host is None:
+        return False
+    try:
+        return ipaddress.ip_address(client_host).is_loopback
+    except ValueError:
+        return False

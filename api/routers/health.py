@@ -7,7 +7,10 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from pydantic import BaseModel
 from sqlalchemy import text
 
+from api.deps import SettingsDep
 from tailor.db.session import READ_ONLY
+from tailor.errors import NotFound
+from tailor.security import may_scrape
 
 router = APIRouter(tags=["health"])
 
@@ -41,8 +44,11 @@ def readyz(request: Request, response: Response) -> Health:
     response_class=Response,
     responses={200: {"content": {"text/plain": {"schema": {"type": "string"}}}}},
 )
-def metrics(request: Request) -> Response:
-    """Prometheus metrics of this API process."""
+def metrics(request: Request, settings: SettingsDep) -> Response:
+    """Prometheus metrics of this API process (see `tailor.security.may_scrape`)."""
+    token = settings.metrics_token.get_secret_value() if settings.metrics_token else None
+    if not may_scrape(request.headers, request.client.host if request.client else None, token):
+        raise NotFound("/metrics not found")
     return Response(
         generate_latest(request.app.state.metrics.registry), media_type=CONTENT_TYPE_LATEST
     )

@@ -16,13 +16,12 @@ from tailor.errors import NotFound, Unauthorized
 from tailor.jobs.pod_events import job_for_token, record_events
 from tailor.jobs.schemas import EventBatch, EventsRecorded, JobOut
 from tailor.jobs.workloads import PhaseReport, apply_phase
+from tailor.security import forwarded
 from tailor.services.endpoints.schemas import EndpointReport
 from tailor.services.endpoints.sync import record_backend
 from tailor.services.finetunes.run import finish_trained
 from tailor.services.teams import service as teams
 from tailor.services.teams.schemas import Slug, TeamOut, TeamSeed
-
-FORWARDED_HEADERS = ("x-forwarded-for", "forwarded")
 
 
 def in_cluster_only(request: Request, settings: SettingsDep) -> None:
@@ -32,7 +31,7 @@ def in_cluster_only(request: Request, settings: SettingsDep) -> None:
     ingress controller adds X-Forwarded-For (or Forwarded) to what it passes on, and a caller
     cannot strip what the controller adds.
     """
-    if settings.internal_refuse_forwarded and any(h in request.headers for h in FORWARDED_HEADERS):
+    if settings.internal_refuse_forwarded and forwarded(request.headers):
         raise NotFound(f"{request.url.path} not found")
 
 

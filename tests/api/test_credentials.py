@@ -6,9 +6,11 @@ import logging
 
 import pytest
 from fastapi.testclient import TestClient
+from pydantic import SecretStr
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from tailor.config import Settings
 from tailor.db.base import Base
 from tailor.db.models import Repository
 from tailor.security import CredentialCipher
@@ -16,6 +18,7 @@ from tailor.services.repositories.service import read_credential
 from tests.conftest import Tenant
 
 SECRET = "ghp_VerySecretDeployToken0123456789abcdef"
+METRICS_TOKEN = "metrics-token-for-tests"
 
 
 @pytest.fixture
@@ -26,8 +29,11 @@ def sql_logging(caplog: pytest.LogCaptureFixture) -> None:
 
 
 @pytest.fixture
-def registered(sql_logging: None, client: TestClient, tenant: Tenant) -> list[str]:
+def registered(
+    sql_logging: None, client: TestClient, tenant: Tenant, settings: Settings
+) -> list[str]:
     """Register a repository with a credential and collect every response body."""
+    settings.metrics_token = SecretStr(METRICS_TOKEN)
     base = f"/v1/teams/{tenant.slug}/repositories"
     bodies = [
         client.post(
@@ -55,7 +61,7 @@ def registered(sql_logging: None, client: TestClient, tenant: Tenant) -> list[st
             headers=tenant.auth(),
         ).text,
         client.get("/openapi.json").text,
-        client.get("/metrics").text,
+        client.get("/metrics", headers={"Authorization": f"Bearer {METRICS_TOKEN}"}).text,
     ]
     return bodies
 

@@ -160,6 +160,28 @@ def test_metrics_count_requests_tokens_and_adapter_loads(
     )
 
 
+def test_metrics_are_not_served_through_a_proxy(server: LiveServer) -> None:
+    # Its series name every team and adapter: no IDE user behind the Ingress may list them.
+    headers = {"X-Forwarded-For": "203.0.113.9", "Authorization": "Bearer tok-acme"}
+
+    assert httpx.get(f"{server.url}/metrics", headers=headers).status_code == 404
+
+
+def test_with_a_metrics_token_only_its_holder_reads_the_metrics(
+    serve_app: Callable[..., FastAPI],
+) -> None:
+    live = start_server(serve_app(metrics_token="metrics-token-for-tests"))
+    try:
+        without = httpx.get(f"{live.url}/metrics")
+        holder = {"Authorization": "Bearer metrics-token-for-tests"}
+        held = httpx.get(f"{live.url}/metrics", headers=holder)
+    finally:
+        live.stop()
+
+    assert without.status_code == 404
+    assert held.status_code == 200 and "tailor_serve_in_flight" in held.text
+
+
 def test_shutdown_drains_a_stream_in_flight(serve_app: Callable[..., FastAPI]) -> None:
     live = start_server(serve_app(), timeout_graceful_shutdown=30)
     stream = client_for(live).completions.create(

@@ -123,6 +123,7 @@ def admin_secrets(database: str, operator_token: str = "") -> list[dict[str, Any
                 "operator-token": token,
                 "endpoint-token-key": uuid.uuid4().hex,
                 "job-token-key": uuid.uuid4().hex,
+                "metrics-token": uuid.uuid4().hex,
             },
         ),
         _secret(

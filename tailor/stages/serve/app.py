@@ -49,6 +49,7 @@ def create_serving_app(
     resources: Sequence[contextlib.AbstractContextManager[object]] = (),
     telemetry: Recorder | None = None,
     contexts: TeamIndexes | None = None,
+    metrics_token: str | None = None,
 ) -> FastAPI:
     """The FastAPI app serving one backend to many teams.
 
@@ -60,7 +61,8 @@ def create_serving_app(
     every chunk as it comes. `resources` are entered when the app starts and left when it
     has stopped (the gateway's cache listener). `telemetry` records the completions served
     and their editor events (started and stopped with the app). `contexts` are the teams' code
-    indexes, for endpoints whose caller has a repository-context budget.
+    indexes, for endpoints whose caller has a repository-context budget. `metrics_token` is
+    the bearer /metrics asks for (None: only callers on this machine may read it).
     """
     fixed = limits or EndpointLimits.model_validate({})
     state = ServingState(
@@ -73,6 +75,7 @@ def create_serving_app(
         stream_interval_s=stream_interval_s,
         telemetry=telemetry,
         contexts=contexts,
+        metrics_token=metrics_token,
     )
     if telemetry is not None:
         resources = [*resources, telemetry]

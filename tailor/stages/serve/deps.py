@@ -52,6 +52,7 @@ class ServingState:
     stream_interval_s: float
     telemetry: Recorder | None = None  # None: completions are not recorded
     contexts: TeamIndexes | None = None  # None: no repository context is retrieved
+    metrics_token: str | None = None  # None: /metrics for callers on this machine only
     limiter: RateLimiter = field(default_factory=RateLimiter)
     in_flight: int = 0
     family: str = field(init=False)  # the base's id in listings, and its family in aliases

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
+from tailor.security import may_scrape
 from tailor.stages.serve.deps import ServingDep
+from tailor.stages.serve.errors import ServeError
 
 router = APIRouter(tags=["probes"])
 
@@ -26,6 +28,9 @@ async def readyz(state: ServingDep) -> JSONResponse:
 
 
 @router.get("/metrics")
-async def metrics(state: ServingDep) -> Response:
-    """The serving metrics in Prometheus' text format."""
+async def metrics(request: Request, state: ServingDep) -> Response:
+    """The serving metrics in Prometheus' text format (see `tailor.security.may_scrape`)."""
+    client = request.client.host if request.client else None
+    if not may_scrape(request.headers, client, state.metrics_token):
+        raise ServeError(404, "not_found", "/metrics not found")
     return Response(generate_latest(state.metrics.registry), media_type=CONTENT_TYPE_LATEST)
