@@ -27,7 +27,8 @@ def test_prometheus_reads_the_api_metrics_with_the_secrets_token_and_no_one_else
         ),
         ("Secret", "tailor-app-secrets"): _secret("tailor-app-secrets", app_secret),
         ("Secret", "tailor-s3-credentials"): _secret(
-            "tailor-s3-credentials", {"TAILOR_S3_ACCESS_KEY_ID": "t", "TAILOR_S3_SECRET_ACCESS_KEY": "t"}
+            "tailor-s3-credentials",
+            {"TAILOR_S3_ACCESS_KEY_ID": "t", "TAILOR_S3_SECRET_ACCESS_KEY": "t"},
         ),
     }
     pod = kubelet.run(_named(production_manifests, "Deployment", API), objects)
