@@ -42,7 +42,10 @@ def readyz(request: Request, response: Response) -> Health:
 @router.get(
     "/metrics",
     response_class=Response,
-    responses={200: {"content": {"text/plain": {"schema": {"type": "string"}}}}},
+    responses={
+        200: {"content": {"text/plain": {"schema": {"type": "string"}}}},
+        404: {"description": "Not the metrics token's bearer, nor a caller on this machine."},
+    },
 )
 def metrics(request: Request, settings: SettingsDep) -> Response:
     """Prometheus metrics of this API process (see `tailor.security.may_scrape`)."""
