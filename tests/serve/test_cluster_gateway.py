@@ -228,6 +228,15 @@ def test_a_tgi_call_is_answered_by_the_endpoints_pod(cluster: Cluster, pod: Endp
     assert answer == direct.text_generation(prompt, max_new_tokens=8, temperature=None)
 
 
+def _as_gateway() -> dict[str, str]:
+    """What the gateway sends the pod: the team's endpoint token."""
+    return {"Authorization": f"Bearer {endpoint_token(KEY, TEAM)}"}
+
+
+def _pod_get(pod: EndpointPod, path: str) -> Any:
+    return httpx.get(f"{pod.url}{path}", headers=_as_gateway(), timeout=30).json()
+
+
 def test_the_tabby_agent_completes_through_the_gateway(
     cluster: Cluster, pod: EndpointPod, tmp_path: Path
 ) -> None:
@@ -235,18 +244,12 @@ def test_the_tabby_agent_completes_through_the_gateway(
     with tabby_agent(cluster.gateway.url, model, cluster.token, tmp_path) as agent:
         items = agent.complete(FIM_PREFIX, FIM_SUFFIX)
     body = {"language": "python", "segments": {"prefix": FIM_PREFIX, "suffix": FIM_SUFFIX}}
-    headers = {"Authorization": f"Bearer {endpoint_token(KEY, TEAM)}"}
     url = f"{pod.url}/tabby/completion/v1/completions"
-    direct = httpx.post(url, json=body, headers=headers, timeout=60).json()
+    direct = httpx.post(url, json=body, headers=_as_gateway(), timeout=60).json()
 
     assert items, "the agent offered no completion"
     assert items[0]["data"]["completionId"].startswith("cmpl-")
     assert items[0]["textEdit"]["newText"] == direct["choices"][0]["text"]
-
-
-def _pod_get(pod: EndpointPod, path: str) -> Any:
-    headers = {"Authorization": f"Bearer {endpoint_token(KEY, TEAM)}"}
-    return httpx.get(f"{pod.url}{path}", headers=headers, timeout=30).json()
 
 
 def test_tabby_health_and_settings_come_from_the_endpoints_pod(
@@ -286,8 +289,7 @@ def test_continues_ollama_start_and_model_list_come_through_the_gateway(
     cluster: Cluster, pod: EndpointPod
 ) -> None:
     show = post(cluster.gateway, "/api/show", {"name": "completion"}, token=cluster.token)
-    headers = {"Authorization": f"Bearer {endpoint_token(KEY, TEAM)}"}
-    direct = httpx.post(f"{pod.url}/api/show", json={"model": "completion"}, headers=headers)
+    direct = httpx.post(f"{pod.url}/api/show", json={"model": "completion"}, headers=_as_gateway())
     tags = get(cluster.gateway, "/api/tags", token=cluster.token).json()
 
     assert (show.status_code, show.json()) == (200, direct.json())
