@@ -102,6 +102,23 @@ def test_sigterm_stops_at_the_next_step_with_exit_status_4_and_no_adapter(
     assert checkpoints.latest_step(dataset, spec.checkpoint_prefix("job-term"))  # kept
 
 
+def _in_process(
+    spec: TrainSpec, store: FileStore, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> Path:
+    """The spec's file, with the env an executor gives the entrypoint, for `run_command` here."""
+    for name, value in _env(store, tmp_path).items():
+        monkeypatch.setenv(name, value)
+    get_settings.cache_clear()
+    path = tmp_path / "spec.json"
+    path.write_text(spec.model_dump_json())
+    return path
+
+
+def _printed(capsys: pytest.CaptureFixture[str]) -> list[dict[str, Any]]:
+    """The JSON-line events the entrypoint printed on stdout."""
+    return [e for e in map(parse, capsys.readouterr().out.splitlines()) if e]
+
+
 def test_a_bad_dataset_ends_with_an_error_event_and_exit_status_3(
     tiny_base: Path,
     store: FileStore,
@@ -109,16 +126,12 @@ def test_a_bad_dataset_ends_with_an_error_event_and_exit_status_3(
     monkeypatch: pytest.MonkeyPatch,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
-    for name, value in _env(store, tmp_path).items():
-        monkeypatch.setenv(name, value)
-    get_settings.cache_clear()
-    path = tmp_path / "spec.json"
-    path.write_text(make_spec(tiny_base, dataset_id="gone").model_dump_json())
+    path = _in_process(make_spec(tiny_base, dataset_id="gone"), store, tmp_path, monkeypatch)
 
     code = run_command(path, "job-bad")
 
     get_settings.cache_clear()
-    events = [e for e in map(parse, capsys.readouterr().out.splitlines()) if e]
+    events = _printed(capsys)
     assert code == EXIT_SPEC_ERROR == 3
     assert events[-1]["event"] == "error" and events[-1]["kind"] == "DatasetError"
     assert "dataset 'gone' of team 'acme' not found" in events[-1]["message"]
@@ -135,18 +148,14 @@ def test_a_crash_ends_with_an_error_event_naming_its_kind_not_its_text(
     def crash(*_args: Any, **_kwargs: Any) -> None:
         raise RuntimeError("upload to https://ci:hunter2@s3.example.com failed")
 
-    for name, value in _env(store, tmp_path).items():
-        monkeypatch.setenv(name, value)
     monkeypatch.setattr("tailor.stages.train.entrypoint.run_training", crash)
-    get_settings.cache_clear()
-    path = tmp_path / "spec.json"
-    path.write_text(make_spec(tiny_base).model_dump_json())
+    path = _in_process(make_spec(tiny_base), store, tmp_path, monkeypatch)
 
     with pytest.raises(RuntimeError):  # the traceback still reaches the pod's log
         run_command(path, "job-crash")
 
     get_settings.cache_clear()
-    last = [e for e in map(parse, capsys.readouterr().out.splitlines()) if e][-1]
+    last = _printed(capsys)[-1]
     assert (last["event"], last["kind"]) == ("error", "InternalError")
     assert "RuntimeError" in last["message"] and "hunter2" not in last["message"]
 
