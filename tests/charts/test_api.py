@@ -8,7 +8,7 @@ from sqlalchemy import Engine
 
 from tests.support.kubelet import Kubelet
 
-from .test_gateway import _named, _secret
+from .test_gateway import _named, production_secrets
 from .test_gateway import kubelet as kubelet
 
 API = "t-tailor-api"
@@ -19,18 +19,8 @@ METRICS_TOKEN = "m" * 32
 def test_prometheus_reads_the_api_metrics_with_the_secrets_token_and_no_one_else_does(
     production_manifests: list[dict[str, object]], kubelet: Kubelet, db_engine: Engine
 ) -> None:
-    app_secret = {"secret-key": "s" * 32, "operator-token": "o" * 32,
-                  "endpoint-token-key": "k" * 32, "metrics-token": METRICS_TOKEN}  # fmt: skip
-    objects = {
-        ("Secret", "tailor-database"): _secret(
-            "tailor-database", {"database-url": db_engine.url.render_as_string(False)}
-        ),
-        ("Secret", "tailor-app-secrets"): _secret("tailor-app-secrets", app_secret),
-        ("Secret", "tailor-s3-credentials"): _secret(
-            "tailor-s3-credentials",
-            {"TAILOR_S3_ACCESS_KEY_ID": "t", "TAILOR_S3_SECRET_ACCESS_KEY": "t"},
-        ),
-    }
+    database = db_engine.url.render_as_string(False)
+    objects = production_secrets(database, {"metrics-token": METRICS_TOKEN})
     pod = kubelet.run(_named(production_manifests, "Deployment", API), objects)
     pod.wait_ready()
     url = pod.url("http") + "/metrics"

@@ -93,6 +93,20 @@ def _secret(name: str, data: dict[str, str]) -> dict[str, Any]:
     return {"apiVersion": "v1", "kind": "Secret", "metadata": {"name": name}, "data": encoded}
 
 
+def production_secrets(
+    database_url: str, app_keys: dict[str, str] | None = None
+) -> dict[tuple[str, str], Any]:
+    """The Secrets a production install points at (existingSecret values); `app_keys` are
+    added to the app Secret's three required keys."""
+    app = {"secret-key": "s" * 32, "operator-token": "o" * 32, "endpoint-token-key": "k" * 32}
+    s3 = {"TAILOR_S3_ACCESS_KEY_ID": "t", "TAILOR_S3_SECRET_ACCESS_KEY": "t"}
+    return {
+        ("Secret", "tailor-database"): _secret("tailor-database", {"database-url": database_url}),
+        ("Secret", "tailor-app-secrets"): _secret("tailor-app-secrets", {**app, **(app_keys or {})}),
+        ("Secret", "tailor-s3-credentials"): _secret("tailor-s3-credentials", s3),
+    }
+
+
 @pytest.fixture
 def kubelet(tmp_path: Path) -> Iterator[Kubelet]:
     path = os.pathsep.join([str(Path(sys.executable).parent), os.environ.get("PATH", "")])
@@ -107,16 +121,7 @@ def kubelet(tmp_path: Path) -> Iterator[Kubelet]:
 def test_the_rendered_gateway_pod_starts_and_checks_tokens_in_the_database(
     production_manifests: list[dict[str, Any]], kubelet: Kubelet, db_engine: Engine
 ) -> None:
-    # The Secrets a production install points at (existingSecret values).
-    objects = {
-        ("Secret", "tailor-database"): _secret(
-            "tailor-database", {"database-url": db_engine.url.render_as_string(False)}
-        ),
-        ("Secret", "tailor-app-secrets"): _secret(
-            "tailor-app-secrets",
-            {"secret-key": "s" * 32, "operator-token": "o" * 32, "endpoint-token-key": "k" * 32},
-        ),
-    }
+    objects = production_secrets(db_engine.url.render_as_string(False))
     pod = kubelet.run(_named(production_manifests, "Deployment", GATEWAY), objects)
     pod.wait_ready()
 
