@@ -99,10 +99,11 @@ def production_secrets(
     """The Secrets a production install points at (existingSecret values); `app_keys` are
     added to the app Secret's three required keys."""
     app = {"secret-key": "s" * 32, "operator-token": "o" * 32, "endpoint-token-key": "k" * 32}
+    app.update(app_keys or {})
     s3 = {"TAILOR_S3_ACCESS_KEY_ID": "t", "TAILOR_S3_SECRET_ACCESS_KEY": "t"}
     return {
         ("Secret", "tailor-database"): _secret("tailor-database", {"database-url": database_url}),
-        ("Secret", "tailor-app-secrets"): _secret("tailor-app-secrets", {**app, **(app_keys or {})}),
+        ("Secret", "tailor-app-secrets"): _secret("tailor-app-secrets", app),
         ("Secret", "tailor-s3-credentials"): _secret("tailor-s3-credentials", s3),
     }
 
