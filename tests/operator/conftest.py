@@ -8,6 +8,7 @@ that are not there (the Job controller, Kueue, the kubelet) by patching workload
 from __future__ import annotations
 
 import asyncio
+import itertools
 import secrets
 import socket
 import sys
@@ -194,19 +195,33 @@ class Emulator(kmock.KubernetesEmulator):
     """kmock's emulator plus what kopf needs from an API server's object metadata.
 
     kmock stores bodies as sent: created objects get a `uid` here (owner references need
-    one) and a `resourceVersion` (kopf's JSON patches test it). kmock never bumps the
-    version, so kopf cannot tell a stale watch event from a fresh one: a handler may run
-    twice, and the operator's reports are at-least-once, as they are on a real cluster
-    after a restart or a conflict.
+    one), and every write gets a new `resourceVersion`, as etcd gives one. kopf needs it
+    to tell a stale watch event from a fresh one: with one version for every state, it
+    took each event echoing its own status patches for a change still to handle, and
+    handled one update again and again, for seconds on a busy machine.
+
+    kopf's JSON patches test the version they read. kopf lists, then watches, and kmock's
+    watch lists again, so an object that exists when kopf starts reaches it twice; the
+    second copy's test failing here left kopf waiting for an event that did not come.
+    The tests are dropped, so a stale copy's patch (a finaliser kopf just added) applies
+    again, as it did before versions moved.
     """
 
     async def _handle(self, request: Any) -> Any:
-        data = request.data
+        data, version = request.data, str(next(_VERSIONS))
         if request.action == kmock.action.CREATE and isinstance(data, dict):
             meta = data.setdefault("metadata", {})
             meta.setdefault("uid", str(uuid.uuid4()))
-            meta.setdefault("resourceVersion", "1")
+            meta["resourceVersion"] = version
+        elif request.action == kmock.action.UPDATE and isinstance(data, dict):
+            data.setdefault("metadata", {})["resourceVersion"] = version
+        elif request.action == kmock.action.UPDATE and isinstance(data, list):
+            data[:] = [op for op in data if op.get("op") != "test"]
+            data.append({"op": "add", "path": "/metadata/resourceVersion", "value": version})
         return await super()._handle(request)
+
+
+_VERSIONS = itertools.count(1)
 
 
 def _parse_path_with_namespaces(path: str) -> Any:
