@@ -72,6 +72,20 @@ def _upgrade_on(conn: Connection) -> None:
 ONLY_POSTGRESQL = pytest.mark.parametrize("db_engine", ["postgresql"], indirect=True)
 
 
+def redis_db(role: str = "app") -> int:
+    """A Redis database of this test process's own: "app" for the brokers tests read,
+    "operator" for the operator platform's, where a session's Celery worker does not look.
+
+    pytest-xdist's workers of one run take a pair each (1-2, 3-4, ...), so they never share
+    one; a plain run takes 5..14 by its pid, or 15 for the operator's, so it can run beside
+    a parallel one.
+    """
+    worker = os.environ.get("PYTEST_XDIST_WORKER")
+    if worker is None:
+        return 15 if role == "operator" else 5 + os.getpid() % 10
+    return 1 + 2 * int(worker.removeprefix("gw")) + (role == "operator")
+
+
 def eventually(check: Callable[[], bool], timeout_s: float = 10.0) -> bool:
     """Whether `check()` comes true before the timeout (for what another thread does)."""
     deadline = time.monotonic() + timeout_s

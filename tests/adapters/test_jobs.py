@@ -10,7 +10,6 @@ from __future__ import annotations
 import base64
 import io
 import json
-import os
 import shutil
 import tarfile
 from collections.abc import Iterator
@@ -36,13 +35,13 @@ from tailor.stages.package.spec import CONFIG_FILE, WEIGHTS_FILE
 from tailor.storage import FileStore
 from tailor.tenancy import Principal, TeamAccess, team_for
 from tests.adapters.conftest import in_catalog, logits
-from tests.conftest import Tenant, create_tenant, watch_paths
+from tests.conftest import Tenant, create_tenant, redis_db, watch_paths
 
 
 @pytest.fixture
 def broker() -> Iterator[redis.Redis]:
     """A private Redis database the jobs send their follow-up tasks to."""
-    client = redis.Redis(host="127.0.0.1", port=6379, db=1 + os.getpid() % 14)
+    client = redis.Redis(host="127.0.0.1", port=6379, db=redis_db())
     client.flushdb()
     yield client
     client.flushdb()

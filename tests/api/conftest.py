@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import base64
 import json
-import os
 import socket
 import threading
 import time
@@ -22,7 +21,14 @@ from api.main import create_app
 from tailor.config import Settings
 from tailor.queue import make_sender
 from tailor.storage import FileStore
-from tests.conftest import Tenant, create_tenant, create_token, create_user, register_base
+from tests.conftest import (
+    Tenant,
+    create_tenant,
+    create_token,
+    create_user,
+    redis_db,
+    register_base,
+)
 
 
 @pytest.fixture
@@ -78,7 +84,7 @@ def catalog(session: Session) -> tuple[str, ...]:
 @pytest.fixture
 def broker(app: FastAPI) -> Iterator[redis.Redis]:
     """The app sends tasks to a private Redis database; the test reads the queue there."""
-    db = 1 + os.getpid() % 14
+    db = redis_db()
     client = redis.Redis(host="127.0.0.1", port=6379, db=db)
     client.flushdb()
     url = f"redis://127.0.0.1:6379/{db}"

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import re
 import socket
 import threading
@@ -27,7 +26,7 @@ from tailor.db import migrate
 from tailor.db.models import Role, Team, User
 from tailor.db.session import make_engine, session_factory
 from tailor.storage import ObjectStore, get_store
-from tests.conftest import add_member, create_team, create_token, create_user
+from tests.conftest import add_member, create_team, create_token, create_user, redis_db
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = [
@@ -69,7 +68,7 @@ def console(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Console]:
     """The real app (embedded SQLite, file store) served by uvicorn in a thread."""
     root = tmp_path_factory.mktemp("console")
     # Tasks go to a private Redis database; the tests play the worker themselves.
-    broker = f"redis://127.0.0.1:6379/{1 + os.getpid() % 14}"
+    broker = f"redis://127.0.0.1:6379/{redis_db()}"
     # The inference gateway's port is chosen now: the IDE settings pages name its URL.
     settings = Settings(
         workspace=root / "ws",

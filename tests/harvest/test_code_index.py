@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -25,6 +24,7 @@ from tailor.stages.context.store import TeamIndexes, publish_index
 from tailor.stages.harvest.shards import dataset_prefix
 from tailor.storage import FileStore
 from tailor.tenancy import Principal, TeamAccess
+from tests.conftest import redis_db
 from tests.harvest.conftest import TOKEN, TeamRepos
 from tests.harvest.planted import SECRETS
 from tests.harvest.test_pipeline import TEAM, harvest
@@ -54,7 +54,7 @@ def test_no_redacted_secret_appears_in_the_index_or_a_snippet(
 @pytest.fixture
 def broker() -> Iterator[tuple[Celery, redis.Redis]]:
     """A sender to a private Redis database, and that database (to read what was queued)."""
-    db = 1 + os.getpid() % 14
+    db = redis_db()
     client = redis.Redis(host="127.0.0.1", port=6379, db=db)
     client.flushdb()
     url = f"redis://127.0.0.1:6379/{db}"

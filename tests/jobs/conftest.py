@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterator
 
 import pytest
@@ -11,12 +10,13 @@ from celery import Celery
 
 from tailor.config import Settings
 from tailor.queue import make_sender
+from tests.conftest import redis_db
 
 
 @pytest.fixture
 def broker() -> Iterator[tuple[Celery, redis.Redis]]:
     """A sender to a private Redis database, and that database (read it with queued_tasks)."""
-    db = 1 + os.getpid() % 14
+    db = redis_db()
     client = redis.Redis(host="127.0.0.1", port=6379, db=db)
     client.flushdb()
     url = f"redis://127.0.0.1:6379/{db}"

@@ -48,7 +48,13 @@ from api.main import create_app  # noqa: E402
 from tailor.config import Settings  # noqa: E402
 from tailor.queue import make_sender  # noqa: E402
 from tailor.storage import FileStore  # noqa: E402
-from tests.conftest import _postgres_engine, create_token, create_user, register_base  # noqa: E402
+from tests.conftest import (  # noqa: E402
+    _postgres_engine,
+    create_token,
+    create_user,
+    redis_db,
+    register_base,
+)
 
 TEAM = "search"
 NAMESPACE = f"tailor-team-{TEAM}"
@@ -311,7 +317,7 @@ async def running_operator(kube: Kube, operator_config: OperatorConfig) -> Async
 
 # --- the platform around the operator: API, database, store, broker ----------------------
 
-REDIS_DB = 15  # tests/api uses 1..14
+REDIS_DB = redis_db("operator")
 
 
 @dataclass

@@ -28,12 +28,12 @@ from tailor.stages.harvest.addresses import NetworkPolicy
 from tailor.stages.harvest.spec import HarvestSpec
 from tailor.stages.harvest.urls import UrlPolicy
 from tailor.tenancy import Principal, TeamAccess
-from tests.conftest import Tenant, create_tenant
+from tests.conftest import Tenant, create_tenant, redis_db
 
 TOKEN = "tok-worker-5b1c"
 # A database of its own per test process (as tests/api/conftest.py): runs side by side do not
 # take each other's tasks.
-BROKER = f"redis://127.0.0.1:6379/{1 + os.getpid() % 14}"
+BROKER = f"redis://127.0.0.1:6379/{redis_db()}"
 
 
 @pytest.fixture
