@@ -37,6 +37,10 @@ from tailor.security import CredentialCipher
 from tailor.services.tokens.service import issue_token
 from tailor.storage import FileStore, S3Store
 
+# pytest-xdist's workers start with COLUMNS=80, and a rich Console made while COLUMNS is set
+# keeps that width: without it, the CLI's consoles take the width a test's env gives.
+os.environ.pop("COLUMNS", None)
+
 POSTGRES_URL = os.environ.get(
     "TAILOR_TEST_POSTGRES", "postgresql+psycopg://postgres@127.0.0.1:5432/test"
 )
@@ -294,13 +298,20 @@ def register_base(
     family: str = "",
     revision: str | None = None,
 ) -> None:
-    """A base model in the platform's catalog (an admin's job), once; committed."""
+    """A base model in the platform's catalog (an admin's job); committed.
+
+    Once per name, except that a named `source` replaces the one an earlier test of a
+    shared database gave it, so a test that loads the files never depends on test order.
+    """
     from tailor.services.base_models.service import find
 
-    if find(session, name) is None:
+    entry = find(session, name)
+    if entry is None:
         source = str(source or f"tailor-test/{name}")
         session.add(BaseModelEntry(name=name, source=source, family=family, revision=revision))
-        session.commit()
+    elif source is not None:
+        entry.source = str(source)
+    session.commit()
 
 
 def evaluation_report(

@@ -84,7 +84,6 @@ def test_a_finetune_started_past_the_soft_limit_says_so(console: Console, page: 
     owner = make_person(console)
     seed_spend(console, owner)  # 8.00 USD spent, soft limit 5.00
     with console.sessions() as session:
-        # The catalog is the session's: name the real files, as later pipeline tests need them.
         register_base(session, SERVED_BASE, tiny_base_cached(CACHE_ROOT))
         create_ready_dataset(session, session.get_one(Team, owner.team.id))  # type: ignore[union-attr]
     sign_in(page, owner.token)
