@@ -7,7 +7,6 @@ from __future__ import annotations
 import json
 import os
 import subprocess
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -55,24 +54,15 @@ class LspClient:
                 assert "error" not in message, message
                 return message["result"]
 
-    def complete(self, prefix: str, suffix: str, wait_s: float = 30.0) -> list[dict[str, Any]]:
-        """The items the agent offers at the end of `prefix` in a Python file.
-
-        Asked again while the agent answers none, as an editor asks on the next keystroke:
-        with both cores busy (the suite on two workers), its first answer once held no
-        items. An agent that never offers one still fails the caller after `wait_s`.
-        """
+    def complete(self, prefix: str, suffix: str) -> list[dict[str, Any]]:
+        """The items the agent offers at the end of `prefix` in a Python file."""
         uri = "file:///work/calc.py"
         document = {"uri": uri, "languageId": "python", "version": 1, "text": prefix + suffix}
         self.send("textDocument/didOpen", {"textDocument": document}, request=False)
         position = {"line": prefix.count("\n"), "character": len(prefix.rsplit("\n", 1)[-1])}
         params = {"textDocument": {"uri": uri}, "position": position}
-        deadline = time.monotonic() + wait_s
-        while True:
-            items: list[dict[str, Any]] = self.call("textDocument/completion", params)["items"]
-            if items or time.monotonic() > deadline:
-                return items
-            time.sleep(0.5)
+        items: list[dict[str, Any]] = self.call("textDocument/completion", params)["items"]
+        return items
 
 
 @contextmanager
