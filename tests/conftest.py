@@ -80,9 +80,9 @@ def redis_db(role: str = "app") -> int:
     """A Redis database of this test process's own: "app" for the brokers tests read,
     "operator" for the operator platform's, where a session's Celery worker does not look.
 
-    pytest-xdist's workers of one run take a pair each (1-2, 3-4, ...), so they never share
-    one; a plain run takes 5..14 by its pid, or 15 for the operator's, so it can run beside
-    a parallel one.
+    pytest-xdist's workers of one run take a pair each (1-2, 3-4, ...; seven workers at
+    most), so they never share one; a plain run takes 5..14 by its pid, or 15 for the
+    operator's, so it can run beside the default two workers.
     """
     worker = os.environ.get("PYTEST_XDIST_WORKER")
     if worker is None:

@@ -209,8 +209,8 @@ class Emulator(kmock.KubernetesEmulator):
     kopf's JSON patches test the version they read. kopf lists, then watches, and kmock's
     watch lists again, so an object that exists when kopf starts reaches it twice; the
     second copy's test failing here left kopf waiting for an event that did not come.
-    The tests are dropped, so a stale copy's patch (a finaliser kopf just added) applies
-    again, as it did before versions moved.
+    Those `test` operations are dropped, so a stale copy's patch (a finaliser kopf just
+    added) applies again, as it did before versions moved.
     """
 
     async def _handle(self, request: Any) -> Any:
