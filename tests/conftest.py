@@ -14,6 +14,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import redis
+from celery import Celery
 from sqlalchemy import Connection, Engine, delete, func, select, text
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -33,6 +35,7 @@ from tailor.db.models import (
 from tailor.db.session import make_engine, session_factory
 from tailor.jobs import service as jobs
 from tailor.jobs.workers import identity_of
+from tailor.queue import make_sender
 from tailor.security import CredentialCipher
 from tailor.services.tokens.service import issue_token
 from tailor.storage import FileStore, S3Store
@@ -88,6 +91,17 @@ def redis_db(role: str = "app") -> int:
     if worker is None:
         return 15 if role == "operator" else 5 + os.getpid() % 10
     return 1 + 2 * int(worker.removeprefix("gw")) + (role == "operator")
+
+
+def celery_broker() -> Iterator[tuple[Celery, redis.Redis]]:
+    """A sender to this process's Redis database, and that database (read it with
+    queued_tasks), emptied before and after: a fixture's body, `yield from celery_broker()`."""
+    db = redis_db()
+    client = redis.Redis(host="127.0.0.1", port=6379, db=db)
+    client.flushdb()
+    url = f"redis://127.0.0.1:6379/{db}"
+    yield make_sender(Settings(broker_url=url, result_backend=url)), client
+    client.flushdb()
 
 
 def eventually(check: Callable[[], bool], timeout_s: float = 10.0) -> bool:

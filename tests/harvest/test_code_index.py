@@ -14,7 +14,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from tailor.config import Settings
 from tailor.db.models import Membership, Role, Team, User
-from tailor.queue import CONTEXT_TASK, make_sender
+from tailor.queue import CONTEXT_TASK
 from tailor.security import CredentialCipher
 from tailor.services.datasets.context import build_team_context
 from tailor.services.datasets.run import run_harvest_job
@@ -24,7 +24,7 @@ from tailor.stages.context.store import TeamIndexes, publish_index
 from tailor.stages.harvest.shards import dataset_prefix
 from tailor.storage import FileStore
 from tailor.tenancy import Principal, TeamAccess
-from tests.conftest import redis_db
+from tests.conftest import celery_broker
 from tests.harvest.conftest import TOKEN, TeamRepos
 from tests.harvest.planted import SECRETS
 from tests.harvest.test_pipeline import TEAM, harvest
@@ -54,12 +54,7 @@ def test_no_redacted_secret_appears_in_the_index_or_a_snippet(
 @pytest.fixture
 def broker() -> Iterator[tuple[Celery, redis.Redis]]:
     """A sender to a private Redis database, and that database (to read what was queued)."""
-    db = redis_db()
-    client = redis.Redis(host="127.0.0.1", port=6379, db=db)
-    client.flushdb()
-    url = f"redis://127.0.0.1:6379/{db}"
-    yield make_sender(Settings(broker_url=url, result_backend=url)), client
-    client.flushdb()
+    yield from celery_broker()
 
 
 def test_a_succeeded_harvest_queues_the_rebuild_of_its_teams_index(

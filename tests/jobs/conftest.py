@@ -8,17 +8,10 @@ import pytest
 import redis
 from celery import Celery
 
-from tailor.config import Settings
-from tailor.queue import make_sender
-from tests.conftest import redis_db
+from tests.conftest import celery_broker
 
 
 @pytest.fixture
 def broker() -> Iterator[tuple[Celery, redis.Redis]]:
     """A sender to a private Redis database, and that database (read it with queued_tasks)."""
-    db = redis_db()
-    client = redis.Redis(host="127.0.0.1", port=6379, db=db)
-    client.flushdb()
-    url = f"redis://127.0.0.1:6379/{db}"
-    yield make_sender(Settings(broker_url=url, result_backend=url)), client
-    client.flushdb()
+    yield from celery_broker()

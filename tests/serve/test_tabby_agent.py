@@ -31,19 +31,20 @@ def _direct(engine: TailorEngine, adapter: str) -> str:
 
 @pytest.fixture
 def speaking(adapters: AdapterFactory, engine: TailorEngine, registry: Registry) -> Iterator[str]:
-    """An acme model (its adapter key) whose completion at the FIM point is not blank.
+    """The completion at the FIM point, as the engine gives it, of an acme model (`tabby`)
+    whose completion there is not blank.
 
     tabby-agent offers no blank completion, as an editor shows none, and which random
     adapter of the tiny base (built on each machine) answers with text differs by CPU.
     """
     for seed in range(1, 31):
         key = adapters.create("acme", "tabby", str(seed), seed=seed)
-        if _direct(engine, key).strip():
+        if (direct := _direct(engine, key)).strip():
             break
     else:
         pytest.fail("none of 30 adapters completes the FIM point with text")
     registry.published[("acme", "tabby")] = key
-    yield key
+    yield direct
     del registry.published[("acme", "tabby")]
 
 
@@ -58,11 +59,11 @@ def agent(
 
 
 def test_the_tabby_agent_completes_over_lsp_with_the_teams_model(
-    agent: LspClient, engine: TailorEngine, speaking: str
+    agent: LspClient, speaking: str
 ) -> None:
     items = agent.complete(FIM_PREFIX, FIM_SUFFIX)
 
     assert items, "the agent offered no completion"
     assert items[0]["data"]["completionId"].startswith("cmpl-")
     assert "<fim_" not in items[0]["textEdit"]["newText"]
-    assert items[0]["textEdit"]["newText"] == _direct(engine, speaking)
+    assert items[0]["textEdit"]["newText"] == speaking
