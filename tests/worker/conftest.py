@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import socket
@@ -72,10 +73,21 @@ def start_worker(env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
 
 
 def stop(proc: subprocess.Popen[bytes], sig: int = signal.SIGTERM) -> None:
-    """Stop the worker's whole process group (pool processes included) and wait for it."""
+    """Stop the worker as it is stopped for real, wait for it, then end what it left.
+
+    SIGTERM goes to the main process only, as `tailor up` and Kubernetes send it: sent to
+    the whole group it also killed the pool process while it acknowledged its task, the pool
+    started another, and the warm shutdown then waited on that one (10 s here, past 60 s on
+    a loaded CI machine). SIGKILL goes to the whole group, as when a machine dies.
+    """
     if proc.poll() is None:
-        os.killpg(proc.pid, sig)
+        if sig == signal.SIGKILL:
+            os.killpg(proc.pid, sig)
+        else:
+            proc.send_signal(sig)
         proc.wait(timeout=60)
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(proc.pid, signal.SIGKILL)  # a pool process its parent left behind
 
 
 def owner_access(tenant: Tenant) -> TeamAccess:
