@@ -104,8 +104,12 @@ def celery_broker() -> Iterator[tuple[Celery, redis.Redis]]:
     client.flushdb()
 
 
-def eventually(check: Callable[[], bool], timeout_s: float = 10.0) -> bool:
-    """Whether `check()` comes true before the timeout (for what another thread does)."""
+def eventually(check: Callable[[], bool], timeout_s: float = 60.0) -> bool:
+    """Whether `check()` comes true before the timeout (for what another thread does).
+
+    The wait ends as soon as it does; the generous default is for a CI machine whose two
+    cores both run tests, where a thread can be kept off the CPU for seconds.
+    """
     deadline = time.monotonic() + timeout_s
     while not check():
         if time.monotonic() > deadline:

@@ -184,9 +184,12 @@ class Kube:
         assert status == 200, payload
 
     async def wait_for(
-        self, path: str, check: Callable[[dict[str, Any] | None], bool], timeout: float = 10.0
+        self, path: str, check: Callable[[dict[str, Any] | None], bool], timeout: float = 60.0
     ) -> dict[str, Any] | None:
-        """Poll an object until `check` accepts it (None: the object is absent)."""
+        """Poll an object until `check` accepts it (None: the object is absent).
+
+        It returns as soon as it does; the default is long for a CI machine busy on both cores.
+        """
         deadline = asyncio.get_running_loop().time() + timeout
         obj = await self.get(path)
         while not check(obj):

@@ -144,8 +144,8 @@ async def test_publish_promote_and_unpublish_drive_the_endpoint_on_the_cluster(
     # Unpublish: the resource and everything the operator made for it are gone.
     assert platform.client.delete(f"{base}/style", headers=auth).status_code == 204
     assert await worker_sync() == "deleted"
-    await kube.wait_for(resource, lambda obj: obj is None, timeout=30)
-    await kube.wait_for(deployment, lambda obj: obj is None, timeout=30)
+    await kube.wait_for(resource, lambda obj: obj is None)
+    await kube.wait_for(deployment, lambda obj: obj is None)
     assert await kube.get(service) is None
     assert (
         await asyncio.to_thread(

@@ -243,7 +243,7 @@ async def _ready(kube: Kube, slug: str) -> None:
     def ready(team: dict[str, Any] | None) -> bool:
         return bool(team and (team.get("status") or {}).get("phase") == "Ready")
 
-    await kube.wait_for(f"/apis/tailor.dev/v1alpha1/teams/{slug}", ready, timeout=30)
+    await kube.wait_for(f"/apis/tailor.dev/v1alpha1/teams/{slug}", ready)
 
 
 async def _running_work(kube: Kube, slug: str) -> None:
